@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "WNFlow",
+    products: [
+        .library(name: "GSLKit", targets: ["GSLKit"]),
+        .library(name: "WNFlow", targets: ["WNFlow"]),
+        .executable(name: "wnflow", targets: ["wnflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
+        .systemLibrary(name: "CGLPK", providers: [.apt(["libglpk-dev"])]),
+        .target(name: "GSLKit", dependencies: ["CGSL"]),
+        .target(name: "WNFlow", dependencies: ["GSLKit", "CGLPK"]),
+        .executableTarget(name: "wnflow", dependencies: [
+            "WNFlow", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "GSLKitTests", dependencies: ["GSLKit"]),
+        .testTarget(name: "WNFlowTests", dependencies: ["WNFlow", "GSLKit"]),
+        .testTarget(name: "CLITests", dependencies: ["wnflow"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

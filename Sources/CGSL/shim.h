@@ -1,0 +1,63 @@
+#ifndef WNFLOW_CGSL_SHIM_H
+#define WNFLOW_CGSL_SHIM_H
+/*
+ * The only place that touches GSL's mutable globals. Swift 6 strict
+ * concurrency rejects reading `gsl_odeiv2_step_rk4` and friends directly
+ * (they are global `var`s in Swift's eyes), so each is returned through a
+ * static inline accessor. The error handler is switched off once, so that
+ * GSL reports errors through return codes and never calls abort().
+ */
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_odeiv2.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_vector.h>
+#include <gsl/gsl_roots.h>
+#include <gsl/gsl_sf_log.h>
+#include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_math.h>
+
+/* Step types, in the order of the Swift `Stepper` enum. */
+static inline const gsl_odeiv2_step_type *cgsl_step_rk2(void)     { return gsl_odeiv2_step_rk2; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rk4(void)     { return gsl_odeiv2_step_rk4; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rkf45(void)   { return gsl_odeiv2_step_rkf45; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rkck(void)    { return gsl_odeiv2_step_rkck; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rk8pd(void)   { return gsl_odeiv2_step_rk8pd; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rk1imp(void)  { return gsl_odeiv2_step_rk1imp; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rk2imp(void)  { return gsl_odeiv2_step_rk2imp; }
+static inline const gsl_odeiv2_step_type *cgsl_step_rk4imp(void)  { return gsl_odeiv2_step_rk4imp; }
+static inline const gsl_odeiv2_step_type *cgsl_step_bsimp(void)   { return gsl_odeiv2_step_bsimp; }
+static inline const gsl_odeiv2_step_type *cgsl_step_msadams(void) { return gsl_odeiv2_step_msadams; }
+static inline const gsl_odeiv2_step_type *cgsl_step_msbdf(void)   { return gsl_odeiv2_step_msbdf; }
+
+/* RNG types. */
+static inline const gsl_rng_type *cgsl_rng_mt19937(void) { return gsl_rng_mt19937; }
+
+/* Root-finder types. */
+static inline const gsl_root_fsolver_type *cgsl_root_brent(void)     { return gsl_root_fsolver_brent; }
+static inline const gsl_root_fsolver_type *cgsl_root_bisection(void) { return gsl_root_fsolver_bisection; }
+
+/* Error handling: turned off once; idempotent and thread-safe in effect
+   (every call stores the same value). */
+static inline void cgsl_errors_off(void) { gsl_set_error_handler_off(); }
+
+/* GSL status codes the Swift layer names. */
+static inline int cgsl_success(void)  { return GSL_SUCCESS; }
+static inline int cgsl_ebadfunc(void) { return GSL_EBADFUNC; }
+static inline int cgsl_failure(void)  { return GSL_FAILURE; }
+static inline int cgsl_continue(void) { return GSL_CONTINUE; }
+
+/* Evolve statistics (the struct is public, but keep field access here). */
+static inline unsigned long cgsl_evolve_failed(const gsl_odeiv2_driver *d) { return d->e->failed_steps; }
+static inline void cgsl_evolve_reset_counts(gsl_odeiv2_driver *d) { d->e->count = 0; d->e->failed_steps = 0; }
+static inline double cgsl_evolve_last_step(const gsl_odeiv2_driver *d) { return d->e->last_step; }
+/* Apply one adaptive step with the driver's own step, control and evolve objects. */
+static inline int cgsl_driver_evolve_apply(gsl_odeiv2_driver *d, double *t, double t1, double *h, double y[]) {
+    return gsl_odeiv2_evolve_apply(d->e, d->c, d->s, d->sys, t, t1, h, y);
+}
+static inline int cgsl_driver_set_hmax(gsl_odeiv2_driver *d, double hmax) { return gsl_odeiv2_driver_set_hmax(d, hmax); }
+#endif

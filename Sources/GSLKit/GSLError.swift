@@ -1,0 +1,33 @@
+import CGSL
+
+/// An error reported by GSL through its status code (GSL's abort-on-error
+/// handler is switched off before any GSL call is made through GSLKit).
+public struct GSLError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// GSL's status code (`GSL_EBADFUNC`, `GSL_ENOPROG`, ...).
+    public let code: Int32
+    /// What was being done when GSL reported the error.
+    public let context: String
+
+    public init(code: Int32, context: String) {
+        self.code = code
+        self.context = context
+    }
+
+    /// GSL's own text for the status code.
+    public var reason: String { String(cString: gsl_strerror(code)) }
+
+    public var description: String { "\(context): GSL error \(code) (\(reason))" }
+}
+
+/// Turns GSL's abort-on-error handler off. Every GSLKit entry point calls
+/// this first; it stores the same value each time, so racing calls agree.
+@inline(__always)
+func ensureGSLErrorsOff() {
+    cgsl_errors_off()
+}
+
+/// Throws a `GSLError` for any status other than `GSL_SUCCESS`.
+@inline(__always)
+func check(_ status: Int32, _ context: @autoclosure () -> String) throws {
+    if status != 0 { throw GSLError(code: status, context: context()) }
+}

@@ -1,0 +1,119 @@
+import CGSL
+
+/// Dense linear solves on GSL's `linalg` module.
+public enum LinearSolve {
+    /// Solves `A x = b` for square `A` by LU with partial pivoting.
+    /// - Throws: `GSLError` when `A` is singular.
+    public static func lu(_ a: Matrix, _ b: [Double]) throws -> [Double] {
+        ensureGSLErrorsOff()
+        let n = a.rows
+        precondition(a.cols == n && b.count == n)
+        if n == 0 { return [] }
+        let f = try LUFactorization(a)
+        return try f.solve(b)
+    }
+
+    /// Solves `A x = b` for symmetric positive definite `A` by Cholesky.
+    /// - Throws: `GSLError` (`GSL_EDOM`) when `A` is not positive definite.
+    public static func cholesky(_ a: Matrix, _ b: [Double]) throws -> [Double] {
+        let f = try CholeskyFactorization(a)
+        return try f.solve(b)
+    }
+}
+
+/// An owned LU factorization `P A = L U` (GSL `gsl_linalg_LU_decomp`),
+/// reusable for many right-hand sides.
+public final class LUFactorization {
+    private let m: UnsafeMutablePointer<gsl_matrix>
+    private let perm: UnsafeMutablePointer<gsl_permutation>
+    public let dimension: Int
+
+    public init(_ a: Matrix) throws {
+        ensureGSLErrorsOff()
+        precondition(a.rows == a.cols)
+        dimension = a.rows
+        guard let gm = gsl_matrix_alloc(max(dimension, 1), max(dimension, 1)),
+              let p = gsl_permutation_alloc(max(dimension, 1)) else {
+            throw GSLError(code: cgsl_failure(), context: "LU allocation")
+        }
+        m = gm
+        perm = p
+        try refactor(a)
+    }
+
+    /// Factors a new matrix of the same size into the same workspace.
+    public func refactor(_ a: Matrix) throws {
+        precondition(a.rows == dimension && a.cols == dimension)
+        a.storage.withUnsafeBufferPointer { src in
+            for i in 0..<dimension { for j in 0..<dimension { gsl_matrix_set(m, i, j, src[i * dimension + j]) } }
+        }
+        var signum: Int32 = 0
+        try check(gsl_linalg_LU_decomp(m, perm, &signum), "gsl_linalg_LU_decomp")
+        for i in 0..<dimension where gsl_matrix_get(m, i, i) == 0 {
+            throw GSLError(code: Int32(GSL_ESING), context: "LU: matrix is singular")
+        }
+    }
+
+    /// Solves `A x = b`.
+    public func solve(_ b: [Double]) throws -> [Double] {
+        precondition(b.count == dimension)
+        var x = b
+        try x.withUnsafeMutableBufferPointer { xb in
+            var view = gsl_vector_view_array(xb.baseAddress!, dimension)
+            try check(gsl_linalg_LU_svx(m, perm, &view.vector), "gsl_linalg_LU_svx")
+        }
+        return x
+    }
+
+    deinit {
+        gsl_matrix_free(m)
+        gsl_permutation_free(perm)
+    }
+}
+
+/// An owned Cholesky factorization `A = L Lᵀ` (GSL `gsl_linalg_cholesky_decomp1`).
+public final class CholeskyFactorization {
+    private let m: UnsafeMutablePointer<gsl_matrix>
+    public let dimension: Int
+
+    public init(_ a: Matrix) throws {
+        ensureGSLErrorsOff()
+        precondition(a.rows == a.cols)
+        dimension = a.rows
+        guard let gm = gsl_matrix_alloc(max(dimension, 1), max(dimension, 1)) else {
+            throw GSLError(code: cgsl_failure(), context: "Cholesky allocation")
+        }
+        m = gm
+        a.storage.withUnsafeBufferPointer { src in
+            for i in 0..<dimension { for j in 0..<dimension { gsl_matrix_set(gm, i, j, src[i * dimension + j]) } }
+        }
+        if dimension > 0 {
+            let status = gsl_linalg_cholesky_decomp1(gm)
+            if status != 0 {
+                gsl_matrix_free(gm)
+                throw GSLError(code: status, context: "Cholesky: matrix is not positive definite")
+            }
+        }
+    }
+
+    /// Solves `A x = b`.
+    public func solve(_ b: [Double]) throws -> [Double] {
+        precondition(b.count == dimension)
+        if dimension == 0 { return [] }
+        var x = b
+        try x.withUnsafeMutableBufferPointer { xb in
+            var view = gsl_vector_view_array(xb.baseAddress!, dimension)
+            try check(gsl_linalg_cholesky_svx(m, &view.vector), "gsl_linalg_cholesky_svx")
+        }
+        return x
+    }
+
+    /// Solves in place on raw storage (allocation-free hot path).
+    public func solveInPlace(_ x: UnsafeMutablePointer<Double>) throws {
+        if dimension == 0 { return }
+        var view = gsl_vector_view_array(x, dimension)
+        try check(gsl_linalg_cholesky_svx(m, &view.vector), "gsl_linalg_cholesky_svx")
+    }
+
+    deinit { gsl_matrix_free(m) }
+}

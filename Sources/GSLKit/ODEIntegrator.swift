@@ -1,0 +1,211 @@
+import CGSL
+
+/// The context GSL's C callbacks receive: the system, the counters and the
+/// first error thrown by a callback.
+final class ODECallbackContext {
+    let system: any ODESystem
+    let n: Int
+    var rhsEvaluations = 0
+    var jacobianEvaluations = 0
+    var error: (any Error)?
+
+    init(system: any ODESystem) {
+        self.system = system
+        self.n = system.dimension
+    }
+}
+
+private func rhsTrampoline(_ t: Double, _ y: UnsafePointer<Double>?, _ dydt: UnsafeMutablePointer<Double>?,
+                           _ params: UnsafeMutableRawPointer?) -> Int32 {
+    guard let params, let y, let dydt else { return cgsl_ebadfunc() }
+    let ctx = Unmanaged<ODECallbackContext>.fromOpaque(params).takeUnretainedValue()
+    ctx.rhsEvaluations += 1
+    do {
+        try ctx.system.rhs(t: t, y: UnsafeBufferPointer(start: y, count: ctx.n),
+                           dydt: UnsafeMutableBufferPointer(start: dydt, count: ctx.n))
+    } catch {
+        if ctx.error == nil { ctx.error = error }
+        return cgsl_ebadfunc()
+    }
+    return cgsl_success()
+}
+
+private func jacobianTrampoline(_ t: Double, _ y: UnsafePointer<Double>?, _ dfdy: UnsafeMutablePointer<Double>?,
+                                _ dfdt: UnsafeMutablePointer<Double>?, _ params: UnsafeMutableRawPointer?) -> Int32 {
+    guard let params, let y, let dfdy, let dfdt else { return cgsl_ebadfunc() }
+    let ctx = Unmanaged<ODECallbackContext>.fromOpaque(params).takeUnretainedValue()
+    ctx.jacobianEvaluations += 1
+    do {
+        try ctx.system.jacobian(t: t, y: UnsafeBufferPointer(start: y, count: ctx.n),
+                                dfdy: UnsafeMutableBufferPointer(start: dfdy, count: ctx.n * ctx.n),
+                                dfdt: UnsafeMutableBufferPointer(start: dfdt, count: ctx.n))
+    } catch {
+        if ctx.error == nil { ctx.error = error }
+        return cgsl_ebadfunc()
+    }
+    return cgsl_success()
+}
+
+/// An adaptive integrator on GSL's `gsl_odeiv2_evolve_apply` with the
+/// standard error control (`control_standard`).
+///
+/// Resources are allocated through `gsl_odeiv2_driver_alloc_standard_new`
+/// and the evolve loop uses the driver's own step, control and evolve
+/// objects, so the multistep methods (`msadams`, `msbdf`), which read their
+/// driver, work like every other stepper. One integrator is one GSL
+/// workspace: use one per task when running in parallel.
+public final class ODEIntegrator: ODESolver {
+    public let system: any ODESystem
+    public let options: ODEOptions
+    private let context: ODECallbackContext
+    private let gslSystem: UnsafeMutablePointer<gsl_odeiv2_system>
+    private let driver: UnsafeMutablePointer<gsl_odeiv2_driver>
+
+    /// Allocates the GSL workspace for `system`.
+    /// - Throws: `ODEError.invalidOptions`, `ODEError.jacobianUnavailable`
+    ///   when an implicit stepper meets a system without Jacobian, or
+    ///   `ODEError.gsl` if GSL cannot allocate.
+    public init(system: any ODESystem, options: ODEOptions) throws {
+        ensureGSLErrorsOff()
+        try options.validate()
+        guard system.dimension > 0 else { throw ODEError.invalidOptions("the system has dimension 0") }
+        if options.stepper.needsJacobian && !system.hasJacobian { throw ODEError.jacobianUnavailable }
+        self.system = system
+        self.options = options
+        self.context = ODECallbackContext(system: system)
+        gslSystem = .allocate(capacity: 1)
+        gslSystem.initialize(to: gsl_odeiv2_system(
+            function: rhsTrampoline,
+            jacobian: system.hasJacobian ? jacobianTrampoline : nil,
+            dimension: system.dimension,
+            params: Unmanaged.passUnretained(context).toOpaque()))
+        guard let d = gsl_odeiv2_driver_alloc_standard_new(
+            gslSystem, options.stepper.gslType, options.initialStep ?? 1e-6,
+            options.atol, options.rtol, options.scaleY, options.scaleDyDt) else {
+            gslSystem.deinitialize(count: 1)
+            gslSystem.deallocate()
+            throw ODEError.gsl(GSLError(code: cgsl_failure(), context: "gsl_odeiv2_driver_alloc_standard_new(\(options.stepper))"))
+        }
+        driver = d
+    }
+
+    deinit {
+        gsl_odeiv2_driver_free(driver)
+        gslSystem.deinitialize(count: 1)
+        gslSystem.deallocate()
+    }
+
+    public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
+                          observers: [any StepObserver]) -> ODERun {
+        let n = system.dimension
+        var stats = ODEStatistics()
+        guard y0.count == n else {
+            return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
+                          failure: ODEError.dimensionMismatch(expected: n, got: y0.count))
+        }
+        guard t0.isFinite, t1.isFinite, t1 > t0 else {
+            return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
+                          failure: ODEError.invalidOptions("need finite t0 < t1, got t0 = \(t0), t1 = \(t1)"))
+        }
+        context.rhsEvaluations = 0
+        context.jacobianEvaluations = 0
+        context.error = nil
+        gsl_odeiv2_driver_reset(driver)
+
+        var y = y0
+        var t = t0
+        let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
+        var saveIndex = 0
+        func finish(_ termination: ODETermination, _ failure: (any Error)? = nil) -> ODERun {
+            stats.rhsEvaluations = context.rhsEvaluations
+            stats.jacobianEvaluations = context.jacobianEvaluations
+            stats.rejectedSteps = Int(cgsl_evolve_failed(driver))
+            return ODERun(t: t, y: y, stats: stats, termination: termination, failure: failure)
+        }
+
+        // Initial state.
+        let initialStop = y.withUnsafeBufferPointer { buf in
+            notify(observers, AcceptedStep(t: t, y: buf, h: 0, saveIndex: nil, stepNumber: 0))
+        }
+        if initialStop { return finish(.stoppedByObserver) }
+
+        var h: Double
+        if let h0 = options.initialStep {
+            h = h0
+        } else {
+            do {
+                h = try estimateInitialStep(system: system, t0: t0, y0: y0, t1: t1,
+                                            rtol: options.rtol, atol: options.atol)
+                context.rhsEvaluations += 1
+            } catch {
+                return finish(.failed, error)
+            }
+        }
+        let hmax = options.maxStepSize ?? .infinity
+        while true {
+            if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
+            let target = saveIndex < saves.count ? saves[saveIndex] : t1
+            h = min(h, hmax)
+            let tBefore = t
+            let status = y.withUnsafeMutableBufferPointer { buf in
+                cgsl_driver_evolve_apply(driver, &t, target, &h, buf.baseAddress!)
+            }
+            if let error = context.error { return finish(.failed, error) }
+            if status != cgsl_success() {
+                if status == cgsl_failure() {
+                    return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
+                }
+                return finish(.failed, ODEError.gsl(GSLError(code: status, context: "gsl_odeiv2_evolve_apply(\(options.stepper)) at t = \(t)")))
+            }
+            if t == tBefore { continue }  // GSL may return without a step after shrinking h
+            stats.acceptedSteps += 1
+            var finite = true
+            for v in y where !v.isFinite { finite = false; break }
+            if !finite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+            let hit = (t == target && saveIndex < saves.count) ? saveIndex : nil
+            let stop = y.withUnsafeBufferPointer { buf in
+                notify(observers, AcceptedStep(t: t, y: buf, h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
+            }
+            if hit != nil {
+                saveIndex += 1
+                while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
+            }
+            if stop { return finish(.stoppedByObserver) }
+            if t >= t1 { return finish(.reachedEnd) }
+        }
+    }
+}
+
+/// Calls every observer; true when any asks to stop.
+@inline(__always)
+func notify(_ observers: [any StepObserver], _ step: AcceptedStep) -> Bool {
+    var stop = false
+    for o in observers where o.observe(step) == .stop { stop = true }
+    return stop
+}
+
+/// A first step from the scaled sizes of `y₀` and `f(t₀, y₀)` (Hairer,
+/// Nørsett & Wanner's starting-step heuristic, first stage only):
+/// `h₀ = 0.01 · ‖y₀‖/‖f₀‖` in the error-weighted norm, clipped to
+/// `[1e-12·|t₁−t₀|, |t₁−t₀|]`. Costs one evaluation of `f`.
+public func estimateInitialStep(system: any ODESystem, t0: Double, y0: [Double], t1: Double,
+                                rtol: Double, atol: Double) throws -> Double {
+    let n = y0.count
+    var f = [Double](repeating: 0, count: n)
+    try y0.withUnsafeBufferPointer { yb in
+        try f.withUnsafeMutableBufferPointer { fb in try system.rhs(t: t0, y: yb, dydt: fb) }
+    }
+    var d0 = 0.0, d1 = 0.0
+    for i in 0..<n {
+        let sc = atol + rtol * abs(y0[i])
+        let a = y0[i] / sc, b = f[i] / sc
+        d0 += a * a
+        d1 += b * b
+    }
+    d0 = (d0 / Double(n)).squareRoot()
+    d1 = (d1 / Double(n)).squareRoot()
+    let span = abs(t1 - t0)
+    var h = (d0 < 1e-5 || d1 < 1e-5 || !d1.isFinite) ? 1e-6 : 0.01 * d0 / d1
+    h = min(max(h, 1e-12 * span), span)
+    return h
+}

@@ -1,0 +1,100 @@
+/// One accepted step of an integration, as observers see it. The buffer is
+/// only valid during the call: copy what you keep.
+public struct AcceptedStep {
+    /// Time reached.
+    public let t: Double
+    /// State at `t`.
+    public let y: UnsafeBufferPointer<Double>
+    /// Size of the step that reached `t` (0 for the initial state).
+    public let h: Double
+    /// Index into the save times when `t` is one of them, hit exactly.
+    public let saveIndex: Int?
+    /// Number of accepted steps so far (0 for the initial state).
+    public let stepNumber: Int
+
+    public init(t: Double, y: UnsafeBufferPointer<Double>, h: Double, saveIndex: Int?, stepNumber: Int) {
+        self.t = t
+        self.y = y
+        self.h = h
+        self.saveIndex = saveIndex
+        self.stepNumber = stepNumber
+    }
+
+    /// Whether this is the initial state rather than a step.
+    public var isInitial: Bool { stepNumber == 0 }
+}
+
+/// What an observer asks of the integrator after seeing a step.
+public enum StepDecision: Sendable, Equatable {
+    case proceed
+    case stop
+}
+
+/// Sees the initial state and every accepted step, and may stop the run
+/// (the callback system of OrdinaryDiffEq.jl, diffrax's events).
+public protocol StepObserver: AnyObject {
+    func observe(_ step: AcceptedStep) -> StepDecision
+}
+
+/// Wraps a closure as an observer.
+public final class ClosureObserver: StepObserver {
+    private let body: (AcceptedStep) -> StepDecision
+    public init(_ body: @escaping (AcceptedStep) -> StepDecision) { self.body = body }
+    public func observe(_ step: AcceptedStep) -> StepDecision { body(step) }
+}
+
+/// Why an integration ended.
+public enum ODETermination: String, Sendable, Equatable {
+    /// `t_end` was reached.
+    case reachedEnd
+    /// An observer asked to stop.
+    case stoppedByObserver
+    /// The step budget ran out.
+    case maxSteps
+    /// An error stopped the run; see `ODERun.failure`.
+    case failed
+}
+
+/// What an integration reached: always returned, also when it stopped early.
+public struct ODERun {
+    /// The last time reached.
+    public var t: Double
+    /// The state at `t` (the last accepted one when the run failed).
+    public var y: [Double]
+    /// Work counts.
+    public var stats: ODEStatistics
+    /// Why the run ended.
+    public var termination: ODETermination
+    /// The error that stopped the run, when `termination == .failed`.
+    public var failure: (any Error)?
+
+    public init(t: Double, y: [Double], stats: ODEStatistics, termination: ODETermination, failure: (any Error)? = nil) {
+        self.t = t
+        self.y = y
+        self.stats = stats
+        self.termination = termination
+        self.failure = failure
+    }
+
+    /// Returns `self`, or throws the failure.
+    public func get() throws -> ODERun {
+        if let failure { throw failure }
+        return self
+    }
+}
+
+/// Anything that integrates an `ODESystem` and reports to observers: the GSL
+/// integrator, and the structured implicit solvers built on it.
+public protocol ODESolver: AnyObject {
+    /// Integrates from `(t0, y0)` toward `t1`, hitting every time of
+    /// `saveTimes` (sorted, inside `(t0, t1]`) exactly, and calling the
+    /// observers on the initial state and on every accepted step.
+    func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
+                   observers: [any StepObserver]) -> ODERun
+}
+
+extension ODESolver {
+    public func integrate(from t0: Double, y0: [Double], to t1: Double) -> ODERun {
+        integrate(from: t0, y0: y0, to: t1, saveTimes: [], observers: [])
+    }
+}
