@@ -1,0 +1,275 @@
+import Foundation
+import GSLKit
+
+/// One check's verdict on a trajectory (INTERFACE.md, `monitor`).
+public struct CheckReport: Sendable, Equatable {
+    /// The check's name, e.g. `lemma-3.8-invariant`.
+    public var name: String
+    /// The worst violation measured (in the unit `quantity` names).
+    public var maxViolation: Double
+    /// The tolerance it is held to.
+    public var tolerance: Double
+    /// Whether `maxViolation ≤ tolerance` (always true for measurements).
+    public var passed: Bool
+    /// Time of the worst violation.
+    public var tWorst: Double
+    /// What was measured, in words and unit.
+    public var quantity: String
+    /// A measurement (e.g. a fitted rate) rather than a pass/fail check.
+    public var isMeasurement: Bool = false
+    /// The measured value for measurements (e.g. κ).
+    public var value: Double?
+
+    public init(name: String, maxViolation: Double, tolerance: Double, passed: Bool, tWorst: Double,
+                quantity: String, isMeasurement: Bool = false, value: Double? = nil) {
+        self.name = name
+        self.maxViolation = maxViolation
+        self.tolerance = tolerance
+        self.passed = passed
+        self.tWorst = tWorst
+        self.quantity = quantity
+        self.isMeasurement = isMeasurement
+        self.value = value
+    }
+}
+
+/// How a run ended (INTERFACE.md, `status`).
+public enum RunStatus: String, Sendable {
+    /// A stop criterion (loss or speed) held.
+    case converged
+    /// `t_end` was reached first.
+    case tEnd = "t_end"
+    /// The step budget ran out.
+    case maxSteps = "max_steps"
+    /// The integration failed; partial results are kept.
+    case failed
+}
+
+/// One recorded row of `trajectory.csv`.
+public struct TrajectoryRow: Sendable {
+    public var t: Double
+    public var loss: Double
+    public var g: Double?
+    public var vNorm: Double?
+    public var x: [Double]
+}
+
+/// Everything a run produced (INTERFACE.md, `result.json`).
+public struct SimulationResult: Sendable {
+    public var status: RunStatus
+    public var t: Double
+    public var loss: Double
+    public var x: [Double]
+    public var z: [Double]
+    public var g: Double?
+    public var v: [Double]?
+    /// `log ρ(t)` at the end (constant-rate WN, Lemma 3.9).
+    public var logRho: Double?
+    public var stats: ODEStatistics
+    /// Wall time of the integration alone.
+    public var wallSeconds: Double
+    /// The method actually used (`auto` resolved).
+    public var method: String
+    public var monitor: [CheckReport] = []
+    public var trajectory: [TrajectoryRow] = []
+    /// Why the run failed, with a suggested fix.
+    public var message: String?
+    public var warnings: [String] = []
+    /// The final state (`x` for GF, `[g, v]` for WN).
+    public var state: [Double]
+}
+
+/// Builds the flow a config asks for.
+public func makeFlow(problem: Problem, model: ModelSpec) -> any Flow {
+    switch model.flow {
+    case .gf, .gd: return GradientFlow(problem: problem)
+    case .wn, .wnGD: return WeightNormFlow(problem: problem, rate: .constant(model.etaG), etaV: model.etaV)
+    case .wnTimeDependent: return WeightNormFlow(problem: problem, rate: .timeDependent, etaV: model.etaV)
+    }
+}
+
+/// `log ρ = log(g₀/g) + c(g² − g₀²)`, `c = η_v/(2η_g‖v₀‖²)` (Lemma 3.9,
+/// (2.4)), evaluated in log form: ρ itself overflows.
+public func logMagnification(g0: Double, g: Double, etaG: Double, etaV: Double, vNorm0: Double) -> Double {
+    let c = etaV / (2 * etaG * vNorm0 * vNorm0)
+    return log(abs(g0) / abs(g)) + c * (g * g - g0 * g0)
+}
+
+/// Runs one simulation: the config's flow, integrator, stop criteria and
+/// recording, plus any extra observers (the monitor).
+public final class Simulation {
+    public let config: SimulationConfig
+    public let flow: any Flow
+    public let initialState: [Double]
+
+    public init(config: SimulationConfig) {
+        self.config = config
+        flow = makeFlow(problem: config.problem, model: config.model)
+        if config.model.flow.isWeightNormalized {
+            initialState = WeightNormFlow.initialState(x0: config.x0, vNorm: config.vNorm, g0: config.g0, v0: config.v0)
+        } else {
+            initialState = config.x0
+        }
+    }
+
+    /// The method `auto` resolves to for this problem: GSL's BDF (`msbdf`)
+    /// with the analytic Jacobian for moderate sizes, and the structured
+    /// Rosenbrock solver once dense N×N factorizations dominate.
+    public var resolvedMethod: Method {
+        switch config.integrator.method {
+        case .auto:
+            return .gsl(.msbdf)
+        default:
+            return config.integrator.method
+        }
+    }
+
+    /// Dimension above which `auto` switches to the structured solver.
+    public nonisolated(unsafe) static var structuredThreshold = 600
+
+    /// The save times of the recorder.
+    public var saveTimes: [Double] {
+        let tEnd = config.integrator.tEnd
+        switch config.record.times {
+        case let .list(ts): return ts.filter { $0 > 0 && $0 <= tEnd }
+        case .log:
+            let n = config.record.points
+            if n <= 0 { return [] }
+            let lo = min(config.record.tMin ?? 1e-3, tEnd)
+            if n == 1 { return [tEnd] }
+            let r = log(tEnd / lo)
+            var ts = (0..<n).map { lo * exp(r * Double($0) / Double(n - 1)) }
+            ts[n - 1] = tEnd
+            return ts
+        }
+    }
+
+    /// Makes the solver for the resolved method.
+    public func makeSolver() throws -> any ODESolver {
+        let it = config.integrator
+        if config.model.flow.isDiscrete {
+            return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps)
+        }
+        switch resolvedMethod {
+        case let .gsl(stepper):
+            return try ODEIntegrator(system: flow, options: ODEOptions(
+                stepper: stepper, rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
+        case .auto:
+            fatalError("unreachable: auto is resolved above")
+        }
+    }
+
+    /// Integrates and returns the result (always; failures are in `status`).
+    public func run(observers extra: [any StepObserver] = [], recordTrajectory: Bool = true) -> SimulationResult {
+        let recorder = TrajectoryRecorder(flow: flow, enabled: recordTrajectory)
+        let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow)
+        var run: ODERun
+        var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
+        let start = DispatchTime.now().uptimeNanoseconds
+        do {
+            let solver = try makeSolver()
+            run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
+                                   observers: [stop] + extra + [recorder])
+        } catch {
+            run = ODERun(t: 0, y: initialState, stats: ODEStatistics(), termination: .failed, failure: error)
+            method = config.integrator.method.description
+        }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        recorder.finish(t: run.t, state: run.y)
+
+        let x = flow.weights(of: run.y)
+        var status: RunStatus
+        var message: String?
+        switch run.termination {
+        case .stoppedByObserver: status = stop.converged ? .converged : .tEnd
+        case .reachedEnd: status = stop.converged ? .converged : .tEnd
+        case .maxSteps:
+            status = .maxSteps
+            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps or use an implicit method (msbdf)"
+        case .failed:
+            status = .failed
+            message = run.failure.map { "\($0)" } ?? "integration failed"
+        }
+        var result = SimulationResult(
+            status: status, t: run.t, loss: config.problem.loss(x), x: x, z: config.problem.endToEnd(x),
+            g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
+            trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
+        if config.model.flow.isWeightNormalized {
+            result.g = run.y[0]
+            result.v = Array(run.y.dropFirst())
+            if case let .constant(eg) = (flow as? WeightNormFlow)?.rate ?? .timeDependent {
+                let v0 = Array(initialState.dropFirst())
+                result.logRho = logMagnification(g0: initialState[0], g: run.y[0], etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+            }
+        }
+        return result
+    }
+}
+
+/// Stops the run when the loss falls below its threshold (or the speed
+/// ‖state'‖ below `speedBelow`), and remembers that it did.
+public final class StopCriteria: StepObserver {
+    let flow: any Flow
+    let lossBelow: Double
+    let speedBelow: Double?
+    public private(set) var converged = false
+    private var x: [Double]
+    private var f: [Double]
+    private let workspace: LossWorkspace
+
+    public init(flow: any Flow, lossBelow: Double, speedBelow: Double?) {
+        self.flow = flow
+        self.lossBelow = lossBelow
+        self.speedBelow = speedBelow
+        x = [Double](repeating: 0, count: flow.problem.weightCount)
+        f = [Double](repeating: 0, count: flow.dimension)
+        workspace = LossWorkspace(problem: flow.problem)
+    }
+
+    public func observe(_ step: AcceptedStep) -> StepDecision {
+        let loss = x.withUnsafeMutableBufferPointer { xb -> Double in
+            flow.weights(of: step.y, into: xb.baseAddress!)
+            return workspace.loss(at: xb.baseAddress!)
+        }
+        if loss <= lossBelow { converged = true; return .stop }
+        if let speedBelow, step.stepNumber > 0 {
+            let ok = (try? f.withUnsafeMutableBufferPointer { try flow.rhs(t: step.t, y: step.y, dydt: $0) }) != nil
+            if ok && norm2(f) <= speedBelow { converged = true; return .stop }
+        }
+        return .proceed
+    }
+}
+
+/// Records the trajectory at the save times (and the first and last states).
+public final class TrajectoryRecorder: StepObserver {
+    let flow: any Flow
+    let enabled: Bool
+    public private(set) var rows: [TrajectoryRow] = []
+    private var lastT = -Double.infinity
+
+    public init(flow: any Flow, enabled: Bool) {
+        self.flow = flow
+        self.enabled = enabled
+    }
+
+    func row(t: Double, state: [Double]) -> TrajectoryRow {
+        let x = flow.weights(of: state)
+        let wn = flow.kind.isWeightNormalized
+        return TrajectoryRow(t: t, loss: flow.problem.loss(x), g: wn ? state[0] : nil,
+                             vNorm: wn ? norm2(Array(state.dropFirst())) : nil, x: x)
+    }
+
+    public func observe(_ step: AcceptedStep) -> StepDecision {
+        guard enabled, step.isInitial || step.saveIndex != nil else { return .proceed }
+        rows.append(row(t: step.t, state: Array(step.y)))
+        lastT = step.t
+        return .proceed
+    }
+
+    /// Adds the final state when it was not a save time.
+    public func finish(t: Double, state: [Double]) {
+        guard enabled, t > lastT else { return }
+        rows.append(row(t: t, state: state))
+        lastT = t
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import GSLKit
+
+/// Writes files atomically: to a temporary name in the same folder, then
+/// renamed, so a reader never sees half a file.
+public enum AtomicFile {
+    public static func write(_ text: String, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        try Data(text.utf8).write(to: tmp)
+        if FileManager.default.fileExists(atPath: url.path) {
+            _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
+        } else {
+            try FileManager.default.moveItem(at: tmp, to: url)
+        }
+    }
+}
+
+extension CheckReport {
+    public var json: JSON {
+        var pairs: [(String, JSON)] = [
+            ("name", .string(name)),
+            ("max_violation", .number(maxViolation)),
+            ("tolerance", .number(tolerance)),
+            ("passed", .bool(passed)),
+            ("t_worst", .number(tWorst)),
+            ("quantity", .string(quantity)),
+        ]
+        if isMeasurement { pairs.append(("measurement", .bool(true))) }
+        if let value { pairs.append(("value", .number(value))) }
+        return .object(pairs)
+    }
+}
+
+extension SimulationResult {
+    /// `result.json` (INTERFACE.md). With `includeWallTime: false` the
+    /// output is byte-identical across runs of the same config.
+    public func json(config: SimulationConfig, includeWallTime: Bool = true, extra: [(String, JSON)] = []) -> JSON {
+        var stats: [(String, JSON)] = [
+            ("steps", .number(Double(self.stats.acceptedSteps))),
+            ("rejected_steps", .number(Double(self.stats.rejectedSteps))),
+            ("rhs_evals", .number(Double(self.stats.rhsEvaluations))),
+            ("jacobian_evals", .number(Double(self.stats.jacobianEvaluations))),
+        ]
+        if includeWallTime { stats.append(("wall_seconds", .number(wallSeconds))) }
+        var pairs: [(String, JSON)] = [
+            ("status", .string(status.rawValue)),
+            ("t", .number(t)),
+            ("loss", .number(loss)),
+            ("x", .numbers(x)),
+            ("z", .numbers(z)),
+        ]
+        if let g { pairs.append(("g", .number(g))) }
+        if let v { pairs.append(("v", .numbers(v))) }
+        if let logRho { pairs.append(("log_rho", .number(logRho))) }
+        pairs.append(("stats", .object(stats)))
+        pairs.append(("monitor", .array(monitor.map(\.json))))
+        pairs.append(("flow", .string(config.model.flow.rawValue)))
+        pairs.append(("depth", .number(Double(config.model.depth))))
+        pairs.append(("signed", .bool(config.model.signed)))
+        pairs.append(("method", .string(method)))
+        if let truth = config.problem.groundTruth {
+            let err = zip(z, truth).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            let tn = norm2(truth)
+            pairs.append(("rec_error", .number(err)))
+            pairs.append(("rel_rec_error", .number(tn > 0 ? err / tn : err)))
+        }
+        if let message { pairs.append(("message", .string(message))) }
+        pairs.append(("warnings", .array(warnings.map { .string($0) })))
+        pairs.append(contentsOf: extra)
+        return .object(pairs)
+    }
+
+    /// `trajectory.csv`: `t, loss, g, v_norm, x_1…x_N` (g, v_norm empty for GF).
+    public var trajectoryCSV: String {
+        let n = x.count
+        var out = "t,loss,g,v_norm," + (1...max(n, 1)).prefix(n).map { "x_\($0)" }.joined(separator: ",") + "\n"
+        for r in trajectory {
+            var line = JSON.format(r.t) + "," + JSON.format(r.loss) + ","
+            line += (r.g.map(JSON.format) ?? "") + "," + (r.vNorm.map(JSON.format) ?? "")
+            for v in r.x { line += "," + JSON.format(v) }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    /// Writes `DIR/result.json` and `DIR/trajectory.csv`.
+    public func write(to dir: String, config: SimulationConfig, extra: [(String, JSON)] = []) throws {
+        try AtomicFile.write(json(config: config, extra: extra).serialized(), to: dir + "/result.json")
+        try AtomicFile.write(trajectoryCSV, to: dir + "/trajectory.csv")
+    }
+}

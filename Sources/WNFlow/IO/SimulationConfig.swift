@@ -1,0 +1,332 @@
+import Foundation
+import GSLKit
+
+/// Which flow a run integrates (INTERFACE.md, `model.flow`).
+public enum FlowKind: String, Sendable, CaseIterable {
+    /// Gradient flow (1.11).
+    case gf
+    /// Weight-normalized flow (1.13)–(1.14), constant η_g.
+    case wn
+    /// Weight-normalized flow with η_g(t) = η_v g²/‖v‖² (Thm 2.4).
+    case wnTimeDependent = "wn-timedep"
+    /// Discrete gradient descent (MATH.md §7).
+    case gd
+    /// Discrete WN gradient descent (MATH.md §7).
+    case wnGD = "wn-gd"
+
+    /// Whether the state is `[g, v]`.
+    public var isWeightNormalized: Bool { self == .wn || self == .wnTimeDependent || self == .wnGD }
+    /// Whether the run is a discrete iteration rather than an ODE.
+    public var isDiscrete: Bool { self == .gd || self == .wnGD }
+}
+
+/// The integration method: `auto`, a GSL stepper, or one of WNFlow's own.
+public enum Method: Sendable, Equatable, CustomStringConvertible {
+    case auto
+    case gsl(Stepper)
+
+    public init?(name: String) {
+        if name == "auto" { self = .auto; return }
+        guard let s = Stepper(rawValue: name) else { return nil }
+        self = .gsl(s)
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case let .gsl(s): return s.rawValue
+        }
+    }
+
+    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) }
+}
+
+/// Model settings (`model`).
+public struct ModelSpec: Sendable {
+    public var flow: FlowKind = .gf
+    public var depth: Int = 2
+    public var signed = false
+    /// η_g, the learning-rate ratio (constant-rate WN, WN-GD).
+    public var etaG: Double = 0.05
+    /// η_v.
+    public var etaV: Double = 1
+    /// Step size μ of GD and WN-GD.
+    public var step: Double?
+    public init() {}
+}
+
+/// Integrator settings (`integrator`).
+public struct IntegratorSpec: Sendable {
+    public var method: Method = .auto
+    public var rtol = 1e-10
+    public var atol = 1e-14
+    public var tEnd = 1e12
+    public var initialStep: Double?
+    public var maxSteps = 2_000_000
+    /// `stop.loss_below`; `nil` means the default `1e-24 · ½‖y‖²` (scale-aware).
+    public var lossBelow: Double?
+    /// `stop.speed_below`: stop when ‖state'‖ falls below.
+    public var speedBelow: Double?
+    public init() {}
+}
+
+/// Recording settings (`record`).
+public struct RecordSpec: Sendable {
+    public enum Times: Sendable { case log, list([Double]) }
+    public var times: Times = .log
+    public var points = 200
+    /// First log-spaced time (default `1e-3`, below `t_end`).
+    public var tMin: Double?
+    public init() {}
+}
+
+/// A validated simulation config (INTERFACE.md, CONFIG.json).
+public struct SimulationConfig: Sendable {
+    public var problem: Problem
+    public var model: ModelSpec
+    /// Starting weights `x₀` (length `problem.weightCount`).
+    public var x0: [Double]
+    /// WN overrides: `g₀` and `v₀`.
+    public var g0: Double?
+    public var v0: [Double]?
+    /// `‖v₀‖` for WN (default 1).
+    public var vNorm: Double = 1
+    public var integrator: IntegratorSpec
+    public var record: RecordSpec
+    /// Seed used by `generate` and `init` (for provenance).
+    public var warnings: [String] = []
+
+    public init(problem: Problem, model: ModelSpec, x0: [Double], integrator: IntegratorSpec = .init(),
+                record: RecordSpec = .init()) {
+        self.problem = problem
+        self.model = model
+        self.x0 = x0
+        self.integrator = integrator
+        self.record = record
+    }
+
+    /// The effective loss threshold (scale-aware default).
+    public var lossThreshold: Double {
+        integrator.lossBelow ?? max(1e-24 * problem.lossScale, 1e-300)
+    }
+}
+
+// MARK: - Reading CONFIG.json
+
+extension SimulationConfig {
+    /// Reads and validates a config file. Data-file paths are relative to
+    /// the config's folder.
+    public static func load(path: String) throws -> SimulationConfig {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError("config", "file '\(path)' not found")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("config", "file '\(path)' cannot be read")
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(String(decoding: data, as: UTF8.self), baseDirectory: base)
+    }
+
+    /// Parses config text.
+    public static func parse(_ text: String, baseDirectory: String = ".") throws -> SimulationConfig {
+        let json: JSON
+        do { json = try JSON.parse(text) } catch let e as JSONSyntaxError {
+            throw ConfigError("config", e.description)
+        }
+        return try from(json: json, baseDirectory: baseDirectory)
+    }
+
+    /// Builds from parsed JSON.
+    public static func from(json: JSON, baseDirectory: String = ".") throws -> SimulationConfig {
+        let root = try ObjectReader(json, path: "config")
+        try root.allowOnly(["problem", "model", "init", "integrator", "record", "monitor", "comment"])
+        _ = root.value("comment")
+        _ = root.value("monitor")
+
+        // model first: depth and signedness shape the problem.
+        var model = ModelSpec()
+        if let m = try root.object("model") {
+            try m.allowOnly(["flow", "depth", "signed", "eta_g", "eta_v", "step", "eta"])
+            if let f = try m.string("flow") {
+                guard let k = FlowKind(rawValue: f) else {
+                    throw ConfigError(m.field("flow"), "unknown flow '\(f)'; expected one of \(FlowKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                model.flow = k
+            }
+            if let d = try m.int("depth", min: 1) { model.depth = d }
+            if let s = try m.bool("signed") { model.signed = s }
+            if let e = try m.positive("eta") { model.etaG = e }
+            if let e = try m.positive("eta_g") { model.etaG = e }
+            if let e = try m.positive("eta_v") { model.etaV = e }
+            if let s = try m.positive("step") { model.step = s }
+            try m.finish()
+        }
+        if model.flow.isDiscrete && model.step == nil {
+            throw ConfigError("config.model.step", "flow '\(model.flow.rawValue)' is discrete and needs a positive \"step\" (e.g. 0.01)")
+        }
+
+        guard let p = try root.object("problem") else {
+            throw ConfigError("config.problem", "missing; give \"A\" and \"y\", \"A_file\" and \"y_file\", or \"generate\"")
+        }
+        let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory)
+
+        var config = SimulationConfig(problem: problem, model: model, x0: [])
+        // init
+        let nW = problem.weightCount
+        guard let i = try root.object("init") else {
+            throw ConfigError("config.init", "missing; give \"x0\" (\(nW) numbers) or {\"scale\": α, \"direction\": \"uniform\"}")
+        }
+        try i.allowOnly(["x0", "scale", "direction", "seed", "g0", "v0", "v_norm", "root_of_depth"])
+        if let x0 = try i.numbers("x0") {
+            guard x0.count == nW else {
+                throw ConfigError(i.field("x0"), "expected \(nW) numbers (\(problem.signed ? "2N for signed, N" : "N") from problem.A), got \(x0.count)")
+            }
+            config.x0 = x0
+        } else if let scale = try i.double("scale") {
+            guard scale > 0, scale.isFinite else { throw ConfigError(i.field("scale"), "must be a positive number, got \(JSON.format(scale))") }
+            let seed = try i.int("seed", min: 0) ?? 1
+            let dir: InitDirection
+            switch i.value("direction") {
+            case nil: dir = .uniform
+            case let .string(s)?:
+                switch s {
+                case "uniform": dir = .uniform
+                case "abs-gaussian": dir = .absGaussian(seed: UInt(seed))
+                default: throw ConfigError(i.field("direction"), "unknown direction '\(s)'; expected \"uniform\", \"abs-gaussian\" or an array of \(problem.n) numbers")
+                }
+            case let v?:
+                let d = try ObjectReader.numbers(v, path: i.field("direction"))
+                guard d.count == problem.n else { throw ConfigError(i.field("direction"), "expected \(problem.n) numbers (N from problem.A), got \(d.count)") }
+                guard d.allSatisfy({ $0.isFinite }) else { throw ConfigError(i.field("direction"), "contains NaN or Inf") }
+                guard norm2(d) > 0 else { throw ConfigError(i.field("direction"), "is all zeros; give a non-zero direction") }
+                dir = .given(d)
+            }
+            var half = dir.vector(problem.n).map { scale * $0 }
+            if try i.bool("root_of_depth") ?? false {
+                half = half.map { $0 >= 0 ? Foundation.pow($0, 1 / Double(model.depth)) : -Foundation.pow(-$0, 1 / Double(model.depth)) }
+            }
+            config.x0 = problem.signed ? half + half : half
+        } else {
+            throw ConfigError("config.init", "give \"x0\" (\(nW) numbers) or \"scale\" with an optional \"direction\"")
+        }
+        _ = i.value("seed")
+        _ = i.value("root_of_depth")
+        if let bad = config.x0.firstIndex(where: { !$0.isFinite }) {
+            throw ConfigError("config.init.x0[\(bad)]", "is NaN or Inf; every entry must be finite")
+        }
+        if let vn = try i.positive("v_norm") { config.vNorm = vn }
+        if let g0 = try i.double("g0") {
+            guard g0.isFinite else { throw ConfigError(i.field("g0"), "must be finite") }
+            config.g0 = g0
+        }
+        if let v0 = try i.numbers("v0") {
+            guard v0.count == nW else { throw ConfigError(i.field("v0"), "expected \(nW) numbers, got \(v0.count)") }
+            guard v0.allSatisfy({ $0.isFinite }) else { throw ConfigError(i.field("v0"), "contains NaN or Inf") }
+            guard norm2(v0) > 0 else { throw ConfigError(i.field("v0"), "is all zeros; v must be non-zero") }
+            config.v0 = v0
+        }
+        try i.finish()
+        if model.flow.isWeightNormalized && config.v0 == nil && norm2(config.x0) == 0 {
+            throw ConfigError("config.init.x0", "is all zeros, but weight normalization needs x₀ ≠ 0 (v₀ = x₀/‖x₀‖); give a non-zero x0")
+        }
+        if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
+            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.3–3.9 assume a positive start")
+        }
+
+        if let it = try root.object("integrator") {
+            try it.allowOnly(["method", "rtol", "atol", "t_end", "h0", "max_steps", "stop"])
+            if let name = try it.string("method") {
+                guard let m = Method(name: name) else {
+                    throw ConfigError(it.field("method"), "unknown method '\(name)'; expected one of \(Method.allNames.joined(separator: ", "))")
+                }
+                config.integrator.method = m
+            }
+            if let r = try it.positive("rtol") { config.integrator.rtol = r }
+            if let a = try it.double("atol") {
+                guard a >= 0 else { throw ConfigError(it.field("atol"), "must be ≥ 0, got \(JSON.format(a))") }
+                config.integrator.atol = a
+            }
+            if let t = try it.positive("t_end") { config.integrator.tEnd = t }
+            if let h = try it.positive("h0") { config.integrator.initialStep = h }
+            if let n = try it.int("max_steps", min: 1) { config.integrator.maxSteps = n }
+            if let s = try it.object("stop") {
+                try s.allowOnly(["loss_below", "speed_below"])
+                if let l = try s.positive("loss_below") { config.integrator.lossBelow = l }
+                if let v = try s.positive("speed_below") { config.integrator.speedBelow = v }
+                try s.finish()
+            }
+            try it.finish()
+        }
+        if let r = try root.object("record") {
+            try r.allowOnly(["times", "points", "t_min"])
+            switch r.value("times") {
+            case nil: break
+            case .string("log")?: config.record.times = .log
+            case let .array(items)?:
+                let ts = try ObjectReader.numbers(.array(items), path: r.field("times"))
+                guard ts.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ConfigError(r.field("times"), "times must be finite and ≥ 0") }
+                config.record.times = .list(ts.sorted())
+            case let v?:
+                throw ConfigError(r.field("times"), "expected \"log\" or an array of times, got \(v.typeName)")
+            }
+            if let n = try r.int("points", min: 0) { config.record.points = n }
+            if let t = try r.positive("t_min") { config.record.tMin = t }
+            try r.finish()
+        }
+        try root.finish()
+        return config
+    }
+
+    static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String) throws -> Problem {
+        try p.allowOnly(["A", "y", "A_file", "y_file", "generate", "ground_truth", "ground_truth_file"])
+        func resolve(_ s: String) -> String { s.hasPrefix("/") ? s : baseDirectory + "/" + s }
+        var a: Matrix?, y: [Double]?, truth: [Double]?
+        if let g = try p.object("generate") {
+            try g.allowOnly(["M", "N", "sparsity", "l1_norm", "signed", "seed"])
+            guard let mm = try g.int("M", min: 1) else { throw ConfigError(g.field("M"), "missing; the number of measurements, e.g. 40") }
+            guard let nn = try g.int("N", min: 1) else { throw ConfigError(g.field("N"), "missing; the number of unknowns, e.g. 100") }
+            let s = try g.int("sparsity", min: 0) ?? min(5, nn)
+            guard s <= nn else { throw ConfigError(g.field("sparsity"), "must be ≤ N = \(nn), got \(s)") }
+            let l1 = try g.positive("l1_norm") ?? 1
+            let signed = try g.bool("signed") ?? model.signed
+            let seed = try g.int("seed", min: 0) ?? 1
+            try g.finish()
+            if signed { model.signed = true }
+            let gen = ProblemGenerator(m: mm, n: nn, sparsity: s, l1Norm: l1, signed: signed, seed: UInt(seed))
+            let d = gen.draw()
+            a = d.A; y = d.y; truth = d.groundTruth
+            if p.has("A") || p.has("y") || p.has("A_file") || p.has("y_file") {
+                throw ConfigError("config.problem.generate", "cannot be combined with A/y or A_file/y_file; choose one")
+            }
+        } else {
+            if let v = p.value("A") {
+                guard case let .array(rows) = v else { throw ConfigError(p.field("A"), "expected an array of rows, got \(v.typeName)") }
+                guard !rows.isEmpty else { throw ConfigError(p.field("A"), "is empty; give at least one row") }
+                var rr: [[Double]] = []
+                for (k, row) in rows.enumerated() {
+                    let r = try ObjectReader.numbers(row, path: "\(p.field("A"))[\(k)]")
+                    if let first = rr.first, first.count != r.count {
+                        throw ConfigError("\(p.field("A"))[\(k)]", "has \(r.count) numbers, row 0 has \(first.count) (ragged rows)")
+                    }
+                    rr.append(r)
+                }
+                a = Matrix(rowArrays: rr)
+            } else if let f = try p.string("A_file") {
+                a = try DataFile.matrix(path: resolve(f), field: p.field("A_file"))
+            }
+            if let yy = try p.numbers("y") { y = yy } else if let f = try p.string("y_file") {
+                y = try DataFile.vector(path: resolve(f), field: p.field("y_file"))
+            }
+            guard a != nil else { throw ConfigError(p.field("A"), "missing; give \"A\" (rows), \"A_file\", or \"generate\"") }
+            guard y != nil else { throw ConfigError(p.field("y"), "missing; give \"y\" (M numbers) or \"y_file\"") }
+        }
+        if let t = try p.numbers("ground_truth") { truth = t } else if let f = try p.string("ground_truth_file") {
+            truth = try DataFile.vector(path: resolve(f), field: p.field("ground_truth_file"))
+        }
+        try p.finish()
+        if let a, let bad = a.storage.firstIndex(where: { !$0.isFinite }) {
+            throw ConfigError("config.problem.A[\(bad / a.cols)][\(bad % a.cols)]", "is NaN or Inf; every entry must be finite")
+        }
+        return try Problem(A: a!, y: y!, depth: model.depth, signed: model.signed, groundTruth: truth)
+    }
+}

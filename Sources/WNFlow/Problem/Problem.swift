@@ -1,0 +1,91 @@
+import GSLKit
+
+/// A recovery problem: `½‖A x^{⊙L} − y‖²` (1.10) with depth `L`, and, when
+/// `signed`, the signed model (2.8) run on the augmentation `[A, −A]`.
+public struct Problem: Sendable {
+    /// The measurement matrix `A ∈ R^{M×N}` as given.
+    public let A: Matrix
+    /// Measurements `y ∈ R^M`.
+    public let y: [Double]
+    /// Depth `L ≥ 1`.
+    public let depth: Int
+    /// Whether the signed model (2.8) is used.
+    public let signed: Bool
+    /// The ground truth `z*` (length N), when known.
+    public let groundTruth: [Double]?
+    /// The matrix the flows run on: `A`, or `[A, −A]` when signed (MATH.md §5).
+    public let matrix: Matrix
+
+    public init(A: Matrix, y: [Double], depth: Int, signed: Bool = false, groundTruth: [Double]? = nil) throws {
+        guard A.rows >= 1, A.cols >= 1 else { throw ConfigError("config.problem.A", "needs at least one row and one column") }
+        guard A.isFinite else { throw ConfigError("config.problem.A", "contains NaN or Inf; every entry must be finite") }
+        guard y.count == A.rows else {
+            throw ConfigError("config.problem.y", "expected \(A.rows) numbers (M from problem.A), got \(y.count)")
+        }
+        guard y.allSatisfy({ $0.isFinite }) else { throw ConfigError("config.problem.y", "contains NaN or Inf") }
+        guard depth >= 1 else { throw ConfigError("config.model.depth", "must be an integer ≥ 1, got \(depth)") }
+        if let z = groundTruth {
+            guard z.count == A.cols else {
+                throw ConfigError("config.problem.ground_truth", "expected \(A.cols) numbers (N from problem.A), got \(z.count)")
+            }
+            guard z.allSatisfy({ $0.isFinite }) else { throw ConfigError("config.problem.ground_truth", "contains NaN or Inf") }
+        }
+        self.A = A
+        self.y = y
+        self.depth = depth
+        self.signed = signed
+        self.groundTruth = groundTruth
+        matrix = signed ? A.augmentedWithNegation : A
+    }
+
+    /// `M`, the number of measurements.
+    public var m: Int { A.rows }
+    /// `N`, the number of unknowns of `z`.
+    public var n: Int { A.cols }
+    /// The length of the weight vector `x` the flows evolve (`N`, or `2N` signed).
+    public var weightCount: Int { matrix.cols }
+
+    /// The end-to-end vector `z = x^{⊙L}` (signed: `u^{⊙L} − w^{⊙L}`).
+    public func endToEnd(_ x: [Double]) -> [Double] {
+        let p = x.map { ipow($0, depth) }
+        if !signed { return p }
+        return (0..<n).map { p[$0] - p[n + $0] }
+    }
+
+    /// The loss (1.10) at weights `x` (length `weightCount`).
+    public func loss(_ x: [Double]) -> Double {
+        let e = residual(x)
+        return 0.5 * e.reduce(0) { $0 + $1 * $1 }
+    }
+
+    /// `e = Ã x^{⊙L} − y`.
+    public func residual(_ x: [Double]) -> [Double] {
+        let w = x.map { ipow($0, depth) }
+        let aw = matrix.multiply(w)
+        return zip(aw, y).map { $0 - $1 }
+    }
+
+    /// `½‖y‖²`, the loss at `x = 0`: the scale of the loss.
+    public var lossScale: Double { 0.5 * y.reduce(0) { $0 + $1 * $1 } }
+}
+
+/// `x^k` for a small non-negative integer `k`, by repeated multiplication
+/// (exact for `k ≤ 2`, and faster than `pow` on the hot path).
+@inlinable
+public func ipow(_ x: Double, _ k: Int) -> Double {
+    switch k {
+    case 0: return 1
+    case 1: return x
+    case 2: return x * x
+    case 3: return x * x * x
+    case 4: let s = x * x; return s * s
+    default:
+        var r = 1.0, b = x, e = k
+        while e > 0 {
+            if e & 1 == 1 { r *= b }
+            b *= b
+            e >>= 1
+        }
+        return r
+    }
+}
