@@ -15,10 +15,18 @@ struct Simulate: ParsableCommand {
     @Flag(name: .long, help: "Print nothing on success.")
     var quiet = false
 
+    @Flag(name: .long, help: "Also write DIR/problem.json (A, y, ground truth, x0) for use by other tools.")
+    var writeProblem = false
+
     func run() throws {
         let cfg = try SimulationConfig.load(path: config)
         let result = Simulation(config: cfg).run()
         try writeRun(result, config: cfg, out: out)
+        if writeProblem {
+            do { try AtomicFile.write(cfg.problemJSON.serialized(), to: out + "/problem.json") } catch {
+                throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write to '\(out)': \(error.localizedDescription)")
+            }
+        }
         if !quiet { print(summary(result, config: cfg)) }
         if result.status == .failed {
             throw CommandExit(code: ExitStatus.integrationFailed,

@@ -10,10 +10,11 @@ public enum AtomicFile {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         try Data(text.utf8).write(to: tmp)
-        if FileManager.default.fileExists(atPath: url.path) {
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-        } else {
-            try FileManager.default.moveItem(at: tmp, to: url)
+        // POSIX rename(2) replaces the target atomically.
+        guard rename(tmp.path, url.path) == 0 else {
+            let err = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw ConfigError("--out", "cannot rename into '\(url.path)': \(err)")
         }
     }
 }
@@ -90,5 +91,22 @@ extension SimulationResult {
     public func write(to dir: String, config: SimulationConfig, extra: [(String, JSON)] = []) throws {
         try AtomicFile.write(json(config: config, extra: extra).serialized(), to: dir + "/result.json")
         try AtomicFile.write(trajectoryCSV, to: dir + "/trajectory.csv")
+    }
+}
+
+extension SimulationConfig {
+    /// The resolved problem and start as JSON (`problem.json`): `A` (rows),
+    /// `y`, `ground_truth`, `depth`, `signed`, `x0`, so that other tools
+    /// (e.g. the scipy comparison) integrate exactly the same problem.
+    public var problemJSON: JSON {
+        var pairs: [(String, JSON)] = [
+            ("A", .array(problem.A.rowArrays.map { JSON.numbers($0) })),
+            ("y", .numbers(problem.y)),
+        ]
+        if let z = problem.groundTruth { pairs.append(("ground_truth", .numbers(z))) }
+        pairs.append(("depth", .number(Double(problem.depth))))
+        pairs.append(("signed", .bool(problem.signed)))
+        pairs.append(("x0", .numbers(x0)))
+        return .object(pairs)
     }
 }

@@ -59,7 +59,7 @@ public struct ModelSpec: Sendable {
 public struct IntegratorSpec: Sendable {
     public var method: Method = .auto
     public var rtol = 1e-10
-    public var atol = 1e-14
+    public var atol = 1e-18
     public var tEnd = 1e12
     public var initialStep: Double?
     public var maxSteps = 2_000_000

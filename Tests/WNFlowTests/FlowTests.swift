@@ -1,0 +1,194 @@
+import Foundation
+import GSLKit
+import Testing
+@testable import WNFlow
+
+/// Central finite differences of `f` at `y`, column by column.
+private func finiteDifferenceJacobian(_ flow: any Flow, at y: [Double]) throws -> Matrix {
+    let d = y.count
+    var j = Matrix(rows: d, cols: d)
+    for k in 0..<d {
+        let h = 1e-6 * max(abs(y[k]), 1e-3)
+        var yp = y, ym = y
+        yp[k] += h
+        ym[k] -= h
+        let fp = try flow.velocity(of: yp), fm = try flow.velocity(of: ym)
+        for i in 0..<d { j[i, k] = (fp[i] - fm[i]) / (2 * h) }
+    }
+    return j
+}
+
+private func maxRelativeDifference(_ a: Matrix, _ b: Matrix) -> Double {
+    let scale = max(b.storage.map(abs).max() ?? 0, 1e-300)
+    return zip(a.storage, b.storage).map { abs($0 - $1) }.max()! / scale
+}
+
+@Suite("Flows")
+struct FlowTests {
+    @Test("Gradient of the loss agrees with central differences", arguments: [1, 2, 3, 4])
+    func gradientMatchesFiniteDifferences(depth: Int) throws {
+        let p = try Fixture.problem(depth: depth)
+        let flow = GradientFlow(problem: p)
+        let x = Fixture.positivePoint(p.n, seed: UInt(depth))
+        let f = try flow.velocity(of: x)
+        for k in 0..<p.n {
+            let h = 1e-6 * x[k]
+            var xp = x, xm = x
+            xp[k] += h
+            xm[k] -= h
+            let fd = (p.loss(xp) - p.loss(xm)) / (2 * h)
+            #expect(abs(-f[k] - fd) <= 1e-6 * max(norm2(f), 1e-12), "component \(k): \(-f[k]) vs \(fd)")
+        }
+    }
+
+    @Test("Jacobians agree with central differences (GF, WN constant and time-dependent, signed)",
+          arguments: [1, 2, 3, 4])
+    func jacobiansMatchFiniteDifferences(depth: Int) throws {
+        for signed in [false, true] {
+            let p = try Fixture.problem(m: 6, n: 12, depth: depth, signed: signed)
+            let x = Fixture.positivePoint(p.weightCount, seed: 11 + UInt(depth))
+            let flows: [(any Flow, [Double])] = [
+                (GradientFlow(problem: p), x),
+                (WeightNormFlow(problem: p, rate: .constant(0.07), etaV: 1.3), WeightNormFlow.initialState(x0: x, vNorm: 0.8)),
+                (WeightNormFlow(problem: p, rate: .timeDependent, etaV: 0.9), WeightNormFlow.initialState(x0: x, vNorm: 1.7)),
+            ]
+            for (flow, state) in flows {
+                let analytic = try flow.jacobianMatrix(of: state)
+                let numeric = try finiteDifferenceJacobian(flow, at: state)
+                let err = maxRelativeDifference(analytic, numeric)
+                #expect(err <= 1e-6, "\(flow.kind) L=\(depth) signed=\(signed): relative error \(err)")
+            }
+        }
+    }
+
+    @Test("A wrong Jacobian is caught by the finite-difference comparison")
+    func brokenJacobianIsDetected() throws {
+        let p = try Fixture.problem(m: 6, n: 12, depth: 2)
+        let flow = GradientFlow(problem: p)
+        let x = Fixture.positivePoint(p.n, seed: 3)
+        var analytic = try flow.jacobianMatrix(of: x)
+        analytic[2, 5] += 1e-3 * (analytic.storage.map(abs).max() ?? 1)
+        #expect(maxRelativeDifference(analytic, try finiteDifferenceJacobian(flow, at: x)) > 1e-6)
+    }
+
+    @Test("L = 1 GF converges to x₀ − A⁺(Ax₀ − y)")
+    func linearGradientFlowClosedForm() throws {
+        let p = try Fixture.problem(depth: 1)
+        let x0 = Fixture.positivePoint(p.n, seed: 5, scale: 0.3)
+        let result = Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).run()
+        #expect(result.status == .converged)
+        let svd = try SVD(p.A)
+        let residual = zip(p.A.multiply(x0), p.y).map { $0 - $1 }
+        let correction = svd.pseudoInverseApply(residual)
+        let expected = zip(x0, correction).map { $0 - $1 }
+        let err = Fixture.relativeError(result.x, expected)
+        #expect(err <= 1e-9, "relative error \(err)")
+    }
+
+    @Test("Thm 2.4: the time-dependent WN limit equals the GF limit", arguments: [1, 2, 3])
+    func timeDependentRateMatchesGradientFlow(depth: Int) throws {
+        let p = try Fixture.problem(depth: depth, seed: 21)
+        let x0 = [Double](repeating: 0.3 / Double(p.n).squareRoot(), count: p.n)
+        let gf = Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).run()
+        let wn = Simulation(config: Fixture.config(p, flow: .wnTimeDependent, x0: x0)).run()
+        #expect(gf.status == .converged && wn.status == .converged)
+        let err = Fixture.relativeError(wn.z, gf.z)
+        #expect(err <= 1e-8, "L=\(depth): relative difference \(err)")
+    }
+
+    @Test("Lemma 3.9: P h_L(x(t)) = P h_L(x₀/ρ(t)) along a WN run (log ρ)", arguments: [2, 3])
+    func effectiveInitializationAlongWN(depth: Int) throws {
+        let p = try Fixture.problem(depth: depth, seed: 4)
+        let x0 = Fixture.positivePoint(p.n, seed: 9, scale: depth == 2 ? 0.05 : 0.5)
+        let etaG = depth == 2 ? 0.05 : 0.2
+        let cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: etaG, points: 40)
+        let result = Simulation(config: cfg).run()
+        #expect(result.status == .converged)
+        let proj = try KernelProjector(p.matrix)
+        let g0 = norm2(x0)
+        var worst = 0.0
+        for row in result.trajectory {
+            let logRho = logMagnification(g0: g0, g: row.g!, etaG: etaG, etaV: 1, vNorm0: 1)
+            let lhs: [Double], rhs: [Double]
+            if depth == 2 {
+                lhs = proj.apply(row.x.map { log($0) })
+                rhs = proj.apply(x0.map { log($0) - logRho })
+            } else {
+                // x^{2−L} vs (x₀/ρ)^{2−L} = x₀^{2−L} ρ^{L−2}; compare scaled by ρ^{2−L}.
+                let s = exp(Double(2 - depth) * logRho)
+                lhs = proj.apply(row.x.map { pow($0, Double(2 - depth)) * s })
+                rhs = proj.apply(x0.map { pow($0, Double(2 - depth)) })
+            }
+            worst = max(worst, Fixture.relativeError(lhs, rhs))
+        }
+        #expect(worst <= 1e-8, "L=\(depth): worst relative violation \(worst)")
+    }
+
+    @Test("WN-GD approaches the WN flow linearly in the step")
+    func discreteWNApproachesFlow() throws {
+        let p = try Fixture.problem(depth: 2, seed: 12)
+        let x0 = Fixture.positivePoint(p.n, seed: 2, scale: 0.2)
+        let tFix = 2.0
+        let flow = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, tEnd: tFix)).run()
+        #expect(flow.status == .tEnd && flow.t == tFix)
+        var errors: [Double] = []
+        for step in [0.02, 0.01, 0.005] {
+            let r = Simulation(config: Fixture.config(p, flow: .wnGD, x0: x0, tEnd: tFix, step: step)).run()
+            #expect(abs(r.t - tFix) < 1e-12)
+            errors.append(Fixture.relativeError(r.x, flow.x))
+        }
+        // First order: halving the step halves the error.
+        let r1 = errors[0] / errors[1], r2 = errors[1] / errors[2]
+        #expect(abs(r1 - 2) < 0.15 && abs(r2 - 2) < 0.15, "error ratios \(r1), \(r2) (errors \(errors))")
+    }
+
+    @Test("WN-GD grows ‖v‖ while the flow keeps it (Lemma 3.2)")
+    func discreteWNGrowsNorm() throws {
+        let p = try Fixture.problem(depth: 2, seed: 12)
+        let x0 = Fixture.positivePoint(p.n, seed: 2, scale: 0.2)
+        let gd = Simulation(config: Fixture.config(p, flow: .wnGD, x0: x0, tEnd: 50, step: 0.05)).run()
+        let wn = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, tEnd: 50)).run()
+        #expect(norm2(gd.v!) > 1 + 1e-6)
+        #expect(abs(norm2(wn.v!) - 1) < 1e-8)
+    }
+
+    @Test("auto converges the α = 1e-3 depth-2 GF (N = 50, M = 20) within 20,000 RHS evaluations")
+    func autoIsFastOnSmallInit() throws {
+        let d = ProblemGenerator(m: 20, n: 50, sparsity: 4, seed: 3).draw()
+        let p = try Problem(A: d.A, y: d.y, depth: 2, groundTruth: d.groundTruth)
+        let x0 = [Double](repeating: 1e-3 / 50.0.squareRoot(), count: 50)
+        let r = Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).run()
+        #expect(r.status == .converged)
+        #expect(r.stats.rhsEvaluations < 20_000, "\(r.stats.rhsEvaluations) RHS evaluations")
+    }
+
+    @Test("A run that ends at t_end with the loss still falling is not converged")
+    func tEndIsNotConvergence() throws {
+        let p = try Fixture.problem(depth: 2)
+        let r = Simulation(config: Fixture.config(p, flow: .gf, x0: Fixture.positivePoint(p.n, seed: 1, scale: 0.1), tEnd: 0.5)).run()
+        #expect(r.status == .tEnd)
+        #expect(r.t == 0.5)
+    }
+
+    @Test("Recording hits the log-spaced save times exactly")
+    func recordingHitsSaveTimes() throws {
+        let p = try Fixture.problem(depth: 2)
+        let sim = Simulation(config: Fixture.config(p, flow: .wn, x0: Fixture.positivePoint(p.n, seed: 1, scale: 0.1), tEnd: 100, points: 30))
+        let r = sim.run()
+        let times = Set(sim.saveTimes)
+        let recorded = r.trajectory.map(\.t).filter { $0 > 0 }
+        #expect(recorded.count >= 29)
+        #expect(recorded.dropLast().allSatisfy { times.contains($0) })
+    }
+
+    @Test("Signed problems recover a signed ground truth through [A, −A]")
+    func signedRecovery() throws {
+        let p = try Fixture.problem(m: 15, n: 25, depth: 2, signed: true, seed: 8)
+        let half = [Double](repeating: 1e-3, count: p.n)
+        let r = Simulation(config: Fixture.config(p, flow: .wn, x0: half + half, etaG: 0.05)).run()
+        #expect(r.status == .converged)
+        #expect(r.z.count == p.n)
+        let resid = zip(p.A.multiply(r.z), p.y).map { $0 - $1 }
+        #expect(norm2(resid) <= 1e-10 * norm2(p.y))
+    }
+}
