@@ -1,0 +1,51 @@
+import Foundation
+
+/// Runs the built `wnflow` binary and captures its exit code and output.
+enum CLI {
+    struct Outcome {
+        let code: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// The `wnflow` executable next to the test bundle (SwiftPM puts both in
+    /// the same products folder).
+    static let binary: String = {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("wnflow").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/wnflow").path
+    }()
+
+    static func run(_ args: [String], stdin: String? = nil) throws -> Outcome {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Outcome(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                       stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// A fresh temporary folder.
+    static func tempDir(_ name: String) -> String {
+        let d = NSTemporaryDirectory() + "wnflow-cli-\(name)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func write(_ text: String, _ path: String) {
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+@Suite("simulate: files, determinism, failures")
+struct RunTests {
+    @Test("two runs of the same config are byte-identical apart from wall_seconds")
+    func determinism() throws {
+        let dir = CLI.tempDir("det")
+        CLI.write("""
+        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
+         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
+         "init": {"scale": 0.05, "direction": "abs-gaussian", "seed": 9},
+         "record": {"points": 25}}
+        """, dir + "/c.json")
+        for k in 1...2 {
+            let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/o\(k)", "--quiet"])
+            #expect(r.code == 0, "\(r.stderr)")
+        }
+        func stripped(_ p: String) throws -> String {
+            try String(contentsOfFile: p, encoding: .utf8).split(separator: "\n").filter { !$0.contains("wall_seconds") }.joined(separator: "\n")
+        }
+        #expect(try stripped(dir + "/o1/result.json") == stripped(dir + "/o2/result.json"))
+        #expect(try String(contentsOfFile: dir + "/o1/trajectory.csv", encoding: .utf8) == String(contentsOfFile: dir + "/o2/trajectory.csv", encoding: .utf8))
+    }
+
+    @Test("a forced integration failure exits 3 and keeps a readable partial trajectory")
+    func integrationFailure() throws {
+        let dir = CLI.tempDir("fail")
+        // Gradient descent with a step far beyond 2/λ_max diverges to Inf.
+        CLI.write("""
+        {"problem": {"A": [[3.0, 1.0], [1.0, 2.0]], "y": [1.0, 1.0]},
+         "model": {"flow": "gd", "depth": 1, "step": 5.0},
+         "init": {"x0": [1.0, 1.0]},
+         "integrator": {"t_end": 100000},
+         "record": {"times": [5, 10, 15, 20, 25, 30]}}
+        """, dir + "/c.json")
+        let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/o"])
+        #expect(r.code == 3, "exit \(r.code): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        let result = try String(contentsOfFile: dir + "/o/result.json", encoding: .utf8)
+        #expect(result.contains("\"status\": \"failed\""))
+        let csv = try String(contentsOfFile: dir + "/o/trajectory.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count >= 3)
+        #expect(csv[0].hasPrefix("t,loss,g,v_norm,x_1"))
+    }
+
+    @Test("an ODE that overflows fails cleanly with exit 3")
+    func odeOverflow() throws {
+        let dir = CLI.tempDir("ovf")
+        CLI.write("""
+        {"problem": {"A": [[1e150, 1.0]], "y": [1.0]},
+         "model": {"flow": "gf", "depth": 1},
+         "init": {"x0": [1.0, 1.0]},
+         "integrator": {"method": "rkf45", "t_end": 10}}
+        """, dir + "/c.json")
+        let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/o"])
+        #expect(r.code == 3, "exit \(r.code): \(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/o/result.json"))
+    }
+
+    @Test("every example config runs")
+    func examples() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folder = root.appendingPathComponent("Examples/configs").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
+        #expect(files.count >= 5)
+        for f in files {
+            let dir = CLI.tempDir("ex")
+            let r = try CLI.run(["simulate", folder + "/" + f, "--out", dir, "--quiet"])
+            #expect(r.code == 0, "\(f): exit \(r.code) \(r.stderr)")
+        }
+    }
+}
