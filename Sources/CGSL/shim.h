@@ -59,5 +59,7 @@ static inline double cgsl_evolve_last_step(const gsl_odeiv2_driver *d) { return 
 static inline int cgsl_driver_evolve_apply(gsl_odeiv2_driver *d, double *t, double t1, double *h, double y[]) {
     return gsl_odeiv2_evolve_apply(d->e, d->c, d->s, d->sys, t, t1, h, y);
 }
+/* Clear the stepper's memory only (the multistep methods keep a history). */
+static inline int cgsl_driver_step_reset(gsl_odeiv2_driver *d) { return gsl_odeiv2_step_reset(d->s); }
 static inline int cgsl_driver_set_hmax(gsl_odeiv2_driver *d, double hmax) { return gsl_odeiv2_driver_set_hmax(d, hmax); }
 #endif

@@ -3,7 +3,9 @@ import CGSL
 /// Dense linear solves on GSL's `linalg` module.
 public enum LinearSolve {
     /// Solves `A x = b` for square `A` by LU with partial pivoting.
-    /// - Throws: `GSLError` when `A` is singular.
+    /// - Throws: `GSLError` (`GSL_ESING`) when `A` is singular to working
+    ///   precision (a pivot within rounding of zero), `GSL_EDOM` for
+    ///   non-finite entries.
     public static func lu(_ a: Matrix, _ b: [Double]) throws -> [Double] {
         ensureGSLErrorsOff()
         let n = a.rows
@@ -47,10 +49,32 @@ public final class LUFactorization {
         a.storage.withUnsafeBufferPointer { src in
             for i in 0..<dimension { for j in 0..<dimension { gsl_matrix_set(m, i, j, src[i * dimension + j]) } }
         }
+        if dimension == 0 { return }
+        let n = dimension
+        guard a.isFinite else { throw GSLError(code: Int32(GSL_EDOM), context: "LU: matrix has non-finite entries") }
         var signum: Int32 = 0
         try check(gsl_linalg_LU_decomp(m, perm, &signum), "gsl_linalg_LU_decomp")
-        for i in 0..<dimension where gsl_matrix_get(m, i, i) == 0 {
-            throw GSLError(code: Int32(GSL_ESING), context: "LU: matrix is singular")
+        // GSL flags only exactly zero pivots, but rounding turns the zero
+        // pivots of a singular matrix into ε-sized ones, after which the
+        // solve returns garbage of size 1/ε. Pivot i is formed as
+        // (PA)_ii − Σ_k L_ik U_ki; it is treated as zero when it is below
+        // n·ε times the size of the terms it was formed from (the row of A
+        // pivoted there, and the rows L_ik·U_k· subtracted from it), so the
+        // test follows the scaling of each row (diag(1, 1e-20) is fine).
+        var rowScaleU = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            var terms = 0.0
+            let src = Int(gsl_permutation_get(perm, i))
+            for j in 0..<n { terms = max(terms, abs(a.storage[src * n + j])) }
+            for k in 0..<i { terms = max(terms, abs(gsl_matrix_get(m, i, k)) * rowScaleU[k]) }
+            var u = 0.0
+            for j in i..<n { u = max(u, abs(gsl_matrix_get(m, i, j))) }
+            rowScaleU[i] = u
+            let pivot = gsl_matrix_get(m, i, i)
+            if !(abs(pivot) > Double(n) * Double.ulpOfOne * terms) {
+                throw GSLError(code: Int32(GSL_ESING),
+                               context: "LU: matrix is singular to working precision (pivot \(i) is \(pivot), from terms of size \(terms))")
+            }
         }
     }
 
@@ -89,8 +113,9 @@ public final class CholeskyFactorization {
         }
         if dimension > 0 {
             let status = gsl_linalg_cholesky_decomp1(gm)
+            // Every stored property is set, so `deinit` runs when this throws
+            // and frees `m`: freeing it here too would be a double free.
             if status != 0 {
-                gsl_matrix_free(gm)
                 throw GSLError(code: status, context: "Cholesky: matrix is not positive definite")
             }
         }

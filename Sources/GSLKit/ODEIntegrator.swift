@@ -95,6 +95,10 @@ public final class ODEIntegrator: ODESolver {
         gslSystem.deallocate()
     }
 
+    /// Consecutive evolve calls that may return without moving `t` (h below
+    /// the resolution of t) before the run fails with `stepSizeUnderflow`.
+    static let maxStallCount = 1000
+
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         let n = system.dimension
@@ -107,20 +111,34 @@ public final class ODEIntegrator: ODESolver {
             return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
                           failure: ODEError.invalidOptions("need finite t0 < t1, got t0 = \(t0), t1 = \(t1)"))
         }
+        guard y0.allSatisfy({ $0.isFinite }) else {
+            return ODERun(t: t0, y: y0, stats: stats, termination: .failed, failure: ODEError.nonFiniteState(t: t0))
+        }
         context.rhsEvaluations = 0
         context.jacobianEvaluations = 0
         context.error = nil
+        // Clears the evolve counters and the stepper's memory (the multistep
+        // methods keep history), so a re-used integrator repeats a fresh one.
         gsl_odeiv2_driver_reset(driver)
 
+        // `y` is GSL's working state: a failed or rejected evolve call can
+        // leave it (and `t`) at an unaccepted value, so the last accepted
+        // state is kept apart and is what every run returns.
         var y = y0
         var t = t0
-        let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
+        var lastY = y0
+        var lastT = t0
+        // Save times inside (t0, t1], sorted, with their index in `saveTimes`.
+        let saves = saveTimes.enumerated()
+            .filter { $0.element > t0 && $0.element <= t1 }
+            .sorted { $0.element < $1.element || ($0.element == $1.element && $0.offset < $1.offset) }
+            .map { (index: $0.offset, time: $0.element) }
         var saveIndex = 0
         func finish(_ termination: ODETermination, _ failure: (any Error)? = nil) -> ODERun {
             stats.rhsEvaluations = context.rhsEvaluations
             stats.jacobianEvaluations = context.jacobianEvaluations
             stats.rejectedSteps = Int(cgsl_evolve_failed(driver))
-            return ODERun(t: t, y: y, stats: stats, termination: termination, failure: failure)
+            return ODERun(t: lastT, y: lastY, stats: stats, termination: termination, failure: failure)
         }
 
         // Initial state.
@@ -134,18 +152,20 @@ public final class ODEIntegrator: ODESolver {
             h = h0
         } else {
             do {
+                context.rhsEvaluations += 1
                 h = try estimateInitialStep(system: system, t0: t0, y0: y0, t1: t1,
                                             rtol: options.rtol, atol: options.atol)
-                context.rhsEvaluations += 1
             } catch {
                 return finish(.failed, error)
             }
         }
         let hmax = options.maxStepSize ?? .infinity
+        var stalls = 0
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
-            let target = saveIndex < saves.count ? saves[saveIndex] : t1
+            let target = saveIndex < saves.count ? saves[saveIndex].time : t1
             h = min(h, hmax)
+            let hTried = h
             let tBefore = t
             let status = y.withUnsafeMutableBufferPointer { buf in
                 cgsl_driver_evolve_apply(driver, &t, target, &h, buf.baseAddress!)
@@ -153,23 +173,37 @@ public final class ODEIntegrator: ODESolver {
             if let error = context.error { return finish(.failed, error) }
             if status != cgsl_success() {
                 if status == cgsl_failure() {
-                    return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
+                    // GSL could not meet the tolerance with a step that still
+                    // moves t (it leaves t advanced and y at the rejected step).
+                    return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: h))
                 }
-                return finish(.failed, ODEError.gsl(GSLError(code: status, context: "gsl_odeiv2_evolve_apply(\(options.stepper)) at t = \(t)")))
+                return finish(.failed, ODEError.gsl(GSLError(code: status, context: "gsl_odeiv2_evolve_apply(\(options.stepper)) at t = \(lastT)")))
             }
-            if t == tBefore { continue }  // GSL may return without a step after shrinking h
-            stats.acceptedSteps += 1
+            if t == tBefore {
+                // GSL "accepted" a step too small to change t (h below ulp(t)):
+                // y may have moved while t did not. Undo it; a step that can
+                // never move t (h pinned by maxStepSize, or not growing) fails.
+                stalls += 1
+                t = lastT
+                for i in 0..<n { y[i] = lastY[i] }
+                // A multistep method has taken the step into its history.
+                if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
+                if stalls >= Self.maxStallCount { return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: hTried)) }
+                continue
+            }
+            stalls = 0
             var finite = true
             for v in y where !v.isFinite { finite = false; break }
             if !finite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
-            let hit = (t == target && saveIndex < saves.count) ? saveIndex : nil
+            stats.acceptedSteps += 1
+            lastT = t
+            for i in 0..<n { lastY[i] = y[i] }
+            let hit = (saveIndex < saves.count && t == saves[saveIndex].time) ? saves[saveIndex].index : nil
             let stop = y.withUnsafeBufferPointer { buf in
                 notify(observers, AcceptedStep(t: t, y: buf, h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
             }
-            if hit != nil {
-                saveIndex += 1
-                while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
-            }
+            // Skip every save time reached (duplicates are reported once).
+            while saveIndex < saves.count && saves[saveIndex].time <= t { saveIndex += 1 }
             if stop { return finish(.stoppedByObserver) }
             if t >= t1 { return finish(.reachedEnd) }
         }

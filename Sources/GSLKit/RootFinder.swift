@@ -24,21 +24,31 @@ public enum RootFinder {
                              absTol: Double = 0, relTol: Double = 1e-14, maxIterations: Int = 200) throws -> Double {
         ensureGSLErrorsOff()
         let ctx = RootContext(f)
-        var function = gsl_function(function: rootTrampoline, params: Unmanaged.passUnretained(ctx).toOpaque())
+        // The solver keeps the pointer to the gsl_function it is set with and
+        // calls through it on every iteration, so the struct must outlive the
+        // loop: a `&local` argument is only valid during the one call.
+        let function = UnsafeMutablePointer<gsl_function>.allocate(capacity: 1)
+        function.initialize(to: gsl_function(function: rootTrampoline, params: Unmanaged.passUnretained(ctx).toOpaque()))
+        defer { function.deinitialize(count: 1); function.deallocate() }
         guard let solver = gsl_root_fsolver_alloc(cgsl_root_brent()) else {
             throw GSLError(code: cgsl_failure(), context: "gsl_root_fsolver_alloc")
         }
         defer { gsl_root_fsolver_free(solver) }
-        let status = withExtendedLifetime(ctx) { gsl_root_fsolver_set(solver, &function, lower, upper) }
-        if let e = ctx.error { throw e }
-        try check(status, "root bracket [\(lower), \(upper)] does not change sign")
-        for _ in 0..<maxIterations {
-            try check(gsl_root_fsolver_iterate(solver), "gsl_root_fsolver_iterate")
+        return try withExtendedLifetime(ctx) {
+            let status = gsl_root_fsolver_set(solver, function, lower, upper)
             if let e = ctx.error { throw e }
-            let lo = gsl_root_fsolver_x_lower(solver), hi = gsl_root_fsolver_x_upper(solver)
-            if gsl_root_test_interval(lo, hi, absTol, relTol) == 0 { return gsl_root_fsolver_root(solver) }
+            try check(status, "root bracket [\(lower), \(upper)]: f must be finite with opposite signs at the ends")
+            for _ in 0..<maxIterations {
+                let status = gsl_root_fsolver_iterate(solver)
+                // A throwing f reaches GSL as NaN, which GSL reports as its
+                // own error: the caller's error comes first.
+                if let e = ctx.error { throw e }
+                try check(status, "gsl_root_fsolver_iterate")
+                let lo = gsl_root_fsolver_x_lower(solver), hi = gsl_root_fsolver_x_upper(solver)
+                if gsl_root_test_interval(lo, hi, absTol, relTol) == 0 { return gsl_root_fsolver_root(solver) }
+            }
+            return gsl_root_fsolver_root(solver)
         }
-        return gsl_root_fsolver_root(solver)
     }
 
     /// Every sign change of `f` on a grid of `samples` points between

@@ -2,7 +2,14 @@ import CGSL
 
 /// A thin singular value decomposition `A = U · diag(s) · Vᵀ` of an `m × n`
 /// matrix, `k = min(m, n)`, singular values in decreasing order
-/// (GSL's one-sided Jacobi SVD, accurate to high relative precision).
+/// (GSL's Golub–Reinsch SVD, `gsl_linalg_SV_decomp`: backward stable, with
+/// `U` and `V` orthonormal to rounding also when `A` is rank-deficient).
+///
+/// GSL's one-sided Jacobi SVD is not used: on rank-deficient input it stops
+/// orthogonalizing columns once they reach its noise level, which leaves
+/// "zero" singular values near 1e-11·s_max (so `rank` over-counts) and the
+/// corresponding left singular vectors far from orthonormal, which for a
+/// wide `A` are the right singular vectors the kernel projector is built on.
 public struct SVD: Sendable {
     /// `m × k`, orthonormal columns.
     public let u: Matrix
@@ -24,12 +31,14 @@ public struct SVD: Sendable {
         let tall = m >= n
         let work = tall ? a : a.transposed
         let r = work.rows, c = work.cols  // r >= c == k
-        guard let gm = gsl_matrix_alloc(r, c), let gv = gsl_matrix_alloc(c, c), let gs = gsl_vector_alloc(c) else {
+        guard a.isFinite else { throw GSLError(code: Int32(GSL_EDOM), context: "SVD: matrix has non-finite entries") }
+        guard let gm = gsl_matrix_alloc(r, c), let gv = gsl_matrix_alloc(c, c), let gs = gsl_vector_alloc(c),
+              let gw = gsl_vector_alloc(c) else {
             throw GSLError(code: cgsl_failure(), context: "SVD allocation")
         }
-        defer { gsl_matrix_free(gm); gsl_matrix_free(gv); gsl_vector_free(gs) }
+        defer { gsl_matrix_free(gm); gsl_matrix_free(gv); gsl_vector_free(gs); gsl_vector_free(gw) }
         for i in 0..<r { for j in 0..<c { gsl_matrix_set(gm, i, j, work.storage[i * c + j]) } }
-        try check(gsl_linalg_SV_decomp_jacobi(gm, gv, gs), "gsl_linalg_SV_decomp_jacobi (\(m)×\(n))")
+        try check(gsl_linalg_SV_decomp(gm, gv, gs, gw), "gsl_linalg_SV_decomp (\(m)×\(n))")
         var left = Matrix(rows: r, cols: c), right = Matrix(rows: c, cols: c)
         for i in 0..<r { for j in 0..<c { left.storage[i * c + j] = gsl_matrix_get(gm, i, j) } }
         for i in 0..<c { for j in 0..<c { right.storage[i * c + j] = gsl_matrix_get(gv, i, j) } }

@@ -7,7 +7,8 @@ public struct AcceptedStep {
     public let y: UnsafeBufferPointer<Double>
     /// Size of the step that reached `t` (0 for the initial state).
     public let h: Double
-    /// Index into the save times when `t` is one of them, hit exactly.
+    /// Index into the `saveTimes` array passed to `integrate` when `t` is one
+    /// of them, hit exactly (for repeated times, the first such index).
     public let saveIndex: Int?
     /// Number of accepted steps so far (0 for the initial state).
     public let stepNumber: Int
@@ -87,8 +88,9 @@ public struct ODERun {
 /// integrator, and the structured implicit solvers built on it.
 public protocol ODESolver: AnyObject {
     /// Integrates from `(t0, y0)` toward `t1`, hitting every time of
-    /// `saveTimes` (sorted, inside `(t0, t1]`) exactly, and calling the
-    /// observers on the initial state and on every accepted step.
+    /// `saveTimes` inside `(t0, t1]` exactly (others are ignored; order does
+    /// not matter), and calling the observers on the initial state and on
+    /// every accepted step. On failure the run holds the last accepted state.
     func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                    observers: [any StepObserver]) -> ODERun
 }

@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+@testable import GSLKit
+
+@Suite struct LinearAlgebraTests {
+
+    // MARK: Kernel projector
+
+    func checkProjector(_ a: Matrix, expectedRank: Int, rng: RNG) throws {
+        let p = try KernelProjector(a)
+        #expect(p.rank == expectedRank)
+        #expect(p.dimension == a.cols)
+        let normA = try SVD(a).s.first ?? 0  // spectral norm
+        var worstAP = 0.0, worstIdem = 0.0, worstSym = 0.0
+        for _ in 0..<5 {
+            let w = rng.gaussians(a.cols), v = rng.gaussians(a.cols)
+            let pw = p.apply(w)
+            let apw = norm2(a.multiply(pw)) / (normA * norm2(w))
+            let idem = norm2(zip(p.apply(pw), pw).map { $0 - $1 }) / norm2(w)
+            let sym = abs(dot(pw, v) - dot(w, p.apply(v))) / (norm2(w) * norm2(v))
+            worstAP = max(worstAP, apw); worstIdem = max(worstIdem, idem); worstSym = max(worstSym, sym)
+            // The pointer API agrees with the array API.
+            var out = [Double](repeating: .nan, count: a.cols)
+            var scratch = [Double](repeating: 0, count: max(p.rank, 1))
+            w.withUnsafeBufferPointer { wb in
+                out.withUnsafeMutableBufferPointer { ob in
+                    scratch.withUnsafeMutableBufferPointer { sb in p.apply(wb.baseAddress!, into: ob.baseAddress!, scratch: sb.baseAddress!) }
+                }
+            }
+            #expect(out == pw)
+            if expectedRank == a.cols { #expect(norm2(pw) <= 1e-12 * norm2(w)) }
+        }
+        print("projector \(a.rows)×\(a.cols) rank \(p.rank): ‖APw‖/‖A‖‖w‖ \(worstAP), ‖PPw−Pw‖/‖w‖ \(worstIdem), sym \(worstSym)")
+        #expect(worstAP <= 1e-12)
+        #expect(worstIdem <= 1e-12)
+        #expect(worstSym <= 1e-12)
+    }
+
+    @Test func projectorFullRowRank() throws {
+        let rng = RNG(seed: 1)
+        try checkProjector(gaussianMatrix(20, 50, rng), expectedRank: 20, rng: rng)
+    }
+
+    @Test func projectorRankDeficient() throws {
+        let rng = RNG(seed: 2)
+        let a = gaussianMatrix(20, 12, rng).multiply(gaussianMatrix(12, 50, rng))
+        #expect(try SVD(a).rank == 12)
+        try checkProjector(a, expectedRank: 12, rng: rng)
+    }
+
+    @Test func projectorTallFullColumnRank() throws {
+        let rng = RNG(seed: 3)
+        try checkProjector(gaussianMatrix(30, 10, rng), expectedRank: 10, rng: rng)
+    }
+
+    @Test func projectorZeroMatrix() throws {
+        let p = try KernelProjector(Matrix(rows: 4, cols: 6))
+        #expect(p.rank == 0)
+        let w = [1.0, 2, 3, 4, 5, 6]
+        #expect(p.apply(w) == w)
+    }
+
+    // MARK: SVD
+
+    func reconstructionError(_ a: Matrix, _ svd: SVD) -> Double {
+        var usv = Matrix(rows: a.rows, cols: a.cols)
+        for i in 0..<a.rows {
+            for j in 0..<a.cols {
+                var sum = 0.0
+                for k in 0..<svd.s.count { sum += svd.u[i, k] * svd.s[k] * svd.v[j, k] }
+                usv[i, j] = sum
+            }
+        }
+        return norm2(zip(usv.storage, a.storage).map { $0 - $1 }) / a.frobeniusNorm
+    }
+
+    func orthonormalityError(_ m: Matrix) -> Double {
+        let g = m.gram(rowsTimesRowsT: false)
+        var worst = 0.0
+        for i in 0..<g.rows { for j in 0..<g.cols { worst = max(worst, abs(g[i, j] - (i == j ? 1 : 0))) } }
+        return worst
+    }
+
+    @Test(arguments: [(20, 50), (50, 20), (15, 15), (1, 7), (7, 1)])
+    func svdReconstructs(shape: (Int, Int)) throws {
+        let rng = RNG(seed: UInt(100 + shape.0 * 100 + shape.1))
+        let a = gaussianMatrix(shape.0, shape.1, rng)
+        let svd = try SVD(a)
+        let k = min(shape.0, shape.1)
+        #expect(svd.u.rows == shape.0 && svd.u.cols == k)
+        #expect(svd.v.rows == shape.1 && svd.v.cols == k)
+        #expect(svd.s.count == k)
+        #expect(zip(svd.s, svd.s.dropFirst()).allSatisfy { $0 >= $1 })
+        #expect(svd.s.allSatisfy { $0 >= 0 })
+        let rec = reconstructionError(a, svd)
+        let ou = orthonormalityError(svd.u), ov = orthonormalityError(svd.v)
+        print("svd \(shape): reconstruction \(rec), UᵀU−I \(ou), VᵀV−I \(ov)")
+        #expect(rec <= 1e-12)
+        #expect(ou <= 1e-12)
+        #expect(ov <= 1e-12)
+        #expect(svd.rank == k)
+    }
+
+    @Test func svdRankDeficientReconstructs() throws {
+        let rng = RNG(seed: 7)
+        let a = gaussianMatrix(30, 8, rng).multiply(gaussianMatrix(8, 25, rng))
+        let svd = try SVD(a)
+        let rec = reconstructionError(a, svd)
+        print("svd rank-deficient: reconstruction \(rec), s[7] \(svd.s[7]), s[8] \(svd.s[8])")
+        #expect(rec <= 1e-12)
+        #expect(svd.rank == 8)
+        #expect(orthonormalityError(svd.v) <= 1e-12)
+    }
+
+    @Test func pseudoInverseIsMinimumNorm() throws {
+        let rng = RNG(seed: 11)
+        let a = gaussianMatrix(20, 50, rng)
+        let b = rng.gaussians(20)
+        let x = try SVD(a).pseudoInverseApply(b)
+        // Aᵀ (A Aᵀ)⁻¹ b: the minimum-norm solution of A x = b.
+        let z = try LinearSolve.cholesky(a.gram(rowsTimesRowsT: true), b)
+        let xRef = a.multiplyTransposed(z)
+        let diff = norm2(zip(x, xRef).map { $0 - $1 }) / norm2(xRef)
+        let residual = norm2(zip(a.multiply(x), b).map { $0 - $1 }) / norm2(b)
+        print("pinv min-norm: ‖x − Aᵀ(AAᵀ)⁻¹b‖/‖x‖ \(diff), residual \(residual)")
+        #expect(diff <= 1e-12)
+        #expect(residual <= 1e-12)
+
+        // Tall A: least squares, Aᵀ(Ax − b) = 0.
+        let tall = gaussianMatrix(30, 10, rng)
+        let bt = rng.gaussians(30)
+        let xt = try SVD(tall).pseudoInverseApply(bt)
+        let r = zip(tall.multiply(xt), bt).map { $0 - $1 }
+        let normal = norm2(tall.multiplyTransposed(r)) / (try SVD(tall).s[0] * norm2(bt))
+        #expect(normal <= 1e-12)
+
+        // Rank-deficient A: the result lies in the row space (P x = 0).
+        let low = gaussianMatrix(20, 6, rng).multiply(gaussianMatrix(6, 40, rng))
+        let xl = try SVD(low).pseudoInverseApply(rng.gaussians(20))
+        #expect(norm2(try KernelProjector(low).apply(xl)) <= 1e-12 * norm2(xl))
+    }
+
+    // MARK: Linear solves
+
+    @Test func luSolvesRandomSystems() throws {
+        let rng = RNG(seed: 21)
+        for n in [1, 5, 40] {
+            let a = gaussianMatrix(n, n, rng)
+            let b = rng.gaussians(n)
+            let x = try LinearSolve.lu(a, b)
+            let r = norm2(zip(a.multiply(x), b).map { $0 - $1 }) / (a.frobeniusNorm * norm2(x))
+            print("lu n=\(n): relative residual \(r)")
+            #expect(r <= 1e-12)
+        }
+        // A factorization reused for several right-hand sides and refactored.
+        let a = gaussianMatrix(10, 10, rng)
+        let f = try LUFactorization(a)
+        for _ in 0..<3 {
+            let b = rng.gaussians(10)
+            let x = try f.solve(b)
+            #expect(norm2(zip(a.multiply(x), b).map { $0 - $1 }) <= 1e-12 * a.frobeniusNorm * norm2(x))
+        }
+        let a2 = gaussianMatrix(10, 10, rng)
+        try f.refactor(a2)
+        let b2 = rng.gaussians(10)
+        let x2 = try f.solve(b2)
+        #expect(norm2(zip(a2.multiply(x2), b2).map { $0 - $1 }) <= 1e-12 * a2.frobeniusNorm * norm2(x2))
+        #expect(try LinearSolve.lu(Matrix(rows: 0, cols: 0), []) == [])
+        // Badly scaled or ill-conditioned, but not singular: no false alarm.
+        let scaled = try LinearSolve.lu(Matrix(rowArrays: [[1, 0], [0, 1e-20]])!, [1, 1e-20])
+        #expect(scaled == [1, 1])
+        let hilbert = Matrix(rowArrays: (0..<8).map { i in (0..<8).map { j in 1 / Double(i + j + 1) } })!
+        let hx = try LinearSolve.lu(hilbert, hilbert.multiply([Double](repeating: 1, count: 8)))
+        #expect(maxAbsDiff(hx, [Double](repeating: 1, count: 8)) < 1e-4)  // cond ≈ 1.5e10
+    }
+
+    @Test func luSingularThrows() throws {
+        let exact = Matrix(rowArrays: [[1, 2], [2, 4]])!
+        #expect(throws: GSLError.self) { _ = try LinearSolve.lu(exact, [1, 1]) }
+        let zero = Matrix(rows: 3, cols: 3)
+        #expect(throws: GSLError.self) { _ = try LinearSolve.lu(zero, [1, 1, 1]) }
+        // Numerically singular (rank 3 of 6, rounding leaves tiny pivots).
+        let rng = RNG(seed: 22)
+        let low = gaussianMatrix(6, 3, rng).multiply(gaussianMatrix(3, 6, rng))
+        #expect(throws: GSLError.self) { _ = try LinearSolve.lu(low, rng.gaussians(6)) }
+        // A factorization that refactors to a singular matrix throws too.
+        let f = try LUFactorization(Matrix.identity(2))
+        #expect(throws: GSLError.self) { try f.refactor(exact) }
+    }
+
+    @Test func choleskySolvesSPD() throws {
+        let rng = RNG(seed: 31)
+        for n in [1, 6, 40] {
+            let g = gaussianMatrix(n + 5, n, rng)
+            var spd = g.gram(rowsTimesRowsT: false)
+            for i in 0..<n { spd[i, i] += 0.1 }
+            let b = rng.gaussians(n)
+            let x = try LinearSolve.cholesky(spd, b)
+            let r = norm2(zip(spd.multiply(x), b).map { $0 - $1 }) / (spd.frobeniusNorm * norm2(x))
+            print("cholesky n=\(n): relative residual \(r)")
+            #expect(r <= 1e-12)
+            let f = try CholeskyFactorization(spd)
+            var y = b
+            try y.withUnsafeMutableBufferPointer { try f.solveInPlace($0.baseAddress!) }
+            #expect(maxAbsDiff(y, x) <= 1e-12 * norm2(x))
+        }
+    }
+
+    @Test func choleskyNonSPDThrows() throws {
+        let indefinite = Matrix(rowArrays: [[1, 2], [2, 1]])!
+        #expect(throws: GSLError.self) { _ = try LinearSolve.cholesky(indefinite, [1, 1]) }
+        #expect(throws: GSLError.self) { _ = try CholeskyFactorization(Matrix(rowArrays: [[-1]])!) }
+        let singular = Matrix(rowArrays: [[1, 1], [1, 1]])!
+        #expect(throws: GSLError.self) { _ = try LinearSolve.cholesky(singular, [1, 1]) }
+    }
+}
