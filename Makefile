@@ -23,11 +23,12 @@ release: deps
 	$(SWIFT) build -c release
 
 demo: release
-	$(BIN) demo --out $(DEMO_OUT)
+	$(BIN) simulate Examples/configs/wn-depth2.json --out $(DEMO_OUT)
+	@echo "result: $(DEMO_OUT)/result.json  trajectory: $(DEMO_OUT)/trajectory.csv"
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --parallel --num-workers 2
+	$(SWIFT) test --skip-build
 
 bench: release
 	python3 -c "import numpy, scipy" 2>/dev/null || pip install numpy scipy

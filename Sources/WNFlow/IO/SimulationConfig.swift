@@ -269,7 +269,10 @@ extension SimulationConfig {
             case let v?:
                 throw ConfigError(r.field("times"), "expected \"log\" or an array of times, got \(v.typeName)")
             }
-            if let n = try r.int("points", min: 0) { config.record.points = n }
+            if let n = try r.int("points", min: 0) {
+                guard n <= 1_000_000 else { throw ConfigError(r.field("points"), "at most 1,000,000 recorded points, got \(n)") }
+                config.record.points = n
+            }
             if let t = try r.positive("t_min") { config.record.tMin = t }
             try r.finish()
         }
@@ -285,6 +288,9 @@ extension SimulationConfig {
             try g.allowOnly(["M", "N", "sparsity", "l1_norm", "signed", "seed"])
             guard let mm = try g.int("M", min: 1) else { throw ConfigError(g.field("M"), "missing; the number of measurements, e.g. 40") }
             guard let nn = try g.int("N", min: 1) else { throw ConfigError(g.field("N"), "missing; the number of unknowns, e.g. 100") }
+            guard Double(mm) * Double(nn) <= 2e8 else {
+                throw ConfigError(g.field("M"), "M·N = \(mm)·\(nn) exceeds 2e8 entries (1.6 GB); use a smaller problem or A_file")
+            }
             let s = try g.int("sparsity", min: 0) ?? min(5, nn)
             guard s <= nn else { throw ConfigError(g.field("sparsity"), "must be ≤ N = \(nn), got \(s)") }
             let l1 = try g.positive("l1_norm") ?? 1
