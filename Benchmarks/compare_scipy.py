@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Compare wnflow with scipy's solve_ivp on the same CONFIG.json files.
+
+For each config, wnflow integrates it (writing the exact problem it solved
+with --write-problem); scipy then integrates the same problem from the same
+start with LSODA and BDF (both with the analytic Jacobian) and DOP853, to the
+same stop criterion (loss below the same threshold, as a terminal event). One
+table of wnflow/peer ratios (wall time, RHS evaluations) and the distance
+between the limits is printed from this single invocation.
+
+Usage: python3 Benchmarks/compare_scipy.py [--wnflow PATH] [--quick] [CONFIG.json ...]
+Needs only numpy and scipy (installed by `make bench`).
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Budget(Exception):
+    pass
+
+
+class Problem:
+    """½‖A x^L − y‖² and its flows, mirroring MATH.md §1 and §6."""
+
+    def __init__(self, pj, cfg):
+        A = np.array(pj["A"], dtype=float)
+        self.signed = bool(pj["signed"])
+        self.A = np.hstack([A, -A]) if self.signed else A
+        self.y = np.array(pj["y"], dtype=float)
+        self.L = int(pj["depth"])
+        self.x0 = np.array(pj["x0"], dtype=float)
+        model = cfg.get("model", {})
+        self.flow = model.get("flow", "gf")
+        self.eta_g = float(model.get("eta_g", model.get("eta", 0.05)))
+        self.eta_v = float(model.get("eta_v", 1.0))
+        self.nfev = 0
+        self.njev = 0
+        self.max_evals = None
+
+    def count(self):
+        self.nfev += 1
+        if self.max_evals is not None and self.nfev > self.max_evals:
+            raise Budget()
+
+    def grad(self, x):
+        L = self.L
+        e = self.A @ x**L - self.y
+        r = self.A.T @ e
+        return L * x ** (L - 1) * r, e, r
+
+    def hess(self, x, r):
+        L = self.L
+        B = self.A * (x ** (L - 1))[None, :]
+        H = L * L * (B.T @ B)
+        if L >= 2:
+            H[np.diag_indices_from(H)] += L * (L - 1) * x ** (L - 2) * r
+        return H
+
+    def loss_of_state(self, s):
+        x = self.weights(s)
+        e = self.A @ x**self.L - self.y
+        return 0.5 * e @ e
+
+    def weights(self, s):
+        if self.flow == "gf":
+            return s
+        return s[0] * s[1:] / np.linalg.norm(s[1:])
+
+    def initial_state(self):
+        if self.flow == "gf":
+            return self.x0.copy()
+        g0 = np.linalg.norm(self.x0)
+        return np.concatenate([[g0], self.x0 / g0])
+
+    def eta(self, g, nv2):
+        return self.eta_v * g * g / nv2 if self.flow == "wn-timedep" else self.eta_g
+
+    def rhs(self, t, s):
+        self.count()
+        if self.flow == "gf":
+            return -self.grad(s)[0]
+        g, v = s[0], s[1:]
+        nv2 = v @ v
+        nv = np.sqrt(nv2)
+        u = v / nv
+        G = self.grad(g * u)[0]
+        sg = G @ u
+        return np.concatenate([[-self.eta(g, nv2) * sg], -self.eta_v * (g / nv) * (G - sg * u)])
+
+    def jac(self, t, s):
+        self.njev += 1
+        if self.flow == "gf":
+            _, _, r = self.grad(s)
+            return -self.hess(s, r)
+        g, v = s[0], s[1:]
+        n = v.size
+        nv2 = v @ v
+        nv = np.sqrt(nv2)
+        u = v / nv
+        x = g * u
+        G, _, r = self.grad(x)
+        H = self.hess(x, r)
+        Hu = H @ u
+        uHu = u @ Hu
+        sg = G @ u
+        w = G - sg * u
+        Pi = np.eye(n) - np.outer(u, u)
+        piHu = Hu - uHu * u
+        eg = self.eta(g, nv2)
+        J = np.empty((n + 1, n + 1))
+        dsdv = (g / nv) * piHu + w / nv
+        J[0, 0] = -eg * uHu
+        J[0, 1:] = -eg * dsdv
+        if self.flow == "wn-timedep":
+            J[0, 0] -= sg * 2 * self.eta_v * g / nv2
+            J[0, 1:] += sg * 2 * self.eta_v * g * g * v / nv2**2
+        J[1:, 0] = -self.eta_v * (w + g * piHu) / nv
+        PHP = Pi @ H @ Pi
+        J[1:, 1:] = -self.eta_v * (g / nv) ** 2 * PHP + self.eta_v * (g / nv2) * (
+            np.outer(w, u) + np.outer(u, w) + sg * Pi)
+        return J
+
+
+def run_wnflow(binary, config, out):
+    subprocess.run([binary, "simulate", config, "--out", out, "--quiet", "--write-problem"], check=True)
+    with open(os.path.join(out, "result.json")) as f:
+        res = json.load(f)
+    with open(os.path.join(out, "problem.json")) as f:
+        pj = json.load(f)
+    return res, pj
+
+
+def run_peer(prob, method, cfg, threshold, max_evals, max_seconds):
+    it = cfg.get("integrator", {})
+    rtol = float(it.get("rtol", 1e-10))
+    atol = float(it.get("atol", 1e-18))
+    t_end = float(it.get("t_end", 1e12))
+    prob.nfev = 0
+    prob.njev = 0
+    prob.max_evals = max_evals
+    deadline = time.perf_counter() + max_seconds
+
+    def event(t, s):
+        if time.perf_counter() > deadline:
+            raise Budget()
+        return prob.loss_of_state(s) - threshold
+
+    event.terminal = True
+    kwargs = dict(rtol=rtol, atol=atol, events=event)
+    if method in ("LSODA", "BDF", "Radau"):
+        kwargs["jac"] = prob.jac
+    t0 = time.perf_counter()
+    status = "converged"
+    try:
+        sol = solve_ivp(prob.rhs, (0.0, t_end), prob.initial_state(), method=method, **kwargs)
+        s = sol.y[:, -1]
+        if sol.status == -1:
+            status = "failed"
+        elif sol.status == 0:
+            status = "t_end"
+    except Budget:
+        status = "budget"
+        s = None
+    wall = time.perf_counter() - t0
+    z = None
+    if s is not None:
+        x = prob.weights(s)
+        p = x**prob.L
+        n = p.size // 2
+        z = p[:n] - p[n:] if prob.signed else p
+    return dict(status=status, wall=wall, nfev=prob.nfev, njev=prob.njev, z=z)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("configs", nargs="*")
+    ap.add_argument("--wnflow", default=os.path.join(HERE, "..", ".build", "release", "wnflow"))
+    ap.add_argument("--quick", action="store_true", help="skip DOP853 and cap peers at 30 s")
+    ap.add_argument("--max-seconds", type=float, default=120.0, help="wall budget per peer run")
+    ap.add_argument("--json", help="also write the rows as JSON to this file")
+    args = ap.parse_args()
+    configs = args.configs or sorted(glob.glob(os.path.join(HERE, "configs", "*.json")))
+    methods = ["LSODA", "BDF"] + ([] if args.quick else ["DOP853"])
+    max_seconds = 30.0 if args.quick else args.max_seconds
+    rows = []
+    print(f"{'case':<18} {'peer':<7} {'peer status':<11} {'peer evals':>11} {'peer jac':>9} {'peer s':>9} "
+          f"{'wnflow evals':>12} {'wnflow s':>9} {'wall ratio':>10} {'evals ratio':>11} {'|z−z_peer|/|z|':>15}")
+    for config in configs:
+        with open(config) as f:
+            cfg = json.load(f)
+        name = os.path.splitext(os.path.basename(config))[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            res, pj = run_wnflow(args.wnflow, config, tmp)
+        prob = Problem(pj, cfg)
+        stop = cfg.get("integrator", {}).get("stop", {})
+        threshold = float(stop.get("loss_below", 1e-24 * 0.5 * float(prob.y @ prob.y)))
+        zw = np.array(res["z"])
+        for m in methods:
+            peer = run_peer(prob, m, cfg, threshold, max_evals=50_000_000, max_seconds=max_seconds)
+            st = res["stats"]
+            ratio_wall = st["wall_seconds"] / peer["wall"] if peer["wall"] > 0 else float("nan")
+            ratio_evals = st["rhs_evals"] / max(peer["nfev"], 1)
+            dz = float(np.linalg.norm(zw - peer["z"]) / np.linalg.norm(zw)) if peer["z"] is not None else float("nan")
+            rows.append(dict(case=name, peer=m, peer_status=peer["status"], peer_rhs_evals=peer["nfev"],
+                             peer_jacobian_evals=peer["njev"], peer_wall_seconds=peer["wall"],
+                             wnflow_status=res["status"], wnflow_rhs_evals=st["rhs_evals"],
+                             wnflow_wall_seconds=st["wall_seconds"], wall_ratio=ratio_wall,
+                             evals_ratio=ratio_evals, limit_difference=dz))
+            print(f"{name:<18} {m:<7} {peer['status']:<11} {peer['nfev']:>11} {peer['njev']:>9} {peer['wall']:>9.3f} "
+                  f"{st['rhs_evals']:>12} {st['wall_seconds']:>9.4f} {ratio_wall:>10.4f} {ratio_evals:>11.3f} {dz:>15.2e}",
+                  flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    print("\nwall ratio = wnflow wall / peer wall (below 1: wnflow faster); "
+          "evals ratio = wnflow RHS evals / peer RHS evals. 'budget': the peer was stopped at its time budget.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
