@@ -118,7 +118,8 @@ public final class Simulation {
     public var resolvedMethod: Method {
         switch config.integrator.method {
         case .auto:
-            return .gsl(.msbdf)
+            return flow.dimension > Simulation.structuredThreshold && flow is any LowRankJacobianSystem
+                ? .rosenbrock : .gsl(.msbdf)
         default:
             return config.integrator.method
         }
@@ -154,6 +155,12 @@ public final class Simulation {
         case let .gsl(stepper):
             return try ODEIntegrator(system: flow, options: ODEOptions(
                 stepper: stepper, rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
+        case .rosenbrock:
+            guard let structured = flow as? any LowRankJacobianSystem else {
+                throw ODEError.invalidOptions("method rosenbrock needs a flow with a structured Jacobian")
+            }
+            return try RosenbrockSolver(system: structured, options: ODEOptions(
+                rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .auto:
             fatalError("unreachable: auto is resolved above")
         }
