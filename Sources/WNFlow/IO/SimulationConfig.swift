@@ -24,9 +24,13 @@ public enum FlowKind: String, Sendable, CaseIterable {
 public enum Method: Sendable, Equatable, CustomStringConvertible {
     case auto
     case gsl(Stepper)
+    /// Rodas4 with Woodbury solves of the diagonal-plus-low-rank Jacobian
+    /// (`RosenbrockSolver`): for large N.
+    case rosenbrock
 
     public init?(name: String) {
         if name == "auto" { self = .auto; return }
+        if name == "rosenbrock" { self = .rosenbrock; return }
         guard let s = Stepper(rawValue: name) else { return nil }
         self = .gsl(s)
     }
@@ -35,10 +39,11 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .auto: return "auto"
         case let .gsl(s): return s.rawValue
+        case .rosenbrock: return "rosenbrock"
         }
     }
 
-    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) }
+    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) + ["rosenbrock"] }
 }
 
 /// Model settings (`model`).
