@@ -1,0 +1,230 @@
+import Foundation
+import GSLKit
+
+/// Bounds and gaps around the predicted limit (MATH.md §4 "What the limit is biased towards").
+public struct TheoryBounds: Sendable, Equatable {
+    /// `‖z_∞‖₁ − Q` (plain ℓ1 gap; ≥ 0 up to LP tolerance).
+    public var l1Gap: Double?
+    /// `‖z_∞‖_{w,1} − Q_w` with the report's weights (`TheoryReport.weights`).
+    public var weightedGap: Double?
+    /// Its a-posteriori upper bound: L = 2 `H(z_w) − H(z_∞)`; L ≥ 3
+    /// `κ·(L/2)(Σ z_∞^{2/L} − Σ z_w^{2/L})` with κ the weights' normalization (see `powerGapBound`).
+    public var weightedGapBound: Double?
+    /// `g_∞ ≥ Q^{1/L}` (L ≥ 2; `‖x‖₂² = Σ z^{2/L} ≥ (Σ z)^{2/L}`), `g_∞ ≥ ‖A⁺y‖` (L = 1).
+    public var gInfLowerBound: Double?
+    /// (3.19) in log form: `log ρ_∞ ≥ log(g₀/g_lb) + c(g_lb² − g₀²)` when `g_lb ≥ (2c)^{-1/2}` (WN only).
+    public var logRhoLowerBound: Double?
+    /// Cover's probability that a Gaussian M×N matrix meets the kernel assumption.
+    public var kernelProbabilityGaussian: Double
+
+    public init(l1Gap: Double? = nil, weightedGap: Double? = nil, weightedGapBound: Double? = nil,
+                gInfLowerBound: Double? = nil, logRhoLowerBound: Double? = nil, kernelProbabilityGaussian: Double) {
+        self.l1Gap = l1Gap; self.weightedGap = weightedGap; self.weightedGapBound = weightedGapBound
+        self.gInfLowerBound = gInfLowerBound; self.logRhoLowerBound = logRhoLowerBound
+        self.kernelProbabilityGaussian = kernelProbabilityGaussian
+    }
+}
+
+/// The formulas behind `TheoryBounds` (MATH.md §4).
+public enum Bounds {
+    /// `H(z) = Σ z log z − z` with `0 log 0 = 0` (MATH.md §4, L = 2 gap bound).
+    public static func entropy(_ z: [Double]) -> Double {
+        var h = 0.0
+        for v in z where v > 0 { h += v * Foundation.log(v) - v }
+        return h
+    }
+
+    /// L = 2 a-posteriori gap (MATH.md §4): with `w_n = log(1/x̃₀,n²)` (i.e. `log z₀ = −w`),
+    /// `D_F(z, z₀) = H(z) + ⟨w, z⟩ + Σz₀`, so optimality of z_∞ gives
+    /// `‖z_∞‖_{w,1} − Q_w ≤ H(z_w) − H(z_∞)` for any weighted-ℓ1 minimizer `z_w`.
+    /// (Valid for any w for which `Q_w` is finite; w > 0 iff x̃₀ < 1.)
+    public static func entropicGapBound(zInf: [Double], zW: [Double]) -> Double {
+        entropy(zW) - entropy(zInf)
+    }
+
+    /// L ≥ 3 a-posteriori gap (MATH.md §4): `D_F(z, x̃₀^L) = (L/(L−2))[⟨w, z⟩ − (L/2)Σ z^{2/L}] + const`
+    /// with `w = x̃₀^{⊙(2−L)}`, hence `‖z_∞‖_{w,1} − Q_w ≤ (L/2)(Σ z_∞^{2/L} − Σ z_w^{2/L})`.
+    /// The left side is linear in w, the right side is not: for normalized weights
+    /// `w' = κ w` (here `κ = exp(−logFactor)`, `logFactor` from
+    /// `LimitPredictor.normalizedPowerWeights`) the bound on `‖z_∞‖_{w',1} − Q_{w'}` is
+    /// `κ·(L/2)(…)`. Returns that normalized bound (0 when κ underflows).
+    public static func powerGapBound(zInf: [Double], zW: [Double], depth L: Int, logFactor: Double = 0) -> Double {
+        let e = 2 / Double(L)
+        var d = 0.0
+        for v in zInf where v > 0 { d += Foundation.pow(v, e) }
+        for v in zW where v > 0 { d -= Foundation.pow(v, e) }
+        let raw = Double(L) / 2 * d
+        return raw * Foundation.exp(-logFactor)
+    }
+
+    /// (3.19) in log form: if `g_∞ ≥ gLower ≥ (2c)^{-1/2}` then, ρ(g) being increasing for
+    /// `g > (2c)^{-1/2}`, `log ρ_∞ ≥ log(g₀/gLower) + c(gLower² − g₀²)`. nil when the
+    /// condition `gLower ≥ (2c)^{-1/2}` fails. Use `gLower = Q^{1/L}` (L ≥ 2) or `‖A⁺y‖` (L = 1).
+    public static func logRhoLowerBound(gLower: Double, g0: Double, c: Double) -> Double? {
+        guard gLower > 0, c > 0, g0 > 0, gLower >= 1 / (2 * c).squareRoot() else { return nil }
+        return WeightNormLimit.logMagnification(g: gLower, g0: g0, c: c)
+    }
+
+    /// (3.19) from Q: `gLower = Q^{1/L}` (MATH.md §4), for L ≥ 2.
+    public static func logRhoLowerBound(l1Min q: Double, depth L: Int, g0: Double, c: Double) -> Double? {
+        guard L >= 2, q > 0 else { return nil }
+        return logRhoLowerBound(gLower: Foundation.pow(q, 1 / Double(L)), g0: g0, c: c)
+    }
+
+    /// Cover/Wendel (MATH.md §4): the probability that an M×N Gaussian A admits w > 0 with
+    /// A w = 0, `2^{1−N} Σ_{i<N−M} C(N−1, i)`, by a log-sum-exp of `lgamma` terms.
+    /// 1 for M = 0, 0 for M ≥ N, ½ for M = N/2.
+    public static func coverProbability(rows m: Int, columns n: Int) -> Double {
+        if n <= 0 || m >= n { return 0 }
+        if m <= 0 { return 1 }
+        let top = n - m - 1  // i = 0 … top
+        let nm1 = Double(n - 1)
+        func lnChoose(_ i: Int) -> Double {
+            Foundation.lgamma(nm1 + 1) - Foundation.lgamma(Double(i) + 1) - Foundation.lgamma(nm1 - Double(i) + 1)
+        }
+        let terms = (0...top).map(lnChoose)
+        let mx = terms.max()!
+        var s = 0.0
+        for t in terms { s += Foundation.exp(t - mx) }
+        let lp = (1 - Double(n)) * Foundation.log(2.0) + mx + Foundation.log(s)
+        return min(1, Foundation.exp(lp))
+    }
+}
+
+// MARK: - The predict report
+
+/// Which flow `Theory.report` predicts the limit of (MATH.md §1).
+public enum TheoryFlow: Sendable, Equatable {
+    /// Gradient flow (1.11).
+    case gf
+    /// WN flow (1.13)–(1.14) with constant rates, `vNorm = ‖v₀‖`.
+    case wn(etaG: Double, etaV: Double, vNorm: Double)
+    /// WN with the time-dependent rate of Thm 2.4.
+    case wnTimeDependent(etaV: Double)
+}
+
+/// Everything `wnflow predict` writes (INTERFACE.md "predict FILE"), MATH.md §4.
+public struct TheoryReport: Sendable {
+    public var depth: Int
+    public var flow: TheoryFlow
+    /// Predicted `z_∞` and `x_∞`.
+    public var z: [Double]
+    public var x: [Double]
+    /// `g_inf` and `log_rho` (WN only; `logRho` nil for the time-dependent rate).
+    public var gInf: Double?
+    public var logRho: Double?
+    /// Every root of the WN scalar equation found (WN constant rate).
+    public var wnRoots: [Double]
+    /// `l1_min` = Q and a minimizer (nil when S₊ is empty, possible only for L = 1).
+    public var l1Min: Double?
+    public var l1Minimizer: [Double]?
+    /// `weighted_l1_min` = Q_w for `weights` (L = 2: `log(1/x̃₀²)`; L ≥ 3: `x̃₀^{2−L}`
+    /// normalized to max 1; nil for L = 1), and a minimizer.
+    public var weightedL1Min: Double?
+    public var weightedL1Minimizer: [Double]?
+    public var weights: [Double]?
+    /// `kernel_positive`: the kernel assumption (Thm 2.2) holds; a witness w ≥ 1, A w = 0.
+    public var kernelPositive: Bool
+    public var kernelWitness: [Double]?
+    public var bounds: TheoryBounds
+    /// The underlying GF prediction (method, Newton iterations, residual, lost digits).
+    public var prediction: GFLimitPrediction
+    public var warnings: [String]
+}
+
+/// The theory side of `wnflow predict` (MATH.md §4).
+public enum Theory {
+    /// Predicts the limit of `flow` at depth `depth` from `x0` on `(A, y)` and gathers Q, Q_w,
+    /// the kernel assumption and the bounds of MATH.md §4. Signed problems: pass
+    /// `A.augmentedWithNegation` and `x0 = (u₀, w₀)` (MATH.md §5).
+    /// - Throws: `TheoryError.emptyFeasibleSet` when S₊ is empty and depth ≥ 2;
+    ///   `.invalidInput` for bad dimensions/signs; `.notConverged`, `.solverFailure`.
+    public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow) throws -> TheoryReport {
+        try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
+        guard x0.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
+        if depth >= 2 && !x0.allSatisfy({ $0 > 0 }) {
+            throw TheoryError.invalidInput("x0 must be > 0 entry-wise for depth >= 2 (MATH.md Lemma 3.3); zero entries never move")
+        }
+        var warnings: [String] = []
+
+        // Q (throws emptyFeasibleSet for depth ≥ 2).
+        var q: Double? = nil, zQ: [Double]? = nil
+        do {
+            let r = try L1Minimization.minimum(A: A, y: y)
+            q = r.value; zQ = r.minimizer
+        } catch TheoryError.emptyFeasibleSet where depth == 1 {
+            warnings.append("S+ is empty: no non-negative solution, l1_min undefined (depth 1 allows signs)")
+        }
+
+        let kernel = try KernelAssumption.check(A: A)
+        if !kernel.holds {
+            warnings.append("kernel assumption (Thm 2.2) fails: no w > 0 with A w = 0; convergence to zero loss is not guaranteed")
+        }
+
+        // The limit.
+        var gInf: Double? = nil, logRho: Double? = nil, roots: [Double] = []
+        let pred: GFLimitPrediction
+        var c: Double? = nil
+        switch flow {
+        case .gf:
+            pred = try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, x0: x0)
+        case let .wn(etaG, etaV, vNorm):
+            let wn = try WeightNormLimit.constantRate(A: A, y: y, depth: depth, x0: x0, etaG: etaG, etaV: etaV, vNorm: vNorm)
+            pred = wn.gf; gInf = wn.gInf; logRho = wn.logRho; roots = wn.roots; c = wn.c
+            warnings += wn.warnings
+        case let .wnTimeDependent(etaV):
+            let wn = try WeightNormLimit.timeDependent(A: A, y: y, depth: depth, x0: x0, etaV: etaV)
+            pred = wn.gf; gInf = wn.gInf
+            warnings += wn.warnings
+        }
+        if pred.lostDigits {
+            warnings.append("depth \(depth): x0^(2-L) dwarfs the limit (amplification \(pred.amplification ?? .infinity)); "
+                + "reported the weighted-l1 LP minimizer instead of the Bregman projection")
+        }
+        if pred.kktResidual > 1e-10 {
+            warnings.append("prediction residual ||Az - y||/||y|| = \(pred.kktResidual)")
+        }
+
+        // Effective initialization in log form (depth ≥ 2).
+        var weights: [Double]? = nil, qw: Double? = nil, zw: [Double]? = nil
+        var bounds = TheoryBounds(kernelProbabilityGaussian: Bounds.coverProbability(rows: A.rows, columns: A.cols))
+        if let q, let zQ {
+            _ = zQ
+            bounds.l1Gap = pred.z.reduce(0, +) - q
+        }
+        if depth >= 2 {
+            let lr = logRho ?? 0
+            let logXt = x0.map { Foundation.log($0) - lr }
+            var logFactor = 0.0
+            if depth == 2 {
+                weights = logXt.map { -2 * $0 }
+            } else {
+                let nw = LimitPredictor.normalizedPowerWeights(depth: depth, logX0: logXt)
+                weights = nw.weights; logFactor = nw.logFactor
+            }
+            do {
+                let r = try L1Minimization.minimum(A: A, y: y, weights: weights)
+                qw = r.value; zw = r.minimizer
+            } catch TheoryError.unboundedProgram {
+                warnings.append("weighted l1 minimum is unbounded (some weights <= 0: effective init x0/rho >= 1)")
+            }
+            if let w = weights, let qw, let zw {
+                bounds.weightedGap = weightedSum(w, pred.z) - qw
+                bounds.weightedGapBound = depth == 2
+                    ? Bounds.entropicGapBound(zInf: pred.z, zW: zw)
+                    : Bounds.powerGapBound(zInf: pred.z, zW: zw, depth: depth, logFactor: logFactor)
+            }
+            if let q { bounds.gInfLowerBound = Foundation.pow(q, 1 / Double(depth)) }
+        } else {
+            if let svd = try? SVD(A) { bounds.gInfLowerBound = A.rows > 0 ? norm2(svd.pseudoInverseApply(y)) : 0 }
+        }
+        if let c, let gl = bounds.gInfLowerBound {
+            bounds.logRhoLowerBound = Bounds.logRhoLowerBound(gLower: gl, g0: norm2(x0), c: c)
+        }
+
+        return TheoryReport(depth: depth, flow: flow, z: pred.z, x: pred.x, gInf: gInf, logRho: logRho,
+                            wnRoots: roots, l1Min: q, l1Minimizer: zQ, weightedL1Min: qw, weightedL1Minimizer: zw,
+                            weights: weights, kernelPositive: kernel.holds, kernelWitness: kernel.witness,
+                            bounds: bounds, prediction: pred, warnings: warnings)
+    }
+}

@@ -1,0 +1,302 @@
+import CGLPK
+import Foundation
+import GSLKit
+import Synchronization
+
+// MARK: - Errors
+
+/// Why a theory computation (MATH.md §4) could not produce an answer.
+/// Every message names what is wrong and what to change.
+public enum TheoryError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// `S₊ = {z ≥ 0 : Az = y}` (MATH.md §0) is empty: no non-negative solution exists,
+    /// so no flow with x₀ > 0 and depth ≥ 2 can reach zero loss.
+    case emptyFeasibleSet
+    /// The linear program has no finite minimum (a weight is negative along a ray of S₊).
+    case unboundedProgram(String)
+    /// GLPK or a linear solve failed for a numerical reason.
+    case solverFailure(String)
+    /// Dimensions, signs or non-finite values in the input.
+    case invalidInput(String)
+    /// An iteration (dual Newton, root search) did not reach its tolerance.
+    case notConverged(String)
+
+    public var description: String {
+        switch self {
+        case .emptyFeasibleSet:
+            return "the feasible set S+ = {z >= 0 : A z = y} is empty: no non-negative solution of A z = y exists; "
+                + "use a y in the cone spanned by A's columns (e.g. y = A z* with z* >= 0) or a signed model ([A, -A])"
+        case .unboundedProgram(let s):
+            return "linear program is unbounded (\(s)); use non-negative weights"
+        case .solverFailure(let s):
+            return "numerical failure: \(s)"
+        case .invalidInput(let s):
+            return "invalid input: \(s)"
+        case .notConverged(let s):
+            return "did not converge: \(s)"
+        }
+    }
+}
+
+// MARK: - GLPK wrapper
+
+/// An optimal basic solution of `min cᵀx s.t. A x = b, x ≥ lower`.
+public struct LPSolution: Sendable {
+    /// The primal solution (length N).
+    public var x: [Double]
+    /// `cᵀx` as GLPK reports it (for the problem as posed to GLPK).
+    public var objective: Double
+    /// The row duals λ (length M): at an optimum `Aᵀλ ≤ c` with equality on the basis.
+    public var rowDuals: [Double]
+    /// Whether each structural column is basic in GLPK's final basis.
+    public var basic: [Bool]
+}
+
+/// Why GLPK stopped without an optimum (mapped to `TheoryError` by callers).
+enum LPFailure: Error {
+    case infeasible
+    case unbounded
+    case failure(String)
+}
+
+/// Serializes every use of GLPK. GLPK keeps per-thread state (its environment is
+/// thread-local), so each problem is created, solved and deleted inside one
+/// synchronous scope (one thread), and the lock keeps those scopes apart.
+private let glpkLock = Mutex<Int>(0)
+
+/// Owns one `glp_prob`; deleted in `deinit`. Never escapes the synchronous
+/// scope of `LinearProgram.minimize` (see `glpkLock`).
+final class GLPKProblem {
+    let prob: OpaquePointer
+
+    init() {
+        cglpk_quiet()
+        prob = glp_create_prob()
+    }
+
+    deinit { glp_delete_prob(prob) }
+
+    /// Runs the simplex method; returns GLPK's return code and status.
+    func simplex(presolve: Bool) -> (ret: Int32, status: Int32) {
+        var parm = glp_smcp()
+        glp_init_smcp(&parm)
+        parm.msg_lev = cglpk_msg_off()
+        parm.presolve = presolve ? GLP_ON : GLP_OFF
+        if !presolve { glp_adv_basis(prob, 0) }
+        let ret = glp_simplex(prob, &parm)
+        return (ret, glp_get_status(prob))
+    }
+}
+
+/// A safe interface to GLPK's simplex method (the linear programs of MATH.md §0 and §4:
+/// `Q`, `Q_w` and the kernel assumption).
+public enum LinearProgram {
+    /// Solves `min cᵀx s.t. A x = b, x ≥ lower` with GLPK's primal simplex (presolver on,
+    /// automatic scaling; a second attempt without the presolver when it reports trouble).
+    /// GLPK output is switched off.
+    /// - Throws: `TheoryError.emptyFeasibleSet` (infeasible), `.unboundedProgram`, `.solverFailure`.
+    public static func minimize(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws -> LPSolution {
+        do {
+            return try solveRaw(A: A, b: b, c: c, lower: lower)
+        } catch let f as LPFailure {
+            switch f {
+            case .infeasible: throw TheoryError.emptyFeasibleSet
+            case .unbounded: throw TheoryError.unboundedProgram("GLPK: objective unbounded below")
+            case .failure(let s): throw TheoryError.solverFailure(s)
+            }
+        }
+    }
+
+    static func solveRaw(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws(LPFailure) -> LPSolution {
+        let m = A.rows, n = A.cols
+        guard b.count == m, c.count == n, lower.count == n else {
+            throw .failure("LP dimensions: A is \(m)x\(n), b has \(b.count), c has \(c.count), lower has \(lower.count)")
+        }
+        guard A.isFinite, b.allSatisfy(\.isFinite), c.allSatisfy(\.isFinite), lower.allSatisfy(\.isFinite) else {
+            throw .failure("LP data contain NaN or infinity")
+        }
+        if n == 0 {
+            if b.allSatisfy({ $0 == 0 }) { return LPSolution(x: [], objective: 0, rowDuals: [Double](repeating: 0, count: m), basic: []) }
+            throw .infeasible
+        }
+        return try glpkLock.withLock { (_: inout Int) throws(LPFailure) -> LPSolution in
+            let p = GLPKProblem()
+            let lp = p.prob
+            glp_set_obj_dir(lp, GLP_MIN)
+            if m > 0 { glp_add_rows(lp, Int32(m)) }
+            glp_add_cols(lp, Int32(n))
+            for i in 0..<m { glp_set_row_bnds(lp, Int32(i + 1), GLP_FX, b[i], b[i]) }
+            for j in 0..<n {
+                glp_set_col_bnds(lp, Int32(j + 1), GLP_LO, lower[j], 0)
+                glp_set_obj_coef(lp, Int32(j + 1), c[j])
+            }
+            // glp_load_matrix: 1-based triplets, index 0 unused.
+            var ia: [Int32] = [0], ja: [Int32] = [0], ar: [Double] = [0]
+            ia.reserveCapacity(m * n + 1); ja.reserveCapacity(m * n + 1); ar.reserveCapacity(m * n + 1)
+            for i in 0..<m {
+                for j in 0..<n {
+                    let v = A.storage[i * n + j]
+                    if v != 0 { ia.append(Int32(i + 1)); ja.append(Int32(j + 1)); ar.append(v) }
+                }
+            }
+            let ne = Int32(ar.count - 1)
+            if ne > 0 { glp_load_matrix(lp, ne, ia, ja, ar) }
+            glp_scale_prob(lp, GLP_SF_AUTO)
+
+            var (ret, status) = p.simplex(presolve: true)
+            if ret != 0 && ret != GLP_ENOPFS {
+                // The presolver cannot tell infeasible from unbounded (GLP_ENODFS) and may
+                // fail on degenerate inputs: re-solve without it for a definite status.
+                (ret, status) = p.simplex(presolve: false)
+            }
+            if ret == GLP_ENOPFS { throw .infeasible }
+            guard ret == 0 else { throw .failure("glp_simplex returned \(glpkReturnName(ret))") }
+            switch status {
+            case GLP_OPT: break
+            case GLP_NOFEAS, GLP_INFEAS: throw .infeasible
+            case GLP_UNBND: throw .unbounded
+            default: throw .failure("glp_simplex finished with status \(status) (not optimal)")
+            }
+            var x = [Double](repeating: 0, count: n)
+            var basic = [Bool](repeating: false, count: n)
+            for j in 0..<n {
+                x[j] = glp_get_col_prim(lp, Int32(j + 1))
+                basic[j] = glp_get_col_stat(lp, Int32(j + 1)) == GLP_BS
+            }
+            var duals = [Double](repeating: 0, count: m)
+            for i in 0..<m { duals[i] = glp_get_row_dual(lp, Int32(i + 1)) }
+            let obj = glp_get_obj_val(lp)
+            return LPSolution(x: x, objective: obj, rowDuals: duals, basic: basic)
+        }
+    }
+
+    private static func glpkReturnName(_ r: Int32) -> String {
+        switch r {
+        case GLP_EBADB: return "GLP_EBADB (invalid basis)"
+        case GLP_ESING: return "GLP_ESING (singular basis matrix)"
+        case GLP_ECOND: return "GLP_ECOND (ill-conditioned basis matrix)"
+        case GLP_EBOUND: return "GLP_EBOUND (inconsistent bounds)"
+        case GLP_EFAIL: return "GLP_EFAIL (solver failure)"
+        case GLP_EITLIM: return "GLP_EITLIM (iteration limit)"
+        case GLP_ETMLIM: return "GLP_ETMLIM (time limit)"
+        case GLP_ENODFS: return "GLP_ENODFS (no dual feasible solution)"
+        default: return "code \(r)"
+        }
+    }
+}
+
+// MARK: - Small dense helpers shared by the theory code
+
+/// `‖v‖_∞`.
+@inline(__always) func maxAbs(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+
+/// `Σ w_n z_n`.
+@inline(__always) func weightedSum(_ w: [Double]?, _ z: [Double]) -> Double {
+    guard let w else { return z.reduce(0, +) }
+    var s = 0.0
+    for i in 0..<z.count { s += w[i] * z[i] }
+    return s
+}
+
+/// Columns `cols` of `a` as a new `M × k` matrix.
+func selectColumns(_ a: Matrix, _ cols: [Int]) -> Matrix {
+    var out = Matrix(rows: a.rows, cols: cols.count)
+    for i in 0..<a.rows {
+        for (k, j) in cols.enumerated() { out.storage[i * cols.count + k] = a.storage[i * a.cols + j] }
+    }
+    return out
+}
+
+/// `‖A z − y‖₂`.
+func residualNorm(_ a: Matrix, _ z: [Double], _ y: [Double]) -> Double {
+    let az = a.multiply(z)
+    var s = 0.0
+    for i in 0..<y.count { let d = az[i] - y[i]; s += d * d }
+    return s.squareRoot()
+}
+
+/// Re-solves `A_S z_S = y` on the support `S` (GLPK's basic columns and positive entries)
+/// by a least-squares SVD solve plus one refinement step, so that a vertex GLPK found to
+/// ~1e-9 satisfies `Az = y` to rounding. Keeps the GLPK point when the re-solve would leave
+/// the non-negative orthant or is not better.
+func polishVertex(A: Matrix, y: [Double], z: [Double], basic: [Bool]) -> [Double] {
+    let n = A.cols
+    let support = (0..<n).filter { basic[$0] || z[$0] > 0 }
+    if support.isEmpty || A.rows == 0 { return z }
+    let sub = selectColumns(A, support)
+    guard let svd = try? SVD(sub) else { return z }
+    var zs = svd.pseudoInverseApply(y)
+    let r = zip(y, sub.multiply(zs)).map { $0 - $1 }
+    let corr = svd.pseudoInverseApply(r)
+    for k in 0..<zs.count { zs[k] += corr[k] }
+    let scale = max(maxAbs(zs), Double.leastNormalMagnitude)
+    guard zs.allSatisfy({ $0.isFinite && $0 >= -1e-9 * scale }) else { return z }
+    var out = [Double](repeating: 0, count: n)
+    for (k, j) in support.enumerated() { out[j] = max(zs[k], 0) }
+    return residualNorm(A, out, y) <= residualNorm(A, z, y) ? out : z
+}
+
+// MARK: - ℓ1 minimization
+
+/// The (weighted) ℓ1 minimum over `S₊` (MATH.md §0: `Q`, `Q_w`).
+public enum L1Minimization {
+    /// `Q_w = min Σ w_n z_n` s.t. `A z = y`, `z ≥ 0` (plain `Q` when `weights` is nil),
+    /// by GLPK's simplex on data scaled to unit size, then a support re-solve
+    /// (`Az = y` to ~1e-15 relative on non-degenerate vertices).
+    /// `value` is `Σ w_n z_n` evaluated in the original scale.
+    /// - Throws: `TheoryError.emptyFeasibleSet` when `S₊` is empty; `.unboundedProgram` when
+    ///   a negative weight makes the minimum −∞; `.invalidInput` for bad dimensions.
+    public static func minimum(A: Matrix, y: [Double], weights: [Double]? = nil) throws -> (value: Double, minimizer: [Double]) {
+        let m = A.rows, n = A.cols
+        guard y.count == m else { throw TheoryError.invalidInput("y has \(y.count) entries but A has \(m) rows") }
+        if let w = weights {
+            guard w.count == n else { throw TheoryError.invalidInput("weights have \(w.count) entries but A has \(n) columns") }
+            guard w.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("weights must be finite") }
+        }
+        guard A.isFinite, y.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("A and y must be finite") }
+        let sy = maxAbs(y)
+        if sy == 0, (weights ?? []).allSatisfy({ $0 >= 0 }) {
+            return (0, [Double](repeating: 0, count: n))
+        }
+        let ys = sy > 0 ? y.map { $0 / sy } : y
+        var c = weights ?? [Double](repeating: 1, count: n)
+        let sc = maxAbs(c)
+        if sc > 0 { c = c.map { $0 / sc } }
+        let sol = try LinearProgram.minimize(A: A, b: ys, c: c, lower: [Double](repeating: 0, count: n))
+        var z = sol.x.map { max($0, 0) }
+        z = polishVertex(A: A, y: ys, z: z, basic: sol.basic)
+        if sy > 0 { z = z.map { $0 * sy } }
+        let res = residualNorm(A, z, y)
+        let scaleRes = norm2(y) + A.frobeniusNorm * norm2(z)
+        if res > 1e-7 * scaleRes {
+            throw TheoryError.solverFailure("GLPK's optimum violates A z = y by \(res) (relative \(res / scaleRes))")
+        }
+        return (weightedSum(weights, z), z)
+    }
+}
+
+// MARK: - Kernel assumption
+
+/// The kernel assumption of Thm 2.2 (MATH.md §4): `∃ w > 0` with `A w = 0`.
+public enum KernelAssumption {
+    /// Checks `∃ w ≥ 1 with A w = 0` (an LP feasibility problem, solved as
+    /// `min Σ w` so a witness of moderate size comes back). The witness is projected onto
+    /// `ker A` (MATH.md §0) so that `A w = 0` holds to rounding.
+    public static func check(A: Matrix) throws -> (holds: Bool, witness: [Double]?) {
+        let m = A.rows, n = A.cols
+        guard A.isFinite else { throw TheoryError.invalidInput("A must be finite") }
+        if n == 0 { return (false, nil) }
+        let ones = [Double](repeating: 1, count: n)
+        if m == 0 { return (true, ones) }
+        do {
+            let sol = try LinearProgram.minimize(A: A, b: [Double](repeating: 0, count: m), c: ones, lower: ones)
+            var w = sol.x
+            if let proj = try? KernelProjector(A) {
+                let pw = proj.apply(w)
+                if pw.allSatisfy({ $0 >= 0.5 }) { w = pw }
+            }
+            return (true, w)
+        } catch TheoryError.emptyFeasibleSet {
+            return (false, nil)
+        }
+    }
+}

@@ -1,0 +1,435 @@
+import Foundation
+import GSLKit
+import Testing
+@testable import WNFlow
+
+// MARK: - Helpers
+
+private struct Problem {
+    var A: Matrix
+    var y: [Double]
+    var zStar: [Double]
+}
+
+/// Gaussian A/√M, y = A z*, z* ≥ 0 s-sparse with ‖z*‖₁ = 1 (MATH.md §8).
+private func randomProblem(_ rng: RNG, m: Int, n: Int, s: Int) -> Problem {
+    let a = Matrix(rows: m, cols: n, storage: rng.gaussians(m * n).map { $0 / Double(m).squareRoot() })!
+    var z = [Double](repeating: 0, count: n)
+    for j in rng.choose(s, from: n) { z[j] = 0.1 + rng.uniform() }
+    let t = z.reduce(0, +)
+    z = z.map { $0 / t }
+    return Problem(A: a, y: a.multiply(z), zStar: z)
+}
+
+/// α·|ξ|/‖ξ‖.
+private func absGaussianInit(_ rng: RNG, n: Int, alpha: Double) -> [Double] {
+    let g = rng.gaussians(n).map { abs($0) + 1e-3 }
+    let nn = norm2(g)
+    return g.map { alpha * $0 / nn }
+}
+
+private func relDiff(_ a: [Double], _ b: [Double]) -> Double {
+    norm2(zip(a, b).map { $0 - $1 }) / max(norm2(b), 1e-300)
+}
+
+/// h_L(x) of Lemma 3.7 computed from log x (L ≥ 2) or x (L = 1).
+private func hL(depth: Int, x: [Double], logX: [Double]?) -> [Double] {
+    switch depth {
+    case 1: return x
+    case 2: return logX ?? x.map { log($0) }
+    default:
+        let lx = logX ?? x.map { log($0) }
+        return lx.map { exp(Double(2 - depth) * $0) }
+    }
+}
+
+/// Orthonormal basis of ker A (columns of the returned N×k matrix) from the SVD of P = I − A⁺A.
+private func kernelBasis(_ a: Matrix) throws -> Matrix {
+    let proj = try KernelProjector(a)
+    let n = a.cols
+    var p = Matrix(rows: n, cols: n)
+    for j in 0..<n {
+        var e = [Double](repeating: 0, count: n); e[j] = 1
+        let c = proj.apply(e)
+        for i in 0..<n { p[i, j] = c[i] }
+    }
+    let svd = try SVD(p)
+    let k = svd.s.filter { $0 > 0.5 }.count
+    var kb = Matrix(rows: n, cols: k)
+    for i in 0..<n { for j in 0..<k { kb[i, j] = svd.u[i, j] } }
+    return kb
+}
+
+/// Independent primal solver for MATH.md §4's projection: minimize
+/// `E(z) = Σ F(z) − ⟨∇F(z₀), z⟩` over `z = z_f + K c > 0` by damped Newton in the kernel
+/// coordinates c. L = 2: F = z log z − z; L ≥ 3: F = L²/(2(2−L)) z^{2/L}.
+private func primalProjection(A: Matrix, y: [Double], depth L: Int, logX0: [Double], start: [Double]) throws -> [Double] {
+    let kb = try kernelBasis(A)
+    let n = A.cols, k = kb.cols
+    let Ld = Double(L)
+    func grad0(_ j: Int) -> Double {  // ∇F(z0)
+        L == 2 ? 2 * logX0[j] : Ld / (2 - Ld) * exp(Double(2 - L) * logX0[j])
+    }
+    func F(_ z: Double) -> Double { L == 2 ? z * log(z) - z : Ld * Ld / (2 * (2 - Ld)) * pow(z, 2 / Ld) }
+    func dF(_ z: Double) -> Double { L == 2 ? log(z) : Ld / (2 - Ld) * pow(z, 2 / Ld - 1) }
+    func d2F(_ z: Double) -> Double { L == 2 ? 1 / z : (Ld / (2 - Ld)) * (2 / Ld - 1) * pow(z, 2 / Ld - 2) }
+    func energy(_ z: [Double]) -> Double { (0..<n).reduce(0) { $0 + F(z[$1]) - grad0($1) * z[$1] } }
+    var z = start
+    for _ in 0..<400 {
+        var g = [Double](repeating: 0, count: k)
+        var h = Matrix(rows: k, cols: k)
+        for j in 0..<n {
+            let gj = dF(z[j]) - grad0(j), hj = d2F(z[j])
+            for a in 0..<k {
+                let ka = kb[j, a]
+                g[a] += ka * gj
+                for b in 0..<k { h[a, b] += ka * hj * kb[j, b] }
+            }
+        }
+        if norm2(g) < 1e-15 { break }
+        guard let dc = try? LinearSolve.lu(h, g.map { -$0 }) else { break }
+        var dz = [Double](repeating: 0, count: n)
+        for j in 0..<n { for a in 0..<k { dz[j] += kb[j, a] * dc[a] } }
+        var t = 1.0
+        for j in 0..<n where dz[j] < 0 { t = min(t, 0.99 * z[j] / -dz[j]) }
+        let e0 = energy(z)
+        var moved = false
+        for _ in 0..<60 {
+            let zn = (0..<n).map { z[$0] + t * dz[$0] }
+            if zn.allSatisfy({ $0 > 0 }) && energy(zn) <= e0 + 1e-14 * abs(e0) { z = zn; moved = true; break }
+            t *= 0.5
+        }
+        if !moved { break }
+    }
+    return z
+}
+
+// MARK: - Linear programs
+
+@Suite("Theory: linear programs")
+struct TheoryLPTests {
+    /// A = [I_M, B] (columns shuffled), y > 0, B's column sums < 1: λ = 1 certifies z* = (y, 0)
+    /// (Aᵀλ = (1, Bᵀ1) ≤ 1 with equality exactly on the support), so Q = Σ y, uniquely.
+    @Test func l1MinimumKnownAnswer() throws {
+        let rng = RNG(seed: 11)
+        let m = 12, extra = 30, n = m + extra
+        var b = Matrix(rows: m, cols: extra)
+        for j in 0..<extra {
+            var col = rng.gaussians(m)
+            let target = -1 + 1.8 * rng.uniform()  // column sum in [-1, 0.8]
+            let shift = (target - col.reduce(0, +)) / Double(m)
+            col = col.map { $0 + shift }
+            for i in 0..<m { b[i, j] = col[i] }
+        }
+        var gen = SeededGenerator(seed: 5)
+        let perm = (0..<n).shuffled(using: &gen)
+        var a = Matrix(rows: m, cols: n)
+        for (newJ, oldJ) in perm.enumerated() {
+            for i in 0..<m { a[i, newJ] = oldJ < m ? (i == oldJ ? 1 : 0) : b[i, oldJ - m] }
+        }
+        let y = (0..<m).map { _ in 0.1 + rng.uniform() }
+        let (q, z) = try L1Minimization.minimum(A: a, y: y)
+        let expected = y.reduce(0, +)
+        #expect(abs(q - expected) <= 1e-9 * expected)
+        var zExpected = [Double](repeating: 0, count: n)
+        for (newJ, oldJ) in perm.enumerated() where oldJ < m { zExpected[newJ] = y[oldJ] }
+        #expect(relDiff(z, zExpected) <= 1e-12)
+        #expect(residualNorm(a, z, y) <= 1e-14 * norm2(y))
+
+        // Weighted: λ = w_I certifies (y, 0) when w_B > Bᵀ w_I.
+        let wI = (0..<m).map { _ in 0.5 + rng.uniform() }
+        var w = [Double](repeating: 0, count: n)
+        for (newJ, oldJ) in perm.enumerated() {
+            if oldJ < m { w[newJ] = wI[oldJ] } else {
+                var s = 0.0
+                for i in 0..<m { s += b[i, oldJ - m] * wI[i] }
+                w[newJ] = max(s, 0) + 0.05 + rng.uniform()
+            }
+        }
+        let (qw, zw) = try L1Minimization.minimum(A: a, y: y, weights: w)
+        let expectedW = zip(wI, y).reduce(0) { $0 + $1.0 * $1.1 }
+        #expect(abs(qw - expectedW) <= 1e-9 * expectedW)
+        #expect(relDiff(zw, zExpected) <= 1e-12)
+    }
+
+    @Test func emptyFeasibleSetThrows() throws {
+        let a = Matrix(rowArrays: [[1, 1, 2], [0, 1, 1]])!
+        #expect(throws: TheoryError.emptyFeasibleSet) { try L1Minimization.minimum(A: a, y: [-1, 0.5]) }
+        #expect(throws: TheoryError.emptyFeasibleSet) {
+            try Theory.report(A: a, y: [-1, 0.5], depth: 2, x0: [0.1, 0.1, 0.1], flow: .gf)
+        }
+        // Depth 1 allows signs: no throw, l1_min nil with a warning.
+        let r = try Theory.report(A: a, y: [-1, 0.5], depth: 1, x0: [0.1, 0.1, 0.1], flow: .gf)
+        #expect(r.l1Min == nil && !r.warnings.isEmpty)
+        #expect(residualNorm(a, r.z, [-1, 0.5]) <= 1e-14)
+        #expect(TheoryError.emptyFeasibleSet.description.contains("S+"))
+    }
+
+    @Test func kernelAssumption() throws {
+        let rng = RNG(seed: 3)
+        let m = 6, n = 15
+        // Yes: rows with zero mean, so A·1 = 0.
+        var a = Matrix(rows: m, cols: n, storage: rng.gaussians(m * n))!
+        for i in 0..<m {
+            let mean = a.row(i).reduce(0, +) / Double(n)
+            for j in 0..<n { a[i, j] -= mean }
+        }
+        let yes = try KernelAssumption.check(A: a)
+        #expect(yes.holds)
+        let w = try #require(yes.witness)
+        #expect(w.allSatisfy { $0 >= 0.5 })
+        #expect(norm2(a.multiply(w)) <= 1e-12 * norm2(w) * a.frobeniusNorm)
+        // No: a row of ones (A w = 0 forces Σw = 0); S₊ is still non-empty for y = A z*, z* ≥ 0.
+        var b = a
+        for j in 0..<n { b[0, j] = 1 }
+        let no = try KernelAssumption.check(A: b)
+        #expect(!no.holds && no.witness == nil)
+        var zs = [Double](repeating: 0, count: n); zs[2] = 0.5; zs[7] = 0.5
+        let (q, _) = try L1Minimization.minimum(A: b, y: b.multiply(zs))
+        #expect(q <= 1 + 1e-9)
+        // The augmented signed matrix always meets it (MATH.md §5).
+        #expect(try KernelAssumption.check(A: b.augmentedWithNegation).holds)
+    }
+}
+
+// MARK: - GF predictor
+
+@Suite("Theory: GF limit predictor")
+struct TheoryPredictorTests {
+    @Test func kktOnRandomProblems() throws {
+        let rng = RNG(seed: 2024)
+        let alphas = [1e-3, 1e-1, 1.0]
+        var maxIter = [0, 0, 0, 0], maxRes = [0.0, 0.0, 0.0, 0.0], maxStat = [0.0, 0.0, 0.0, 0.0]
+        var maxPrimal = [0.0, 0.0, 0.0, 0.0]
+        for trial in 0..<20 {
+            let m = 10 + rng.uniformInt(11), n = 25 + rng.uniformInt(26)
+            let prob = randomProblem(rng, m: m, n: n, s: 3 + rng.uniformInt(3))
+            let alpha = alphas[trial % 3]
+            let x0 = absGaussianInit(rng, n: n, alpha: alpha)
+            let proj = try KernelProjector(prob.A)
+            let ny = norm2(prob.y)
+            for depth in 1...3 {
+                let p = try LimitPredictor.gradientFlow(A: prob.A, y: prob.y, depth: depth, x0: x0)
+                #expect(p.z.allSatisfy { $0.isFinite })
+                if depth >= 2 { #expect(p.z.allSatisfy { $0 >= 0 }) }
+                let res = residualNorm(prob.A, p.z, prob.y)
+                // L ≥ 3: s = x̃₀^{2−L} + Aᵀλ cancels digits; the floor is ≈ ε·R relative (R = amplification).
+                // L = 3: measured floor ≈ 1e-14·R (s = x̃₀^{2−L} + Aᵀλ cancels digits) and up to
+                // ~7e-11 when S₊ has no strictly positive point (the dual maximizer is at infinity).
+                let resTol = depth == 3 ? max(1e-10, 1e-14 * (p.amplification ?? 0)) : 1e-12
+                #expect(res <= resTol * ny, "trial \(trial) L=\(depth) residual \(res / ny) R \(p.amplification ?? 0) it \(p.iterations) alpha \(alpha)")
+                // Lemma 3.7 at t = ∞: h_L(x_∞) − h_L(x₀) ∈ range Aᵀ.
+                let h0 = hL(depth: depth, x: x0, logX: nil), h1 = hL(depth: depth, x: p.x, logX: p.logX)
+                let dh = zip(h1, h0).map { $0 - $1 }
+                let stat = norm2(proj.apply(dh)) / max(norm2(dh), norm2(h0))
+                #expect(stat <= 1e-9, "trial \(trial) L=\(depth) stationarity \(stat)")
+                // z^{1/L} = x.
+                #expect(relDiff(p.z, p.x.map { pow($0, Double(depth)) }) <= 1e-12)
+                maxIter[depth] = max(maxIter[depth], p.iterations)
+                maxRes[depth] = max(maxRes[depth], res / ny)
+                maxStat[depth] = max(maxStat[depth], stat)
+                // Independent primal solve on a subset.
+                if depth >= 2 && trial < 9 && alpha >= 0.1 {
+                    let kernel = try KernelAssumption.check(A: prob.A)
+                    if let w = kernel.witness {
+                        let start = zip(prob.zStar, w).map { $0 + 1e-2 * $1 / maxAbs(w) }
+                        let zp = try primalProjection(A: prob.A, y: prob.y, depth: depth, logX0: x0.map { log($0) }, start: start)
+                        let d = relDiff(p.z, zp)
+                        #expect(d <= 1e-8, "trial \(trial) L=\(depth) primal vs dual \(d)")
+                        maxPrimal[depth] = max(maxPrimal[depth], d)
+                    }
+                }
+            }
+        }
+        print("[theory] GF predictor on 20 random problems: max Newton iterations L2=\(maxIter[2]) L3=\(maxIter[3]); "
+            + "max residual L1=\(maxRes[1]) L2=\(maxRes[2]) L3=\(maxRes[3]); max stationarity L1=\(maxStat[1]) "
+            + "L2=\(maxStat[2]) L3=\(maxStat[3]); primal-vs-dual L2=\(maxPrimal[2]) L3=\(maxPrimal[3])")
+    }
+
+    @Test func linearClosedFormRankDeficient() throws {
+        // Two identical rows: rank 1; y consistent.
+        let a = Matrix(rowArrays: [[1, 2, 3, -1], [1, 2, 3, -1]])!
+        let y = [2.0, 2.0]
+        let x0 = [0.3, -0.2, 0.5, 1.0]
+        let p = try LimitPredictor.gradientFlowLinear(A: a, y: y, x0: x0)
+        #expect(residualNorm(a, p.z, y) <= 1e-14)
+        let proj = try KernelProjector(a)
+        #expect(norm2(proj.apply(zip(p.x, x0).map { $0 - $1 })) <= 1e-14)
+        #expect(p.method == "closed-form")
+    }
+
+    @Test func hugeMagnificationL2() throws {
+        let rng = RNG(seed: 77)
+        let prob = randomProblem(rng, m: 15, n: 40, s: 4)
+        let (q, _) = try L1Minimization.minimum(A: prob.A, y: prob.y)
+        let ny = norm2(prob.y)
+        let proj = try KernelProjector(prob.A)
+        // Random direction and uniform direction; log ρ = 100 and 1e4.
+        let dirs = [absGaussianInit(rng, n: 40, alpha: 1), [Double](repeating: 1 / 40.0.squareRoot(), count: 40)]
+        for (k, d) in dirs.enumerated() {
+            for logRho in [100.0, 1e4] {
+                let lx = d.map { log($0) - logRho }
+                let p = try LimitPredictor.gradientFlow(A: prob.A, y: prob.y, depth: 2, logX0: lx)
+                #expect(p.z.allSatisfy { $0.isFinite && $0 >= 0 })
+                let lxo = try #require(p.logX)
+                #expect(lxo.allSatisfy { $0.isFinite })
+                let res = residualNorm(prob.A, p.z, prob.y) / ny
+                #expect(res <= (logRho > 1000 ? 1e-10 : 1e-12), "dir \(k) log rho \(logRho) residual \(res)")
+                let dh = zip(lxo, lx).map { $0 - $1 }
+                let stat = norm2(proj.apply(dh)) / norm2(dh)
+                #expect(stat <= 1e-12)
+                let gap = p.z.reduce(0, +) - q
+                // Weights ≈ 2 log ρ: the entropic term is O(1/log ρ) relative.
+                #expect(gap >= -1e-9 && gap <= 10 / logRho * q, "dir \(k) log rho \(logRho): gap \(gap)")
+                print("[theory] L=2 log rho=\(logRho) dir=\(k): Newton iterations \(p.iterations), residual \(res), l1 gap \(gap)")
+            }
+        }
+    }
+
+    @Test func depthThreeLostDigitsFallsBackToLP() throws {
+        let rng = RNG(seed: 5)
+        let prob = randomProblem(rng, m: 12, n: 30, s: 3)
+        let d = absGaussianInit(rng, n: 30, alpha: 1)
+        let lx = d.map { log($0) - 60 }  // ρ^{L−2} = e^60 ≈ 1e26
+        let p = try LimitPredictor.gradientFlow(A: prob.A, y: prob.y, depth: 3, logX0: lx)
+        #expect(p.lostDigits && p.method == "weighted-l1-lp")
+        let w = LimitPredictor.normalizedPowerWeights(depth: 3, logX0: lx).weights
+        let (qw, _) = try L1Minimization.minimum(A: prob.A, y: prob.y, weights: w)
+        #expect(abs(weightedSum(w, p.z) - qw) <= 1e-9 * qw)
+        // Moderate magnification: Newton, with amplification reported.
+        let p2 = try LimitPredictor.gradientFlow(A: prob.A, y: prob.y, depth: 3, logX0: d.map { log($0) - 2 })
+        #expect(!p2.lostDigits && p2.method == "dual-newton")
+        #expect((p2.amplification ?? 0) > 1)
+    }
+
+    @Test func invalidInputsThrow() {
+        let a = Matrix(rowArrays: [[1, 1]])!
+        #expect(throws: TheoryError.self) { try LimitPredictor.gradientFlow(A: a, y: [1], depth: 2, x0: [0.1, -0.1]) }
+        #expect(throws: TheoryError.self) { try LimitPredictor.gradientFlow(A: a, y: [1, 2], depth: 2, x0: [0.1, 0.1]) }
+        #expect(throws: TheoryError.self) { try LimitPredictor.gradientFlow(A: a, y: [1], depth: 0, x0: [0.1, 0.1]) }
+        #expect(throws: TheoryError.self) { try LimitPredictor.gradientFlow(A: a, y: [.nan], depth: 2, x0: [0.1, 0.1]) }
+    }
+}
+
+// MARK: - WN limit, bounds, report
+
+@Suite("Theory: WN limit and bounds")
+struct TheoryWNTests {
+    @Test func wnLimitConsistencyAndRhoBound() throws {
+        let rng = RNG(seed: 99)
+        for trial in 0..<6 {
+            let depth = [2, 3, 1][trial % 3]
+            let prob = randomProblem(rng, m: 10, n: 25, s: 3)
+            let x0 = absGaussianInit(rng, n: 25, alpha: trial < 3 ? 0.1 : 0.5)
+            let etaG = [0.05, 0.2][trial % 2]
+            let wn = try WeightNormLimit.constantRate(A: prob.A, y: prob.y, depth: depth, x0: x0, etaG: etaG, etaV: 1, vNorm: 1)
+            let logRho = try #require(wn.logRho)
+            let g0 = norm2(x0), c = 1 / (2 * etaG)
+            #expect(abs(wn.gInf - norm2(wn.x)) <= 1e-12 * wn.gInf, "trial \(trial) L=\(depth): g \(wn.gInf) vs ||x|| \(norm2(wn.x))")
+            #expect(abs(logRho - (log(g0 / wn.gInf) + c * (wn.gInf * wn.gInf - g0 * g0))) <= 1e-12 * max(1, abs(logRho)))
+            #expect(wn.roots.contains(wn.gInf))
+            #expect(residualNorm(prob.A, wn.z, prob.y) <= 1e-12 * norm2(prob.y))
+            // (3.19)
+            let gLower: Double
+            if depth >= 2 {
+                let (q, _) = try L1Minimization.minimum(A: prob.A, y: prob.y)
+                gLower = pow(q, 1 / Double(depth))
+            } else {
+                gLower = norm2(try SVD(prob.A).pseudoInverseApply(prob.y))
+            }
+            #expect(wn.gInf >= gLower * (1 - 1e-12))
+            if let lb = Bounds.logRhoLowerBound(gLower: gLower, g0: g0, c: c) {
+                #expect(lb <= logRho + 1e-12 * abs(logRho), "trial \(trial): bound \(lb) > log rho \(logRho)")
+            }
+            print("[theory] WN L=\(depth) eta_g=\(etaG): g_inf=\(wn.gInf) log rho=\(logRho) roots=\(wn.roots) iterations=\(wn.gf.iterations)")
+        }
+    }
+
+    @Test func timeDependentIsGF() throws {
+        let rng = RNG(seed: 8)
+        let prob = randomProblem(rng, m: 8, n: 20, s: 3)
+        let x0 = absGaussianInit(rng, n: 20, alpha: 0.1)
+        let td = try WeightNormLimit.timeDependent(A: prob.A, y: prob.y, depth: 2, x0: x0)
+        let gf = try LimitPredictor.gradientFlow(A: prob.A, y: prob.y, depth: 2, x0: x0)
+        #expect(td.z == gf.z && td.logRho == nil && abs(td.gInf - norm2(gf.x)) <= 1e-15)
+    }
+
+    @Test func coverProbability() {
+        #expect(abs(Bounds.coverProbability(rows: 50, columns: 100) - 0.5) <= 1e-12)
+        #expect(abs(Bounds.coverProbability(rows: 5, columns: 10) - 0.5) <= 1e-12)
+        #expect(Bounds.coverProbability(rows: 0, columns: 30) == 1)
+        #expect(abs(Bounds.coverProbability(rows: 1, columns: 30) - (1 - pow(2, -29.0))) <= 1e-12)
+        #expect(Bounds.coverProbability(rows: 30, columns: 30) == 0)
+        var prev = 1.0
+        for m in 1..<100 {
+            let p = Bounds.coverProbability(rows: m, columns: 100)
+            #expect(p <= prev && p > 0)
+            if prev < 1 { #expect(p < prev) }
+            prev = p
+        }
+    }
+
+    @Test func entropyAndGapBounds() throws {
+        #expect(Bounds.entropy([0, 1, exp(1)]) == -1 + 0)
+        let rng = RNG(seed: 4)
+        let prob = randomProblem(rng, m: 12, n: 30, s: 4)
+        let x0 = absGaussianInit(rng, n: 30, alpha: 0.05)
+        for depth in [2, 3] {
+            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: .gf)
+            let gap = try #require(r.bounds.weightedGap), bound = try #require(r.bounds.weightedGapBound)
+            #expect(gap >= -1e-9 * abs(r.weightedL1Min ?? 1))
+            #expect(gap <= bound + 1e-9 * abs(r.weightedL1Min ?? 1), "L=\(depth): gap \(gap) > bound \(bound)")
+            #expect((r.bounds.l1Gap ?? -1) >= -1e-9)
+        }
+    }
+
+    @Test func signedProblemViaAugmentation() throws {
+        let rng = RNG(seed: 21)
+        let m = 10, n = 25
+        let a = Matrix(rows: m, cols: n, storage: rng.gaussians(m * n).map { $0 / Double(m).squareRoot() })!
+        var zs = [Double](repeating: 0, count: n)
+        for j in rng.choose(3, from: n) { zs[j] = rng.gaussian() }
+        let y = a.multiply(zs)
+        let aug = a.augmentedWithNegation
+        let x0 = [Double](repeating: 0.01, count: 2 * n)
+        for depth in [2, 3] {
+            let r = try Theory.report(A: aug, y: y, depth: depth, x0: x0, flow: .wn(etaG: 0.1, etaV: 1, vNorm: 1))
+            #expect(r.kernelPositive)
+            let zSigned = (0..<n).map { r.z[$0] - r.z[n + $0] }
+            #expect(residualNorm(a, zSigned, y) <= max(1e-12, 1e-14 * (r.prediction.amplification ?? 0)) * norm2(y), "L=\(depth) \(r.prediction.method) R \(r.prediction.amplification ?? 0) it \(r.prediction.iterations)")
+            // Q over S₊ of [A, −A] is the signed ℓ1 minimum ≤ ‖z*‖₁.
+            #expect((r.l1Min ?? .infinity) <= zs.reduce(0) { $0 + abs($1) } + 1e-9)
+        }
+    }
+
+    @Test func reportTiming() throws {
+        let rng = RNG(seed: 100)
+        let prob = randomProblem(rng, m: 40, n: 100, s: 5)
+        let x0 = absGaussianInit(rng, n: 100, alpha: 0.1)
+        var lines: [String] = []
+        for (name, flow, depth) in [("gf", TheoryFlow.gf, 2), ("wn", TheoryFlow.wn(etaG: 0.05, etaV: 1, vNorm: 1), 2),
+                                    ("wn", TheoryFlow.wn(etaG: 0.05, etaV: 1, vNorm: 1), 3)] {
+            let t0 = Date()
+            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: flow)
+            let dt = Date().timeIntervalSince(t0)
+            #expect(residualNorm(prob.A, r.z, prob.y) <= 1e-12 * norm2(prob.y))
+            lines.append("\(name) L=\(depth): \(String(format: "%.1f", dt * 1000)) ms, method \(r.prediction.method), "
+                + "iterations \(r.prediction.iterations), residual \(r.prediction.kktResidual), l1 gap \(r.bounds.l1Gap ?? .nan), "
+                + "log rho \(r.logRho ?? .nan), roots \(r.wnRoots.count)")
+        }
+        print("[theory] Theory.report N=100 M=40: " + lines.joined(separator: " | "))
+    }
+}
+
+/// A tiny deterministic generator for shuffles in tests (SplitMix64).
+private struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
