@@ -1,7 +1,7 @@
 # WNFlow — two commands on a fresh Debian machine: `make demo`, `make test`.
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-APT_PACKAGES := libgsl-dev libglpk-dev gnuplot-nox pkg-config
+APT_PACKAGES := libgsl-dev libglpk-dev libopenblas-dev gnuplot-nox pkg-config
 BIN := .build/release/wnflow
 DEMO_OUT ?= out/demo
 

@@ -7,6 +7,10 @@
  * static inline accessor. The error handler is switched off once, so that
  * GSL reports errors through return codes and never calls abort().
  */
+#ifndef WNFLOW_BLAS_OPENBLAS
+#define WNFLOW_BLAS_OPENBLAS 1
+#endif
+#include <stdlib.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
 #include <gsl/gsl_rng.h>
@@ -40,6 +44,22 @@ static inline const gsl_rng_type *cgsl_rng_mt19937(void) { return gsl_rng_mt1993
 /* Root-finder types. */
 static inline const gsl_root_fsolver_type *cgsl_root_brent(void)     { return gsl_root_fsolver_brent; }
 static inline const gsl_root_fsolver_type *cgsl_root_bisection(void) { return gsl_root_fsolver_bisection; }
+
+/* BLAS threads: 1 by default, so that results do not depend on how many
+   runs share the machine (ensembles parallelize across runs instead).
+   WNFLOW_BLAS_THREADS=k allows k threads for a single large run. */
+#if WNFLOW_BLAS_OPENBLAS
+extern void openblas_set_num_threads(int);
+static inline void cgsl_blas_configure(void) {
+    const char *s = getenv("WNFLOW_BLAS_THREADS");
+    int k = s ? atoi(s) : 1;
+    openblas_set_num_threads(k > 0 ? k : 1);
+}
+static inline const char *cgsl_blas_name(void) { return "openblas"; }
+#else
+static inline void cgsl_blas_configure(void) {}
+static inline const char *cgsl_blas_name(void) { return "gslcblas"; }
+#endif
 
 /* Error handling: turned off once; idempotent and thread-safe in effect
    (every call stores the same value). */

@@ -24,6 +24,17 @@ public struct GSLError: Error, CustomStringConvertible, Sendable, Equatable {
 @inline(__always)
 func ensureGSLErrorsOff() {
     cgsl_errors_off()
+    _ = blasConfigured
+}
+
+/// Configures the BLAS once (single-threaded unless `WNFLOW_BLAS_THREADS`
+/// says otherwise), before the first matrix is made.
+let blasConfigured: Void = cgsl_blas_configure()
+
+/// Which BLAS GSLKit is linked against.
+public enum BLAS {
+    /// `openblas` or `gslcblas`.
+    public static var name: String { String(cString: cgsl_blas_name()) }
 }
 
 /// Throws a `GSLError` for any status other than `GSL_SUCCESS`.

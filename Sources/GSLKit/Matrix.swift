@@ -10,6 +10,7 @@ public struct Matrix: Sendable, Equatable {
     /// A zero matrix.
     public init(rows: Int, cols: Int) {
         precondition(rows >= 0 && cols >= 0)
+        _ = blasConfigured
         self.rows = rows
         self.cols = cols
         storage = [Double](repeating: 0, count: rows * cols)
@@ -18,6 +19,7 @@ public struct Matrix: Sendable, Equatable {
     /// A matrix from row-major storage; `nil` when the count does not fit.
     public init?(rows: Int, cols: Int, storage: [Double]) {
         guard rows >= 0, cols >= 0, storage.count == rows * cols else { return nil }
+        _ = blasConfigured
         self.rows = rows
         self.cols = cols
         self.storage = storage
@@ -27,6 +29,7 @@ public struct Matrix: Sendable, Equatable {
     public init?(rowArrays: [[Double]]) {
         let c = rowArrays.first?.count ?? 0
         guard rowArrays.allSatisfy({ $0.count == c }) else { return nil }
+        _ = blasConfigured
         rows = rowArrays.count
         cols = c
         storage = rowArrays.flatMap { $0 }
