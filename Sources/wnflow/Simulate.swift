@@ -15,9 +15,13 @@ struct Simulate: ParsableCommand {
     @Flag(name: .long, help: "Print nothing on success.")
     var quiet = false
 
+    @Flag(name: .long, help: "Skip the lemma checks (result.json then has an empty monitor array).")
+    var noMonitor = false
+
     func run() throws {
         let cfg = try SimulationConfig.load(path: config)
-        let result = Simulation(config: cfg).run()
+        let sim = Simulation(config: cfg)
+        let result = noMonitor ? sim.run() : sim.runMonitored().result
         try writeRun(result, config: cfg, out: out)
         if !quiet { print(summary(result, config: cfg)) }
         if result.status == .failed {
