@@ -18,9 +18,13 @@ struct Simulate: ParsableCommand {
     @Flag(name: .long, help: "Also write DIR/problem.json (A, y, ground truth, x0) for use by other tools.")
     var writeProblem = false
 
+    @Flag(name: .long, help: "Skip the lemma checks (result.json then has an empty monitor array).")
+    var noMonitor = false
+
     func run() throws {
         let cfg = try SimulationConfig.load(path: config)
-        let result = Simulation(config: cfg).run()
+        let sim = Simulation(config: cfg)
+        let result = noMonitor ? sim.run() : sim.runMonitored().result
         try writeRun(result, config: cfg, out: out)
         if writeProblem {
             do { try AtomicFile.write(cfg.problemJSON.serialized(), to: out + "/problem.json") } catch {

@@ -1,0 +1,120 @@
+import Foundation
+import GSLKit
+
+/// A property of the paper that a trajectory must keep (MATH.md §2–§5),
+/// checked online: it observes the initial state and every accepted step
+/// (`StepObserver`), keeps O(N) memory (never the trajectory), and reports
+/// the worst violation it saw.
+///
+/// A check observes one run; build a new one for the next run.
+public protocol Check: StepObserver {
+    /// The check's name in `result.json`, e.g. `lemma-3.8-invariant`.
+    var name: String { get }
+    /// The verdict on everything observed so far.
+    func report() -> CheckReport
+}
+
+/// How the monitor's tolerances scale with the integrator and the problem.
+///
+/// Every relative check is held to
+/// ```
+/// tol = κ · [ 100 · (rtol + atol / s₀) · √max(1, K/100) + 10 · n · ε ]
+/// ```
+/// where `rtol`, `atol` are the integrator's tolerances, `s₀ = ‖state₀‖∞` the
+/// scale of the initial state (so `atol/s₀` is atol in relative terms),
+/// `K` the number of accepted steps (the drift of an invariant is the sum
+/// of K local errors, each ≤ rtol relative, which add up like a random walk:
+/// measured drifts at rtol 1e-9…1e-11 are ∝ rtol and reach ~1000·rtol
+/// after ~4000 steps), `n` the state dimension (roundoff of length-n sums,
+/// `ε = 2⁻⁵²`), and `κ ≥ 1` a conditioning factor each check documents (1
+/// unless the quantity amplifies a relative error of the state, e.g.
+/// `exp((2−L)c g²)`).
+/// Discrete runs (GD, WN-GD) are held to the same numbers, taken from the
+/// config's `rtol` (default 1e-10): a failure there measures how far the
+/// iteration departs from the flow's lemma — a finding, not an error.
+public struct ToleranceRule: Sendable, Equatable {
+    public var rtol: Double
+    public var atol: Double
+    /// `‖state₀‖∞`.
+    public var stateScale: Double
+    /// The state dimension `n`.
+    public var dimension: Int
+    /// The safety factor on the integrator's tolerances (100).
+    public var factor: Double
+
+    public init(rtol: Double, atol: Double, stateScale: Double, dimension: Int, factor: Double = 100) {
+        self.rtol = rtol
+        self.atol = atol
+        self.stateScale = stateScale > 0 && stateScale.isFinite ? stateScale : 1
+        self.dimension = dimension
+        self.factor = factor
+    }
+
+    /// The rule for a config and its initial state.
+    public init(config: SimulationConfig, initialState: [Double]) {
+        let s = initialState.reduce(0) { max($0, abs($1)) }
+        self.init(rtol: config.integrator.rtol, atol: config.integrator.atol, stateScale: s,
+                  dimension: initialState.count)
+    }
+
+    /// `100 (rtol + atol/s₀) √max(1, K/100) + 10 n ε` after `K` steps.
+    public func base(steps: Int) -> Double {
+        factor * (rtol + atol / stateScale) * max(1, Double(steps) / 100).squareRoot()
+            + 10 * Double(dimension) * Double.ulpOfOne
+    }
+
+    /// `κ · base(K)`.
+    public func tolerance(conditioning: Double = 1, steps: Int) -> Double { max(conditioning, 1) * base(steps: steps) }
+}
+
+/// The worst value of a violation seen so far and when it happened.
+/// NaN and ±∞ count as the worst possible violation.
+struct WorstTracker {
+    private(set) var value = 0.0
+    private(set) var t = 0.0
+    private(set) var seen = false
+
+    mutating func record(_ v: Double, at time: Double) {
+        let x = v.isNaN || v.isInfinite ? Double.greatestFiniteMagnitude : v
+        if !seen || x > value {
+            value = x
+            t = time
+        }
+        seen = true
+    }
+}
+
+/// The distance `‖e^{sa} a − e^{sb} b‖ / max(e^{sa} ra, e^{sb} rb)` computed in
+/// log space (with optional signs of the two scale factors), so that neither scale factor has to be representable: both are
+/// divided by the larger of `e^{sa} ra`, `e^{sb} rb` first. `ra`, `rb` are
+/// the reference sizes of the two sides (norms of the unprojected vectors,
+/// whose projections `a`, `b` are).
+@inline(__always)
+func scaledRelativeDistance(_ a: UnsafePointer<Double>, logScaleA sa: Double, refA ra: Double,
+                            _ b: UnsafePointer<Double>, logScaleB sb: Double, refB rb: Double,
+                            count n: Int, signA: Double = 1, signB: Double = 1) -> Double {
+    let la = ra > 0 ? sa + log(ra) : -Double.infinity
+    let lb = rb > 0 ? sb + log(rb) : -Double.infinity
+    let m = max(la, lb)
+    guard m.isFinite else { return m.isNaN || m == .infinity ? .infinity : 0 }
+    let ca = ra > 0 ? signA * exp(sa - m) : 0
+    let cb = rb > 0 ? signB * exp(sb - m) : 0
+    var s = 0.0
+    for i in 0..<n {
+        let d = ca * a[i] - cb * b[i]
+        s += d * d
+    }
+    return s.squareRoot()
+}
+
+/// `‖a − b‖ / max(ra, rb, tiny)`.
+@inline(__always)
+func relativeDistance(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, refA ra: Double, refB rb: Double,
+                      count n: Int) -> Double {
+    var s = 0.0
+    for i in 0..<n {
+        let d = a[i] - b[i]
+        s += d * d
+    }
+    return s.squareRoot() / max(ra, rb, Double.leastNormalMagnitude)
+}

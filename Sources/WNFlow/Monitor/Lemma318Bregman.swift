@@ -1,0 +1,106 @@
+import Foundation
+import GSLKit
+
+/// Lemma 3.18 (Bregman divergence decreases): for GF, and for the WN flow
+/// with the time-dependent rate (a GF on another clock), `D_F(z, x(t)^{⊙L})`
+/// is non-increasing for every `z ∈ S₊`, with `F` of MATH.md §4
+/// (L = 1 `½w²`, L = 2 `w log w − w`, L ≥ 3 `L²/(2(2−L)) w^{2/L}`):
+/// `d/dt D_F(z, x^L) = −L²‖e‖²` (times `η_v g²/‖v‖²` for WN).
+///
+/// Design (O(N) memory, one pass): `D_F(z, w) − F(z) = −F(w) − ⟨∇F(w), z − w⟩`
+/// needs no `F(z)`, so the check tracks `φ(t) = D_F(z, x(t)^L) − F(z)`:
+/// ```
+/// L = 2 : φ = ‖x‖² − 2 ⟨z, log x⟩
+/// L ≠ 2 : φ = (L/2) ‖x‖² + L/(L−2) ⟨z, x^{2−L}⟩
+/// ```
+/// and reports its largest increase between accepted steps. `z` is the
+/// ground truth (mapped to `(z⁺, z⁻)` when signed) when it is given and
+/// solves `Ãz = y` to 1e-8; otherwise the least-norm solution `Ã⁺y`. The
+/// limit itself is not known online, but it need not be: for `z, z' ∈ {Ãz = y}`,
+/// `φ_z(t) − φ_{z'}(t) = −⟨∇F(w(t)), z − z'⟩` is constant in t exactly when
+/// Lemma 3.7 holds, so the increments — which are all the check uses — are
+/// the same for every `z` (the run's own limit included). With the ground
+/// truth (`z ∈ S₊`) the check stands on its own even if 3.7 is broken.
+///
+/// Measures `max_k (φ_k − φ_{k−1})⁺ / S_k`, `S_k` the size of the terms of
+/// φ (`Σ (L/2)x² + |L/(L−2)||z x^{2−L}|`; L = 2 `Σ x² + 2|z|(|log x| + 1)`),
+/// which bounds how far a relative error of x moves φ. Tolerance
+/// `ToleranceRule.tolerance(conditioning: κ, steps:)`, κ = `max(1, |L−2|)` (GF) and doubled for WN.
+/// Needs a positive start for L ≥ 2.
+public final class Lemma318Bregman: Check {
+    public let name = "lemma-3.18-bregman"
+    let context: MonitorContext
+    let rule: ToleranceRule
+    /// The reference point `z` with `Ãz = y`.
+    public let z: [Double]
+    /// Whether `z` is the ground truth (in S₊) rather than `Ã⁺y`.
+    public let zIsGroundTruth: Bool
+    private var previous = Double.nan
+    private var previousScale = 0.0
+    private var first = Double.nan
+    private var last = Double.nan
+    private var worst = WorstTracker()
+
+    public init(context: MonitorContext, rule: ToleranceRule) throws {
+        self.context = context
+        self.rule = rule
+        let p = context.problem
+        var chosen: [Double]?
+        if let truth = p.groundTruth {
+            let zz = p.signed ? truth.map { max($0, 0) } + truth.map { max(-$0, 0) } : truth
+            let r = zip(p.matrix.multiply(zz), p.y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            if zz.allSatisfy({ $0 >= 0 }) && r <= 1e-8 * max(norm2(p.y), .leastNormalMagnitude) { chosen = zz }
+        }
+        zIsGroundTruth = chosen != nil
+        z = try chosen ?? SVD(p.matrix).pseudoInverseApply(p.y)
+    }
+
+    public func observe(_ step: AcceptedStep) -> StepDecision {
+        context.update(step)
+        let L = context.depth, n = context.weightCount
+        let dL = Double(L)
+        var phi = 0.0, scale = 0.0
+        context.x.withUnsafeBufferPointer { x in
+            z.withUnsafeBufferPointer { z in
+                if L == 2 {
+                    for i in 0..<n {
+                        let x2 = x[i] * x[i], lx = log(x[i])
+                        phi += x2 - 2 * z[i] * lx
+                        scale += x2 + 2 * abs(z[i]) * (abs(lx) + 1)
+                    }
+                } else {
+                    let k = dL / (dL - 2)
+                    for i in 0..<n {
+                        let x2 = x[i] * x[i]
+                        let h = invariantMap(x[i], depth: L)
+                        phi += 0.5 * dL * x2 + k * z[i] * h
+                        scale += 0.5 * dL * x2 + abs(k * z[i] * h)
+                    }
+                }
+            }
+        }
+        if first.isNaN { first = phi }
+        last = phi
+        if previous.isNaN {
+            worst.record(phi.isNaN ? .infinity : 0, at: step.t)
+        } else {
+            let inc = phi - previous
+            worst.record(phi.isNaN ? .infinity : max(0, inc) / max(scale, previousScale, .leastNormalMagnitude), at: step.t)
+        }
+        previous = phi
+        previousScale = scale
+        return .proceed
+    }
+
+    var conditioning: Double {
+        Double(max(1, abs(context.depth - 2))) * (context.isWeightNormalized ? 2 : 1)
+    }
+
+    public func report() -> CheckReport {
+        let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
+        let zName = zIsGroundTruth ? "z = ground truth ∈ S₊" : "z = Ã⁺y"
+        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                           tWorst: worst.t,
+                           quantity: "max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))")
+    }
+}

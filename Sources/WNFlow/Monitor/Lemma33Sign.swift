@@ -1,0 +1,42 @@
+import Foundation
+import GSLKit
+
+/// Lemma 3.3 (constant sign, L ≥ 2): from a positive start the entries stay
+/// positive — `x(t) > 0` for GF, `g(t) > 0` and `v(t) > 0` for WN (signed
+/// runs: `(u, w) > 0`).
+///
+/// Measures `max(0, −min_i s_i(t)) / ‖s₀‖∞` over the state entries `s`
+/// (the depth of the worst sign change, relative to the state's scale).
+/// Tolerance `100 · atol / ‖s₀‖∞` (the rule's factor times atol): an entry
+/// within the integrator's absolute error floor of 0 has no determined sign
+/// (a g or x_n decaying to the saddle 0 ends as ±1e-14 noise); any entry
+/// below `−100·atol` is a sign change and fails. Only built for L ≥ 2 from a
+/// positive start.
+public final class Lemma33Sign: Check {
+    public let name = "lemma-3.3-sign"
+    let context: MonitorContext
+    let rule: ToleranceRule
+    private var worst = WorstTracker()
+    private var minEntry = Double.infinity
+    private var tMin = 0.0
+
+    public init(context: MonitorContext, rule: ToleranceRule) {
+        self.context = context
+        self.rule = rule
+    }
+
+    public func observe(_ step: AcceptedStep) -> StepDecision {
+        var m = Double.infinity
+        for v in step.y { m = min(m, v.isNaN ? -Double.infinity : v) }
+        if m < minEntry { minEntry = m; tMin = step.t }
+        worst.record(max(0, -m) / rule.stateScale, at: step.t)
+        return .proceed
+    }
+
+    public func report() -> CheckReport {
+        let tol = rule.factor * rule.atol / rule.stateScale
+        let q = "max(0, −min entry of \(context.isWeightNormalized ? "(g, v)" : "x")) / ‖state₀‖∞ (depth of a sign change, relative; smallest entry seen \(JSON.format(minEntry)) at t = \(JSON.format(tMin)))"
+        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                           tWorst: worst.value > 0 ? worst.t : tMin, quantity: q)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import GSLKit
+
+/// Every applicable check of the paper's lemmas for one run, as observers of
+/// the integration (DESIGN.md: Recorder, Monitor, StopCriteria).
+///
+/// Which checks apply (L = depth, "positive" = `x₀ > 0`, or `g₀ > 0` and
+/// `v₀ > 0` for WN):
+///
+/// | check | flows | needs |
+/// |---|---|---|
+/// | `lemma-3.2-norm` | wn, wn-timedep, wn-gd | — |
+/// | `lemma-3.3-sign` | all | L ≥ 2, positive |
+/// | `lemma-3.5-monotone-loss` | all | — |
+/// | `lemma-3.7-invariant` | gf, gd, wn-timedep | positive if L ≥ 2 |
+/// | `lemma-3.8-invariant` | wn, wn-gd | positive if L ≥ 2 |
+/// | `lemma-3.9-effective-init` | wn, wn-gd | positive if L ≥ 2 |
+/// | `lemma-3.18-bregman` | gf, gd, wn-timedep | positive if L ≥ 2 |
+/// | `signed-coordinate-invariant` | gf, gd, wn-timedep, signed | positive if L ≥ 2 |
+/// | `loss-decay-rate` (measurement) | all | — |
+///
+/// Discrete runs (gd, wn-gd) get the checks of their flow: their failures
+/// measure how far the iteration departs from the flow (e.g. WN-GD grows ‖v‖,
+/// so `lemma-3.2-norm` fails). Tolerances: `ToleranceRule`.
+public final class Monitor {
+    public let context: MonitorContext
+    public let rule: ToleranceRule
+    public let checks: [any Check]
+    /// Checks that do not apply to this run, with the reason.
+    public let skipped: [(name: String, reason: String)]
+
+    /// Builds the checks for `flow` started at `initialState` under `config`.
+    public init(config: SimulationConfig, flow: any Flow, initialState: [Double]) throws {
+        context = try MonitorContext(flow: flow)
+        rule = ToleranceRule(config: config, initialState: initialState)
+        let kind = config.model.flow
+        let L = flow.problem.depth
+        let wn = kind.isWeightNormalized
+        let positive = initialState.allSatisfy { $0 > 0 }
+        let positiveOK = L == 1 || positive
+        let posReason = "depth \(L) needs a positive start (\(wn ? "g₀ > 0, v₀ > 0" : "x₀ > 0"))"
+        let gfLike = kind == .gf || kind == .gd || kind == .wnTimeDependent
+        let constantWN = kind == .wn || kind == .wnGD
+        var cs: [any Check] = []
+        var skip: [(String, String)] = []
+
+        if wn { cs.append(Lemma32Norm(context: context, rule: rule)) } else { skip.append(("lemma-3.2-norm", "not a weight-normalized flow")) }
+        if L >= 2 && positive { cs.append(Lemma33Sign(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.3-sign", L < 2 ? "depth 1: signs may change (MATH.md §2)" : posReason))
+        }
+        cs.append(Lemma35MonotoneLoss(context: context, rule: rule))
+        if gfLike && positiveOK { cs.append(Lemma37Invariant(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.7-invariant", gfLike ? posReason : "constant-rate WN: see lemma-3.8/3.9"))
+        }
+        if constantWN && positiveOK {
+            let etaG = config.model.etaG
+            let vNorm0 = norm2(Array(initialState.dropFirst()))
+            cs.append(Lemma38Invariant(context: context, rule: rule, etaG: etaG, etaV: config.model.etaV, vNorm0: vNorm0))
+            cs.append(Lemma39EffectiveInit(context: context, rule: rule, etaG: etaG, etaV: config.model.etaV, vNorm0: vNorm0))
+        } else {
+            let r = constantWN ? posReason : "needs constant-rate WN"
+            skip.append(("lemma-3.8-invariant", r))
+            skip.append(("lemma-3.9-effective-init", r))
+        }
+        if gfLike && positiveOK { cs.append(try Lemma318Bregman(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.18-bregman", gfLike ? posReason : "holds for GF and time-dependent WN only"))
+        }
+        if flow.problem.signed && gfLike && positiveOK { cs.append(SignedCoordinateInvariant(context: context, rule: rule)) } else {
+            skip.append(("signed-coordinate-invariant", !flow.problem.signed ? "not a signed run" : (gfLike ? posReason : "holds for GF and time-dependent WN only")))
+        }
+        cs.append(LossDecayRate(context: context, rule: rule))
+        checks = cs
+        skipped = skip
+    }
+
+    /// The monitor of a simulation's flow and start.
+    public convenience init(simulation: Simulation) throws {
+        try self.init(config: simulation.config, flow: simulation.flow, initialState: simulation.initialState)
+    }
+
+    /// The checks as observers, for `Simulation.run(observers:)`.
+    public var observers: [any StepObserver] { checks }
+
+    /// Every check's verdict.
+    public func reports() -> [CheckReport] { checks.map { $0.report() } }
+}
+
+extension Simulation {
+    /// Runs with the monitor attached and returns the result with
+    /// `result.monitor` filled (INTERFACE.md: every simulate run carries it).
+    /// When the monitor cannot be built (its SVD failed) the run proceeds
+    /// without it and says so in `warnings`.
+    public func runMonitored(observers extra: [any StepObserver] = [], recordTrajectory: Bool = true)
+        -> (result: SimulationResult, monitor: Monitor?) {
+        let monitor: Monitor?
+        var warning: String?
+        do { monitor = try Monitor(simulation: self) } catch {
+            monitor = nil
+            warning = "monitor disabled: \(error)"
+        }
+        var result = run(observers: (monitor?.observers ?? []) + extra, recordTrajectory: recordTrajectory)
+        result.monitor = monitor?.reports() ?? []
+        if let warning { result.warnings.append(warning) }
+        return (result, monitor)
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import GSLKit
+
+/// `h_L` of MATH.md §3 on one entry: `x` (L = 1), `log x` (L = 2),
+/// `x^{2−L}` (L ≥ 3).
+@inline(__always)
+func invariantMap(_ x: Double, depth: Int) -> Double {
+    switch depth {
+    case 1: return x
+    case 2: return log(x)
+    default: return 1 / ipow(x, depth - 2)
+    }
+}
+
+/// The per-step quantities the checks share, computed once per accepted
+/// step however many checks ask (the first to call `update` pays):
+/// the weights `x`, the loss and residual, `g` and `‖v‖` for WN, and on
+/// demand `h_L` of the *base vector* (`x` for GF, `v` for WN) and its kernel
+/// projection `P h_L(base)` (one O(N·rank A) application of the projector).
+///
+/// `h_L(x) = α · h_L(base) + β · 1` relates the two: GF `α = 1, β = 0`;
+/// WN (`x = (g/‖v‖) v`) L = 1 `α = g/‖v‖`, L = 2 `α = 1, β = log(g/‖v‖)`,
+/// L ≥ 3 `α = (g/‖v‖)^{2−L}` (kept as `log α`).
+/// Memory O(N); nothing allocates after `init`.
+public final class MonitorContext {
+    public let flow: any Flow
+    public let problem: Problem
+    public let projector: KernelProjector
+    public let depth: Int
+    /// Whether the state is `[g, v]`.
+    public let isWeightNormalized: Bool
+    /// `n`, the number of weights (`N`, or `2N` signed).
+    public let weightCount: Int
+    /// `‖Ã‖_F` and `‖y‖`, for roundoff estimates of the loss.
+    public let matrixNorm: Double
+    public let yNorm: Double
+    /// `P 1` (for the `β · 1` part of `h_L(x)`).
+    public let projectedOnes: [Double]
+
+    // Per step.
+    public private(set) var t = 0.0
+    public private(set) var stepNumber = -1
+    /// The weights `x` at the current step.
+    public private(set) var x: [Double]
+    /// `ℒ` at the current step.
+    public private(set) var loss = 0.0
+    /// `‖e‖`, `e = Ã x^{⊙L} − y`.
+    public private(set) var residualNorm = 0.0
+    /// `‖x^{⊙L}‖`.
+    public private(set) var powerNorm = 0.0
+    /// WN: `g`, `‖v‖` (GF: 1, 1).
+    public private(set) var g = 1.0
+    public private(set) var vNorm = 1.0
+    /// `h_L(base)`, `P h_L(base)`, `‖h_L(base)‖`, `Σ h_L(base)`; valid after `ensureInvariantMap()`.
+    public private(set) var hBase: [Double]
+    public private(set) var projectedHBase: [Double]
+    public private(set) var hBaseNorm = 0.0
+    public private(set) var hBaseSum = 0.0
+    private var hStep = -1
+    private var hT = Double.nan
+    private var scratch: [Double]
+    private let workspace: LossWorkspace
+    /// The state of the current step (a copy; O(N)).
+    public private(set) var state: [Double]
+
+    public init(flow: any Flow) throws {
+        self.flow = flow
+        problem = flow.problem
+        depth = problem.depth
+        isWeightNormalized = flow.kind.isWeightNormalized
+        weightCount = problem.weightCount
+        projector = try KernelProjector(problem.matrix)
+        matrixNorm = problem.matrix.frobeniusNorm
+        yNorm = norm2(problem.y)
+        projectedOnes = projector.apply([Double](repeating: 1, count: problem.weightCount))
+        x = [Double](repeating: 0, count: weightCount)
+        hBase = [Double](repeating: 0, count: weightCount)
+        projectedHBase = [Double](repeating: 0, count: weightCount)
+        scratch = [Double](repeating: 0, count: max(projector.rank, 1))
+        workspace = LossWorkspace(problem: problem)
+        state = [Double](repeating: 0, count: flow.dimension)
+    }
+
+    /// Loads a step (no-op when it is already loaded).
+    public func update(_ step: AcceptedStep) {
+        if step.stepNumber == stepNumber && step.t == t { return }
+        t = step.t
+        stepNumber = step.stepNumber
+        let n = weightCount
+        state.withUnsafeMutableBufferPointer { s in
+            s.baseAddress!.update(from: step.y.baseAddress!, count: min(step.y.count, s.count))
+        }
+        x.withUnsafeMutableBufferPointer { xb in
+            flow.weights(of: step.y, into: xb.baseAddress!)
+            loss = workspace.loss(at: xb.baseAddress!)
+        }
+        residualNorm = (2 * loss).squareRoot()
+        powerNorm = workspace.power.withUnsafeBufferPointer { blasNorm(n, $0.baseAddress!) }
+        if isWeightNormalized {
+            g = step.y[0]
+            vNorm = blasNorm(n, step.y.baseAddress! + 1)
+        }
+    }
+
+    /// The base vector of the current state (`x` for GF, `v` for WN).
+    @inline(__always)
+    func base(_ i: Int) -> Double { isWeightNormalized ? state[i + 1] : state[i] }
+
+    /// Fills `hBase`, `projectedHBase`, `hBaseNorm`, `hBaseSum` for the current step.
+    public func ensureInvariantMap() {
+        if hStep == stepNumber && hT == t { return }
+        hStep = stepNumber
+        hT = t
+        let n = weightCount, L = depth
+        let off = isWeightNormalized ? 1 : 0
+        var ss = 0.0, sum = 0.0
+        hBase.withUnsafeMutableBufferPointer { h in
+            state.withUnsafeBufferPointer { s in
+                for i in 0..<n {
+                    let v = invariantMap(s[i + off], depth: L)
+                    h[i] = v
+                    ss += v * v
+                    sum += v
+                }
+            }
+            projectedHBase.withUnsafeMutableBufferPointer { p in
+                scratch.withUnsafeMutableBufferPointer { sc in
+                    projector.apply(UnsafePointer(h.baseAddress!), into: p.baseAddress!, scratch: sc.baseAddress!)
+                }
+            }
+        }
+        hBaseNorm = ss.squareRoot()
+        hBaseSum = sum
+    }
+
+    /// `(log α, β)` of `h_L(x) = α h_L(base) + β 1` (L = 1 uses `alpha1`).
+    public var logAlphaBeta: (logAlpha: Double, beta: Double) {
+        guard isWeightNormalized else { return (0, 0) }
+        switch depth {
+        case 1: return (log(abs(g / vNorm)), 0)
+        case 2: return (0, log(g / vNorm))
+        default: return (Double(2 - depth) * log(g / vNorm), 0)
+        }
+    }
+
+    /// `α` for L = 1 (signed: `g/‖v‖`; GF: 1).
+    public var alpha1: Double { isWeightNormalized ? g / vNorm : 1 }
+
+    /// A roundoff bound on the loss at the current step:
+    /// `ε (L ‖Ã‖_F ‖x^L‖ + ‖y‖) ‖e‖` (the error of `e` times `‖e‖`).
+    public var lossRoundoff: Double {
+        Double.ulpOfOne * (Double(depth) * matrixNorm * powerNorm + yNorm) * residualNorm
+    }
+}
+
+extension MonitorContext {
+    /// `h_L` of a weight vector (allocating; for setup).
+    static func invariantMapped(_ v: [Double], depth: Int) -> [Double] {
+        v.map { invariantMap($0, depth: depth) }
+    }
+}

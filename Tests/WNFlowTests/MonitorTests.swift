@@ -1,0 +1,314 @@
+import Foundation
+import Testing
+@testable import WNFlow
+import GSLKit
+
+// MARK: - Helpers
+
+/// A small generated config (M = 10, N = 25) run to loss 1e-26 at the
+/// default tolerances (msbdf, rtol 1e-10, atol 1e-14).
+private func smallConfig(flow: String, depth: Int, signed: Bool = false, scale: Double = 0.3,
+                         seed: Int = 3, etaG: Double = 0.2, extraModel: String = "", stop: Double = 1e-26) throws -> SimulationConfig {
+    try SimulationConfig.parse("""
+    {"problem": {"generate": {"M": 10, "N": 25, "seed": \(seed), "signed": \(signed)}},
+     "model": {"flow": "\(flow)", "depth": \(depth), "eta_g": \(etaG)\(extraModel)},
+     "init": {"scale": \(scale), "direction": "abs-gaussian", "seed": \(seed)},
+     "integrator": {"method": "msbdf", "stop": {"loss_below": \(stop)}},
+     "record": {"points": 0}}
+    """)
+}
+
+private func byName(_ reports: [CheckReport]) -> [String: CheckReport] {
+    Dictionary(reports.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+}
+
+/// A flow whose right-hand side is the base flow's plus a perturbation
+/// `extra(t, y, dydt)` (Jacobian: the base's, which BDF tolerates).
+private final class PerturbedFlow: Flow {
+    let base: any Flow
+    let extra: (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) -> Void
+    var problem: Problem { base.problem }
+    var kind: FlowKind { base.kind }
+    var dimension: Int { base.dimension }
+    var hasJacobian: Bool { true }
+
+    init(_ base: any Flow, extra: @escaping (Double, UnsafeBufferPointer<Double>, UnsafeMutableBufferPointer<Double>) -> Void) {
+        self.base = base
+        self.extra = extra
+    }
+    func weights(of state: UnsafeBufferPointer<Double>, into x: UnsafeMutablePointer<Double>) { base.weights(of: state, into: x) }
+    func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        try base.rhs(t: t, y: y, dydt: dydt)
+        extra(t, y, dydt)
+    }
+    func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
+                  dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        try base.jacobian(t: t, y: y, dfdy: dfdy, dfdt: dfdt)
+    }
+}
+
+/// Integrates `flow` from `y0` with the monitor of `config`, hitting the
+/// times `marks` (window edges) exactly; returns the reports by name.
+private func monitoredRun(_ flow: any Flow, config: SimulationConfig, y0: [Double], marks: [Double] = [],
+                          tEnd: Double = 1e5) throws -> [String: CheckReport] {
+    let monitor = try Monitor(config: config, flow: flow, initialState: y0)
+    let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: nil)
+    let solver = try ODEIntegrator(system: flow, options: ODEOptions(stepper: .msbdf, rtol: config.integrator.rtol,
+                                                                     atol: config.integrator.atol))
+    _ = solver.integrate(from: 0, y0: y0, to: tEnd, saveTimes: marks, observers: [stop] + monitor.observers)
+    return byName(monitor.reports())
+}
+
+/// A unit vector in ker Ã with mostly positive entries: `P 1 / ‖P 1‖`.
+private func kernelDirection(_ p: Problem) throws -> [Double] {
+    let k = try KernelProjector(p.matrix).apply([Double](repeating: 1, count: p.weightCount))
+    let n = norm2(k)
+    return k.map { $0 / n }
+}
+
+private func initialState(_ cfg: SimulationConfig) -> [Double] { Simulation(config: cfg).initialState }
+
+// MARK: - True flows: every applicable check passes
+
+struct MonitorTrueFlowTests {
+    static let cases: [(String, Int, Bool)] = ["gf", "wn", "wn-timedep"].flatMap { f in
+        [1, 2, 3].flatMap { l in [false, true].map { (f, l, $0) } }
+    }
+
+    @Test(arguments: cases)
+    func everyApplicableCheckPasses(_ c: (String, Int, Bool)) throws {
+        let (flow, depth, signed) = c
+        let cfg = try smallConfig(flow: flow, depth: depth, signed: signed)
+        let sim = Simulation(config: cfg)
+        let (result, monitor) = sim.runMonitored(recordTrajectory: false)
+        #expect(result.status == .converged)
+        let m = try #require(monitor)
+        let names = Set(result.monitor.map(\.name))
+        // The expected set of checks.
+        #expect(names.contains("lemma-3.5-monotone-loss") && names.contains("loss-decay-rate"))
+        #expect(names.contains("lemma-3.2-norm") == (flow != "gf"))
+        #expect(names.contains("lemma-3.3-sign") == (depth >= 2))
+        #expect(names.contains("lemma-3.7-invariant") == (flow != "wn"))
+        #expect(names.contains("lemma-3.8-invariant") == (flow == "wn"))
+        #expect(names.contains("lemma-3.9-effective-init") == (flow == "wn"))
+        #expect(names.contains("lemma-3.18-bregman") == (flow != "wn"))
+        #expect(names.contains("signed-coordinate-invariant") == (signed && flow != "wn"))
+        for r in result.monitor where !r.isMeasurement {
+            #expect(r.passed, "\(flow) L=\(depth) signed=\(signed): \(r.name) \(r.maxViolation) > \(r.tolerance)")
+            #expect(r.maxViolation <= r.tolerance)
+            // ≤ 100·rtol scaled by the documented rule (κ ≤ 40 here, K ≤ 1e4 steps).
+            #expect(r.maxViolation <= 100 * cfg.integrator.rtol * 40 * 10)
+        }
+        let kappa = try #require(byName(result.monitor)["loss-decay-rate"]?.value)
+        #expect(kappa > 0)
+        _ = m
+    }
+
+    /// Lemma 3.5 down to ℒ = 1e-26: the tail's roundoff and integrator noise
+    /// must not count as an increase.
+    @Test func monotoneLossPassesDownTo1e26() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2, stop: 1e-26)
+        let (result, _) = Simulation(config: cfg).runMonitored(recordTrajectory: false)
+        #expect(result.loss <= 1e-26)
+        let r = try #require(byName(result.monitor)["lemma-3.5-monotone-loss"])
+        #expect(r.passed)
+    }
+
+    @Test func toleranceRuleFollowsTheDocumentedFormula() {
+        let rule = ToleranceRule(rtol: 1e-10, atol: 1e-14, stateScale: 0.5, dimension: 26)
+        let base = 100 * (1e-10 + 1e-14 / 0.5) + 10 * 26 * Double.ulpOfOne
+        #expect(abs(rule.base(steps: 50) - base) < 1e-22)
+        let b4 = 100 * (1e-10 + 1e-14 / 0.5) * 2 + 10 * 26 * Double.ulpOfOne
+        #expect(abs(rule.base(steps: 400) - b4) < 1e-22)
+        #expect(abs(rule.tolerance(conditioning: 3, steps: 400) - 3 * b4) < 1e-21)
+    }
+
+    @Test func scaledDistanceNeverOverflows() {
+        let a: [Double] = [1, 2, 3], b: [Double] = [1, 2, 3]
+        // e^{2000} a vs e^{2000} b: equal, distance 0.
+        let d0 = scaledRelativeDistance(a, logScaleA: 2000, refA: 4, b, logScaleB: 2000, refB: 4, count: 3)
+        #expect(d0 == 0)
+        // e^{2000} a vs e^{-2000} b: relative distance ‖a‖/ref.
+        let d1 = scaledRelativeDistance(a, logScaleA: 2000, refA: norm2(a), b, logScaleB: -2000, refB: norm2(b), count: 3)
+        #expect(abs(d1 - 1) < 1e-12)
+    }
+}
+
+// MARK: - Broken flows: every check fails
+
+struct MonitorBrokenFlowTests {
+    /// lemma-3.7: GF plus a small drift in ker A during t ∈ [0, 2].
+    @Test func lemma37FailsOnKernelDrift() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2)
+        let base = GradientFlow(problem: cfg.problem)
+        let k = try kernelDirection(cfg.problem)
+        let flow = PerturbedFlow(base) { t, _, d in
+            if t < 2 { for i in 0..<d.count { d[i] += 1e-4 * k[i] } }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: cfg.x0, marks: [2])
+        let c = try #require(r["lemma-3.7-invariant"])
+        #expect(!c.passed && c.maxViolation > 100 * c.tolerance)
+    }
+
+    /// lemma-3.7 at L = 3 and L = 1 as well (the log-space and linear paths).
+    @Test(arguments: [1, 3])
+    func lemma37FailsOnKernelDriftOtherDepths(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "gf", depth: depth)
+        let k = try kernelDirection(cfg.problem)
+        let flow = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t < 2 { for i in 0..<d.count { d[i] += 1e-4 * k[i] } }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: cfg.x0, marks: [2])
+        #expect(r["lemma-3.7-invariant"]?.passed == false)
+    }
+
+    /// lemma-3.5 and lemma-3.18: gradient *ascent* during t ∈ [1, 1.5]
+    /// raises the loss and `D_F(z, x^L)` (d/dt D_F = +L²‖e‖² there).
+    @Test(arguments: [1, 2, 3])
+    func lemma35And318FailWhenTheFlowReverses(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "gf", depth: depth)
+        let flow = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t >= 1 && t < 1.5 { for i in 0..<d.count { d[i] = -d[i] } }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: cfg.x0, marks: [1, 1.5])
+        let loss = try #require(r["lemma-3.5-monotone-loss"])
+        let breg = try #require(r["lemma-3.18-bregman"])
+        #expect(!loss.passed && loss.maxViolation > 100 * loss.tolerance)
+        #expect(!breg.passed && breg.maxViolation > 100 * breg.tolerance)
+        #expect(loss.tWorst >= 1 && loss.tWorst <= 1.5 + 1e-9)
+    }
+
+    /// lemma-3.18 on the time-dependent WN flow: reversing it (g and v) for a window.
+    @Test func lemma318FailsOnReversedTimeDependentWN() throws {
+        let cfg = try smallConfig(flow: "wn-timedep", depth: 2)
+        let flow = PerturbedFlow(makeFlow(problem: cfg.problem, model: cfg.model)) { t, _, d in
+            if t >= 1 && t < 1.5 { for i in 0..<d.count { d[i] = -d[i] } }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: initialState(cfg), marks: [1, 1.5])
+        #expect(r["lemma-3.18-bregman"]?.passed == false)
+        #expect(r["lemma-3.2-norm"]?.passed == true)   // the reversal keeps ⟨v, v'⟩ = 0
+    }
+
+    /// lemma-3.3: a push that drives x₀ through zero during t ∈ [0.2, 0.6].
+    @Test(arguments: ["gf", "wn"])
+    func lemma33FailsOnASignFlip(_ kind: String) throws {
+        let cfg = try smallConfig(flow: kind, depth: 2)
+        let flow = PerturbedFlow(makeFlow(problem: cfg.problem, model: cfg.model)) { t, _, d in
+            if t >= 0.2 && t < 0.6 { d[kind == "gf" ? 0 : 1] -= 1 }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: initialState(cfg), marks: [0.2, 0.6], tEnd: 5)
+        let c = try #require(r["lemma-3.3-sign"])
+        #expect(!c.passed && c.maxViolation > 0.01)
+    }
+
+    /// WN whose v-update is not projected: `v' = −η_v (g/‖v‖) G`. Breaks
+    /// lemma-3.2 (‖v‖ drifts) and lemma-3.8.
+    @Test(arguments: [1, 2, 3])
+    func lemma32And38FailOnUnprojectedVUpdate(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "wn", depth: depth)
+        let etaG = cfg.model.etaG, etaV = cfg.model.etaV
+        let n = cfg.problem.weightCount
+        let flow = PerturbedFlow(makeFlow(problem: cfg.problem, model: cfg.model)) { _, y, d in
+            // base v' = −η_v (g/‖v‖)(G − s u), g' = −η_g s: add back −η_v (g/‖v‖) s u.
+            var nv = 0.0
+            for i in 1...n { nv += y[i] * y[i] }
+            nv = nv.squareRoot()
+            let s = -d[0] / etaG
+            let coef = -etaV * y[0] / nv * s / nv
+            for i in 1...n { d[i] += coef * y[i] }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: initialState(cfg))
+        let norm = try #require(r["lemma-3.2-norm"])
+        let inv = try #require(r["lemma-3.8-invariant"])
+        #expect(!norm.passed && norm.maxViolation > 100 * norm.tolerance)
+        #expect(!inv.passed && inv.maxViolation > 100 * inv.tolerance)
+    }
+
+    /// WN with a drift in ker A, projected orthogonally to v so that ‖v‖ is
+    /// kept: lemma-3.2 still passes, lemma-3.8 and lemma-3.9 fail.
+    @Test(arguments: [1, 2, 3])
+    func lemma38And39FailOnKernelDriftInV(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "wn", depth: depth)
+        let k = try kernelDirection(cfg.problem)
+        let n = cfg.problem.weightCount
+        let flow = PerturbedFlow(makeFlow(problem: cfg.problem, model: cfg.model)) { t, y, d in
+            guard t < 2 else { return }
+            var nv2 = 0.0, kv = 0.0
+            for i in 0..<n { nv2 += y[i + 1] * y[i + 1]; kv += k[i] * y[i + 1] }
+            for i in 0..<n { d[i + 1] += 1e-4 * (k[i] - kv / nv2 * y[i + 1]) }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: initialState(cfg), marks: [2])
+        #expect(r["lemma-3.2-norm"]?.passed == true)
+        let inv = try #require(r["lemma-3.8-invariant"])
+        let eff = try #require(r["lemma-3.9-effective-init"])
+        #expect(!inv.passed && inv.maxViolation > 10 * inv.tolerance)
+        #expect(!eff.passed && eff.maxViolation > 10 * eff.tolerance)
+    }
+
+    /// Signed GF with a drift along (1, …, 1) ∈ ker [A, −A]: u ⊙ w (L = 2),
+    /// u^{2−L} + w^{2−L} (L ≠ 2) stop being constant.
+    @Test(arguments: [1, 2, 3])
+    func signedCoordinateInvariantFailsOnCommonDrift(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "gf", depth: depth, signed: true)
+        let flow = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t < 1 { for i in 0..<d.count { d[i] += 1e-4 } }
+        }
+        let r = try monitoredRun(flow, config: cfg, y0: cfg.x0, marks: [1])
+        let c = try #require(r["signed-coordinate-invariant"])
+        #expect(!c.passed && c.maxViolation > 100 * c.tolerance)
+    }
+
+    /// loss-decay-rate is a measurement: on `x' = −(x − 1)` (A = [1], y = [1],
+    /// L = 1) the loss is ½(x₀−1)² e^{−2t}, κ = 2; the same flow slowed to
+    /// half speed (a "broken" clock) measures κ = 1.
+    @Test func lossDecayRateMeasuresTheRate() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"A": [[1.0]], "y": [1.0]}, "model": {"flow": "gf", "depth": 1},
+         "init": {"x0": [0.0]}, "integrator": {"method": "msbdf", "stop": {"loss_below": 1e-26}}}
+        """)
+        let r = try monitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: cfg.x0)
+        let k = try #require(r["loss-decay-rate"])
+        #expect(k.isMeasurement && k.passed)
+        #expect(abs(try #require(k.value) - 2) < 2e-2)
+        let slow = PerturbedFlow(GradientFlow(problem: cfg.problem)) { _, _, d in d[0] *= 0.5 }
+        let r2 = try monitoredRun(slow, config: cfg, y0: cfg.x0)
+        #expect(abs(try #require(r2["loss-decay-rate"]?.value) - 1) < 1e-2)
+    }
+}
+
+// MARK: - Discrete runs and verify
+
+struct MonitorVerifyTests {
+    /// WN-GD grows ‖v‖ (MATH.md §7): verify flags lemma-3.2-norm (exit 1 in the CLI).
+    @Test func verifyFlagsNormGrowthOfWNGD() throws {
+        let cfg = try smallConfig(flow: "wn-gd", depth: 2, extraModel: ", \"step\": 0.05", stop: 1e-20)
+        let v = Verification.run(config: cfg)
+        #expect(v.result.status != .failed)
+        #expect(!v.allPassed)
+        #expect(v.failed.contains("lemma-3.2-norm"))
+        let r = try #require(byName(v.reports)["lemma-3.2-norm"])
+        #expect(r.maxViolation > 1e-5)
+        #expect(v.table.contains("lemma-3.2-norm") && v.table.contains("FAIL"))
+        #expect(v.markdown.contains("lemma-3.2-norm"))
+    }
+
+    /// A true flow verifies clean, including the limit identities.
+    @Test func verifyPassesOnGF() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2, stop: 1e-24)
+        let v = Verification.run(config: cfg)
+        #expect(v.allPassed, "\(v.failed)")
+        let names = Set(v.reports.map(\.name))
+        #expect(names.contains("limit-residual") && names.contains("limit-kkt"))
+    }
+
+    /// The predictor plug-in point: extra checks land in the monitor array
+    /// and decide the verdict.
+    @Test func extraChecksPlugIn() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 1, stop: 1e-20)
+        let v = Verification.run(config: cfg) { _, _ in
+            [CheckReport(name: "predict-limit", maxViolation: 1, tolerance: 1e-8, passed: false, tWorst: 0, quantity: "test")]
+        }
+        #expect(v.failed == ["predict-limit"])
+        #expect(v.result.json(config: cfg).serialized().contains("predict-limit"))
+    }
+}
