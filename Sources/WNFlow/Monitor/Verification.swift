@@ -34,11 +34,52 @@ public struct Verification {
         return Verification(config: config, result: result, skipped: monitor?.skipped ?? [])
     }
 
-    /// Comparisons of the run with the theory predictor (MATH.md §4). The
-    /// plug-in point for `Theory/`: return one `CheckReport` per compared
-    /// quantity (e.g. `predict-limit`: ‖z_∞ − z_pred‖/‖z_pred‖). Empty for now.
+    /// Comparisons of the run with the theory predictor (MATH.md §4), each
+    /// held to the monitor's tolerance rule after the run's step count:
+    /// - `predict-limit`: `‖z_∞ − z_pred‖ / ‖z_pred‖` (Bregman projection);
+    /// - `predict-g-inf`, `predict-log-rho` (constant-rate WN): the WN fixed
+    ///   point `g = ‖X(x₀/ρ(g))‖` against the run's `g` and `log ρ`
+    ///   (log ρ compared relative to `max(1, |log ρ|)`);
+    /// - `bound-weighted-l1-gap`: the run's own weighted ℓ1 gap stays below
+    ///   the a-posteriori bound computed from the prediction;
+    /// - `bound-log-rho` (3.19): the run's log ρ is at least the lower bound.
+    /// Nothing is compared when the run did not converge (`limit-residual`
+    /// already fails then) or the predictor does not apply (a non-positive
+    /// start at depth ≥ 2, an explicit g₀/v₀).
     public static func predictorComparisons(_ config: SimulationConfig, _ result: SimulationResult) -> [CheckReport] {
-        []
+        guard result.status == .converged, let pred = try? Prediction(config: config) else { return [] }
+        let sim0 = config.model.flow.isWeightNormalized
+            ? WeightNormFlow.initialState(x0: config.x0, vNorm: config.vNorm) : config.x0
+        let rule = ToleranceRule(config: config, initialState: sim0)
+        let tol = rule.tolerance(steps: result.stats.acceptedSteps)
+        var out: [CheckReport] = []
+        func add(_ name: String, _ v: Double, _ tolerance: Double, _ quantity: String) {
+            out.append(CheckReport(name: name, maxViolation: v, tolerance: tolerance, passed: v <= tolerance,
+                                   tWorst: result.t, quantity: quantity))
+        }
+        let dz = zip(result.z, pred.z).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        add("predict-limit", dz / max(norm2(pred.z), .leastNormalMagnitude), tol,
+            "‖z_∞ − z_pred‖/‖z_pred‖, z_pred the Bregman projection (\(pred.report.prediction.method)); relative, dimensionless")
+        if let gi = pred.report.gInf, let g = result.g, config.model.flow == .wn || config.model.flow == .wnGD {
+            add("predict-g-inf", abs(g - gi) / abs(gi), tol, "|g_∞ − g_pred|/g_pred from g = ‖X(x₀/ρ(g))‖; relative")
+        }
+        if let lp = pred.report.logRho, let lr = result.logRho {
+            add("predict-log-rho", abs(lr - lp) / max(1, abs(lp)), tol, "|log ρ_∞ − log ρ_pred|/max(1, |log ρ_pred|); dimensionless")
+        }
+        let b = pred.report.bounds
+        if let w = pred.report.weights, let qw = pred.report.weightedL1Min, let bound = b.weightedGapBound {
+            let zz = config.problem.signed ? config.problem.endToEnd(result.x) : result.z
+            let zAug = config.problem.signed ? result.x.map { ipow($0, config.problem.depth) } : zz
+            let gap = zip(w, zAug).map { $0 * $1 }.reduce(0, +) - qw
+            let slack = tol * max(abs(qw), 1)
+            add("bound-weighted-l1-gap", max(0, gap - bound), slack,
+                "excess of ‖z_∞‖_{w,1} − Q_w = \(JSON.format(gap)) over its a-posteriori bound \(JSON.format(bound)) (MATH.md §4); same unit as ‖z‖₁")
+        }
+        if let lb = b.logRhoLowerBound, let lr = result.logRho {
+            add("bound-log-rho", max(0, lb - lr) / max(1, abs(lb)), tol,
+                "shortfall of log ρ_∞ = \(JSON.format(lr)) below the (3.19) lower bound \(JSON.format(lb)); dimensionless")
+        }
+        return out
     }
 
     /// Identities of the limit that need no predictor:

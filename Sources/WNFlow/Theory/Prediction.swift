@@ -1,0 +1,91 @@
+import Foundation
+import GSLKit
+
+/// The theory predictor applied to a config (MATH.md §4, §5): which limit
+/// the configured flow reaches, without integrating. Discrete flows are
+/// predicted by their flows (`gd` → GF, `wn-gd` → WN), which they follow as
+/// the step tends to 0. Signed problems run on `[A, −A]`; `z` is reported
+/// end to end, `u^L − w^L`.
+public struct Prediction: Sendable {
+    public var report: TheoryReport
+    /// End-to-end predicted `z` (length N).
+    public var z: [Double]
+    /// Predicted weights `x_∞` (length N, or 2N signed).
+    public var x: [Double]
+    /// Wall time of the prediction.
+    public var wallSeconds: Double
+
+    /// Predicts the limit of `config`'s flow from its start.
+    /// - Throws: `ConfigError` for inputs the predictor cannot take (an
+    ///   empty S₊, a non-positive start at depth ≥ 2); `TheoryError` for
+    ///   numerical failures.
+    public init(config: SimulationConfig) throws {
+        let p = config.problem
+        let flow: TheoryFlow
+        switch config.model.flow {
+        case .gf, .gd: flow = .gf
+        case .wn, .wnGD:
+            let v0 = config.v0 ?? []
+            flow = .wn(etaG: config.model.etaG, etaV: config.model.etaV, vNorm: config.v0 == nil ? config.vNorm : norm2(v0))
+        case .wnTimeDependent: flow = .wnTimeDependent(etaV: config.model.etaV)
+        }
+        if config.model.flow.isWeightNormalized && (config.g0 != nil || config.v0 != nil) {
+            throw ConfigError("config.init", "predict needs the default WN start (g₀ = ‖x₀‖, v₀ ∥ x₀); remove g0/v0 or use simulate")
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        do {
+            report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow)
+        } catch TheoryError.emptyFeasibleSet {
+            throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
+        } catch let TheoryError.invalidInput(msg) {
+            throw ConfigError("config.init.x0", msg)
+        }
+        wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        x = report.x
+        z = p.signed ? Prediction.foldSigned(report.z) : report.z
+    }
+
+    /// The JSON of `wnflow predict` (INTERFACE.md "predict FILE").
+    public func json(config: SimulationConfig) -> JSON {
+        let r = report
+        let b = r.bounds
+        var bounds: [(String, JSON)] = []
+        bounds.append(("l1_gap", .optionalNumber(b.l1Gap)))
+        bounds.append(("weighted_l1_gap", .optionalNumber(b.weightedGap)))
+        bounds.append(("weighted_l1_gap_bound", .optionalNumber(b.weightedGapBound)))
+        bounds.append(("g_inf_lower_bound", .optionalNumber(b.gInfLowerBound)))
+        bounds.append(("log_rho_lower_bound", .optionalNumber(b.logRhoLowerBound)))
+        bounds.append(("kernel_probability_gaussian", .number(b.kernelProbabilityGaussian)))
+        var pairs: [(String, JSON)] = [
+            ("z", .numbers(z)),
+            ("x", .numbers(x)),
+            ("g_inf", .optionalNumber(r.gInf)),
+            ("log_rho", .optionalNumber(r.logRho)),
+            ("l1_min", .optionalNumber(r.l1Min)),
+            ("weighted_l1_min", .optionalNumber(r.weightedL1Min)),
+            ("kernel_positive", .bool(r.kernelPositive)),
+            ("bounds", .object(bounds)),
+            ("flow", .string(config.model.flow.rawValue)),
+            ("depth", .number(Double(r.depth))),
+            ("signed", .bool(config.problem.signed)),
+            ("method", .string(r.prediction.method)),
+            ("newton_iterations", .number(Double(r.prediction.iterations))),
+            ("kkt_residual", .number(r.prediction.kktResidual)),
+            ("lost_digits", .bool(r.prediction.lostDigits)),
+            ("wn_roots", .numbers(r.wnRoots)),
+        ]
+        if let zq = r.l1Minimizer { pairs.append(("l1_minimizer", .numbers(config.problem.signed ? Prediction.foldSigned(zq) : zq))) }
+        if let truth = config.problem.groundTruth {
+            let err = zip(z, truth).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            pairs.append(("rec_error", .number(err)))
+        }
+        pairs.append(("warnings", .array((r.warnings + config.warnings).map { .string($0) })))
+        return .object(pairs)
+    }
+
+    /// `(u, w) ↦ u − w` for vectors over `[A, −A]`'s 2N columns (MATH.md §5).
+    static func foldSigned(_ v: [Double]) -> [Double] {
+        let n = v.count / 2
+        return (0..<n).map { v[$0] - v[n + $0] }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import GSLKit
+import Testing
+@testable import WNFlow
+
+@Suite("Predicted limit against the integrated limit")
+struct PredictionTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        let flow: FlowKind
+        let depth: Int
+        let signed: Bool
+        let seed: UInt
+        var testDescription: String { "\(flow.rawValue) L=\(depth)\(signed ? " signed" : "") seed \(seed)" }
+    }
+
+    /// 24 random problems: GF and WN (and the time-dependent rate), L = 1, 2, 3,
+    /// signed and unsigned.
+    static let cases: [Case] = {
+        var out: [Case] = []
+        var seed: UInt = 100
+        for flow in [FlowKind.gf, .wn] {
+            for depth in [1, 2, 3] {
+                for signed in [false, true] {
+                    for _ in 0..<2 { out.append(Case(flow: flow, depth: depth, signed: signed, seed: seed)); seed += 1 }
+                }
+            }
+        }
+        out.append(Case(flow: .wnTimeDependent, depth: 2, signed: false, seed: 300))
+        out.append(Case(flow: .wnTimeDependent, depth: 3, signed: true, seed: 301))
+        return out
+    }()
+
+    @Test("z_pred = z_∞ to 1e-8 relative", arguments: cases)
+    func predictionMatchesIntegration(_ c: Case) throws {
+        let p = try Fixture.problem(m: 8, n: 24, depth: c.depth, signed: c.signed, seed: c.seed)
+        let rng = RNG(seed: c.seed)
+        let scale = c.depth == 3 ? 0.4 : 0.1
+        let half = (0..<p.n).map { _ in scale * (0.3 + rng.uniform()) / Double(p.n).squareRoot() }
+        let x0 = c.signed ? half + half : half
+        let cfg = Fixture.config(p, flow: c.flow, x0: x0, etaG: c.depth == 3 ? 0.3 : 0.1)
+        let sim = Simulation(config: cfg).run()
+        #expect(sim.status == .converged, "\(c.testDescription): \(sim.status)")
+        let pred = try Prediction(config: cfg)
+        let err = Fixture.relativeError(sim.z, pred.z)
+        #expect(err <= 1e-8, "\(c.testDescription): relative difference \(err)")
+        if c.flow == .wn, let gi = pred.report.gInf, let g = sim.g {
+            #expect(abs(g - gi) <= 1e-8 * gi, "\(c.testDescription): g \(g) vs \(gi)")
+        }
+    }
+
+    @Test("the comparison catches a wrong limit")
+    func brokenLimitIsCaught() throws {
+        let p = try Fixture.problem(m: 10, n: 20, depth: 2, seed: 5)
+        let x0 = [Double](repeating: 0.02, count: p.n)
+        let cfg = Fixture.config(p, flow: .gf, x0: x0)
+        var sim = Simulation(config: cfg).run()
+        let before = Verification.predictorComparisons(cfg, sim)
+        #expect(!before.isEmpty && before.allSatisfy { $0.passed })
+        // Move the limit within S₊'s kernel directions: still zero loss, wrong point.
+        let proj = try KernelProjector(p.A)
+        let d = proj.apply((0..<p.n).map { Double($0 % 3) - 1 })
+        sim.z = zip(sim.z, d).map { $0 + 1e-6 * $1 }
+        let reports = Verification.predictorComparisons(cfg, sim)
+        #expect(reports.first { $0.name == "predict-limit" }?.passed == false)
+    }
+
+    @Test("L = 2 with log ρ = 100 predicts without overflow")
+    func hugeMagnification() throws {
+        let p = try Fixture.problem(m: 10, n: 25, depth: 2, seed: 9)
+        let logX0 = (0..<p.n).map { _ in log(0.1) - 100 }
+        let r = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: 2, logX0: logX0)
+        #expect(r.z.allSatisfy { $0.isFinite && $0 >= 0 })
+        #expect(norm2(zip(p.A.multiply(r.z), p.y).map { $0 - $1 }) <= 1e-12 * norm2(p.y))
+    }
+
+    @Test("an empty S₊ is a ConfigError naming the problem")
+    func emptyFeasibleSet() throws {
+        let a = Matrix(rowArrays: [[1, 1, 1]])!
+        let p = try Problem(A: a, y: [-1], depth: 2)
+        let cfg = Fixture.config(p, flow: .gf, x0: [0.1, 0.1, 0.1])
+        #expect(throws: ConfigError.self) { _ = try Prediction(config: cfg) }
+    }
+}
