@@ -56,7 +56,9 @@ static inline void cgsl_blas_configure(void) {
     openblas_set_num_threads(k > 0 ? k : 1);
 }
 static inline const char *cgsl_blas_name(void) { return "openblas"; }
+static inline void cgsl_blas_set_threads(int k) { openblas_set_num_threads(k > 0 ? k : 1); }
 #else
+static inline void cgsl_blas_set_threads(int k) { (void)k; }
 static inline void cgsl_blas_configure(void) {}
 static inline const char *cgsl_blas_name(void) { return "gslcblas"; }
 #endif

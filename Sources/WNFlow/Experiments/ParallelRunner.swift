@@ -1,4 +1,5 @@
 import Foundation
+import GSLKit
 
 /// Runs independent jobs on up to `jobs` threads, each job owning its own
 /// GSL workspaces (one `Simulation` per job), and returns results in index
@@ -6,6 +7,9 @@ import Foundation
 public enum ParallelRunner {
     /// The number of cores available.
     public static var coreCount: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// Whether a parallel map is running (single runs then keep BLAS on one thread).
+    public static var isParallel: Bool { parallelDepth.value > 0 }
 
     /// Calls `body(i)` for `i` in `0..<count` on `jobs` workers (default:
     /// all cores); `onDone` is called after each job (serially, under a lock)
@@ -23,6 +27,10 @@ public enum ParallelRunner {
             }
             return state.results()
         }
+        // Parallelism across runs: one BLAS thread per run.
+        BLAS.setThreads(1)
+        parallelDepth.increment()
+        defer { parallelDepth.decrement() }
         let group = DispatchGroup()
         for _ in 0..<workers {
             group.enter()
@@ -72,3 +80,14 @@ private final class SharedState<T: Sendable>: @unchecked Sendable {
         return slots.map { $0! }
     }
 }
+
+/// A counter guarded by a lock.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    func decrement() { lock.lock(); count -= 1; lock.unlock() }
+}
+
+let parallelDepth = LockedCounter()

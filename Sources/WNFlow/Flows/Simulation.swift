@@ -125,13 +125,18 @@ public final class Simulation {
         }
     }
 
+    /// Dimension from which a single run uses every core in BLAS.
+    public static let multithreadedBLASThreshold = 1000
+
     /// Dimension above which `auto` switches to the structured solver.
-    /// Measured (GF, L = 2, M = 0.4N, α = 0.1 uniform, rtol 1e-10, release,
-    /// gslcblas): msbdf 0.19/1.28/7.2 s vs rosenbrock 0.62/2.9/24.9 s at
-    /// N = 100/200/400, both growing like N³; N = 800 not measured. 1500 is
-    /// an extrapolation where msbdf's dense N × N matrices start to dominate
-    /// memory; re-measure.
-    public nonisolated(unsafe) static var structuredThreshold = 1500
+    /// Measured (GF, L = 2, M = 0.4N, α = 0.1 uniform, rtol 1e-10, release):
+    /// with gslcblas msbdf 0.19/1.28/7.2 s vs rosenbrock 0.62/2.9/24.9 s at
+    /// N = 100/200/400; with OpenBLAS at N = 400 msbdf 1.4 s vs rosenbrock
+    /// 5.8 s; at N = 2000 (M = 500) msbdf 81 s. msbdf is faster wherever it
+    /// was measured; the switch is for memory: msbdf keeps several dense
+    /// N × N matrices (≈ 4·8N² bytes, 800 MB at N = 5000), the structured
+    /// solver O(NM).
+    public static let structuredThreshold = 5000
 
     /// The save times of the recorder.
     public var saveTimes: [Double] {
@@ -177,6 +182,13 @@ public final class Simulation {
         let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow)
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
+        // A single large run may use every core inside BLAS (dense Jacobians
+        // and factorizations dominate); ParallelRunner resets this to 1.
+        if flow.dimension >= Simulation.multithreadedBLASThreshold && !ParallelRunner.isParallel
+            && ProcessInfo.processInfo.environment["WNFLOW_BLAS_THREADS"] == nil {
+            BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        }
+        defer { if flow.dimension >= Simulation.multithreadedBLASThreshold && !ParallelRunner.isParallel { BLAS.setThreads(1) } }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             let solver = try makeSolver()

@@ -1,0 +1,155 @@
+import Foundation
+import GSLKit
+
+/// One benchmark case: a config, run with the given method.
+public struct BenchCase: Sendable {
+    public var name: String
+    public var config: String
+    public var long: Bool
+    public init(name: String, config: String, long: Bool = false) {
+        self.name = name
+        self.config = config
+        self.long = long
+    }
+}
+
+/// A measured case (`wnflow bench` JSON row).
+public struct BenchRow: Sendable {
+    public var name: String
+    public var method: String
+    public var status: String
+    public var n: Int
+    public var m: Int
+    public var steps: Int
+    public var rhsEvals: Int
+    public var jacobianEvals: Int
+    public var wallSeconds: Double
+    /// Wall time of one RHS evaluation, measured separately.
+    public var secondsPerRHS: Double
+    /// `wall / (RHS evals × time of one RHS)`: how much the integrator costs
+    /// beyond its RHS evaluations (Jacobians, factorizations, bookkeeping).
+    public var overheadRatio: Double
+    public var extra: [(String, JSON)] = []
+
+    public var json: JSON {
+        .object([
+            ("name", .string(name)), ("method", .string(method)), ("status", .string(status)),
+            ("N", .number(Double(n))), ("M", .number(Double(m))),
+            ("steps", .number(Double(steps))), ("rhs_evals", .number(Double(rhsEvals))),
+            ("jacobian_evals", .number(Double(jacobianEvals))), ("wall_seconds", .number(wallSeconds)),
+            ("seconds_per_rhs", .number(secondsPerRHS)), ("overhead_ratio", .number(overheadRatio)),
+        ] + extra)
+    }
+}
+
+/// The benchmark suite of `wnflow bench` (speed is measured here, never
+/// asserted in unit tests). The configs of the stiff cases are the files in
+/// `Benchmarks/configs/`, which `Benchmarks/compare_scipy.py` runs with scipy.
+public enum BenchSuite {
+    static func flowConfig(_ gen: String, _ model: String, _ initBlock: String, method: String = "auto",
+                           stop: String = "") -> String {
+        """
+        {"problem": {"generate": \(gen)}, "model": \(model), "init": \(initBlock),
+         "integrator": {"method": "\(method)"\(stop)}, "record": {"points": 0}}
+        """
+    }
+
+    static let small = #"{"M": 20, "N": 50, "sparsity": 4, "seed": 3}"#
+    static let medium = #"{"M": 40, "N": 100, "sparsity": 5, "seed": 1}"#
+    static let uniform1e3 = #"{"scale": 1e-3, "direction": "uniform"}"#
+    static let uniform01 = #"{"scale": 0.1, "direction": "uniform"}"#
+
+    /// The stiff cases (issue: depth-2 GF from α = 1e-3 and 0.1, WN with
+    /// η = 0.05 and 0.01, depth 3 GF and WN).
+    public static let stiffCases: [BenchCase] = [
+        BenchCase(name: "gf2-alpha1e-3", config: flowConfig(small, #"{"flow": "gf", "depth": 2}"#, uniform1e3)),
+        BenchCase(name: "gf2-alpha0.1", config: flowConfig(medium, #"{"flow": "gf", "depth": 2}"#, uniform01)),
+        BenchCase(name: "wn2-eta0.05", config: flowConfig(medium, #"{"flow": "wn", "depth": 2, "eta_g": 0.05}"#, uniform01)),
+        BenchCase(name: "wn2-eta0.01", config: flowConfig(medium, #"{"flow": "wn", "depth": 2, "eta_g": 0.01}"#, uniform01)),
+        BenchCase(name: "gf3", config: flowConfig(medium, #"{"flow": "gf", "depth": 3}"#, uniform01)),
+        BenchCase(name: "wn3", config: flowConfig(medium, #"{"flow": "wn", "depth": 3, "eta_g": 0.2}"#, #"{"scale": 0.3, "direction": "uniform"}"#)),
+    ]
+
+    /// Large cases: depth-2 GF from α = 0.1 to loss 1e-20.
+    public static let largeCases: [BenchCase] = [
+        BenchCase(name: "large-2000x500", config: flowConfig(#"{"M": 500, "N": 2000, "sparsity": 20, "seed": 1}"#,
+                  #"{"flow": "gf", "depth": 2}"#, uniform01, stop: #", "stop": {"loss_below": 1e-20}"#), long: true),
+        BenchCase(name: "large-10000x2000", config: flowConfig(#"{"M": 2000, "N": 10000, "sparsity": 50, "seed": 1}"#,
+                  #"{"flow": "gf", "depth": 2}"#, uniform01, stop: #", "stop": {"loss_below": 1e-20}"#), long: true),
+    ]
+
+    /// Wall time of one RHS evaluation of `flow` at `state` (median of 5
+    /// batches).
+    public static func secondsPerRHS(_ flow: any Flow, state: [Double]) -> Double {
+        var out = [Double](repeating: 0, count: flow.dimension)
+        let reps = max(20, min(2000, 2_000_000 / max(flow.problem.m * flow.problem.weightCount, 1)))
+        var samples: [Double] = []
+        state.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { o in
+                for _ in 0..<5 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<reps { try? flow.rhs(t: 0, y: s, dydt: o) }
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(reps))
+                }
+            }
+        }
+        return samples.sorted()[2]
+    }
+
+    /// Runs one config (optionally overriding the method) and measures it.
+    public static func run(name: String, config text: String, method: Method? = nil, monitored: Bool = false,
+                           tEnd: Double? = nil) throws -> BenchRow {
+        var cfg = try SimulationConfig.parse(text)
+        if let method { cfg.integrator.method = method }
+        if let tEnd { cfg.integrator.tEnd = tEnd }
+        let sim = Simulation(config: cfg)
+        let r = monitored ? sim.runMonitored().result : sim.run()
+        let tRHS = secondsPerRHS(sim.flow, state: sim.initialState)
+        return BenchRow(name: name, method: r.method, status: r.status.rawValue, n: cfg.problem.n, m: cfg.problem.m,
+                        steps: r.stats.acceptedSteps, rhsEvals: r.stats.rhsEvaluations,
+                        jacobianEvals: r.stats.jacobianEvaluations, wallSeconds: r.wallSeconds, secondsPerRHS: tRHS,
+                        overheadRatio: r.wallSeconds / (Double(max(r.stats.rhsEvaluations, 1)) * tRHS))
+    }
+
+    /// Ensemble throughput: `count` WN runs (new problem per run) on `jobs`
+    /// workers; returns runs per second.
+    public static func ensemble(count: Int, jobs: Int) throws -> (wall: Double, runsPerSecond: Double) {
+        let configs = try (0..<count).map { i in
+            try SimulationConfig.parse(flowConfig(#"{"M": 20, "N": 50, "sparsity": 4, "seed": \#(i + 1)}"#,
+                                                  #"{"flow": "wn", "depth": 2, "eta_g": 0.1}"#, uniform01))
+        }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = ParallelRunner.map(count: count, jobs: jobs) { i in Simulation(config: configs[i]).run(recordTrajectory: false).status }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return (wall, Double(count) / wall)
+    }
+
+    /// `predict` against `simulate` on the same problem: the full report
+    /// (limit, three LPs, bounds) and the limit alone (dual Newton; for WN
+    /// the root scan of `g = ‖X(x₀/ρ(g))‖` included), best of 3.
+    public static func predictVersusSimulate(config text: String) throws
+        -> (predict: Double, limitOnly: Double, simulate: Double, difference: Double) {
+        let cfg = try SimulationConfig.parse(text)
+        let sim = Simulation(config: cfg).run(recordTrajectory: false)
+        var full = Double.infinity, limit = Double.infinity
+        var p: Prediction?
+        let a = cfg.problem.matrix
+        for _ in 0..<3 {
+            var t0 = DispatchTime.now().uptimeNanoseconds
+            p = try Prediction(config: cfg)
+            full = min(full, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            t0 = DispatchTime.now().uptimeNanoseconds
+            switch cfg.model.flow {
+            case .wn, .wnGD:
+                _ = try WeightNormLimit.constantRate(A: a, y: cfg.problem.y, depth: cfg.problem.depth, x0: cfg.x0,
+                                                     etaG: cfg.model.etaG, etaV: cfg.model.etaV, vNorm: cfg.vNorm)
+            default:
+                _ = try LimitPredictor.gradientFlow(A: a, y: cfg.problem.y, depth: cfg.problem.depth, x0: cfg.x0)
+            }
+            limit = min(limit, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        let z = p!.z
+        let d = zip(sim.z, z).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / norm2(z)
+        return (full, limit, sim.wallSeconds, d)
+    }
+}

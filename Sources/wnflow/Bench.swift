@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import GSLKit
+import WNFlow
+
+/// `wnflow bench`: the benchmark suite (stiff cases, explicit-stepper
+/// overhead, monitor overhead, ensembles on 1 and all cores, predict against
+/// simulate, large N), as a printed table and machine-readable JSON.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the benchmark suite; prints a table and writes JSON.",
+        discussion: "Peers (scipy LSODA/BDF/DOP853) are measured by Benchmarks/compare_scipy.py on the same configs.")
+
+    @Option(name: .long, help: "Write the JSON here (default: stdout only the table).")
+    var out: String?
+
+    @Flag(name: .long, help: "Only the stiff cases with auto, small ensembles; no large N.")
+    var quick = false
+
+    @Flag(name: .long, help: "Also run N = 10000, M = 2000 (minutes).")
+    var huge = false
+
+    func run() throws {
+        var rows: [BenchRow] = []
+        func show(_ r: BenchRow) {
+            rows.append(r)
+            print(pad(r.name, 22) + pad(r.method, 11) + pad(r.status, 10)
+                  + String(format: "%7d %9d %7d %10.4f %11.3e %8.2f", r.steps, r.rhsEvals, r.jacobianEvals,
+                           r.wallSeconds, r.secondsPerRHS, r.overheadRatio))
+        }
+        print("BLAS: \(BLAS.name); cores: \(ParallelRunner.coreCount)")
+        print(pad("case", 22) + pad("method", 11) + pad("status", 10) + "  steps       rhs     jac     wall s       s/rhs overhead")
+        let methods: [Method?] = quick ? [nil] : [nil, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
+        for c in BenchSuite.stiffCases {
+            for m in methods { show(try BenchSuite.run(name: c.name, config: c.config, method: m)) }
+        }
+        // Explicit steppers: integrator overhead on a short, non-stiff stretch.
+        let medium = BenchSuite.stiffCases[1]
+        for s in [Stepper.rkf45, .rk8pd] {
+            show(try BenchSuite.run(name: "explicit-N100-t200", config: medium.config, method: .gsl(s), tEnd: 200))
+        }
+        // Monitor overhead at N = 100, M = 40.
+        let wn = BenchSuite.stiffCases[2]
+        let plain = try BenchSuite.run(name: "wn2-eta0.05", config: wn.config)
+        var mon = try BenchSuite.run(name: "wn2-eta0.05+monitor", config: wn.config, monitored: true)
+        let monitorOverhead = mon.wallSeconds / plain.wallSeconds - 1
+        mon.extra = [("monitor_overhead", .number(monitorOverhead))]
+        show(mon)
+        print(String(format: "monitor overhead at N=100, M=40: %+.1f%% (%.4f s vs %.4f s)", 100 * monitorOverhead, mon.wallSeconds, plain.wallSeconds))
+        // Ensembles.
+        let count = quick ? 8 : 32
+        let one = try BenchSuite.ensemble(count: count, jobs: 1)
+        let all = try BenchSuite.ensemble(count: count, jobs: ParallelRunner.coreCount)
+        let speedup = all.runsPerSecond / one.runsPerSecond
+        print(String(format: "ensemble of %d WN runs: 1 core %.2f runs/s, %d cores %.2f runs/s, speedup %.2fx",
+                     count, one.runsPerSecond, ParallelRunner.coreCount, all.runsPerSecond, speedup))
+        // predict against simulate.
+        var predictRows: [JSON] = []
+        for c in [BenchSuite.stiffCases[1], BenchSuite.stiffCases[2]] {
+            let p = try BenchSuite.predictVersusSimulate(config: c.config)
+            print("predict vs simulate " + pad(c.name, 14) + String(format: " full predict %.4f s (%.0fx), limit only %.5f s (%.0fx), simulate %.4f s, |z diff|/|z| %.1e",
+                         p.predict, p.simulate / p.predict, p.limitOnly, p.simulate / p.limitOnly, p.simulate, p.difference))
+            predictRows.append(.object([("name", .string(c.name)), ("predict_seconds", .number(p.predict)),
+                                        ("limit_only_seconds", .number(p.limitOnly)),
+                                        ("simulate_seconds", .number(p.simulate)), ("speedup", .number(p.simulate / p.predict)),
+                                        ("limit_only_speedup", .number(p.simulate / p.limitOnly)),
+                                        ("relative_difference", .number(p.difference))]))
+        }
+        if !quick {
+            for c in BenchSuite.largeCases where huge || c.name == "large-2000x500" { show(try BenchSuite.run(name: c.name, config: c.config)) }
+        }
+        let json = JSON.object([
+            ("blas", .string(BLAS.name)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
+            ("cases", .array(rows.map(\.json))),
+            ("monitor_overhead", .number(monitorOverhead)),
+            ("ensemble", .object([("runs", .number(Double(count))), ("one_core_runs_per_second", .number(one.runsPerSecond)),
+                                  ("all_cores_runs_per_second", .number(all.runsPerSecond)), ("speedup", .number(speedup))])),
+            ("predict_vs_simulate", .array(predictRows)),
+        ])
+        if let out {
+            do { try AtomicFile.write(json.serialized(), to: out) } catch {
+                throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write '\(out)': \(error.localizedDescription)")
+            }
+        }
+    }
+}
+
+/// `s` left-aligned in a field of `width` characters.
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
