@@ -35,7 +35,8 @@ public enum WeightNormLimit {
     /// `φ(g) := ‖X(x₀/ρ(g))‖₂ − g = 0`, `X` the GF predictor (log form, so log ρ ≫ 700 is fine).
     ///
     /// Root search: `φ(g₀) = ‖X(x₀)‖ − g₀`. A log-spaced grid of `scanPoints` points on
-    /// `[g₀, g_hi]` (g_hi doubled until φ(g_hi) < 0) and one on `[g₀·1e-8, g₀]`, each sign
+    /// `[g₀, g_hi]` (g_hi doubled until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
+    /// `[g₀·1e-8, g₀]`, each sign
     /// change refined by GSL's Brent solver (relative tolerance 1e-14); λ is warm-started
     /// along the scan. All roots found are reported in `roots`.
     ///
@@ -96,11 +97,14 @@ public enum WeightNormLimit {
         } else {
             warnings.append("no g above g0 found with ||X(x0/rho(g))|| < g (up to \(gHi))")
         }
-        // Down: [g₀·1e-8, g₀).
-        eval.lambda = lambdaAtG0
+        // Down: [g₀·1e-8, g₀), scanned only when φ(g₀) < 0 (g₀ above the
+        // solution's norm): otherwise g grows from g₀ and the bracket is
+        // (g₀, ∞) (MATH.md §4).
         let gLo = g0 * 1e-8
-        let down = try scan(phi, from: g0, fFrom: f0, to: gLo, points: scanPoints, eval: eval)
-        roots += down
+        if f0 < 0 {
+            eval.lambda = lambdaAtG0
+            roots += try scan(phi, from: g0, fFrom: f0, to: gLo, points: scanPoints, eval: eval)
+        }
         roots = Array(Set(roots)).sorted()
 
         if chosen == nil {
