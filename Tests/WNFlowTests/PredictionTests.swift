@@ -81,3 +81,26 @@ struct PredictionTests {
         #expect(throws: ConfigError.self) { _ = try Prediction(config: cfg) }
     }
 }
+
+@Suite("Warnings for legal but suspect inputs")
+struct WarningTests {
+    @Test("kernel assumption failing, and WN with g₀ above g_∞, are reported")
+    func suspectInputs() throws {
+        let a = Matrix(rowArrays: [[1, 1, 1, 1], [1, -1, 0.5, 0]])!
+        let p = try Problem(A: a, y: [1, 0.2], depth: 2)
+        let cfg = Fixture.config(p, flow: .wn, x0: [0.8, 0.8, 0.8, 0.8], etaG: 0.5)
+        let w = Verification.predictionWarnings(cfg)
+        #expect(w.contains { $0.contains("kernel assumption") })
+        #expect(w.contains { $0.contains("above the predicted g_∞") })
+        // A problem meeting the assumption, started small: no warning.
+        let q = try Fixture.problem(m: 8, n: 24, depth: 2, seed: 101)
+        let ok = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.01, count: q.n))
+        #expect(Verification.predictionWarnings(ok).isEmpty)
+    }
+
+    @Test("a negative start at depth ≥ 2 is a warning, not an error")
+    func negativeStart() throws {
+        let cfg = try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf", "depth": 2}, "init": {"x0": [0.1, -0.1]}}"#)
+        #expect(cfg.warnings.contains { $0.contains("non-positive") })
+    }
+}

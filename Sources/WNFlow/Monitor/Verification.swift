@@ -31,6 +31,7 @@ public struct Verification {
             result.monitor += limitChecks(simulation: sim, result: result, rule: monitor.rule)
         }
         result.monitor += extraChecks(config, result)
+        result.warnings += predictionWarnings(config)
         return Verification(config: config, result: result, skipped: monitor?.skipped ?? [])
     }
 
@@ -78,6 +79,24 @@ public struct Verification {
         if let lb = b.logRhoLowerBound, let lr = result.logRho {
             add("bound-log-rho", max(0, lb - lr) / max(1, abs(lb)), tol,
                 "shortfall of log ρ_∞ = \(JSON.format(lr)) below the (3.19) lower bound \(JSON.format(lb)); dimensionless")
+        }
+        return out
+    }
+
+    /// Legal but suspect inputs the theory flags (reported, not failed): the
+    /// kernel assumption of Thm 2.2 failing, and WN started with g₀ above the
+    /// predicted g_∞ (MATH.md §4: then ρ first grows through log(g₀/g)).
+    public static func predictionWarnings(_ config: SimulationConfig) -> [String] {
+        guard let pred = try? Prediction(config: config) else { return [] }
+        var out: [String] = []
+        if !pred.report.kernelPositive {
+            out.append("kernel assumption (Thm 2.2) fails: no w > 0 with Aw = 0; convergence to a zero-loss point is not guaranteed")
+        }
+        if config.model.flow == .wn || config.model.flow == .wnGD, let gi = pred.report.gInf {
+            let g0 = norm2(config.x0)
+            if g0 > gi {
+                out.append("g₀ = \(JSON.format(g0)) is above the predicted g_∞ = \(JSON.format(gi)): the flow shrinks g, and the magnification ρ is driven by log(g₀/g)")
+            }
         }
         return out
     }

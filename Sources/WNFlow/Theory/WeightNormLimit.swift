@@ -147,13 +147,17 @@ public enum WeightNormLimit {
         let k = max(points, 2)
         for i in 1..<k {
             let g = from * Foundation.pow(to / from, Double(i) / Double(k - 1))
-            let f = try phi(g)
+            // A g where the GF predictor fails (e.g. x₀/ρ(g) so large that
+            // the dual overflows) is skipped, not fatal: no sign change is
+            // read across it.
+            let f = (try? phi(g)) ?? .nan
             if f == 0 { roots.append(g) }
             else if fPrev != 0 && f.isFinite && fPrev.isFinite && (f < 0) != (fPrev < 0) {
                 let saved = eval.lambda
-                let root = try RootFinder.brent(phi, lower: min(g, gPrev), upper: max(g, gPrev),
-                                                absTol: 0, relTol: 1e-14, maxIterations: 200)
-                roots.append(root)
+                if let root = try? RootFinder.brent(phi, lower: min(g, gPrev), upper: max(g, gPrev),
+                                                    absTol: 0, relTol: 1e-14, maxIterations: 200) {
+                    roots.append(root)
+                }
                 eval.lambda = saved
             }
             gPrev = g; fPrev = f
