@@ -67,14 +67,7 @@ public final class RosenbrockSolver: ODESolver {
                           observers: [any StepObserver]) -> ODERun {
         let n = system.dimension
         var stats = ODEStatistics()
-        guard y0.count == n else {
-            return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
-                          failure: ODEError.dimensionMismatch(expected: n, got: y0.count))
-        }
-        guard t0.isFinite, t1.isFinite, t1 > t0 else {
-            return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
-                          failure: ODEError.invalidOptions("need finite t0 < t1, got t0 = \(t0), t1 = \(t1)"))
-        }
+        if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
         let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
         var saveIndex = 0
         var t = t0

@@ -100,3 +100,22 @@ extension ODESolver {
         integrate(from: t0, y0: y0, to: t1, saveTimes: [], observers: [])
     }
 }
+
+/// Checks an integration's inputs (dimension, finite `t0 < t1`, finite
+/// `y0`) and returns the failed run to report, or `nil` when they are valid.
+/// Shared by every `ODESolver`.
+public func invalidInputRun(dimension n: Int, t0: Double, y0: [Double], t1: Double) -> ODERun? {
+    let stats = ODEStatistics()
+    guard y0.count == n else {
+        return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
+                      failure: ODEError.dimensionMismatch(expected: n, got: y0.count))
+    }
+    guard t0.isFinite, t1.isFinite, t1 > t0 else {
+        return ODERun(t: t0, y: y0, stats: stats, termination: .failed,
+                      failure: ODEError.invalidOptions("need finite t0 < t1, got t0 = \(t0), t1 = \(t1)"))
+    }
+    guard y0.allSatisfy({ $0.isFinite }) else {
+        return ODERun(t: t0, y: y0, stats: stats, termination: .failed, failure: ODEError.nonFiniteState(t: t0))
+    }
+    return nil
+}

@@ -88,10 +88,15 @@ public func makeFlow(problem: Problem, model: ModelSpec) -> any Flow {
     }
 }
 
+/// `c = η_v / (2 η_g ‖v₀‖²)` of Lemmas 3.8 and 3.9.
+public func magnificationConstant(etaG: Double, etaV: Double, vNorm0: Double) -> Double {
+    etaV / (2 * etaG * vNorm0 * vNorm0)
+}
+
 /// `log ρ = log(g₀/g) + c(g² − g₀²)`, `c = η_v/(2η_g‖v₀‖²)` (Lemma 3.9,
 /// (2.4)), evaluated in log form: ρ itself overflows.
 public func logMagnification(g0: Double, g: Double, etaG: Double, etaV: Double, vNorm0: Double) -> Double {
-    let c = etaV / (2 * etaG * vNorm0 * vNorm0)
+    let c = magnificationConstant(etaG: etaG, etaV: etaV, vNorm0: vNorm0)
     return log(abs(g0) / abs(g)) + c * (g * g - g0 * g0)
 }
 

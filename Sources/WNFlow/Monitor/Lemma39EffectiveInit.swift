@@ -32,7 +32,7 @@ public final class Lemma39EffectiveInit: Check {
         precondition(context.isWeightNormalized, "lemma-3.9-effective-init needs a weight-normalized flow")
         self.context = context
         self.rule = rule
-        c = etaV / (2 * etaG * vNorm0 * vNorm0)
+        c = magnificationConstant(etaG: etaG, etaV: etaV, vNorm0: vNorm0)
     }
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
