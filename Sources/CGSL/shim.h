@@ -45,9 +45,11 @@ static inline const gsl_rng_type *cgsl_rng_mt19937(void) { return gsl_rng_mt1993
 static inline const gsl_root_fsolver_type *cgsl_root_brent(void)     { return gsl_root_fsolver_brent; }
 static inline const gsl_root_fsolver_type *cgsl_root_bisection(void) { return gsl_root_fsolver_bisection; }
 
-/* BLAS threads: 1 by default, so that results do not depend on how many
-   runs share the machine (ensembles parallelize across runs instead).
-   WNFLOW_BLAS_THREADS=k allows k threads for a single large run. */
+/* BLAS threads: 1 by default, so that results are byte-identical however
+   runs are spread over cores (ensembles parallelize across runs instead).
+   Multithreaded OpenBLAS changed the last bits at N = 2000 (2144 vs 2281
+   msbdf steps). WNFLOW_BLAS_THREADS=k opts in to k threads for a single
+   large run, giving up that guarantee. */
 #if WNFLOW_BLAS_OPENBLAS
 extern void openblas_set_num_threads(int);
 static inline void cgsl_blas_configure(void) {

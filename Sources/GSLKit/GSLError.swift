@@ -36,8 +36,9 @@ public enum BLAS {
     /// `openblas` or `gslcblas`.
     public static var name: String { String(cString: cgsl_blas_name()) }
 
-    /// Sets the number of BLAS threads (process-wide; OpenBLAS only). Results
-    /// were measured byte-identical for 1 and 2 threads (N = 400, msbdf).
+    /// Sets the number of BLAS threads (process-wide; OpenBLAS only). More
+    /// than one thread can change the last bits of results (seen at
+    /// N = 2000), so WNFlow keeps 1 unless `WNFLOW_BLAS_THREADS` asks.
     public static func setThreads(_ k: Int) {
         _ = blasConfigured
         cgsl_blas_set_threads(Int32(k))

@@ -8,9 +8,6 @@ public enum ParallelRunner {
     /// The number of cores available.
     public static var coreCount: Int { ProcessInfo.processInfo.activeProcessorCount }
 
-    /// Whether a parallel map is running (single runs then keep BLAS on one thread).
-    public static var isParallel: Bool { parallelDepth.value > 0 }
-
     /// Calls `body(i)` for `i` in `0..<count` on `jobs` workers (default:
     /// all cores); `onDone` is called after each job (serially, under a lock)
     /// with the index and its result.
@@ -29,8 +26,6 @@ public enum ParallelRunner {
         }
         // Parallelism across runs: one BLAS thread per run.
         BLAS.setThreads(1)
-        parallelDepth.increment()
-        defer { parallelDepth.decrement() }
         let group = DispatchGroup()
         for _ in 0..<workers {
             group.enter()
@@ -81,13 +76,3 @@ private final class SharedState<T: Sendable>: @unchecked Sendable {
     }
 }
 
-/// A counter guarded by a lock.
-final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    func decrement() { lock.lock(); count -= 1; lock.unlock() }
-}
-
-let parallelDepth = LockedCounter()

@@ -138,9 +138,6 @@ public final class Simulation {
         }
     }
 
-    /// Dimension from which a single run uses every core in BLAS.
-    public static let multithreadedBLASThreshold = 1000
-
     /// Dimension above which `auto` switches to the structured solver.
     /// Measured (GF, L = 2, M = 0.4N, α = 0.1 uniform, rtol 1e-10, release):
     /// with gslcblas msbdf 0.19/1.28/7.2 s vs rosenbrock 0.62/2.9/24.9 s at
@@ -195,13 +192,6 @@ public final class Simulation {
         let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow)
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
-        // A single large run may use every core inside BLAS (dense Jacobians
-        // and factorizations dominate); ParallelRunner resets this to 1.
-        if flow.dimension >= Simulation.multithreadedBLASThreshold && !ParallelRunner.isParallel
-            && ProcessInfo.processInfo.environment["WNFLOW_BLAS_THREADS"] == nil {
-            BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-        }
-        defer { if flow.dimension >= Simulation.multithreadedBLASThreshold && !ParallelRunner.isParallel { BLAS.setThreads(1) } }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             let solver = try makeSolver()
