@@ -86,7 +86,8 @@ public struct FigureReport: Sendable {
         set format x "10^{%L}"
         set format y "10^{%L}"
         set grid xtics ytics mxtics mytics lc rgb "#dddddd" lw 1
-        set key top left box opaque
+        set key bottom right box opaque
+        set offsets 0, 0, graph 0.05, graph 0.05
         set ylabel "\(ylabel)"
         set border lw 1.2
         set style line 1 lc rgb "#1f77b4" lw 2 pt 7 ps 1.1
@@ -162,7 +163,20 @@ public struct FigureReport: Sendable {
             """
         }
         let size = figure == .figure4 ? (1800, 620) : (900, 640)
-        s += common
+        let xs = ss.flatMap { $0.points.map(\.x) }.filter { $0 > 0 }
+        var extra = ""
+        if let lo = xs.min(), let hi = xs.max() {
+            extra += "set xrange [\(JSON.format(lo / 1.5)):\(JSON.format(hi * 1.5))]\n"
+        }
+        // Mark points that include non-converged runs (counted in the mean).
+        if figure != .figure4 {
+            for se in ss where se.label == "WN" || figure != .figure3 {
+                for p in se.points where p.notConverged > 0 && p.mean > 0 {
+                    extra += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+                }
+            }
+        }
+        s += common + extra
         s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\"\n"
         s += "set output \"\(base).png\"\n" + body
         s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\" background rgb \"white\"\n"

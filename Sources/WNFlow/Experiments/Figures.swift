@@ -52,6 +52,8 @@ public struct FigureSettings: Sendable {
         s.m = 10; s.n = 20; s.sparsity = 2; s.instances = 2
         s.alphas = [1e-2, 1]
         s.etas = [1e-2, 1]
+        s.tEnd = 1e6
+        s.maxSteps = 20_000
         return s
     }
 
