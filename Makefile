@@ -23,8 +23,8 @@ release: deps
 	$(SWIFT) build -c release
 
 demo: release
-	$(BIN) simulate Examples/configs/wn-depth2.json --out $(DEMO_OUT)
-	@echo "result: $(DEMO_OUT)/result.json  trajectory: $(DEMO_OUT)/trajectory.csv"
+	$(BIN) reproduce figure2 --quick --out $(DEMO_OUT)
+	@echo "plot: $(DEMO_OUT)/figure2.png (.svg)  summary: $(DEMO_OUT)/summary.md  data: $(DEMO_OUT)/figure2.csv"
 
 test: deps
 	$(SWIFT) build --build-tests

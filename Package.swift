@@ -19,6 +19,10 @@ let package = Package(
         .executableTarget(name: "wnflow", dependencies: [
             "WNFlow", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "example-quickstart", dependencies: ["WNFlow"], path: "Examples/Quickstart"),
+        .executableTarget(name: "example-trajectory", dependencies: ["WNFlow"], path: "Examples/TrajectoryStudy"),
+        .executableTarget(name: "example-magnification", dependencies: ["WNFlow"], path: "Examples/MagnificationStudy"),
+        .executableTarget(name: "example-signed", dependencies: ["WNFlow"], path: "Examples/SignedRecovery"),
         .testTarget(name: "GSLKitTests", dependencies: ["GSLKit"]),
         .testTarget(name: "WNFlowTests", dependencies: ["WNFlow", "GSLKit"]),
         .testTarget(name: "CLITests", dependencies: ["wnflow"]),

@@ -24,7 +24,8 @@ struct WNFlowCommand: ParsableCommand {
         abstract: "Integrate the gradient flows of weight-normalized diagonal linear networks and check the paper's invariants and theorems.",
         discussion: "Exit codes: 0 success, 1 a verification check failed, 2 bad input, 3 integration failed.",
         version: version,
-        subcommands: [Simulate.self, Predict.self, Verify.self, Bench.self])
+        subcommands: [Simulate.self, Predict.self, Verify.self, ReproduceCommand.self, SweepCommand.self,
+                      MergeCommand.self, PlotCommand.self, Bench.self])
 
     static func main() {
         let code: Int32

@@ -1,0 +1,320 @@
+import Foundation
+
+/// Turns a figure's runs into `figureK.csv`, a gnuplot script and a
+/// `summary.md` section.
+public struct FigureReport: Sendable {
+    public var figure: Figure
+    public var settings: FigureSettings
+    public var rows: [FigureRow]
+
+    public init(figure: Figure, settings: FigureSettings, rows: [FigureRow]) {
+        self.figure = figure
+        self.settings = settings
+        self.rows = rows
+    }
+
+    public var csv: String { ([FigureRow.csvHeader] + rows.map(\.csvLine)).joined(separator: "\n") + "\n" }
+
+    var gfName: String { settings.flows.gf }
+    var wnName: String { settings.flows.wn }
+    var modeText: String {
+        settings.discreteStep.map { "GD / WN-GD, step μ = \(JSON.format($0))" } ?? "gradient flows (ODE, method auto)"
+    }
+
+    /// Groups rows by `x` (α, or η for WN in Figure 3).
+    func series(_ label: String, x: KeyPath<FigureRow, Double?>, _ filter: (FigureRow) -> Bool) -> Series {
+        let sel = rows.filter(filter)
+        let xs = Array(Set(sel.compactMap { $0[keyPath: x] })).sorted()
+        return Series(label: label, points: xs.map { xv in PointStat(x: xv, rows: sel.filter { $0[keyPath: x] == xv }) })
+    }
+
+    /// The series of the figure (GF first, WN second in each pair).
+    public var allSeries: [Series] {
+        switch figure {
+        case .figure2, .figure5:
+            return [series("GF", x: \.alphaOpt) { $0.flow == gfName }, series("WN", x: \.alphaOpt) { $0.flow == wnName }]
+        case .figure3:
+            return [series("GF", x: \.alphaOpt) { $0.flow == gfName }, series("WN", x: \.eta) { $0.flow == wnName }]
+        case .figure4:
+            var out: [Series] = []
+            for dir in ["abs-gaussian", "uniform"] {
+                for d in [2, 3] {
+                    out.append(series("GF, L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == gfName && $0.depth == d && $0.direction == dir })
+                    out.append(series("WN, L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == wnName && $0.depth == d && $0.direction == dir })
+                }
+            }
+            return out
+        }
+    }
+
+    public var title: String {
+        let eta = JSON.format(settings.eta)
+        switch figure {
+        case .figure2: return "Figure 2: GF vs WN, L = 2, η = \(eta)"
+        case .figure3: return "Figure 3: WN error vs learning-rate ratio η, L = 2, α = \(JSON.format(settings.figure3Alpha))"
+        case .figure4: return "Figure 4: depth L = 2 vs L = 3, x₀ = (α d)^{1/L}, η = \(eta)"
+        case .figure5: return "Figure 5: signed ground truth, GF vs WN, L = 2, η = \(eta)"
+        }
+    }
+
+    var subtitle: String {
+        "N = \(settings.n), M = \(settings.m), s = \(settings.sparsity), \(settings.instances) instances, mean ± sd"
+    }
+
+    // MARK: gnuplot
+
+    static func esc(_ s: String) -> String { s.replacingOccurrences(of: "\"", with: "\\\"") }
+
+    /// A datablock: `x mean lo hi` (lo clipped to mean/1000 on the log axis).
+    static func block(_ name: String, _ s: Series) -> String {
+        var t = "$\(name) << EOD\n"
+        for p in s.points where p.mean.isFinite {
+            let lo = max(p.mean - p.sd, p.mean / 1000)
+            t += "\(JSON.format(p.x)) \(JSON.format(p.mean)) \(JSON.format(lo)) \(JSON.format(p.mean + p.sd))\n"
+        }
+        return t + "EOD\n"
+    }
+
+    /// The gnuplot script writing `base.png` and `base.svg`.
+    public func gnuplotScript(base: String) -> String {
+        let ss = allSeries
+        var s = "# \(title)\n# written by wnflow reproduce; run: gnuplot \(URL(fileURLWithPath: base).lastPathComponent).gp\n"
+        for (i, se) in ss.enumerated() { s += FigureReport.block("S\(i)", se) }
+        let ylabel = "reconstruction error ||z_∞ − z*||_2"
+        let common = """
+        set logscale xy
+        set format x "10^{%L}"
+        set format y "10^{%L}"
+        set grid xtics ytics mxtics mytics lc rgb "#dddddd" lw 1
+        set key bottom right box opaque
+        set offsets 0, 0, graph 0.05, graph 0.05
+        set ylabel "\(ylabel)"
+        set border lw 1.2
+        set style line 1 lc rgb "#1f77b4" lw 2 pt 7 ps 1.1
+        set style line 2 lc rgb "#d62728" lw 2 pt 5 ps 1.1
+        set style line 3 lc rgb "#2ca02c" lw 2 pt 9 ps 1.2
+        set style line 4 lc rgb "#9467bd" lw 2 pt 11 ps 1.2
+        set style line 5 lc rgb "#ff7f0e" lw 2 pt 13 ps 1.2
+        set style line 6 lc rgb "#8c564b" lw 2 pt 4 ps 1.1
+
+        """
+        var body = ""
+        switch figure {
+        case .figure2, .figure5:
+            body = """
+            set title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle), abs-gaussian direction}"
+            set xlabel "initialization scale α"
+            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "GF (gradient flow)", \\
+                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN (weight normalization)"
+
+            """
+        case .figure3:
+            let gf = ss[0].points.first
+            let gm = gf.map { JSON.format($0.mean) } ?? "NaN"
+            let glo = gf.map { JSON.format(max($0.mean - $0.sd, $0.mean / 1000)) } ?? "NaN"
+            let ghi = gf.map { JSON.format($0.mean + $0.sd) } ?? "NaN"
+            body = """
+            set title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle), abs-gaussian direction}"
+            set xlabel "learning-rate ratio η = η_g/η_v"
+            set key bottom right box opaque
+            plot $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN (weight normalization)", \\
+                 \(gm) with lines ls 1 title "GF (mean, no η)", \\
+                 \(glo) with lines ls 1 dt 2 lw 1 title "GF ± sd", \\
+                 \(ghi) with lines ls 1 dt 2 lw 1 notitle
+
+            """
+        case .figure4:
+            // Panels: errors for each direction, then the gains GF/WN.
+            var gains = ""
+            for k in 0..<4 {
+                let gfS = ss[2 * k], wnS = ss[2 * k + 1]
+                gains += "$G\(k) << EOD\n"
+                for p in gfS.points {
+                    if let w = wnS.points.first(where: { $0.x == p.x }), w.mean > 0 {
+                        gains += "\(JSON.format(p.x)) \(JSON.format(p.mean / w.mean))\n"
+                    }
+                }
+                gains += "EOD\n"
+            }
+            s += gains
+            body = """
+            set multiplot layout 1,3 title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle)}" font ",15"
+            set xlabel "initialization scale α"
+            set title "random direction d = |ξ|/||ξ|| (abs-gaussian)"
+            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "GF, L = 2", \\
+                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN, L = 2", \\
+                 $S2 using 1:2:3:4 with yerrorlines ls 3 title "GF, L = 3", \\
+                 $S3 using 1:2:3:4 with yerrorlines ls 4 title "WN, L = 3"
+            set title "uniform direction d = 1/√N"
+            plot $S4 using 1:2:3:4 with yerrorlines ls 1 title "GF, L = 2", \\
+                 $S5 using 1:2:3:4 with yerrorlines ls 2 title "WN, L = 2", \\
+                 $S6 using 1:2:3:4 with yerrorlines ls 3 title "GF, L = 3", \\
+                 $S7 using 1:2:3:4 with yerrorlines ls 4 title "WN, L = 3"
+            set title "improvement ratio (mean GF error / mean WN error)"
+            set ylabel "GF error / WN error"
+            set key top right box opaque
+            plot $G0 using 1:2 with linespoints ls 1 title "L = 2, random", \\
+                 $G1 using 1:2 with linespoints ls 3 title "L = 3, random", \\
+                 $G2 using 1:2 with linespoints ls 5 dt 2 title "L = 2, uniform", \\
+                 $G3 using 1:2 with linespoints ls 4 dt 2 title "L = 3, uniform", \\
+                 1 with lines lc rgb "#555555" dt 3 title "no gain"
+            unset multiplot
+
+            """
+        }
+        let size = figure == .figure4 ? (1800, 620) : (900, 640)
+        let xs = ss.flatMap { $0.points.map(\.x) }.filter { $0 > 0 }
+        var extra = ""
+        if let lo = xs.min(), let hi = xs.max() {
+            extra += "set xrange [\(JSON.format(lo / 1.5)):\(JSON.format(hi * 1.5))]\n"
+        }
+        // Mark points that include non-converged runs (counted in the mean).
+        if figure != .figure4 {
+            for se in ss where se.label == "WN" || figure != .figure3 {
+                for p in se.points where p.notConverged > 0 && p.mean > 0 {
+                    extra += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+                }
+            }
+        }
+        s += common + extra
+        s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\"\n"
+        s += "set output \"\(base).png\"\n" + body
+        s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\" background rgb \"white\"\n"
+        s += "set output \"\(base).svg\"\n" + body + "set output\n"
+        return s
+    }
+
+    // MARK: summary.md
+
+    static func f3(_ x: Double) -> String { x.isFinite ? String(format: "%.3g", x) : "–" }
+    static func pm(_ p: PointStat?) -> String { p.map { "\(f3($0.mean)) ± \(f3($0.sd))" } ?? "–" }
+
+    /// Gains (mean GF / mean WN) of series pair `k` at each x.
+    func gains(_ gf: Series, _ wn: Series) -> [(x: Double, gain: Double)] {
+        gf.points.compactMap { p in wn.points.first { $0.x == p.x }.map { (p.x, p.mean / $0.mean) } }
+    }
+
+    /// The markdown section of this figure.
+    public var summary: String {
+        let ss = allSeries
+        var t = "## \(title)\n\n\(subtitle); \(modeText); stop at loss ≤ \(JSON.format(settings.lossRelative))·½‖y‖², t_end \(JSON.format(settings.tEnd)).\n"
+        t += "Error = ‖z_∞ − z*‖₂ (‖z*‖₁ = 1). Files: `\(figure.rawValue).csv`, `\(figure.rawValue).png`, `\(figure.rawValue).svg`.\n\n"
+        let nc = rows.filter { !$0.converged }
+        switch figure {
+        case .figure2, .figure5:
+            t += table(x: "α", gf: ss[0], wn: ss[1])
+            if let last = ss[0].points.last, let w = ss[1].points.last {
+                t += "\nAt the largest α = \(JSON.format(last.x)): GF mean error \(FigureReport.f3(last.mean)), WN \(FigureReport.f3(w.mean)) — "
+                t += "WN is \(FigureReport.f3(last.mean / w.mean))× lower (MATH.md §4 predicts a gain: at L = 2 magnification makes the weights uniform, so WN approaches the plain ℓ1 minimum).\n"
+            }
+        case .figure3:
+            let g = ss[0].points.first
+            t += "GF (no η): \(FigureReport.pm(g))\n\n| η | WN error | GF/WN | WN mean log ρ | not converged |\n|---|---|---|---|---|\n"
+            for p in ss[1].points {
+                let gain = g.map { FigureReport.f3($0.mean / p.mean) } ?? "–"
+                t += "| \(JSON.format(p.x)) | \(FigureReport.pm(p)) | \(gain) | \(p.meanLogRho.map(FigureReport.f3) ?? "–") | \(p.notConverged)/\(p.count) |\n"
+            }
+        case .figure4:
+            for (k, dir) in ["abs-gaussian", "uniform"].enumerated() {
+                for (j, d) in [2, 3].enumerated() {
+                    t += "\n**L = \(d), \(dir) direction**\n\n"
+                    t += table(x: "α", gf: ss[4 * k + 2 * j], wn: ss[4 * k + 2 * j + 1])
+                }
+            }
+            t += "\n" + figure4Verdict(ss)
+        }
+        t += "\n**Not converged: \(nc.count) of \(rows.count) runs**"
+        if nc.isEmpty {
+            t += ".\n"
+        } else {
+            t += " (included in the means above; listed in the CSV with their status):\n\n"
+            for r in nc.prefix(30) {
+                t += "- \(r.flow) L=\(r.depth) α=\(JSON.format(r.alpha))\(r.eta.map { " η=\(JSON.format($0))" } ?? "") \(r.direction) instance \(r.instance): status \(r.status), loss \(r.loss.map(FigureReport.f3) ?? "–"), error \(r.recError.map(FigureReport.f3) ?? "–")\n"
+            }
+            if nc.count > 30 { t += "- … and \(nc.count - 30) more (see the CSV)\n" }
+        }
+        return t
+    }
+
+    func table(x: String, gf: Series, wn: Series) -> String {
+        var t = "| \(x) | GF error | WN error | gain GF/WN | WN mean log ρ | not converged (GF, WN) |\n|---|---|---|---|---|---|\n"
+        for p in gf.points {
+            let w = wn.points.first { $0.x == p.x }
+            let gain = w.map { FigureReport.f3(p.mean / $0.mean) } ?? "–"
+            t += "| \(JSON.format(p.x)) | \(FigureReport.pm(p)) | \(FigureReport.pm(w)) | \(gain) | \(w?.meanLogRho.map(FigureReport.f3) ?? "–") | \(p.notConverged)/\(p.count), \(w.map { "\($0.notConverged)/\($0.count)" } ?? "–") |\n"
+        }
+        return t
+    }
+
+    /// Geometric-mean gain over α per (direction, L), and what it says.
+    func figure4Verdict(_ ss: [Series]) -> String {
+        func geo(_ g: [(x: Double, gain: Double)]) -> Double {
+            let l = g.map { Foundation.log($0.gain) }.filter(\.isFinite)
+            return l.isEmpty ? .nan : Foundation.exp(l.reduce(0, +) / Double(l.count))
+        }
+        let r2 = geo(gains(ss[0], ss[1])), r3 = geo(gains(ss[2], ss[3]))
+        let u2 = geo(gains(ss[4], ss[5])), u3 = geo(gains(ss[6], ss[7]))
+        var t = "**Improvement ratio GF/WN, geometric mean over α:** random direction: L = 2 → \(FigureReport.f3(r2))×, L = 3 → \(FigureReport.f3(r3))×; "
+        t += "uniform direction: L = 2 → \(FigureReport.f3(u2))×, L = 3 → \(FigureReport.f3(u3))×.\n\n"
+        let predicted = r2 > 3 * max(r3, 1) && u3 > 3 * max(r3, 1)
+        if predicted {
+            t += "This is what MATH.md §4 predicts: from a random direction WN gains a lot at L = 2 (magnification makes the log weights uniform) and little at L = 3 (magnification scales the weights x̃₀^{2−L} by ρ^{L−2} and leaves them non-uniform, so WN and GF both head for the same weighted-ℓ1 minimizer); with a uniform direction the L = 3 weights are uniform and the L = 3 gain appears.\n"
+        } else {
+            t += "Compare with MATH.md §4's prediction (large gain at L = 2 from a random direction, little at L = 3, and an L = 3 gain with a uniform direction): the ratios above do NOT show that pattern cleanly here (need L=2 random > 3× L=3 random and L=3 uniform > 3× L=3 random); see the per-α tables and docs/experiments.md.\n"
+        }
+        return t
+    }
+}
+
+extension FigureRow {
+    var alphaOpt: Double? { alpha }
+}
+
+/// Runs gnuplot on a script (exit status and stderr on failure).
+public enum Gnuplot {
+    public static var executable: String? {
+        for d in ["/usr/bin", "/usr/local/bin", "/opt/homebrew/bin"] where FileManager.default.isExecutableFile(atPath: d + "/gnuplot") {
+            return d + "/gnuplot"
+        }
+        return nil
+    }
+
+    /// Writes `script` to `scriptPath` and runs it; throws with gnuplot's stderr.
+    public static func run(script: String, scriptPath: String) throws {
+        try AtomicFile.write(script, to: scriptPath)
+        guard let exe = executable else { throw ConfigError("gnuplot", "not found; install gnuplot-nox (apt-get install gnuplot-nox)") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = [scriptPath]
+        p.currentDirectoryURL = URL(fileURLWithPath: scriptPath).deletingLastPathComponent()
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let msg = String(decoding: e, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "unknown error"
+            throw ConfigError("gnuplot", "failed on \(scriptPath): \(msg)")
+        }
+    }
+}
+
+/// Keeps one section per figure in `summary.md`, between markers, in figure order.
+public enum SummaryFile {
+    public static func update(path: String, figure: Figure, section: String) throws {
+        var sections: [Figure: String] = [:]
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for f in Figure.allCases {
+                let open = "<!-- \(f.rawValue) -->\n", close = "<!-- /\(f.rawValue) -->"
+                if let a = text.range(of: open), let b = text.range(of: close, range: a.upperBound..<text.endIndex) {
+                    sections[f] = String(text[a.upperBound..<b.lowerBound])
+                }
+            }
+        }
+        sections[figure] = section
+        var out = "# wnflow reproduce — summary\n\nEach section: mean ± standard deviation of the reconstruction error over instances, the improvement ratio (GF error / WN error), and the runs that did not converge (counted, never dropped).\n\n"
+        for f in Figure.allCases { if let s = sections[f] { out += "<!-- \(f.rawValue) -->\n\(s)<!-- /\(f.rawValue) -->\n\n" } }
+        try AtomicFile.write(out, to: path)
+    }
+}

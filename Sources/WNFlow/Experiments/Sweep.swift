@@ -1,0 +1,283 @@
+import Foundation
+import GSLKit
+
+/// One run of a sweep: its 0-based `index`, the parameters that define it
+/// (written as `params`), and the full CONFIG.json it runs.
+public struct SweepPoint: Sendable {
+    public var index: Int
+    public var params: [(String, JSON)]
+    public var config: JSON
+
+    public init(index: Int, params: [(String, JSON)], config: JSON) {
+        self.index = index
+        self.params = params
+        self.config = config
+    }
+}
+
+/// `SWEEP.json = {"base": CONFIG, "grid": {"dotted.path": [values…], …}}`
+/// (docs/experiments.md). The grid is enumerated with its keys sorted and
+/// the last key varying fastest; `index` is the 0-based position.
+public struct SweepSpec: Sendable {
+    public var base: JSON
+    /// Grid keys (sorted) and their values.
+    public var grid: [(key: String, values: [JSON])]
+
+    public init(base: JSON, grid: [(key: String, values: [JSON])]) {
+        self.base = base
+        self.grid = grid.sorted { $0.key < $1.key }
+    }
+
+    /// Reads SWEEP.json text; errors name the field (`sweep.grid.model.eta_g`).
+    public static func parse(_ text: String) throws -> SweepSpec {
+        let json: JSON
+        do { json = try JSON.parse(text) } catch let e as JSONSyntaxError {
+            throw ConfigError("sweep", e.description)
+        }
+        let root = try ObjectReader(json, path: "sweep")
+        try root.allowOnly(["base", "grid", "comment"])
+        _ = root.value("comment")
+        guard let base = root.value("base") else {
+            throw ConfigError("sweep.base", "missing; give the CONFIG.json every run starts from")
+        }
+        guard case .object = base else { throw ConfigError("sweep.base", "expected an object (a CONFIG.json), got \(base.typeName)") }
+        guard let g = root.value("grid") else {
+            throw ConfigError("sweep.grid", "missing; give {\"dotted.path\": [values…]}, e.g. {\"model.eta_g\": [0.01, 0.1]}")
+        }
+        guard case let .object(pairs) = g else { throw ConfigError("sweep.grid", "expected an object, got \(g.typeName)") }
+        var grid: [(key: String, values: [JSON])] = []
+        for (k, v) in pairs {
+            let field = "sweep.grid.\(k)"
+            let parts = k.split(separator: ".", omittingEmptySubsequences: false)
+            guard !k.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
+                throw ConfigError(field, "is not a dotted path such as \"model.eta_g\"")
+            }
+            guard case let .array(values) = v, !values.isEmpty else {
+                throw ConfigError(field, "expected a non-empty array of values")
+            }
+            grid.append((k, values))
+        }
+        try root.finish()
+        let spec = SweepSpec(base: base, grid: grid)
+        // Structural check of every path against the base.
+        for (k, vs) in spec.grid { _ = try setting(spec.base, path: k, to: vs[0], field: "sweep.grid.\(k)") }
+        return spec
+    }
+
+    /// The number of runs.
+    public var count: Int { grid.reduce(1) { $0 * $1.values.count } }
+
+    /// The point at `index` (last key fastest).
+    public func point(_ index: Int) throws -> SweepPoint {
+        var rest = index
+        var chosen = [JSON](repeating: .null, count: grid.count)
+        for k in stride(from: grid.count - 1, through: 0, by: -1) {
+            let n = grid[k].values.count
+            chosen[k] = grid[k].values[rest % n]
+            rest /= n
+        }
+        var config = base
+        var params: [(String, JSON)] = []
+        for (k, g) in grid.enumerated() {
+            config = try SweepSpec.setting(config, path: g.key, to: chosen[k], field: "sweep.grid.\(g.key)")
+            params.append((g.key, chosen[k]))
+        }
+        return SweepPoint(index: index, params: params, config: config)
+    }
+
+    /// All points.
+    public func points() throws -> [SweepPoint] { try (0..<count).map(point) }
+
+    /// `json` with the value at a dotted path replaced (missing objects are created).
+    public static func setting(_ json: JSON, path: String, to value: JSON, field: String) throws -> JSON {
+        try set(json, parts: path.split(separator: ".").map(String.init)[...], value: value, field: field, walked: "")
+    }
+
+    private static func set(_ json: JSON, parts: ArraySlice<String>, value: JSON, field: String, walked: String) throws -> JSON {
+        guard let head = parts.first else { return value }
+        guard case var .object(pairs) = json else {
+            throw ConfigError(field, "cannot set '\(head)' inside '\(walked)', which is \(json.typeName), not an object")
+        }
+        let here = walked.isEmpty ? head : walked + "." + head
+        if let i = pairs.firstIndex(where: { $0.0 == head }) {
+            pairs[i].1 = try set(pairs[i].1, parts: parts.dropFirst(), value: value, field: field, walked: here)
+        } else {
+            pairs.append((head, try set(.object([]), parts: parts.dropFirst(), value: value, field: field, walked: here)))
+        }
+        return .object(pairs)
+    }
+}
+
+/// Which indices a shard runs: `--shard I/N` (1-based I) runs the indices
+/// with `index % N == I − 1`.
+public struct Shard: Sendable, Equatable, CustomStringConvertible {
+    public var i: Int
+    public var n: Int
+
+    public init(i: Int, n: Int) { self.i = i; self.n = n }
+
+    /// Parses `I/N` (1 ≤ I ≤ N).
+    public static func parse(_ s: String) throws -> Shard {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]) else {
+            throw ConfigError("--shard", "expected I/N such as 1/4, got '\(s)'")
+        }
+        guard n >= 1, i >= 1, i <= n else {
+            throw ConfigError("--shard", "expected 1 ≤ I ≤ N in I/N (1-based), got '\(s)'")
+        }
+        return Shard(i: i, n: n)
+    }
+
+    public func contains(_ index: Int) -> Bool { index % n == i - 1 }
+    public var description: String { "\(i)/\(n)" }
+    /// `results-shard-I-of-N.jsonl`.
+    public var fileName: String { "results-shard-\(i)-of-\(n).jsonl" }
+}
+
+/// An append-only JSON-lines file: each record is one `write(2)` of the
+/// whole line on an `O_APPEND` descriptor, so a killed process never leaves
+/// a torn line in the middle (a torn *trailing* line, possible only if the
+/// kernel write itself is interrupted, is cut off by `recover`).
+public final class JSONLinesFile: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw ConfigError("--out", "cannot open '\(path)' for appending: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Appends `line` (without its newline) as one write.
+    public func append(_ line: String) throws {
+        var bytes = Array((line + "\n").utf8)
+        lock.lock()
+        defer { lock.unlock() }
+        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else {
+            throw ConfigError("--out", "short write to '\(path)' (\(n) of \(bytes.count) bytes): \(String(cString: strerror(errno)))")
+        }
+        bytes.removeAll()
+    }
+
+    /// Reads the complete lines of a JSONL file, cutting off a torn trailing
+    /// line (no final newline) and dropping lines that do not parse. When
+    /// anything was cut, the file is rewritten (atomically) without it.
+    public static func recover(path: String) throws -> [(line: String, json: JSON)] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let text = String(decoding: data, as: UTF8.self)
+        var pieces = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var damaged = false
+        if let last = pieces.last {
+            if last.isEmpty { pieces.removeLast() } else { pieces.removeLast(); damaged = true }
+        }
+        var out: [(String, JSON)] = []
+        for p in pieces where !p.isEmpty {
+            if let j = try? JSON.parse(p), case .object = j { out.append((p, j)) } else { damaged = true }
+        }
+        if damaged {
+            try AtomicFile.write(out.map { $0.0 + "\n" }.joined(), to: path)
+        }
+        return out
+    }
+}
+
+/// Extra fields computed from a finished run and appended to its line.
+public typealias SweepMetrics = @Sendable (SweepPoint, SimulationConfig, SimulationResult) -> [(String, JSON)]
+
+/// Runs sweep points in parallel and records each as one JSON line
+/// (`index`, `params`, the result.json fields, and any metrics). The sweep
+/// and `wnflow reproduce` both run on it.
+public enum SweepEngine {
+    /// Parses every point's config first (bad input fails before any run).
+    /// Errors name the config field and, for grid keys, the grid path.
+    public static func configs(_ points: [SweepPoint], baseDirectory: String, gridKeys: [String] = []) throws -> [SimulationConfig] {
+        try points.map { p in
+            do {
+                return try SimulationConfig.from(json: p.config, baseDirectory: baseDirectory)
+            } catch let e as ConfigError {
+                let sub = e.field.hasPrefix("config.") ? String(e.field.dropFirst("config.".count)) : e.field
+                if let k = gridKeys.first(where: { sub == $0 || sub.hasPrefix($0 + ".") || $0.hasPrefix(sub + ".") }) {
+                    throw ConfigError("sweep.grid.\(k)", "\(e.message) (run \(p.index), \(e.field))")
+                }
+                throw ConfigError(e.field.hasPrefix("config") ? "sweep.base" + e.field.dropFirst("config".count) : e.field,
+                                  "\(e.message) (run \(p.index))")
+            }
+        }
+    }
+
+    /// The line of one finished run (`includeWallTime` false for byte comparisons).
+    public static func record(point: SweepPoint, config: SimulationConfig, result: SimulationResult,
+                              metrics: [(String, JSON)], includeWallTime: Bool = true) -> JSON {
+        guard case let .object(fields) = result.json(config: config, includeWallTime: includeWallTime) else { return .null }
+        return .object([("index", .number(Double(point.index))), ("params", .object(point.params))] + fields + metrics)
+    }
+
+    /// Runs `points` (skipping indices in `skip`) on `jobs` workers, appending
+    /// each finished run's line to `output`. Returns the new lines by index.
+    /// `progress(done, total)` is called after each run.
+    public static func run(points: [SweepPoint], configs: [SimulationConfig], output: JSONLinesFile,
+                           skip: Set<Int> = [], jobs: Int? = nil, metrics: SweepMetrics? = nil,
+                           progress: (@Sendable (Int, Int) -> Void)? = nil) -> [Int: JSON] {
+        let todo = points.indices.filter { !skip.contains(points[$0].index) }
+        let counter = Counter()
+        let total = todo.count
+        let failures = Counter()
+        let lines = ParallelRunner.map(count: todo.count, jobs: jobs, onDone: { _, _ in
+            progress?(counter.increment(), total)
+        }) { k -> JSON in
+            let i = todo[k]
+            let cfg = configs[i]
+            let result = Simulation(config: cfg).run(recordTrajectory: false)
+            let extra = metrics?(points[i], cfg, result) ?? []
+            let line = record(point: points[i], config: cfg, result: result, metrics: extra)
+            do { try output.append(line.serialized(indent: false)) } catch { _ = failures.increment() }
+            return line
+        }
+        var out: [Int: JSON] = [:]
+        for (k, line) in zip(todo, lines) { out[points[k].index] = line }
+        return out
+    }
+
+    /// Rewrites a JSONL file sorted by index with one line per index (the
+    /// bytes then depend only on the configs, not on the order runs finished).
+    public static func finalize(path: String) throws -> [(index: Int, json: JSON)] {
+        let rows = try JSONLinesFile.recover(path: path)
+        var byIndex: [Int: (String, JSON)] = [:]
+        for r in rows {
+            guard case let .number(d)? = r.json["index"] else { continue }
+            byIndex[Int(d)] = r
+        }
+        let sorted = byIndex.keys.sorted()
+        try AtomicFile.write(sorted.map { byIndex[$0]!.0 + "\n" }.joined(), to: path)
+        return sorted.map { ($0, byIndex[$0]!.1) }
+    }
+}
+
+/// A thread-safe counter.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+/// `x` without `wall_seconds` anywhere (for comparing runs byte for byte).
+public func strippingWallTime(_ x: JSON) -> JSON {
+    switch x {
+    case let .object(pairs): return .object(pairs.filter { $0.0 != "wall_seconds" }.map { ($0.0, strippingWallTime($0.1)) })
+    case let .array(items): return .array(items.map(strippingWallTime))
+    default: return x
+    }
+}

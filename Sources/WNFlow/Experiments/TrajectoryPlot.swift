@@ -1,0 +1,110 @@
+import Foundation
+
+/// `trajectory.csv` read back: `t, loss, g, v_norm, x_1…x_N`.
+public struct TrajectoryTable: Sendable {
+    public var t: [Double] = []
+    public var loss: [Double] = []
+    public var g: [Double?] = []
+    public var vNorm: [Double?] = []
+    public var x: [[Double]] = []
+
+    public init() {}
+
+    public static func parse(_ text: String) throws -> TrajectoryTable {
+        var out = TrajectoryTable()
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first, header.hasPrefix("t,loss,g,v_norm") else {
+            throw ConfigError("trajectory.csv", "expected the header t,loss,g,v_norm,x_1,… written by wnflow simulate")
+        }
+        for (k, l) in lines.dropFirst().enumerated() {
+            let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 4, let t = Double(f[0]), let loss = Double(f[1]) else {
+                throw ConfigError("trajectory.csv", "line \(k + 2) is not a number row")
+            }
+            out.t.append(t); out.loss.append(loss)
+            out.g.append(Double(f[2])); out.vNorm.append(Double(f[3]))
+            out.x.append(f.dropFirst(4).map { Double($0) ?? .nan })
+        }
+        guard !out.t.isEmpty else { throw ConfigError("trajectory.csv", "has no rows; run with record.points > 0") }
+        return out
+    }
+
+    public init(result: SimulationResult) {
+        for r in result.trajectory {
+            t.append(r.t); loss.append(r.loss); g.append(r.g); vNorm.append(r.vNorm); x.append(r.x)
+        }
+    }
+
+    /// `log ρ(t)` (Lemma 3.9) from g(t), η_g, η_v and g₀ = g(0), ‖v₀‖ = v_norm(0).
+    public func logRho(etaG: Double, etaV: Double) -> [Double]? {
+        guard let g0 = g.first ?? nil, let v0 = vNorm.first ?? nil, g0 != 0, v0 > 0 else { return nil }
+        return g.map { gg in gg.map { logMagnification(g0: g0, g: $0, etaG: etaG, etaV: etaV, vNorm0: v0) } ?? .nan }
+    }
+}
+
+/// The gnuplot script of `wnflow plot` (and the trajectory example).
+public enum TrajectoryPlot {
+    public struct Info: Sendable {
+        public var flow: String
+        public var depth: Int
+        public var signed = false
+        public var etaG: Double?
+        public var etaV: Double = 1
+        public var status = ""
+        public init(flow: String, depth: Int) { self.flow = flow; self.depth = depth }
+    }
+
+    /// Writes `base.png` and `base.svg`: loss, x_n(t), and for WN g(t) and log ρ(t).
+    public static func script(table tb: TrajectoryTable, info: Info, base: String) -> String {
+        let wn = info.flow.hasPrefix("wn")
+        let rho: [Double]? = (wn && info.flow != "wn-timedep") ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) } : nil
+        let n = tb.x.first?.count ?? 0
+        var s = "# wnflow plot: \(info.flow), L = \(info.depth)\n$D << EOD\n"
+        for k in tb.t.indices where tb.t[k] > 0 {
+            var line = "\(JSON.format(tb.t[k])) \(JSON.format(max(tb.loss[k], 1e-300)))"
+            line += " " + (tb.g[k].map(JSON.format) ?? "NaN")
+            line += " " + (rho.map { JSON.format($0[k]) } ?? "NaN")
+            for v in tb.x[k] { line += " " + (v.isFinite ? JSON.format(v) : "NaN") }
+            s += line + "\n"
+        }
+        s += "EOD\n"
+        let positive = tb.x.allSatisfy { $0.allSatisfy { $0 > 0 } }
+        let layout = wn ? "2,2" : "1,2"
+        let title = "\(info.flow.uppercased()) trajectory, depth L = \(info.depth)\(info.signed ? ", signed" : "")\(info.etaG.map { wn ? ", η = \(JSON.format($0))" : "" } ?? "")\(info.status.isEmpty ? "" : " (\(info.status))")"
+        var body = """
+        set multiplot layout \(layout) title "\(title)" font ",14"
+        set logscale x
+        set format x "10^{%L}"
+        set xlabel "time t"
+        set grid lc rgb "#dddddd"
+        set logscale y
+        set format y "10^{%L}"
+        set title "loss ½||A x^{⊙L} − y||²"
+        unset key
+        plot $D using 1:2 with lines lw 2 lc rgb "#1f77b4"
+        set title "weights x_n(t) (\(n) coordinates)"
+
+        """
+        if !positive { body += "unset logscale y\nset format y \"%g\"\n" }
+        if n > 0 {
+            let cols = (0..<n).map { "$D using 1:\($0 + 5) with lines lw 1 lc rgb \"#1f77b480\"" }
+            body += "plot " + cols.joined(separator: ", \\\n     ") + "\n"
+        }
+        if wn {
+            body += """
+            unset logscale y
+            set format y "%g"
+            set title "norm g(t)"
+            plot $D using 1:3 with lines lw 2 lc rgb "#d62728"
+            set title "\(rho == nil ? "log ρ(t): needs η_g (pass --eta-g)" : "magnification log ρ(t)")"
+
+            """
+            body += rho == nil ? "plot NaN notitle\n" : "plot $D using 1:4 with lines lw 2 lc rgb \"#2ca02c\"\n"
+        }
+        body += "unset multiplot\n"
+        let size = wn ? (1200, 900) : (1200, 480)
+        s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\"\nset output \"\(base).png\"\n" + body
+        s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\" background rgb \"white\"\nset output \"\(base).svg\"\n" + body + "set output\n"
+        return s
+    }
+}

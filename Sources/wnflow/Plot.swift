@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import WNFlow
+
+/// `wnflow plot DIR`: the trajectory of a simulate/verify run on log time.
+struct PlotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plot",
+        abstract: "Plot a simulate/verify run (loss, x_n(t), g(t), log ρ(t) on log time) to DIR/trajectory.png and .svg.",
+        discussion: "Reads DIR/result.json and DIR/trajectory.csv. log ρ(t) = log(g₀/g) + c(g² − g₀²), c = η_v/(2η_g‖v₀‖²), from the run's eta_g/eta_v (written by simulate/verify) or --eta-g/--eta-v.")
+
+    @Argument(help: "The folder of a simulate or verify run.")
+    var dir: String
+
+    @Option(name: .long, help: "η_g, when result.json does not record it.")
+    var etaG: Double?
+
+    @Option(name: .long, help: "η_v, when result.json does not record it (default 1).")
+    var etaV: Double?
+
+    func run() throws {
+        let resultPath = dir + "/result.json", trajPath = dir + "/trajectory.csv"
+        guard let rdata = FileManager.default.contents(atPath: resultPath) else {
+            throw ConfigError("dir", "'\(resultPath)' not found; give the --out folder of wnflow simulate or verify")
+        }
+        guard let tdata = FileManager.default.contents(atPath: trajPath) else {
+            throw ConfigError("dir", "'\(trajPath)' not found; give the --out folder of wnflow simulate or verify")
+        }
+        let result: JSON
+        do { result = try JSON.parse(String(decoding: rdata, as: UTF8.self)) } catch {
+            throw ConfigError("result.json", "\(error)")
+        }
+        let traj = try TrajectoryTable.parse(String(decoding: tdata, as: UTF8.self))
+        var info = TrajectoryPlot.Info(flow: "gf", depth: 2)
+        if case let .string(f)? = result["flow"] { info.flow = f }
+        if case let .number(d)? = result["depth"] { info.depth = Int(d) }
+        if case let .bool(s)? = result["signed"] { info.signed = s }
+        if case let .number(e)? = result["eta_g"] { info.etaG = e }
+        if case let .number(e)? = result["eta_v"] { info.etaV = e }
+        if let etaG { guard etaG > 0 else { throw ConfigError("--eta-g", "must be positive") }; info.etaG = etaG }
+        if let etaV { guard etaV > 0 else { throw ConfigError("--eta-v", "must be positive") }; info.etaV = etaV }
+        if case let .string(s)? = result["status"] { info.status = s }
+        let script = TrajectoryPlot.script(table: traj, info: info, base: URL(fileURLWithPath: dir).standardizedFileURL.path + "/trajectory")
+        try Gnuplot.run(script: script, scriptPath: dir + "/trajectory.gp")
+        print("wrote \(dir)/trajectory.png and \(dir)/trajectory.svg")
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import WNFlow
+
+/// `wnflow sweep SWEEP.json --out DIR [--jobs N] [--shard I/N] [--resume]`.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run a grid of configs; one JSON line per run in DIR/results.jsonl.",
+        discussion: """
+        SWEEP.json = {"base": CONFIG, "grid": {"dotted.path": [values...], ...}}. The grid is enumerated \
+        with keys sorted and the last key varying fastest; 'index' is the 0-based position. --shard I/N \
+        (1-based I) runs the indices with index % N == I-1 and writes DIR/results-shard-I-of-N.jsonl. \
+        --resume skips indices already in the file. When every run of the shard is done the file is \
+        rewritten sorted by index, so its bytes do not depend on --jobs (apart from wall_seconds).
+        """)
+
+    @Argument(help: "The SWEEP.json file.")
+    var sweep: String
+
+    @Option(name: .long, help: "Output folder.")
+    var out: String
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var jobs: Int?
+
+    @Option(name: .long, help: "Run shard I of N (1-based): the indices with index % N == I-1.")
+    var shard: String?
+
+    @Flag(name: .long, help: "Skip indices already present in the results file.")
+    var resume = false
+
+    @Flag(name: .long, help: "Print nothing on success.")
+    var quiet = false
+
+    func run() throws {
+        if let jobs, jobs < 1 { throw ConfigError("--jobs", "must be at least 1, got \(jobs)") }
+        let sh = try shard.map(Shard.parse)
+        guard FileManager.default.fileExists(atPath: sweep), let data = FileManager.default.contents(atPath: sweep) else {
+            throw ConfigError("sweep", "file '\(sweep)' not found or unreadable")
+        }
+        let spec = try SweepSpec.parse(String(decoding: data, as: UTF8.self))
+        let all = try spec.points()
+        let mine = all.filter { sh?.contains($0.index) ?? true }
+        let base = URL(fileURLWithPath: sweep).deletingLastPathComponent().path
+        let configs = try SweepEngine.configs(mine, baseDirectory: base, gridKeys: spec.grid.map(\.key))
+        let path = out + "/" + (sh?.fileName ?? "results.jsonl")
+        var done = Set<Int>()
+        if FileManager.default.fileExists(atPath: path) {
+            guard resume else {
+                throw ConfigError("--out", "'\(path)' exists; pass --resume to continue it or choose another --out")
+            }
+            let byIndex = Dictionary(mine.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+            for r in try JSONLinesFile.recover(path: path) {
+                guard case let .number(d)? = r.json["index"], let p = byIndex[Int(d)] else {
+                    throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; it was made by another sweep")
+                }
+                guard r.json["params"] == .object(p.params) else {
+                    throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
+                }
+                done.insert(p.index)
+            }
+        }
+        let file = try JSONLinesFile(path: path)
+        let bar = ProgressBar(label: "sweep\(sh.map { " shard \($0)" } ?? "")")
+        _ = SweepEngine.run(points: mine, configs: configs, output: file, skip: done, jobs: jobs,
+                            progress: { bar.update(done: $0, total: $1) })
+        let rows = try SweepEngine.finalize(path: path)
+        if !quiet {
+            let notConv = rows.filter { $0.json["status"] != .string("converged") }.count
+            print("\(rows.count) of \(mine.count) runs in \(path) (\(done.count) resumed, \(notConv) not converged)")
+        }
+    }
+}
+
+/// `wnflow merge DIR… --out FILE`: joins shard files into one JSONL sorted by index.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join sweep shards (folders or .jsonl files) into one JSONL sorted by index.",
+        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds); otherwise exit 2.")
+
+    @Argument(help: "Sweep output folders or .jsonl files.")
+    var inputs: [String]
+
+    @Option(name: .long, help: "The merged JSONL file.")
+    var out: String
+
+    func run() throws {
+        guard !inputs.isEmpty else { throw ConfigError("inputs", "give at least one sweep folder or .jsonl file") }
+        var files: [String] = []
+        for i in inputs {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: i, isDirectory: &isDir) else {
+                throw ConfigError("inputs", "'\(i)' not found")
+            }
+            if isDir.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: i)) ?? []
+                let found = names.filter { $0.hasPrefix("results") && $0.hasSuffix(".jsonl") }.sorted()
+                guard !found.isEmpty else { throw ConfigError("inputs", "'\(i)' has no results*.jsonl file") }
+                files += found.map { i + "/" + $0 }
+            } else {
+                files.append(i)
+            }
+        }
+        var byIndex: [Int: (line: String, json: JSON, file: String)] = [:]
+        for f in files {
+            guard let data = FileManager.default.contents(atPath: f) else { throw ConfigError("inputs", "cannot read '\(f)'") }
+            for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+                guard let j = try? JSON.parse(String(raw)), case let .number(d)? = j["index"] else {
+                    throw ConfigError("inputs", "'\(f)' line \(n + 1) is not a sweep record (torn or foreign); rerun that shard with --resume")
+                }
+                let i = Int(d)
+                if let old = byIndex[i] {
+                    guard strippingWallTime(old.json) == strippingWallTime(j) else {
+                        throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results")
+                    }
+                } else {
+                    byIndex[i] = (String(raw), j, f)
+                }
+            }
+        }
+        let keys = byIndex.keys.sorted()
+        do {
+            try AtomicFile.write(keys.map { byIndex[$0]!.line + "\n" }.joined(), to: out)
+        } catch {
+            throw ConfigError("--out", "cannot write '\(out)': \(error)")
+        }
+        var gaps = 0
+        if let last = keys.last { gaps = last + 1 - keys.count }
+        print("merged \(keys.count) runs from \(files.count) file(s) into \(out)\(gaps > 0 ? " (\(gaps) indices below \(keys.last!) missing)" : "")")
+    }
+}

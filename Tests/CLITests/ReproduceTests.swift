@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+
+@Suite("reproduce")
+struct ReproduceTests {
+    @Test("a tiny figure2 writes the CSV, both plots and a summary section")
+    func tinyFigure2() throws {
+        let dir = CLI.tempDir("repro")
+        let r = try CLI.run(["reproduce", "figure2", "--out", dir, "--size", "tiny", "--jobs", "2"])
+        #expect(r.code == 0, "\(r.stderr)")
+        let csv = try String(contentsOfFile: dir + "/figure2.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "figure,flow,depth,alpha,eta,direction,instance,seed,rec_error,rel_rec_error,l1_gap,weighted_l1_gap,log_rho,g_inf,loss,status,rhs_evals,wall_seconds")
+        #expect(csv.count == 1 + 2 * 2 * 2)
+        #expect(csv.contains { $0.hasPrefix("figure2,gf,2,") } && csv.contains { $0.hasPrefix("figure2,wn,2,") })
+        for ext in ["png", "svg"] {
+            let d = FileManager.default.contents(atPath: dir + "/figure2." + ext) ?? Data()
+            #expect(d.count > 1000, "\(ext) missing or empty")
+        }
+        let png = FileManager.default.contents(atPath: dir + "/figure2.png") ?? Data()
+        #expect(Array(png.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
+        let summary = try String(contentsOfFile: dir + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("Figure 2") && summary.contains("Not converged") && summary.contains("gain GF/WN"))
+    }
+
+    @Test("bad input exits 2 with one line naming the field")
+    func badInput() throws {
+        let dir = CLI.tempDir("repro-bad")
+        for (args, field) in [(["reproduce", "figure9", "--out", dir], "figure"),
+                              (["reproduce", "figure2", "--out", dir, "--jobs", "0"], "--jobs"),
+                              (["reproduce", "figure2", "--out", dir, "--discrete", "-1"], "--discrete")] {
+            let r = try CLI.run(args)
+            #expect(r.code == 2, "\(args)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(field), "\(r.stderr)")
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+
+@Suite("sweep, merge, shards, resume")
+struct SweepTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// A sweep of `n` small WN/GF runs.
+    static func sweepFile(_ dir: String, scales: [Double] = [0.01, 0.1, 1], seeds: [Int] = [1, 2]) -> String {
+        let path = dir + "/sweep.json"
+        CLI.write("""
+        {"base": {"problem": {"generate": {"M": 8, "N": 16, "sparsity": 2, "seed": 3}},
+                  "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
+                  "init": {"scale": 0.1, "direction": "abs-gaussian", "seed": 4},
+                  "integrator": {"t_end": 1e5}, "record": {"points": 0}},
+         "grid": {"model.flow": ["gf", "wn"], "init.scale": \(scales), "init.seed": \(seeds)}}
+        """, path)
+        return path
+    }
+
+    static func lines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    /// A line without its wall_seconds value.
+    static func strip(_ s: String) -> String {
+        s.replacingOccurrences(of: #",?"wall_seconds":[^,}]*"#, with: "", options: .regularExpression)
+    }
+
+    static func index(_ line: String) -> Int? {
+        guard let r = line.range(of: #"^\{"index":(\d+)"#, options: .regularExpression) else { return nil }
+        return Int(line[r].dropFirst(#"{"index":"#.count))
+    }
+
+    @Test("grid order: keys sorted, last fastest; same bytes for --jobs 1 and 2 (apart from wall_seconds)")
+    func orderAndDeterminism() throws {
+        let dir = CLI.tempDir("sweep-det")
+        let sweep = Self.sweepFile(dir)
+        let a = try CLI.run(["sweep", sweep, "--out", dir + "/a", "--jobs", "1"])
+        #expect(a.code == 0, "\(a.stderr)")
+        let b = try CLI.run(["sweep", sweep, "--out", dir + "/b", "--jobs", "2"])
+        #expect(b.code == 0, "\(b.stderr)")
+        let la = try Self.lines(dir + "/a/results.jsonl"), lb = try Self.lines(dir + "/b/results.jsonl")
+        #expect(la.count == 12)
+        #expect(la.map(Self.strip) == lb.map(Self.strip))
+        #expect(la.map(Self.index) == (0..<12).map { $0 })
+        // Keys sorted: init.scale, init.seed, model.flow (fastest).
+        #expect(la[0].contains(#""params":{"init.scale":0.01,"init.seed":1,"model.flow":"gf"}"#))
+        #expect(la[1].contains(#""init.seed":1,"model.flow":"wn""#))
+        #expect(la[2].contains(#""init.seed":2,"model.flow":"gf""#))
+        #expect(la[4].contains(#""init.scale":0.1,"#))
+        #expect(la[0].contains(#""status":"#) && la[0].contains(#""rec_error":"#) && la[0].contains(#""wall_seconds":"#))
+        #expect(a.stderr.isEmpty, "no progress bar in a pipe")
+    }
+
+    @Test("2 shards through Examples/slurm/run-local.sh, merged, equal the unsharded sweep row for row")
+    func shardsMerge() throws {
+        let dir = CLI.tempDir("sweep-shards")
+        let sweep = Self.sweepFile(dir)
+        let whole = try CLI.run(["sweep", sweep, "--out", dir + "/whole"])
+        #expect(whole.code == 0, "\(whole.stderr)")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Self.repo + "/Examples/slurm/run-local.sh", sweep, dir + "/sharded", "2", "1"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["WNFLOW": CLI.binary]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let s1 = try Self.lines(dir + "/sharded/results-shard-1-of-2.jsonl")
+        #expect(s1.compactMap(Self.index).allSatisfy { $0 % 2 == 0 })
+        let merged = try Self.lines(dir + "/sharded/merged.jsonl")
+        let unsharded = try Self.lines(dir + "/whole/results.jsonl")
+        #expect(merged.count == unsharded.count)
+        #expect(merged.map(Self.strip) == unsharded.map(Self.strip))
+    }
+
+    @Test("kill -9 mid-sweep, then --resume: every index exactly once")
+    func killAndResume() throws {
+        let dir = CLI.tempDir("sweep-kill")
+        // Slower runs so that the kill lands mid-sweep.
+        let sweep = dir + "/sweep.json"
+        CLI.write("""
+        {"base": {"problem": {"generate": {"M": 16, "N": 40, "sparsity": 3, "seed": 3}},
+                  "model": {"flow": "wn", "depth": 2, "eta_g": 0.05},
+                  "init": {"scale": 0.1, "direction": "abs-gaussian", "seed": 4},
+                  "integrator": {"t_end": 1e5}, "record": {"points": 0}},
+         "grid": {"init.seed": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "init.scale": [0.05, 0.1, 0.2]}}
+        """, sweep)
+        let out = dir + "/o", file = out + "/results.jsonl"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["sweep", sweep, "--out", out, "--jobs", "2", "--quiet"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let t = try? String(contentsOfFile: file, encoding: .utf8), t.split(separator: "\n").count >= 3 { break }
+            usleep(2000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let before = (try? Self.lines(file)) ?? []
+        #expect(before.count >= 3)
+        let again = try CLI.run(["sweep", sweep, "--out", out, "--resume"])
+        #expect(again.code == 0, "\(again.stderr)")
+        let after = try Self.lines(file)
+        #expect(after.compactMap(Self.index) == Array(0..<36))
+        // Without --resume an existing file is refused.
+        let refused = try CLI.run(["sweep", sweep, "--out", out])
+        #expect(refused.code == 2 && refused.stderr.contains("--resume"))
+    }
+
+    @Test("a torn trailing line is cut off on --resume")
+    func tornLine() throws {
+        let dir = CLI.tempDir("sweep-torn")
+        let sweep = Self.sweepFile(dir, scales: [0.1], seeds: [1])
+        let r = try CLI.run(["sweep", sweep, "--out", dir + "/o"])
+        #expect(r.code == 0, "\(r.stderr)")
+        let file = dir + "/o/results.jsonl"
+        let good = try Self.lines(file)
+        CLI.write(good[0] + "\n" + String(good[1].prefix(40)), file)
+        let again = try CLI.run(["sweep", sweep, "--out", dir + "/o", "--resume"])
+        #expect(again.code == 0, "\(again.stderr)")
+        #expect(try Self.lines(file).map(Self.strip) == good.map(Self.strip))
+    }
+
+    @Test("bad input exits 2 with one line naming the field")
+    func badInput() throws {
+        let dir = CLI.tempDir("sweep-bad")
+        let sweep = Self.sweepFile(dir)
+        func check(_ args: [String], _ field: String) throws {
+            let r = try CLI.run(args)
+            #expect(r.code == 2, "\(args): exit \(r.code)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.contains(field), "\(r.stderr)")
+        }
+        try check(["sweep", sweep, "--out", dir + "/o", "--shard", "3/2"], "--shard")
+        try check(["sweep", sweep, "--out", dir + "/o", "--shard", "x"], "--shard")
+        try check(["sweep", dir + "/missing.json", "--out", dir + "/o"], "sweep")
+        CLI.write(#"{"base": {}, "grid": [1]}"#, dir + "/b1.json")
+        try check(["sweep", dir + "/b1.json", "--out", dir + "/o"], "sweep.grid")
+        CLI.write(#"{"base": {"model": {"flow": "wn"}}, "grid": {"model.flow.x": [1]}}"#, dir + "/b2.json")
+        try check(["sweep", dir + "/b2.json", "--out", dir + "/o"], "sweep.grid.model.flow.x")
+        let base = try String(contentsOfFile: sweep, encoding: .utf8)
+        CLI.write(base.replacingOccurrences(of: "\"model.flow\"", with: "\"model.flw\""), dir + "/b3.json")
+        try check(["sweep", dir + "/b3.json", "--out", dir + "/o"], "sweep.grid.model.flw")
+        CLI.write("{\"base\": ", dir + "/b4.json")
+        try check(["sweep", dir + "/b4.json", "--out", dir + "/o"], "sweep")
+        try check(["merge", dir + "/nothing", "--out", dir + "/m.jsonl"], "inputs")
+        // Duplicates that differ.
+        let ok = try CLI.run(["sweep", sweep, "--out", dir + "/m1"])
+        #expect(ok.code == 0)
+        let l = try Self.lines(dir + "/m1/results.jsonl")
+        CLI.write(l[0].replacingOccurrences(of: #""method":""#, with: #""method":"x-"#) + "\n", dir + "/dup.jsonl")
+        try check(["merge", dir + "/m1", dir + "/dup.jsonl", "--out", dir + "/m.jsonl"], "inputs")
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import WNFlow
+
+@Suite("experiments: sweep grid, shards, JSONL")
+struct ExperimentTests {
+    @Test("grid: keys sorted, last key fastest, dotted paths set (and created)")
+    func grid() throws {
+        let spec = try SweepSpec.parse("""
+        {"base": {"model": {"flow": "wn"}}, "grid": {"model.eta_g": [0.1, 0.2], "init.scale": [1, 2, 3]}}
+        """)
+        #expect(spec.count == 6)
+        #expect(spec.grid.map(\.key) == ["init.scale", "model.eta_g"])
+        let p = try spec.point(1)
+        #expect(p.params.map(\.0) == ["init.scale", "model.eta_g"])
+        #expect(p.config["init"]?["scale"] == .number(1))
+        #expect(p.config["model"]?["eta_g"] == .number(0.2))
+        #expect(p.config["model"]?["flow"] == .string("wn"))
+        #expect(try spec.point(5).config["init"]?["scale"] == .number(3))
+    }
+
+    @Test("bad SWEEP.json names the field")
+    func bad() {
+        func field(_ text: String) -> String? {
+            do { _ = try SweepSpec.parse(text); return nil } catch let e as ConfigError { return e.field } catch { return "?" }
+        }
+        #expect(field(#"{"grid": {}}"#) == "sweep.base")
+        #expect(field(#"{"base": {}, "grid": {"a.b": []}}"#) == "sweep.grid.a.b")
+        #expect(field(#"{"base": {"model": {"flow": "wn"}}, "grid": {"model.flow.x": [1]}}"#) == "sweep.grid.model.flow.x")
+        #expect(field(#"{"base": {}, "grid": {"a..b": [1]}}"#) == "sweep.grid.a..b")
+        #expect(field(#"{"base": {}, "grid": {}, "extra": 1}"#) == "sweep.extra")
+    }
+
+    @Test("shards are 1-based and partition the indices")
+    func shards() throws {
+        let s = try [Shard.parse("1/3"), Shard.parse("2/3"), Shard.parse("3/3")]
+        for i in 0..<30 { #expect(s.filter { $0.contains(i) }.count == 1) }
+        #expect(s[0].contains(0) && s[1].contains(1))
+        for bad in ["0/3", "4/3", "1/0", "a/b", "1"] { #expect(throws: ConfigError.self) { try Shard.parse(bad) } }
+    }
+
+    @Test("JSONL: torn trailing line cut off on recover")
+    func jsonl() throws {
+        let path = NSTemporaryDirectory() + "wnflow-jsonl-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        let f = try JSONLinesFile(path: path)
+        try f.append(#"{"index":0}"#)
+        try f.append(#"{"index":1}"#)
+        let h = FileHandle(forWritingAtPath: path)!
+        h.seekToEndOfFile()
+        h.write(Data(#"{"index":2,"par"#.utf8))
+        h.closeFile()
+        let rows = try JSONLinesFile.recover(path: path)
+        #expect(rows.count == 2)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"index\":0}\n{\"index\":1}\n")
+    }
+
+    @Test("figure plans: Figure 4 runs both directions and both depths with root_of_depth")
+    func plans() {
+        let p = FigurePlan(figure: .figure4, settings: .tiny)
+        #expect(p.points.count == 2 * 2 * 2 * 2 * 2)
+        let dirs = Set(p.points.compactMap { pt -> String? in
+            if case let .string(d)? = pt.config["init"]?["direction"] { return d } else { return nil }
+        })
+        #expect(dirs == ["abs-gaussian", "uniform"])
+        #expect(p.points.allSatisfy { $0.config["init"]?["root_of_depth"] == .bool(true) })
+        let f5 = FigurePlan(figure: .figure5, settings: .tiny)
+        #expect(f5.points.allSatisfy { $0.config["model"]?["signed"] == .bool(true) })
+    }
+}
