@@ -71,7 +71,7 @@ struct ReproduceCommand: ParsableCommand {
                                 progress: { bar.update(done: $0, total: $1) })
             let lines = try SweepEngine.finalize(path: runs)
             let rows = lines.compactMap { FigureRow(line: $0.json) }
-            let report = FigureReport(figure: f, settings: settings, rows: rows)
+            let report = FigureReport(figure: f, settings: plan.settings, rows: rows)
             let base = dir + "/" + f.rawValue
             do { try AtomicFile.write(report.csv, to: base + ".csv") } catch {
                 throw ConfigError("--out", "cannot write '\(base).csv': \(error.localizedDescription)")

@@ -13,6 +13,14 @@ public struct FigureSettings: Sendable {
     public var m = 40
     public var n = 100
     public var sparsity = 5
+    /// Figure 4's measurements and sparsity. With M = 40, s = 5 even the
+    /// weighted ℓ1 minimum (L = 3, random weights) recovers z*, so the
+    /// direction effect of MATH.md §4 cannot show; at M = 25, s = 6 plain ℓ1
+    /// still recovers z* but weighted ℓ1 with random weights does not
+    /// (predictor, 6 instances, α = 0.01: L = 3 WN error 0.13 from a random
+    /// direction, 6e-10 from the uniform one).
+    public var figure4M = 25
+    public var figure4Sparsity = 6
     public var instances = 10
     /// The one seed every instance's A, z* and init direction derive from.
     public var seed = 1
@@ -50,6 +58,7 @@ public struct FigureSettings: Sendable {
     public static var tiny: FigureSettings {
         var s = FigureSettings()
         s.m = 10; s.n = 20; s.sparsity = 2; s.instances = 2
+        s.figure4M = 10; s.figure4Sparsity = 2
         s.alphas = [1e-2, 1]
         s.etas = [1e-2, 1]
         s.tEnd = 1e6
@@ -79,8 +88,11 @@ public struct FigurePlan: Sendable {
     var instances: [FigureInstance]
     var signed: Bool
 
-    public init(figure: Figure, settings s: FigureSettings) {
+    public init(figure: Figure, settings base: FigureSettings) {
         self.figure = figure
+        var adjusted = base
+        if figure == .figure4 { adjusted.m = base.figure4M; adjusted.sparsity = base.figure4Sparsity }
+        let s = adjusted
         settings = s
         signed = figure == .figure5
         let sg = signed
