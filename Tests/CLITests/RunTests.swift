@@ -71,3 +71,41 @@ struct RunTests {
         }
     }
 }
+
+@Suite("verify: exit codes")
+struct VerifyCLITests {
+    @Test("verify on WN-GD with step 0.05 exits 1 and flags lemma-3.2-norm; on the WN flow it exits 0")
+    func wnGDFailsNorm() throws {
+        let dir = CLI.tempDir("verify")
+        let base = """
+        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
+         "model": {"flow": "FLOW", "depth": 2, "eta_g": 0.2, "step": 0.05},
+         "init": {"scale": 0.1, "direction": "uniform"},
+         "integrator": {"t_end": 3000}}
+        """
+        CLI.write(base.replacingOccurrences(of: "FLOW", with: "wn-gd"), dir + "/gd.json")
+        let r = try CLI.run(["verify", dir + "/gd.json", "--out", dir + "/gd", "--quiet"])
+        #expect(r.code == 1, "exit \(r.code): \(r.stderr)")
+        #expect(r.stderr.contains("lemma-3.2-norm"))
+        let report = try String(contentsOfFile: dir + "/gd/report.md", encoding: .utf8)
+        #expect(report.contains("lemma-3.2-norm"))
+        CLI.write(base.replacingOccurrences(of: "FLOW", with: "wn").replacingOccurrences(of: "\"t_end\": 3000", with: "\"t_end\": 1e12"), dir + "/wn.json")
+        let ok = try CLI.run(["verify", dir + "/wn.json", "--out", dir + "/wn", "--quiet"])
+        #expect(ok.code == 0, "exit \(ok.code): \(ok.stderr)")
+    }
+
+    @Test("the structured Rosenbrock solver passes the same monitor checks")
+    func rosenbrockPassesMonitor() throws {
+        let dir = CLI.tempDir("rosen")
+        for flow in ["gf", "wn"] {
+            CLI.write("""
+            {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 6}},
+             "model": {"flow": "\(flow)", "depth": 2, "eta_g": 0.2},
+             "init": {"scale": 0.1, "direction": "uniform"},
+             "integrator": {"method": "rosenbrock"}}
+            """, dir + "/\(flow).json")
+            let r = try CLI.run(["verify", dir + "/\(flow).json", "--out", dir + "/\(flow)", "--quiet"])
+            #expect(r.code == 0, "\(flow): exit \(r.code): \(r.stderr)")
+        }
+    }
+}
