@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
         abstract: "Run the benchmark suite; prints a table and writes JSON.",
         discussion: "Peers (scipy LSODA/BDF/DOP853) are measured by Benchmarks/compare_scipy.py on the same configs.")
 
-    @Option(name: .long, help: "Write the JSON here (default: stdout only the table).")
+    @Option(name: .long, help: "Write the JSON here and the table to stdout (default: JSON to stdout, table to stderr).")
     var out: String?
 
     @Flag(name: .long, help: "Only the stiff cases with auto, small ensembles; no large N.")
@@ -21,6 +21,11 @@ struct Bench: ParsableCommand {
     var huge = false
 
     func run() throws {
+        // The table goes to stdout when the JSON goes to a file, else to stderr.
+        let toFile = out != nil
+        func print(_ line: String) {
+            if toFile { Swift.print(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
         var rows: [BenchRow] = []
         func show(_ r: BenchRow) {
             rows.append(r)
@@ -81,6 +86,8 @@ struct Bench: ParsableCommand {
             do { try AtomicFile.write(json.serialized(), to: out) } catch {
                 throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write '\(out)': \(error.localizedDescription)")
             }
+        } else {
+            Swift.print(json.serialized(), terminator: "")
         }
     }
 }
