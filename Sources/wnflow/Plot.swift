@@ -33,7 +33,12 @@ struct PlotCommand: ParsableCommand {
         let traj = try TrajectoryTable.parse(String(decoding: tdata, as: UTF8.self))
         var info = TrajectoryPlot.Info(flow: "gf", depth: 2)
         if case let .string(f)? = result["flow"] { info.flow = f }
-        if case let .number(d)? = result["depth"] { info.depth = Int(d) }
+        if case let .number(d)? = result["depth"] {
+            guard d >= 1, d <= 1e9, d == d.rounded() else {
+                throw ConfigError("result.json.depth", "expected a whole number ≥ 1, got \(JSON.format(d)); rerun wnflow simulate")
+            }
+            info.depth = Int(d)
+        }
         if case let .bool(s)? = result["signed"] { info.signed = s }
         if case let .number(e)? = result["eta_g"] { info.etaG = e }
         if case let .number(e)? = result["eta_v"] { info.etaV = e }

@@ -52,7 +52,7 @@ struct SweepCommand: ParsableCommand {
             }
             let byIndex = Dictionary(mine.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
             for r in try JSONLinesFile.recover(path: path) {
-                guard case let .number(d)? = r.json["index"], let p = byIndex[Int(d)] else {
+                guard let i = SweepEngine.index(of: r.json), let p = byIndex[i] else {
                     throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; it was made by another sweep")
                 }
                 guard r.json["params"] == .object(p.params) else {
@@ -107,10 +107,9 @@ struct MergeCommand: ParsableCommand {
         for f in files {
             guard let data = FileManager.default.contents(atPath: f) else { throw ConfigError("inputs", "cannot read '\(f)'") }
             for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-                guard let j = try? JSON.parse(String(raw)), case let .number(d)? = j["index"] else {
+                guard let j = try? JSON.parse(String(raw)), let i = SweepEngine.index(of: j) else {
                     throw ConfigError("inputs", "'\(f)' line \(n + 1) is not a sweep record (torn or foreign); rerun that shard with --resume")
                 }
-                let i = Int(d)
                 if let old = byIndex[i] {
                     guard strippingWallTime(old.json) == strippingWallTime(j) else {
                         throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results")

@@ -285,7 +285,8 @@ public enum Gnuplot {
         guard let exe = executable else { throw ConfigError("gnuplot", "not found; install gnuplot-nox (apt-get install gnuplot-nox)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = [scriptPath]
+        // Absolute: gnuplot runs in the script's folder, where a relative path would not resolve.
+        p.arguments = [URL(fileURLWithPath: scriptPath).standardizedFileURL.path]
         p.currentDirectoryURL = URL(fileURLWithPath: scriptPath).deletingLastPathComponent()
         let err = Pipe()
         p.standardError = err

@@ -58,11 +58,22 @@ public struct SweepSpec: Sendable {
             grid.append((k, values))
         }
         try root.finish()
+        var runs = 1
+        for (_, vs) in grid {
+            let (p, overflow) = runs.multipliedReportingOverflow(by: vs.count)
+            guard !overflow, p <= SweepSpec.maxRuns else {
+                throw ConfigError("sweep.grid", "has more than \(SweepSpec.maxRuns) runs (the product of the value counts); split it into several sweeps")
+            }
+            runs = p
+        }
         let spec = SweepSpec(base: base, grid: grid)
         // Structural check of every path against the base.
         for (k, vs) in spec.grid { _ = try setting(spec.base, path: k, to: vs[0], field: "sweep.grid.\(k)") }
         return spec
     }
+
+    /// The largest grid `parse` accepts (every point is built in memory).
+    public static let maxRuns = 1_000_000
 
     /// The number of runs.
     public var count: Int { grid.reduce(1) { $0 * $1.values.count } }
@@ -213,6 +224,13 @@ public enum SweepEngine {
         }
     }
 
+    /// The `index` of a JSONL record: a whole number in 0..<2⁵³, else nil
+    /// (a foreign or damaged line; never trap on it).
+    public static func index(of record: JSON) -> Int? {
+        guard case let .number(d)? = record["index"], d >= 0, d < 9_007_199_254_740_992, d == d.rounded() else { return nil }
+        return Int(d)
+    }
+
     /// The line of one finished run (`includeWallTime` false for byte comparisons).
     public static func record(point: SweepPoint, config: SimulationConfig, result: SimulationResult,
                               metrics: [(String, JSON)], includeWallTime: Bool = true) -> JSON {
@@ -252,8 +270,8 @@ public enum SweepEngine {
         let rows = try JSONLinesFile.recover(path: path)
         var byIndex: [Int: (String, JSON)] = [:]
         for r in rows {
-            guard case let .number(d)? = r.json["index"] else { continue }
-            byIndex[Int(d)] = r
+            guard let i = index(of: r.json) else { continue }
+            byIndex[i] = r
         }
         let sorted = byIndex.keys.sorted()
         try AtomicFile.write(sorted.map { byIndex[$0]!.0 + "\n" }.joined(), to: path)

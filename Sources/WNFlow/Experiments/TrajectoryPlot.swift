@@ -12,7 +12,7 @@ public struct TrajectoryTable: Sendable {
 
     public static func parse(_ text: String) throws -> TrajectoryTable {
         var out = TrajectoryTable()
-        let lines = text.split(separator: "\n")
+        let lines = text.split(whereSeparator: \.isNewline)
         guard let header = lines.first, header.hasPrefix("t,loss,g,v_norm") else {
             throw ConfigError("trajectory.csv", "expected the header t,loss,g,v_norm,x_1,… written by wnflow simulate")
         }

@@ -51,7 +51,8 @@ public enum DataFile {
 
     static func parseCSV(_ text: String, path: String, field: String) throws -> (shape: [Int], values: [Double]) {
         var rows: [[Double]] = []
-        for (ln, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // isNewline: "\r\n" is one Character in Swift, which split(separator: "\n") would not cut.
+        for (ln, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let cells = line.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\r" || $0 == ";" })
             if cells.isEmpty { continue }
@@ -110,7 +111,12 @@ enum NPY {
             shape.append(v)
         }
         guard !shape.isEmpty, shape.count <= 2 else { throw bad("expected 1-D or 2-D array, got shape (\(shapeText))") }
-        let count = shape.reduce(1, *)
+        var count = 1
+        for s in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: s)
+            guard !overflow, p <= b.count / 8 else { throw bad("data truncated: shape (\(shapeText)) needs more bytes than the file has") }
+            count = p
+        }
         let dataStart = headerStart + headerLen
         guard b.count - dataStart >= count * 8 else { throw bad("data truncated: expected \(count) float64 values") }
         var values = [Double](repeating: 0, count: count)

@@ -246,7 +246,11 @@ extension SimulationConfig {
                 }
                 config.integrator.method = m
             }
-            if let r = try it.positive("rtol") { config.integrator.rtol = r }
+            if let r = try it.positive("rtol") {
+                // Below double precision the step control cannot succeed and shrinks h until max_steps (minutes).
+                guard r >= 1e-16 else { throw ConfigError(it.field("rtol"), "must be at least 1e-16 (double precision), got \(JSON.format(r))") }
+                config.integrator.rtol = r
+            }
             if let a = try it.double("atol") {
                 guard a >= 0 else { throw ConfigError(it.field("atol"), "must be ≥ 0, got \(JSON.format(a))") }
                 config.integrator.atol = a

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import WNFlow
+
+/// Library-level guards for inputs that used to trap.
+@Suite("Library robustness")
+struct LibraryRobustnessTests {
+    static let base = #"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}}"#
+
+    @Test("SweepSpec.parse rejects a grid whose size overflows or exceeds maxRuns")
+    func gridSize() throws {
+        let values = "[" + (1...100).map(String.init).joined(separator: ",") + "]"
+        let keys = "abcdefghij".map { "\"x.\($0)\": \(values)" }.joined(separator: ", ")
+        #expect(throws: ConfigError.self) { try SweepSpec.parse("{\"base\": \(Self.base), \"grid\": {\(keys)}}") }
+        let three = "abc".map { "\"x.\($0)\": \(values)" }.joined(separator: ", ")
+        #expect(throws: ConfigError.self) { try SweepSpec.parse("{\"base\": \(Self.base), \"grid\": {\(three), \"x.d\": [1, 2]}}") }
+        let ok = try SweepSpec.parse("{\"base\": \(Self.base), \"grid\": {\(three)}}")
+        #expect(ok.count == 1_000_000)
+    }
+
+    @Test("SweepEngine.index(of:) accepts whole numbers in 0..<2^53 only")
+    func recordIndex() throws {
+        #expect(SweepEngine.index(of: try JSON.parse(#"{"index": 7}"#)) == 7)
+        #expect(SweepEngine.index(of: try JSON.parse(#"{"index": 0}"#)) == 0)
+        for bad in ["1e300", "-1e300", "-1", "1.5", "\"3\"", "null"] {
+            #expect(SweepEngine.index(of: try JSON.parse("{\"index\": \(bad)}")) == nil, "\(bad)")
+        }
+        #expect(SweepEngine.index(of: try JSON.parse("[1]")) == nil)
+    }
+
+    @Test("finalize skips lines with huge indices instead of trapping")
+    func finalizeHugeIndex() throws {
+        let path = NSTemporaryDirectory() + "wnflow-rob-finalize-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        try "{\"index\": 1}\n{\"index\": 1e300}\n{\"index\": 0}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let rows = try SweepEngine.finalize(path: path)
+        #expect(rows.map(\.index) == [0, 1])
+    }
+
+    @Test("NPY.parse rejects shapes whose product overflows")
+    func npyOverflow() throws {
+        for shape in ["(4611686018427387904, 4)", "(3037000500, 3037000500)", "(1152921504606846976,)"] {
+            var h = "{'descr': '<f8', 'fortran_order': False, 'shape': \(shape), }"
+            while (10 + h.count + 1) % 64 != 0 { h += " " }
+            h += "\n"
+            let bytes: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(h.utf8.count & 0xFF), UInt8(h.utf8.count >> 8)]
+                + Array(h.utf8) + [UInt8](repeating: 0, count: 16)
+            #expect(throws: ConfigError.self) { try NPY.parse(bytes, path: "A.npy", field: "config.problem.A_file") }
+        }
+    }
+
+    @Test("CSV and trajectory tables accept CRLF line endings")
+    func crlf() throws {
+        let csv = try DataFile.parseCSV("1,2,3\r\n0.5,-1,2\r\n", path: "A.csv", field: "f")
+        #expect(csv.shape == [2, 3])
+        #expect(csv.values == [1, 2, 3, 0.5, -1, 2])
+        let t = try TrajectoryTable.parse("t,loss,g,v_norm,x_1\r\n0,1,,,0.1\r\n1,0.5,,,0.2\r\n")
+        #expect(t.t == [0, 1])
+        #expect(t.x == [[0.1], [0.2]])
+    }
+
+    @Test("rtol below 1e-16 is a ConfigError naming the field; 1e-16 is accepted")
+    func rtolFloor() throws {
+        let cfg = #"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}, "integrator": {"rtol": RTOL}}"#
+        #expect(throws: ConfigError("config.integrator.rtol", "must be at least 1e-16 (double precision), got 1e-300")) {
+            try SimulationConfig.parse(cfg.replacingOccurrences(of: "RTOL", with: "1e-300"))
+        }
+        #expect(try SimulationConfig.parse(cfg.replacingOccurrences(of: "RTOL", with: "1e-16")).integrator.rtol == 1e-16)
+    }
+}
