@@ -14,7 +14,8 @@ public enum ParallelRunner {
     public static func map<T: Sendable>(count: Int, jobs: Int? = nil,
                                         onDone: (@Sendable (Int, T) -> Void)? = nil,
                                         _ body: @escaping @Sendable (Int) -> T) -> [T] {
-        let workers = max(1, min(jobs ?? coreCount, count))
+        // More workers than runs, or than a few per core, only cost threads.
+        let workers = max(1, min(jobs ?? coreCount, count, 8 * coreCount))
         let state = SharedState<T>(count: count)
         if workers == 1 {
             for i in 0..<count {
