@@ -181,6 +181,12 @@ public final class Simulation {
             }
             return try RosenbrockSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
+        case .bdf:
+            guard let structured = flow as? any LowRankJacobianSystem else {
+                throw ODEError.invalidOptions("method bdf needs a flow with a structured Jacobian")
+            }
+            return try BDFSolver(system: structured, options: ODEOptions(
+                rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .auto:
             fatalError("unreachable: auto is resolved above")
         }

@@ -27,10 +27,14 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
     /// Rodas4 with Woodbury solves of the diagonal-plus-low-rank Jacobian
     /// (`RosenbrockSolver`): for large N.
     case rosenbrock
+    /// Variable-order NDF/BDF with Jacobian reuse and Woodbury solves
+    /// (`BDFSolver`): for large N.
+    case bdf
 
     public init?(name: String) {
         if name == "auto" { self = .auto; return }
         if name == "rosenbrock" { self = .rosenbrock; return }
+        if name == "bdf" { self = .bdf; return }
         guard let s = Stepper(rawValue: name) else { return nil }
         self = .gsl(s)
     }
@@ -40,10 +44,11 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
         case .auto: return "auto"
         case let .gsl(s): return s.rawValue
         case .rosenbrock: return "rosenbrock"
+        case .bdf: return "bdf"
         }
     }
 
-    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) + ["rosenbrock"] }
+    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) + ["rosenbrock", "bdf"] }
 }
 
 /// Model settings (`model`).

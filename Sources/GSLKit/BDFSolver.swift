@@ -1,0 +1,385 @@
+import Foundation
+
+/// A variable-order (1–5), variable-step BDF solver in the NDF form of
+/// Shampine & Reichelt (MATLAB's `ode15s`; the scheme of scipy's `BDF`):
+/// the state history is held as backward differences `D` of the
+/// interpolating polynomial on an equally spaced grid, rescaled
+/// (`rescaleDifferences`) whenever the step changes. Each step solves
+/// `y − c f(t+h, y) = ψ` by a simplified Newton iteration whose matrix
+/// `I − c J` is factored through the diagonal-plus-low-rank structure of `J`
+/// (`ShiftedLowRankSolver`, the Woodbury capacitance matrix of `σI − J`,
+/// `σ = 1/c`).
+///
+/// Work reuse, as in CVODE and `ode15s`:
+/// - the Jacobian is kept across steps and re-evaluated only when Newton
+///   fails to converge with a stale one;
+/// - the factorization is kept while `σ` stays within `refactorRatio` of the
+///   factored `σ_f`; the Newton correction is then scaled by
+///   `2σσ_f/(σ+σ_f)` (CVODE's `2/(1+γ/γ_p)`);
+/// - after a convergence failure with a current Jacobian the matrix is first
+///   refactored at the exact `σ`, and only then the step halved.
+///
+/// Error control: the local error estimate `C_k · (y_new − y_pred)` in the
+/// RMS norm weighted by `atol + rtol·|y_new|` must be ≤ 1. Save times and
+/// `t1` are hit exactly by shortening the step to land on them.
+public final class BDFSolver: ODESolver {
+    public let system: any LowRankJacobianSystem
+    public let options: ODEOptions
+    /// Highest order used (1 … 5).
+    public var maxOrder = 5
+    /// Newton iterations per attempt.
+    public var newtonMaxIterations = 4
+    /// Newton convergence tolerance in error-weighted RMS units (the local
+    /// error test is 1); `nil` for `max(10ε/rtol, 0.03)`. (scipy uses
+    /// `min(0.03, √rtol)` for the second term; at WNFlow's rtol = 1e-10 that
+    /// asks for 2e-5, below the rounding floor of `c·f` at large steps, and
+    /// Newton then "fails" forever: GF N = 100 needed 5,466 RHS evaluations
+    /// with it and 2,869 with 0.03.)
+    public var newtonTolerance: Double? = nil
+    /// Largest pair of successive Newton corrections (in error-weighted
+    /// RMS units, where the local error test is 1) accepted as the rounding
+    /// floor when the iteration stops contracting. That floor grows with h
+    /// (`c = h/α` multiplies the rounding error of f, undamped along
+    /// near-null directions of J such as WN's scale invariance); a strict
+    /// value caps the step there (WN η = 0.05: 0.05 gave 65k steps, 0.5 14k).
+    public var noiseTolerance = 0.5
+    /// Refactor when `σ/σ_f` leaves `[1/(1+r), 1+r]`.
+    public var refactorRatio = 0.3
+    /// Smallest and largest factor `h_new/h`.
+    public var minFactor = 0.2, maxFactor = 10.0
+    /// Shift cap and dense-fallback size of the linear solver.
+    public var maxShifted = 32, denseLimit = 1000
+
+    /// - Throws: `ODEError.invalidOptions` for bad options or dimension 0.
+    public init(system: any LowRankJacobianSystem, options: ODEOptions) throws {
+        try options.validate()
+        guard system.dimension > 0 else { throw ODEError.invalidOptions("the system has dimension 0") }
+        self.system = system
+        self.options = options
+    }
+
+    // NDF coefficients (κ of Shampine & Reichelt; order 5 is plain BDF).
+    private static let kappa: [Double] = [0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0]
+    /// γ_k = Σ_{j≤k} 1/j.
+    private static let gammaK: [Double] = {
+        var g: [Double] = [0]
+        for k in 1...5 { g.append(g[k - 1] + 1 / Double(k)) }
+        return g
+    }()
+    private static let alphaK: [Double] = {
+        var a: [Double] = []
+        for k in 0...5 { a.append((1 - kappa[k]) * gammaK[k]) }
+        return a
+    }()
+    private static let errorConst: [Double] = {
+        var e: [Double] = []
+        for k in 0...5 {
+            let inv: Double = 1 / Double(k + 1)
+            e.append(kappa[k] * gammaK[k] + inv)
+        }
+        return e
+    }()
+
+    public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
+                          observers: [any StepObserver]) -> ODERun {
+        let n = system.dimension
+        var stats = ODEStatistics()
+        if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
+        let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }.sorted()
+        var saveIndex = 0
+        var t = t0
+        let maxK = min(max(maxOrder, 1), 5)
+        let rows = maxK + 3
+
+        // D (rows × n), then y_pred, y_new, ψ, d, f, scale, dy, dfdt, change_D scratch (maxK+1 rows).
+        let total = (rows + 8 + maxK + 1) * n
+        let buf = UnsafeMutablePointer<Double>.allocate(capacity: total)
+        defer { buf.deallocate() }
+        buf.initialize(repeating: 0, count: total)
+        let D = buf
+        let yPred = buf + rows * n, yNew = yPred + n, psi = yNew + n, dAcc = psi + n
+        let f = dAcc + n, scale = f + n, dy = scale + n, dfdt = dy + n, tmp = dfdt + n
+        for i in 0..<n { D[i] = y0[i] }
+
+        func state() -> [Double] { Array(UnsafeBufferPointer(start: D, count: n)) }
+        func finish(_ termination: ODETermination, _ failure: (any Error)? = nil) -> ODERun {
+            ODERun(t: t, y: state(), stats: stats, termination: termination, failure: failure)
+        }
+        func rhs(_ time: Double, _ at: UnsafeMutablePointer<Double>, _ out: UnsafeMutablePointer<Double>) throws {
+            stats.rhsEvaluations += 1
+            try system.rhs(t: time, y: UnsafeBufferPointer(start: at, count: n),
+                           dydt: UnsafeMutableBufferPointer(start: out, count: n))
+        }
+        func rmsNorm(_ v: UnsafeMutablePointer<Double>, times c: Double = 1) -> Double {
+            var s = 0.0
+            for i in 0..<n { let e = c * v[i] / scale[i]; s += e * e }
+            return (s / Double(n)).squareRoot()
+        }
+        /// Rescales D[0...order] from step h to step factor·h (same polynomial).
+        func rescaleDifferences(order: Int, factor: Double) {
+            if factor == 1 { return }
+            let k = order + 1
+            func rMatrix(_ fac: Double) -> [Double] {
+                var m = [Double](repeating: 0, count: k * k)
+                for j in 0..<k { m[j] = 1 }
+                for i in 1..<max(k, 1) { for j in 1..<k { m[i * k + j] = (Double(i) - 1 - fac * Double(j)) / Double(i) } }
+                for i in 1..<max(k, 1) { for j in 0..<k { m[i * k + j] *= m[(i - 1) * k + j] } }
+                return m
+            }
+            let r = rMatrix(factor), u = rMatrix(1)
+            var ru = [Double](repeating: 0, count: k * k)
+            for i in 0..<k { for j in 0..<k {
+                var s = 0.0
+                for l in 0..<k { s += r[i * k + l] * u[l * k + j] }
+                ru[i * k + j] = s
+            } }
+            // D_new[j] = Σ_i RU[i][j] D[i].
+            tmp.update(from: D, count: k * n)
+            for j in 0..<k {
+                let out = D + j * n
+                for p in 0..<n { out[p] = 0 }
+                for i in 0..<k {
+                    let c = ru[i * k + j]
+                    if c == 0 { continue }
+                    let src = tmp + i * n
+                    for p in 0..<n { out[p] += c * src[p] }
+                }
+            }
+        }
+
+        if notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n), h: 0, saveIndex: nil, stepNumber: 0)) {
+            return finish(.stoppedByObserver)
+        }
+
+        let jac = system.makeLowRankJacobian()
+        let linear = ShiftedLowRankSolver(shape: jac, maxShifted: maxShifted, denseLimit: denseLimit)
+        let span = t1 - t0
+        let hmax = min(options.maxStepSize ?? span, span)
+        let rtol = options.rtol, atol = options.atol
+        let newtonTol = newtonTolerance ?? max(10 * Double.ulpOfOne / rtol, 0.03)
+        let noiseTol = max(newtonTol, noiseTolerance)
+        var h: Double
+        do {
+            if let h0 = options.initialStep {
+                h = h0
+            } else {
+                h = try estimateInitialStep(system: system, t0: t0, y0: y0, t1: t1, rtol: rtol, atol: atol)
+                stats.rhsEvaluations += 1
+            }
+            h = min(h, hmax)
+            try rhs(t, D, f)
+        } catch {
+            return finish(.failed, error)
+        }
+        for i in 0..<n { D[n + i] = h * f[i] }
+        var order = 1
+        var equalSteps = 0
+        var haveJacobian = false
+        var factored = false
+        var sigmaF = 0.0
+        var nonFiniteInARow = 0
+        var factorFailuresInARow = 0
+        var lastRejectNonFinite = false
+
+        while true {
+            if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
+            let target = saveIndex < saves.count ? saves[saveIndex] : t1
+            let hBefore = h
+            // Limit and land on the target.
+            var hTry = min(h, hmax)
+            var landing = false
+            if t + hTry * 1.0001 >= target {
+                hTry = target - t
+                landing = true
+            } else if t + 2 * hTry > target {
+                hTry = (target - t) / 2
+            }
+            if hTry != h {
+                rescaleDifferences(order: order, factor: hTry / h)
+                equalSteps = 0
+                h = hTry
+            }
+            var jacCurrent = false
+            var accepted = false
+            var nIter = 0
+            var errNorm = 0.0
+            attempt: while !accepted {
+                let minStep = 10 * t.ulp
+                if !(h > 0) || h < minStep || t + h == t {
+                    if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+                    return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
+                }
+                let tNew = landing ? target : t + h
+                // Predictor and ψ.
+                for p in 0..<n { yPred[p] = 0; psi[p] = 0 }
+                for i in 0...order {
+                    let row = D + i * n
+                    for p in 0..<n { yPred[p] += row[p] }
+                }
+                let a = Self.alphaK[order]
+                for i in 1...order {
+                    let g = Self.gammaK[i] / a
+                    let row = D + i * n
+                    for p in 0..<n { psi[p] += g * row[p] }
+                }
+                for p in 0..<n { scale[p] = atol + rtol * abs(yPred[p]) }
+                let c = h / a
+                let sigma = 1 / c
+                var converged = false
+                var sawNonFinite = false
+                newton: while true {
+                    do {
+                        if !haveJacobian {
+                            stats.jacobianEvaluations += 1
+                            let at = jacCurrent || stats.acceptedSteps > 0 ? yPred : D
+                            try system.lowRankJacobian(t: jacCurrent || stats.acceptedSteps > 0 ? tNew : t,
+                                                       y: UnsafeBufferPointer(start: at, count: n), into: jac,
+                                                       dfdt: UnsafeMutableBufferPointer(start: dfdt, count: n))
+                            haveJacobian = true
+                            jacCurrent = true
+                            factored = false
+                        }
+                        let ratio = sigma / sigmaF
+                        if !factored || ratio > 1 + refactorRatio || ratio < 1 / (1 + refactorRatio) {
+                            stats.factorizations += 1
+                            factored = false
+                            try linear.factor(sigma: sigma, jacobian: jac)
+                            factored = true
+                            sigmaF = sigma
+                            factorFailuresInARow = 0
+                        }
+                    } catch is LowRankSolveError {
+                        factorFailuresInARow += 1
+                        if factorFailuresInARow > 10 { return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h)) }
+                        break newton
+                    } catch {
+                        return finish(.failed, error)
+                    }
+                    let corr = 2 * sigma * sigmaF / (sigma + sigmaF)
+                    // Simplified Newton on y − c f(tNew, y) = ψ, from y_pred.
+                    yNew.update(from: yPred, count: n)
+                    for p in 0..<n { dAcc[p] = 0 }
+                    var oldNorm = -1.0
+                    nIter = 0
+                    for k in 0..<newtonMaxIterations {
+                        nIter = k + 1
+                        do { try rhs(tNew, yNew, f) } catch { return finish(.failed, error) }
+                        var finite = true
+                        for p in 0..<n where !f[p].isFinite { finite = false; break }
+                        if !finite { sawNonFinite = true; break }
+                        for p in 0..<n { dy[p] = c * f[p] - psi[p] - dAcc[p] }
+                        linear.solve(dy)
+                        for p in 0..<n { dy[p] *= corr }
+                        let dyNorm = rmsNorm(dy)
+                        if !dyNorm.isFinite { sawNonFinite = true; break }
+                        let rate: Double? = oldNorm >= 0 ? dyNorm / oldNorm : nil
+                        if let r = rate, r >= 1 || pow(r, Double(newtonMaxIterations - k)) / (1 - r) * dyNorm > newtonTol {
+                            // Both corrections already far below the error
+                            // tolerance: the iterate sits at the rounding floor
+                            // of c·f (which grows with h); accept it.
+                            if dyNorm < noiseTol && oldNorm < noiseTol {
+                                for p in 0..<n { yNew[p] += dy[p]; dAcc[p] += dy[p] }
+                                converged = true
+                            }
+                            break
+                        }
+                        for p in 0..<n { yNew[p] += dy[p]; dAcc[p] += dy[p] }
+                        if dyNorm == 0 || (rate.map { $0 / (1 - $0) * dyNorm < newtonTol } ?? false) {
+                            converged = true
+                            break
+                        }
+                        oldNorm = dyNorm
+                    }
+                    if converged { break newton }
+                    // Not converged: exact σ, then a fresh Jacobian, then give up.
+                    if sigmaF != sigma { factored = false; continue newton }
+                    if !jacCurrent { haveJacobian = false; continue newton }
+                    break newton
+                }
+                if !converged {
+                    stats.rejectedSteps += 1
+                    lastRejectNonFinite = sawNonFinite
+                    rescaleDifferences(order: order, factor: 0.5)
+                    h *= 0.5
+                    equalSteps = 0
+                    landing = false
+                    continue attempt
+                }
+                // Error estimate.
+                var finite = true
+                for p in 0..<n {
+                    if !yNew[p].isFinite { finite = false; break }
+                    scale[p] = atol + rtol * abs(yNew[p])
+                }
+                errNorm = finite ? rmsNorm(dAcc, times: Self.errorConst[order]) : .nan
+                if !errNorm.isFinite {
+                    nonFiniteInARow += 1
+                    if nonFiniteInARow > 10 { return finish(.failed, ODEError.nonFiniteState(t: tNew)) }
+                    stats.rejectedSteps += 1
+                    lastRejectNonFinite = true
+                    rescaleDifferences(order: order, factor: 0.25)
+                    h *= 0.25
+                    equalSteps = 0
+                    landing = false
+                    continue attempt
+                }
+                nonFiniteInARow = 0
+                let safety = 0.9 * Double(2 * newtonMaxIterations + 1) / Double(2 * newtonMaxIterations + nIter)
+                if errNorm > 1 {
+                    stats.rejectedSteps += 1
+                    lastRejectNonFinite = false
+                    let factor = max(minFactor, safety * pow(errNorm, -1 / Double(order + 1)))
+                    rescaleDifferences(order: order, factor: factor)
+                    h *= factor
+                    equalSteps = 0
+                    landing = false
+                    continue attempt
+                }
+                accepted = true
+                lastRejectNonFinite = false
+                // Accept: update the differences (D^{k+1} y_n = d, etc.).
+                let dk1 = D + (order + 1) * n, dk2 = D + (order + 2) * n
+                for p in 0..<n { dk2[p] = dAcc[p] - dk1[p]; dk1[p] = dAcc[p] }
+                for i in stride(from: order, through: 0, by: -1) {
+                    let row = D + i * n, next = D + (i + 1) * n
+                    for p in 0..<n { row[p] += next[p] }
+                }
+                let tBefore = t
+                t = tNew
+                stats.acceptedSteps += 1
+                equalSteps += 1
+                let hit = (landing && saveIndex < saves.count && t == saves[saveIndex]) ? saveIndex : nil
+                let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
+                                                          h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
+                if hit != nil {
+                    saveIndex += 1
+                    while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
+                }
+                if stop { return finish(.stoppedByObserver) }
+                if t >= t1 { return finish(.reachedEnd) }
+                // Order and step selection after order + 1 equal steps.
+                if equalSteps >= order + 1 {
+                    let errM = order > 1 ? rmsNorm(D + order * n, times: Self.errorConst[order - 1]) : Double.infinity
+                    let errP = order < maxK ? rmsNorm(D + (order + 2) * n, times: Self.errorConst[order + 1]) : Double.infinity
+                    let facM = pow(errM, -1 / Double(order)), fac0 = pow(errNorm, -1 / Double(order + 1))
+                    let facP = pow(errP, -1 / Double(order + 2))
+                    var best = fac0, delta = 0
+                    if facM > best { best = facM; delta = -1 }
+                    if facP > best { best = facP; delta = 1 }
+                    order += delta
+                    let factor = min(maxFactor, safety * best)
+                    rescaleDifferences(order: order, factor: factor)
+                    h *= factor
+                    equalSteps = 0
+                } else if landing && hit != nil && h < hBefore {
+                    // A step shortened to land on a save time: return to the
+                    // step size from before (bounded growth).
+                    let factor = min(hBefore / h, maxFactor)
+                    rescaleDifferences(order: order, factor: factor)
+                    h *= factor
+                    equalSteps = 0
+                }
+            }
+        }
+    }
+}

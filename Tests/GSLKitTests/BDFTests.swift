@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import GSLKit
+
+/// `y' = J (y − g(t)) + g'(t)`, `g_i(t) = 1 + sin(t + 0.1 i)`, with a stiff
+/// diagonal-plus-low-rank `J` (eigenvalues from about −1 to −10⁴): the exact
+/// solution from `y₀ = g(0)` is `g(t)`. Hooks to throw or produce NaN.
+private final class ForcedLinear: LowRankJacobianSystem {
+    let jac: LowRankJacobian
+    var homogeneous = false
+    var throwAfter: Double?
+    var nanAfter: Double?
+    struct Boom: Error {}
+    init(n: Int = 30, k1: Int = 4, m: Int = 20, offset: Int = 5, k2: Int = 2) {
+        var state: UInt64 = 7
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53) * 2 - 1
+        }
+        var r = Matrix(rows: k1, cols: m)
+        for i in 0..<(k1 * m) { r.storage[i] = next() }
+        jac = LowRankJacobian(dimension: n, gram: r, gramOffset: offset, explicitRank: k2)
+        for i in 0..<n { jac.diagonal[i] = -pow(10, 4 * Double(i) / Double(n - 1)) }
+        jac.gramWeight = -3
+        for i in 0..<m { jac.gramColumnScale[i] = 1 + 0.5 * next() }
+        for i in 0..<(n * k2) { jac.u[i] = 0.1 * next(); jac.v[i] = 0.1 * next() }
+    }
+    var dimension: Int { jac.dimension }
+    func g(_ t: Double, _ i: Int) -> Double { homogeneous ? 0 : 1 + sin(t + 0.1 * Double(i)) }
+    func gPrime(_ t: Double, _ i: Int) -> Double { homogeneous ? 0 : cos(t + 0.1 * Double(i)) }
+    func exact(_ t: Double) -> [Double] { (0..<dimension).map { g(t, $0) } }
+    func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        if let ta = throwAfter, t > ta { throw Boom() }
+        let e = (0..<dimension).map { y[$0] - g(t, $0) }
+        let out = jac.apply(e)
+        for i in 0..<dimension { dydt[i] = out[i] + gPrime(t, i) }
+        if let na = nanAfter, t > na { dydt[0] = .nan }
+    }
+    func makeLowRankJacobian() -> LowRankJacobian {
+        LowRankJacobian(dimension: jac.dimension, gram: jac.gramMatrix, gramOffset: jac.gramOffset,
+                        explicitRank: jac.explicitRank)
+    }
+    func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
+                         dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        j.diagonal = jac.diagonal
+        j.gramWeight = jac.gramWeight
+        j.gramColumnScale = jac.gramColumnScale
+        j.u = jac.u
+        j.v = jac.v
+        for i in 0..<dimension { dfdt[i] = 0 }
+    }
+}
+
+private func relErr(_ a: [Double], _ b: [Double]) -> Double {
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
+    return num / den
+}
+
+@Suite struct BDFSolverTests {
+    @Test func stiffLinearMatchesExactSolution() throws {
+        let sys = ForcedLinear()
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 5)
+        #expect(run.termination == .reachedEnd)
+        #expect(run.t == 5)
+        let e = relErr(run.y, sys.exact(5))
+        print("BDF forced stiff linear: rel error \(e), \(run.stats)")
+        #expect(e < 1e-7)
+        // Jacobian reuse: a constant Jacobian is rarely re-evaluated.
+        #expect(run.stats.jacobianEvaluations < run.stats.acceptedSteps / 10)
+        #expect(run.stats.factorizations < run.stats.acceptedSteps / 2)
+    }
+
+    @Test func homogeneousDecayMatchesRosenbrock() throws {
+        let sys = ForcedLinear()
+        sys.homogeneous = true
+        let y0 = (0..<sys.dimension).map { 1 + 0.1 * Double($0 % 7) }
+        let bdf = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-14))
+            .integrate(from: 0, y0: y0, to: 2)
+        let ref = try RosenbrockSolver(system: sys, options: ODEOptions(rtol: 1e-12, atol: 1e-16))
+            .integrate(from: 0, y0: y0, to: 2)
+        #expect(bdf.termination == .reachedEnd)
+        let e = relErr(bdf.y, ref.y)
+        print("BDF homogeneous decay vs Rodas4: rel error \(e), \(bdf.stats)")
+        #expect(e < 1e-6)
+    }
+
+    @Test func hitsSaveTimesExactly() throws {
+        let sys = ForcedLinear()
+        let saves = [0.1, 0.25, 1.0 / 3.0, 0.7, 1.0, 2.5]
+        var seen: [(Int, Double)] = []
+        var initial = 0
+        var values: [[Double]] = []
+        let obs = ClosureObserver { step in
+            if step.isInitial { initial += 1 }
+            if let i = step.saveIndex { seen.append((i, step.t)); values.append(Array(step.y)) }
+            return .proceed
+        }
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-9, atol: 1e-13))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 3, saveTimes: saves.reversed() + [-1, 7], observers: [obs])
+        #expect(run.termination == .reachedEnd)
+        #expect(run.t == 3)
+        #expect(initial == 1)
+        #expect(seen.map(\.1) == saves)
+        for (k, t) in saves.enumerated() where k < values.count { #expect(relErr(values[k], sys.exact(t)) < 1e-7) }
+    }
+
+    @Test func observerStopsTheRun() throws {
+        let sys = ForcedLinear()
+        var calls = 0
+        let obs = ClosureObserver { step in
+            calls += 1
+            return step.stepNumber >= 3 ? .stop : .proceed
+        }
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 100, saveTimes: [], observers: [obs])
+        #expect(run.termination == .stoppedByObserver)
+        #expect(run.stats.acceptedSteps == 3)
+        #expect(calls == 4)
+        #expect(run.t < 100)
+    }
+
+    @Test func throwingRightHandSideFails() throws {
+        let sys = ForcedLinear()
+        sys.throwAfter = 0.5
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 2)
+        #expect(run.termination == .failed)
+        #expect(run.failure is ForcedLinear.Boom)
+        #expect(run.t <= 0.5 && run.t > 0)
+    }
+
+    @Test func nonFiniteStateFails() throws {
+        let sys = ForcedLinear()
+        sys.nanAfter = 0.5
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 2)
+        #expect(run.termination == .failed)
+        if case .nonFiniteState? = run.failure as? ODEError {} else { Issue.record("expected nonFiniteState, got \(String(describing: run.failure))") }
+        #expect(run.y.allSatisfy { $0.isFinite })
+        #expect(run.t <= 0.5)
+    }
+
+    @Test func maxStepsHonoured() throws {
+        let sys = ForcedLinear()
+        let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-10, atol: 1e-14, maxSteps: 5))
+        let run = s.integrate(from: 0, y0: sys.exact(0), to: 100)
+        #expect(run.termination == .maxSteps)
+        #expect(run.stats.acceptedSteps == 5)
+    }
+
+    @Test func invalidInputsFail() throws {
+        let s = try BDFSolver(system: ForcedLinear(), options: ODEOptions())
+        #expect(s.integrate(from: 0, y0: [1, 2], to: 1).termination == .failed)
+        #expect(s.integrate(from: 1, y0: ForcedLinear().exact(0), to: 1).termination == .failed)
+    }
+
+    @Test func stiffScalarStaysStable() throws {
+        final class Stiff: LowRankJacobianSystem {
+            var dimension: Int { 1 }
+            func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+                dydt[0] = -1e8 * (y[0] - cos(t))
+            }
+            func makeLowRankJacobian() -> LowRankJacobian { LowRankJacobian(dimension: 1) }
+            func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
+                                 dfdt: UnsafeMutableBufferPointer<Double>) throws {
+                j.diagonal[0] = -1e8
+                dfdt[0] = 1e8 * -sin(t)
+            }
+        }
+        let s = try BDFSolver(system: Stiff(), options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+        let run = s.integrate(from: 0, y0: [1], to: 10)
+        #expect(run.termination == .reachedEnd)
+        #expect(abs(run.y[0] - cos(10.0)) < 1e-7)
+        #expect(run.stats.acceptedSteps < 2000)
+    }
+}
