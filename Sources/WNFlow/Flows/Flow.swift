@@ -56,7 +56,7 @@ public final class GradientFlow: Flow {
     public init(problem: Problem) {
         self.problem = problem
         workspace = LossWorkspace(problem: problem)
-        scaled = [Double](repeating: 0, count: problem.m * problem.weightCount)
+        scaled = []  // M·N workspace of the dense Jacobian, allocated on first use
     }
 
     public func weights(of state: UnsafeBufferPointer<Double>, into x: UnsafeMutablePointer<Double>) {
@@ -75,6 +75,7 @@ public final class GradientFlow: Flow {
         let n = dimension
         // The gradient (into dfdt as scratch) fills Aᵀe for the Hessian.
         workspace.gradient(at: y.baseAddress!, into: dfdt.baseAddress!)
+        if scaled.count != problem.m * n { scaled = [Double](repeating: 0, count: problem.m * n) }
         scaled.withUnsafeMutableBufferPointer { s in
             workspace.hessian(at: y.baseAddress!, into: dfdy.baseAddress!, scaled: s.baseAddress!)
         }
