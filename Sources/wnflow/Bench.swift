@@ -35,7 +35,7 @@ struct Bench: ParsableCommand {
         }
         print("BLAS: \(BLAS.name); cores: \(ParallelRunner.coreCount)")
         print(pad("case", 22) + pad("method", 11) + pad("status", 10) + "  steps       rhs     jac     wall s       s/rhs overhead")
-        let methods: [Method?] = quick ? [nil] : [nil, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
+        let methods: [Method?] = quick ? [nil] : [nil, .bdf, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
         for c in BenchSuite.stiffCases {
             for m in methods { show(try BenchSuite.run(name: c.name, config: c.config, method: m)) }
         }
