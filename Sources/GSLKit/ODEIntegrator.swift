@@ -200,9 +200,10 @@ public final class ODEIntegrator: ODESolver {
     }
 }
 
-/// Calls every observer; true when any asks to stop.
+/// Calls every observer (all of them, even after one asks to stop); true
+/// when any asks to stop. Shared by every `ODESolver`.
 @inline(__always)
-func notify(_ observers: [any StepObserver], _ step: AcceptedStep) -> Bool {
+public func notify(_ observers: [any StepObserver], _ step: AcceptedStep) -> Bool {
     var stop = false
     for o in observers where o.observe(step) == .stop { stop = true }
     return stop

@@ -104,3 +104,52 @@ struct WarningTests {
         #expect(cfg.warnings.contains { $0.contains("non-positive") })
     }
 }
+
+@Suite("Every predictor comparison in verify fails on a wrong run")
+struct PredictorComparisonBreakTests {
+    /// A converged constant-rate WN run and its config.
+    static func wnRun() throws -> (SimulationConfig, SimulationResult) {
+        let p = try Fixture.problem(m: 8, n: 24, depth: 2, seed: 102)
+        let cfg = Fixture.config(p, flow: .wn, x0: [Double](repeating: 0.02, count: p.n), etaG: 0.1)
+        return (cfg, Simulation(config: cfg).run(recordTrajectory: false))
+    }
+
+    static func verdict(_ name: String, _ cfg: SimulationConfig, _ r: SimulationResult) -> Bool? {
+        Verification.predictorComparisons(cfg, r).first { $0.name == name }?.passed
+    }
+
+    @Test("the true run passes all five comparisons")
+    func trueRunPasses() throws {
+        let (cfg, r) = try Self.wnRun()
+        for name in ["predict-limit", "predict-g-inf", "predict-log-rho", "bound-weighted-l1-gap", "bound-log-rho"] {
+            #expect(Self.verdict(name, cfg, r) == true, "\(name)")
+        }
+    }
+
+    @Test("a wrong g_∞ fails predict-g-inf; a wrong log ρ fails predict-log-rho and bound-log-rho")
+    func wrongMagnification() throws {
+        let (cfg, r) = try Self.wnRun()
+        var g = r
+        g.g = r.g! * (1 + 1e-5)
+        #expect(Self.verdict("predict-g-inf", cfg, g) == false)
+        var lr = r
+        lr.logRho = r.logRho! - 1
+        #expect(Self.verdict("predict-log-rho", cfg, lr) == false)
+        #expect(Self.verdict("bound-log-rho", cfg, lr) == false)
+    }
+
+    @Test("a limit with a larger weighted ℓ1 norm fails bound-weighted-l1-gap")
+    func wrongWeightedGap() throws {
+        let (cfg, r) = try Self.wnRun()
+        let pred = try Prediction(config: cfg)
+        let w = try #require(pred.report.weights)
+        // Move mass onto the most expensive coordinate: the weighted gap grows
+        // past the a-posteriori bound.
+        var broken = r
+        let k = w.indices.max { w[$0] < w[$1] }!
+        let extra = 10 * (pred.report.bounds.weightedGapBound ?? 1) / w[k] + 1
+        broken.x[k] = (r.x[k] * r.x[k] + extra).squareRoot()
+        broken.z = cfg.problem.endToEnd(broken.x)
+        #expect(Self.verdict("bound-weighted-l1-gap", cfg, broken) == false)
+    }
+}

@@ -26,7 +26,7 @@ public final class DiscreteDescent: ODESolver {
         var t = t0
         let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
         var saveIndex = 0
-        let initialStop = y.withUnsafeBufferPointer { notifyObservers(observers, AcceptedStep(t: t, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
+        let initialStop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
         if initialStop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         var k = 0
         while true {
@@ -56,15 +56,8 @@ public final class DiscreteDescent: ODESolver {
                 hit = saveIndex
                 while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
             }
-            let stop = y.withUnsafeBufferPointer { notifyObservers(observers, AcceptedStep(t: t, y: $0, h: step, saveIndex: hit, stepNumber: k)) }
+            let stop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: step, saveIndex: hit, stepNumber: k)) }
             if stop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         }
     }
-}
-
-/// Calls every observer; true when any asks to stop.
-func notifyObservers(_ observers: [any StepObserver], _ step: AcceptedStep) -> Bool {
-    var stop = false
-    for o in observers where o.observe(step) == .stop { stop = true }
-    return stop
 }

@@ -193,14 +193,19 @@ public final class Simulation {
             return try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .auto:
-            fatalError("unreachable: auto is resolved above")
+            // `resolvedMethod` never returns `.auto`; report rather than trap.
+            throw ODEError.invalidOptions("method auto did not resolve to a concrete method")
         }
     }
 
     /// Integrates and returns the result (always; failures are in `status`).
-    public func run(observers extra: [any StepObserver] = [], recordTrajectory: Bool = true) -> SimulationResult {
+    /// `monitorContext`, when the monitor runs, lends the stop criterion the
+    /// loss it computes anyway, so the loss is evaluated once per step.
+    public func run(observers extra: [any StepObserver] = [], recordTrajectory: Bool = true,
+                    monitorContext: MonitorContext? = nil) -> SimulationResult {
         let recorder = TrajectoryRecorder(flow: flow, enabled: recordTrajectory)
-        let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow)
+        let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow,
+                                context: monitorContext)
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
@@ -254,20 +259,30 @@ public final class StopCriteria: StepObserver {
     private var x: [Double]
     private var f: [Double]
     private let workspace: LossWorkspace
+    private let context: MonitorContext?
 
-    public init(flow: any Flow, lossBelow: Double, speedBelow: Double?) {
+    /// With `context`, the loss is read from the monitor's per-step state
+    /// instead of being computed a second time.
+    public init(flow: any Flow, lossBelow: Double, speedBelow: Double?, context: MonitorContext? = nil) {
         self.flow = flow
         self.lossBelow = lossBelow
         self.speedBelow = speedBelow
         x = [Double](repeating: 0, count: flow.problem.weightCount)
         f = [Double](repeating: 0, count: flow.dimension)
         workspace = LossWorkspace(problem: flow.problem)
+        self.context = context
     }
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
-        let loss = x.withUnsafeMutableBufferPointer { xb -> Double in
-            flow.weights(of: step.y, into: xb.baseAddress!)
-            return workspace.loss(at: xb.baseAddress!)
+        let loss: Double
+        if let context {
+            context.update(step)
+            loss = context.loss
+        } else {
+            loss = x.withUnsafeMutableBufferPointer { xb -> Double in
+                flow.weights(of: step.y, into: xb.baseAddress!)
+                return workspace.loss(at: xb.baseAddress!)
+            }
         }
         if loss <= lossBelow { converged = true; return .stop }
         if let speedBelow, step.stepNumber > 0 {

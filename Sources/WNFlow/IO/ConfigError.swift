@@ -93,8 +93,6 @@ public final class ObjectReader {
     /// Throws for the first key that was never read.
     public func finish() throws {
         for (k, _) in pairs where !used.contains(k) {
-            let known = Set(pairs.map { $0.0 }).subtracting([k])
-            _ = known
             throw ConfigError(field(k), "unknown key; remove it or check its spelling")
         }
     }

@@ -103,7 +103,7 @@ public struct SimulationConfig: Sendable {
     public var vNorm: Double = 1
     public var integrator: IntegratorSpec
     public var record: RecordSpec
-    /// Seed used by `generate` and `init` (for provenance).
+    /// Legal but suspect inputs (e.g. a non-positive start at depth ≥ 2).
     public var warnings: [String] = []
 
     public init(problem: Problem, model: ModelSpec, x0: [Double], integrator: IntegratorSpec = .init(),

@@ -98,7 +98,8 @@ extension Simulation {
             monitor = nil
             warning = "monitor disabled: \(error)"
         }
-        var result = run(observers: (monitor?.observers ?? []) + extra, recordTrajectory: recordTrajectory)
+        var result = run(observers: (monitor?.observers ?? []) + extra, recordTrajectory: recordTrajectory,
+                         monitorContext: monitor?.context)
         result.monitor = monitor?.reports() ?? []
         if let warning { result.warnings.append(warning) }
         return (result, monitor)
