@@ -52,10 +52,17 @@ static inline const gsl_root_fsolver_type *cgsl_root_bisection(void) { return gs
    large run, giving up that guarantee. */
 #if WNFLOW_BLAS_OPENBLAS
 extern void openblas_set_num_threads(int);
+/* The pthread build of OpenBLAS starts its worker threads when it is loaded;
+   they spin (sched_yield) waiting for work and, on a 2-core machine, take CPU
+   from the runs themselves (seen as 24% of samples in __schedule). With one
+   thread they never get work, so they are shut down (weak: absent from the
+   serial build). A later multithreaded call would start them again. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
 static inline void cgsl_blas_configure(void) {
     const char *s = getenv("WNFLOW_BLAS_THREADS");
     int k = s ? atoi(s) : 1;
     openblas_set_num_threads(k > 0 ? k : 1);
+    if (k <= 1 && blas_thread_shutdown_) (void)blas_thread_shutdown_();
 }
 static inline const char *cgsl_blas_name(void) { return "openblas"; }
 static inline void cgsl_blas_set_threads(int k) { openblas_set_num_threads(k > 0 ? k : 1); }

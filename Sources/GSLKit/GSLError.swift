@@ -36,6 +36,14 @@ public enum BLAS {
     /// `openblas` or `gslcblas`.
     public static var name: String { String(cString: cgsl_blas_name()) }
 
+    /// True for an optimized BLAS (OpenBLAS), whose level-3 kernels beat
+    /// GSLKit's own; false for GSL's reference CBLAS.
+    public static let isOptimized: Bool = name == "openblas"
+
+    /// Applies the BLAS configuration now (it is otherwise applied before
+    /// the first GSL call): single-threaded, idle OpenBLAS threads stopped.
+    public static func configure() { _ = blasConfigured }
+
     /// Sets the number of BLAS threads (process-wide; OpenBLAS only). More
     /// than one thread can change the last bits of results (seen at
     /// N = 2000), so WNFlow keeps 1 unless `WNFLOW_BLAS_THREADS` asks.

@@ -317,6 +317,24 @@ public func weightedGramUpper(k: Int, m: Int, r: UnsafePointer<Double>, ldr: Int
                               alpha: Double, out: UnsafeMutablePointer<Double>, ldo: Int,
                               scratch: UnsafeMutablePointer<Double>, chunk: Int) {
     if k == 0 || m == 0 { return }
+    if BLAS.isOptimized {
+        // OpenBLAS: S = α R[:, chunk] diag(w), then out += S R[:, chunk]ᵀ by dgemm
+        // (the full block; 2× the flops of the triangle, several times the speed:
+        // N = 2000, M = 500 bdf run 10.3 s → see README Performance).
+        var j0 = 0
+        while j0 < m {
+            let len = min(chunk, m - j0)
+            for p in 0..<k {
+                let src = r + p * ldr + j0
+                let dst = scratch + p * chunk
+                for t in 0..<len { dst[t] = alpha * src[t] * w[j0 + t] }
+            }
+            blasGemm(transposeA: false, transposeB: true, m: k, n: k, k: len, alpha: 1, a: scratch, lda: chunk,
+                     b: r + j0, ldb: ldr, beta: 1, c: out, ldc: ldo)
+            j0 += len
+        }
+        return
+    }
     var j0 = 0
     while j0 < m {
         let len = min(chunk, m - j0)

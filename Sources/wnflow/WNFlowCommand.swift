@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GSLKit
 import WNFlow
 
 /// Exit codes of INTERFACE.md.
@@ -28,6 +29,7 @@ struct WNFlowCommand: ParsableCommand {
                       MergeCommand.self, PlotCommand.self, Bench.self])
 
     static func main() {
+        BLAS.configure()
         let code: Int32
         do {
             var command = try parseAsRoot()

@@ -9,9 +9,14 @@ public protocol Flow: ODESystem {
     var kind: FlowKind { get }
     /// Writes the weights `x` of `state` into `x` (length `problem.weightCount`).
     func weights(of state: UnsafeBufferPointer<Double>, into x: UnsafeMutablePointer<Double>)
+    /// The flow's own loss workspace when its last evaluation was at exactly the
+    /// weights `x` (then `lastLoss(ifAt: x)` and `power` are valid), else nil.
+    func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace?
 }
 
 extension Flow {
+    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? { nil }
+
     /// The weights of a state (allocating; for cold paths).
     public func weights(of state: [Double]) -> [Double] {
         var x = [Double](repeating: 0, count: problem.weightCount)
@@ -61,6 +66,10 @@ public final class GradientFlow: Flow {
 
     public func weights(of state: UnsafeBufferPointer<Double>, into x: UnsafeMutablePointer<Double>) {
         x.update(from: state.baseAddress!, count: problem.weightCount)
+    }
+
+    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? {
+        workspace.lastLoss(ifAt: x) == nil ? nil : workspace
     }
 
     /// (1.11): `x' = −L x^{⊙(L−1)} ⊙ Aᵀ(A x^{⊙L} − y)`.

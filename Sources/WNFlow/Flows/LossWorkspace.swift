@@ -1,3 +1,4 @@
+import Foundation
 import GSLKit
 
 /// Allocation-free evaluation of the loss (1.10) and its gradient
@@ -15,6 +16,9 @@ public final class LossWorkspace {
     public private(set) var residual: [Double]
     /// `r = Aᵀ e` of the last evaluation.
     public private(set) var backprojected: [Double]
+    /// The point and value of the last `loss(at:)` evaluation (see `lastLoss(ifAt:)`).
+    private var lastX: [Double]
+    private var lastValue = Double.nan
 
     public init(problem: Problem) {
         matrix = problem.matrix
@@ -23,6 +27,17 @@ public final class LossWorkspace {
         power = [Double](repeating: 0, count: problem.weightCount)
         residual = [Double](repeating: 0, count: problem.m)
         backprojected = [Double](repeating: 0, count: problem.weightCount)
+        lastX = [Double](repeating: .nan, count: problem.weightCount)
+    }
+
+    /// The loss of the last evaluation when it was at exactly `x` (bitwise), else nil;
+    /// `power` and `residual` then belong to `x` too. Explicit steppers evaluate the
+    /// RHS at the state they accept (GSL's `dydt_out`), so a per-step observer reads
+    /// the loss (1.10) there for an O(N) comparison instead of a mat-vec.
+    public func lastLoss(ifAt x: UnsafePointer<Double>) -> Double? {
+        lastX.withUnsafeBufferPointer { l in
+            memcmp(l.baseAddress!, x, n * MemoryLayout<Double>.stride) == 0 ? lastValue : nil
+        }
     }
 
     /// Fills `power`, `residual` and returns the loss `½‖e‖²`.
@@ -36,7 +51,10 @@ public final class LossWorkspace {
                 matrix.gemv(x: w.baseAddress!, beta: -1, into: e.baseAddress!)
             }
         }
-        return residual.withUnsafeBufferPointer { 0.5 * blasDot(m, $0.baseAddress!, $0.baseAddress!) }
+        let value = residual.withUnsafeBufferPointer { 0.5 * blasDot(m, $0.baseAddress!, $0.baseAddress!) }
+        lastX.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: n) }
+        lastValue = value
+        return value
     }
 
     /// Writes `∇ℒ(x)` into `grad` and returns the loss. Also fills

@@ -58,6 +58,10 @@ public final class WeightNormFlow: Flow {
         for i in 0..<n { out[i] = s * v[i] }
     }
 
+    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? {
+        workspace.lastLoss(ifAt: x) == nil ? nil : workspace
+    }
+
     /// The value of η_g at a state.
     @inline(__always)
     func etaG(g: Double, vNorm2: Double) -> Double {
@@ -72,8 +76,10 @@ public final class WeightNormFlow: Flow {
         let n = problem.weightCount
         let g = y[0]
         let v = y.baseAddress! + 1
-        let nv2 = blasDot(n, v, v)
-        let nv = nv2.squareRoot()
+        // x exactly as `weights(of:)` computes it, so that observers find
+        // the loss of an evaluated state cached (`workspace(ifEvaluatedAt:)`).
+        let nv = blasNorm(n, v)
+        let nv2 = nv * nv
         x.withUnsafeMutableBufferPointer { xb in
             grad.withUnsafeMutableBufferPointer { gb in
                 let scale = g / nv

@@ -90,12 +90,19 @@ public final class MonitorContext {
         state.withUnsafeMutableBufferPointer { s in
             s.baseAddress!.update(from: step.y.baseAddress!, count: min(step.y.count, s.count))
         }
-        x.withUnsafeMutableBufferPointer { xb in
+        // The loss where the integrator evaluated the RHS last is cached by the flow.
+        let source = x.withUnsafeMutableBufferPointer { xb -> LossWorkspace in
             flow.weights(of: step.y, into: xb.baseAddress!)
+            if let cached = flow.workspace(ifEvaluatedAt: xb.baseAddress!),
+               let value = cached.lastLoss(ifAt: xb.baseAddress!) {
+                loss = value
+                return cached
+            }
             loss = workspace.loss(at: xb.baseAddress!)
+            return workspace
         }
         residualNorm = (2 * loss).squareRoot()
-        powerNorm = workspace.power.withUnsafeBufferPointer { blasNorm(n, $0.baseAddress!) }
+        powerNorm = source.power.withUnsafeBufferPointer { blasNorm(n, $0.baseAddress!) }
         if isWeightNormalized {
             g = step.y[0]
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
