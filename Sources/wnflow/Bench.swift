@@ -64,12 +64,17 @@ struct Bench: ParsableCommand {
         let count = quick ? 8 : 32
         var one = (wall: Double.nan, runsPerSecond: Double.nan), all = one
         if selected("ensemble") {
-            one = try BenchSuite.ensemble(count: count, jobs: 1)
-            all = try BenchSuite.ensemble(count: count, jobs: ParallelRunner.coreCount)
+            // Best of 2 each, alternating, so that a burst of other load hits both.
+            for _ in 0..<2 {
+                let a = try BenchSuite.ensemble(count: count, jobs: 1)
+                if !(a.runsPerSecond <= one.runsPerSecond) { one = a }
+                let b = try BenchSuite.ensemble(count: count, jobs: ParallelRunner.coreCount)
+                if !(b.runsPerSecond <= all.runsPerSecond) { all = b }
+            }
         }
         let speedup = all.runsPerSecond / one.runsPerSecond
         if selected("ensemble") {
-            print(String(format: "ensemble of %d WN runs: 1 core %.2f runs/s, %d cores %.2f runs/s, speedup %.2fx",
+            print(String(format: "ensemble of %d WN runs (best of 2): 1 core %.2f runs/s, %d cores %.2f runs/s, speedup %.2fx",
                          count, one.runsPerSecond, ParallelRunner.coreCount, all.runsPerSecond, speedup))
         }
         // predict against simulate.
