@@ -15,6 +15,12 @@ import argparse
 import glob
 import json
 import os
+
+# numpy single-threaded, like wnflow. With two OpenBLAS threads on a 2-core
+# machine where another process held a core, LSODA on wn3 took 12.9 s instead
+# of 0.90 s (its threads spin while waiting): the peers' timings were noise.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 import subprocess
 import sys
 import tempfile
