@@ -88,7 +88,17 @@ public enum LimitPredictor {
         guard depth >= 1 else { throw TheoryError.invalidInput("depth must be >= 1 (got \(depth))") }
         guard A.cols == n else { throw TheoryError.invalidInput("x0 has \(n) entries but A has \(A.cols) columns") }
         guard A.rows == y.count else { throw TheoryError.invalidInput("y has \(y.count) entries but A has \(A.rows) rows") }
-        guard A.isFinite, y.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("A and y must be finite") }
+        guard allFinite(A.storage), allFinite(y) else { throw TheoryError.invalidInput("A and y must be finite") }
+    }
+
+    /// Whether every entry is finite, by integer operations on the bit patterns (they vectorize):
+    /// the exponent field plus one carries into the sign bit exactly when it is all ones (±∞, NaN).
+    static func allFinite(_ v: [Double]) -> Bool {
+        var bad: UInt64 = 0
+        v.withUnsafeBufferPointer { b in
+            for x in b { bad |= ((x.bitPattern & 0x7FF0_0000_0000_0000) &+ 0x0010_0000_0000_0000) }
+        }
+        return bad & 0x8000_0000_0000_0000 == 0
     }
 
     static func linear(A: Matrix, y: [Double], x0: [Double], svd: SVD) -> GFLimitPrediction {
@@ -119,108 +129,46 @@ public enum LimitPredictor {
         return out
     }
 
-    /// Shared entry with a warm start for λ (used by the WN root search).
+    /// Shared entry with a warm start for λ (used by the WN root search); `predictor` is a
+    /// second L = 2 starting candidate and `signSettled` an L = 2 early exit (see `entropic`),
+    /// both ignored for other depths.
     static func gradientFlow(A: Matrix, y: [Double], depth: Int, logX0: [Double],
-                             warmStart: inout [Double]?) throws -> GFLimitPrediction {
+                             warmStart: inout [Double]?, predictor: [Double]? = nil,
+                             workspace: DualWorkspace? = nil,
+                             signSettled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil) throws -> GFLimitPrediction {
         switch depth {
         case 1:
             let x0 = logX0.map { Foundation.exp($0) }
             return linear(A: A, y: y, x0: x0, svd: try SVD(A))
         case 2:
-            return try entropic(A: A, y: y, logX0: logX0, warmStart: &warmStart)
+            return try entropic(A: A, y: y, logX0: logX0, warmStart: &warmStart, predictor: predictor, workspace: workspace,
+                                signSettled: signSettled)
         default:
-            return try power(A: A, y: y, depth: depth, logX0: logX0, warmStart: &warmStart)
+            return try power(A: A, y: y, depth: depth, logX0: logX0, warmStart: &warmStart, workspace: workspace)
         }
-    }
-
-    /// `A diag(d) Aᵀ` via `B = A diag(√d)`, `B Bᵀ` (dsyrk).
-    static func weightedGram(_ a: Matrix, _ d: [Double]) -> Matrix {
-        var b = a
-        let n = a.cols
-        let sq = d.map { $0.squareRoot() }
-        b.storage.withUnsafeMutableBufferPointer { s in
-            for i in 0..<a.rows { for j in 0..<n { s[i * n + j] *= sq[j] } }
-        }
-        return b.gram(rowsTimesRowsT: true)
-    }
-
-    /// Solves `H x = r` for symmetric positive semi-definite `H`: Cholesky, then Cholesky with
-    /// a growing ridge `τ·tr(H)/M`, then the SVD pseudo-inverse.
-    /// (A local Cholesky: GSLKit's `CholeskyFactorization` frees its matrix twice when the
-    /// factorization fails, because `deinit` runs after a throwing `init`.)
-    static func solveSPD(_ h: Matrix, _ r: [Double]) -> [Double]? {
-        let m = h.rows
-        if m == 0 { return [] }
-        if let x = choleskySolve(h, r, shift: 0) { return x }
-        var tr = 0.0
-        for i in 0..<m { tr += h[i, i] }
-        let base = max(tr / Double(m), Double.leastNormalMagnitude)
-        var tau = 1e-14
-        while tau <= 1e-2 {
-            if let x = choleskySolve(h, r, shift: tau * base) { return x }
-            tau *= 100
-        }
-        if let svd = try? SVD(h) {
-            let x = svd.pseudoInverseApply(r)
-            if x.allSatisfy(\.isFinite) { return x }
-        }
-        return nil
-    }
-
-    /// `(H + shift·I) x = r` by a dense Cholesky factorization; nil when not positive definite.
-    static func choleskySolve(_ h: Matrix, _ r: [Double], shift: Double) -> [Double]? {
-        let m = h.rows
-        var l = h.storage
-        for i in 0..<m { l[i * m + i] += shift }
-        return l.withUnsafeMutableBufferPointer { a -> [Double]? in
-            for j in 0..<m {
-                var d = a[j * m + j]
-                for k in 0..<j { d -= a[j * m + k] * a[j * m + k] }
-                guard d > 0, d.isFinite else { return nil }
-                let djj = d.squareRoot()
-                a[j * m + j] = djj
-                for i in (j + 1)..<max(m, j + 1) {
-                    var s = a[i * m + j]
-                    for k in 0..<j { s -= a[i * m + k] * a[j * m + k] }
-                    a[i * m + j] = s / djj
-                }
-            }
-            var x = r
-            for i in 0..<m {  // L w = r
-                var s = x[i]
-                for k in 0..<i { s -= a[i * m + k] * x[k] }
-                x[i] = s / a[i * m + i]
-            }
-            for i in stride(from: m - 1, through: 0, by: -1) {  // Lᵀ x = w
-                var s = x[i]
-                for k in (i + 1)..<max(m, i + 1) { s -= a[k * m + i] * x[k] }
-                x[i] = s / a[i * m + i]
-            }
-            return x.allSatisfy(\.isFinite) ? x : nil
-        }
-    }
-
-    /// `‖ |A| |z| ‖₂`: the size of the rounding floor of `A z`.
-    static func absProductNorm(_ a: Matrix, _ z: [Double]) -> Double {
-        var s = 0.0
-        let n = a.cols
-        for i in 0..<a.rows {
-            var t = 0.0
-            for j in 0..<n { t += abs(a.storage[i * n + j] * z[j]) }
-            s += t * t
-        }
-        return s.squareRoot()
     }
 
     // MARK: L = 2
 
-    private struct EntropicState {
-        var lambda: [Double]
-        var logz: [Double]
-        var z: [Double]
-        var f: Double
-        var g: [Double]
-        var r: Double
+    /// `v = log z = a + Aᵀλ`, `z = exp(v)`, `f = Σ z − yᵀλ`, `g = A z − y`, `r = ‖g‖` at `p.lambda`.
+    private static func entropicState(_ p: DualPoint, a: UnsafePointer<Double>, ws: DualWorkspace) {
+        let m = ws.m, n = ws.n
+        ws.multiplyTransposed(p.lambda, into: p.v)
+        var sumz = 0.0
+        for j in 0..<n {
+            p.v[j] = a[j] + p.v[j]
+            p.z[j] = Foundation.exp(p.v[j])
+            sumz += p.z[j]
+        }
+        let yl = m > 0 ? ws.y.withUnsafeBufferPointer { blasDot(m, $0.baseAddress!, p.lambda) } : 0
+        let f = sumz - yl
+        ws.multiply(p.z, into: p.g)
+        var r2 = 0.0
+        ws.y.withUnsafeBufferPointer { y in
+            for i in 0..<m { p.g[i] = p.g[i] - y[i]; r2 += p.g[i] * p.g[i] }
+        }
+        p.f = f.isNaN ? .infinity : f
+        p.r = r2.squareRoot()
     }
 
     /// L = 2 (MATH.md §4): `log z(λ) = 2 log x̃₀ + Aᵀλ`, minimize `Σ z(λ) − yᵀλ`.
@@ -230,99 +178,197 @@ public enum LimitPredictor {
     /// the dual objective or `‖Az − y‖` decreases sufficiently (the Newton direction is a
     /// descent direction for both; the second survives the rounding noise of the objective).
     /// Stops at `‖Az − y‖ ≤ max(1e-15‖y‖, 4ε‖|A|z‖)` or when the residual stagnates.
-    static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?) throws -> GFLimitPrediction {
-        let m = A.rows, n = A.cols
-        let a = logX0.map { 2 * $0 }
-        let ny = norm2(y)
-        func state(_ lam: [Double]) -> EntropicState {
-            let t = m > 0 ? A.multiplyTransposed(lam) : [Double](repeating: 0, count: n)
-            var logz = [Double](repeating: 0, count: n)
-            var z = [Double](repeating: 0, count: n)
-            var sumz = 0.0
-            for j in 0..<n {
-                logz[j] = a[j] + t[j]
-                z[j] = Foundation.exp(logz[j])
-                sumz += z[j]
+    /// Starts from `warmStart` (or λ = 0), or from `predictor` when its residual is smaller.
+    /// All iterates live in the preallocated `workspace` (one is made when nil).
+    /// `signSettled(log z, δ log z)`, when given, may stop the iteration before the tolerance
+    /// (after a full Newton step, residual ≤ 1e-6‖y‖) by returning true for the current
+    /// `log z` and the estimated remaining correction `δ log z`; `workspace.stoppedEarly` then
+    /// says so (the WN root search uses it where only the sign of φ matters).
+    static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?,
+                         predictor: [Double]? = nil, workspace: DualWorkspace? = nil,
+                         signSettled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil) throws -> GFLimitPrediction {
+        let ws = workspace ?? DualWorkspace(A: A, y: y)
+        let m = ws.m, n = ws.n
+        let ny = ws.ny
+        let aArr = logX0.map { 2 * $0 }
+        return try aArr.withUnsafeBufferPointer { ab -> GFLimitPrediction in
+            let a = ab.baseAddress ?? UnsafePointer(ws.w)
+            // Starting point: the predictor (the WN root search's first-order extrapolation of λ
+            // in log ρ) when it is already close (residual ≤ 1e-2‖y‖); otherwise the better of
+            // it and `warmStart`; λ = 0 when neither gives finite values.
+            var started = false
+            if let pr = predictor, pr.count == m {
+                for i in 0..<m { ws.cur.lambda[i] = pr[i] }
+                entropicState(ws.cur, a: a, ws: ws)
+                started = ws.cur.f.isFinite && ws.cur.r.isFinite
             }
-            let f = sumz - dot(y, lam)
-            let az = m > 0 ? A.multiply(z) : []
-            var g = [Double](repeating: 0, count: m)
-            var r2 = 0.0
-            for i in 0..<m { g[i] = az[i] - y[i]; r2 += g[i] * g[i] }
-            return EntropicState(lambda: lam, logz: logz, z: z, f: f.isNaN ? .infinity : f, g: g, r: r2.squareRoot())
-        }
-        var cur = state(warmStart ?? [Double](repeating: 0, count: m))
-        if !cur.f.isFinite || !cur.r.isFinite { cur = state([Double](repeating: 0, count: m)) }
-        var best = cur
-        var cap = 5.0
-        var iterations = 0
-        var stall = 0
-        var bestIteration = 0
-        let maxIterations = 3000
-        while iterations < maxIterations {
-            // Rounding floor: log z carries an absolute error ≈ ε(|2 log x̃₀| + 1).
-            let tol = max(1e-15 * ny, 4 * Double.ulpOfOne * absProductNorm(A, zip(cur.z, a).map { $0 * (1 + abs($1)) }))
-            if cur.r <= tol || m == 0 { break }
-            if iterations - bestIteration >= 15 && best.r <= 1e-9 * ny { break }  // stagnation at the floor
-            iterations += 1
-            let s = cur.logz.max() ?? 0
-            let zhat = cur.logz.map { Foundation.exp($0 - s) }
-            let h = weightedGram(A, zhat)
-            guard let d = solveSPD(h, cur.g.map { -$0 }) else { break }
-            let u = A.multiplyTransposed(d)
-            let mu = maxAbs(u)
-            if !(mu > 0) || !mu.isFinite { break }
-            // Newton step Δ = e^{−s} d, limited to max|AᵀΔ| ≤ cap (evaluated in logs).
-            let capped = Foundation.log(mu) - s > Foundation.log(cap)
-            let scale = capped ? cap / mu : Foundation.exp(-s)
-            let delta = d.map { $0 * scale }
-            let slope = dot(cur.g, delta)
-            var alpha = 1.0
-            var accepted: EntropicState? = nil
-            for _ in 0..<60 {
-                let lam = zip(cur.lambda, delta).map { $0 + alpha * $1 }
-                let cand = state(lam)
-                if cand.f.isFinite && cand.r.isFinite
-                    && (cand.f <= cur.f + 1e-4 * alpha * slope || cand.r <= (1 - 1e-4 * alpha) * cur.r) {
-                    accepted = cand
-                    break
+            if !(started && ws.cur.r <= 1e-2 * ny), let w0 = warmStart, w0.count == m {
+                let p = started ? ws.cand : ws.cur
+                for i in 0..<m { p.lambda[i] = w0[i] }
+                entropicState(p, a: a, ws: ws)
+                if p.f.isFinite && p.r.isFinite {
+                    if started && p.r < ws.cur.r { ws.swapCurrentAndCandidate() }
+                    started = true
                 }
-                alpha *= 0.5
             }
-            guard let next = accepted else { break }
-            if capped && alpha == 1 { cap = min(cap * 4, 1e4) } else if alpha < 1 { cap = max(5, cap * 0.5) }
-            // Stagnation at the rounding floor (only counted once the residual is tiny).
-            if !capped && alpha == 1 && next.r > 0.5 * cur.r && next.r <= 1e-9 * ny { stall += 1 } else if next.r <= 0.5 * cur.r { stall = 0 }
-            cur = next
-            if cur.r < 0.5 * best.r { bestIteration = iterations }
-            if cur.r < best.r { best = cur }
-            if stall >= 3 { break }
+            if !started {
+                ws.cur.lambda.update(repeating: 0, count: m)
+                entropicState(ws.cur, a: a, ws: ws)
+            }
+            ws.best.copy(from: ws.cur)
+            ws.factorNearBest = false
+            var lastStep = Double.infinity  // max|AᵀΔλ| of the last accepted step
+            var lastFull = false  // whether that step was an uncapped, undamped Newton step
+            var bestIsCurrent = true
+            ws.stoppedEarly = false
+            var cap = 5.0
+            var iterations = 0
+            var stall = 0
+            var bestIteration = 0
+            let maxIterations = 3000
+            while iterations < maxIterations {
+                let cur = ws.cur
+                // Rounding floor: log z carries an absolute error ≈ ε(|2 log x̃₀| + 1).
+                for j in 0..<n { ws.w[j] = cur.z[j] * (1 + abs(a[j])) }
+                if m == 0 || ws.withinRoundingFloor(cur.r, ws.w) { break }
+                if iterations - bestIteration >= 15 && ws.best.r <= 1e-9 * ny { break }  // stagnation at the floor
+                // Early exit for callers that only need a sign (see `signSettled`): after a full
+                // step, the chord correction Δc = −H⁻¹g (with the factor of that step, one
+                // triangular solve pair) estimates what is left of log z.
+                if let signSettled, lastFull, bestIsCurrent, ws.cholHoldsFactor, cur.r <= 1e-6 * ny {
+                    for i in 0..<m { ws.d2[i] = -cur.g[i] }
+                    let sc = Foundation.exp(-ws.factorLogScale)
+                    if sc.isFinite && ws.solveWithFactor(ws.d2) {
+                        for i in 0..<m { ws.d2[i] = ws.d2[i] * sc }
+                        ws.multiplyTransposed(ws.d2, into: ws.u)
+                        if signSettled(cur.v, ws.u) { ws.stoppedEarly = true; break }
+                    }
+                }
+                iterations += 1
+                var s = -Double.infinity
+                for j in 0..<n { s = max(s, cur.v[j]) }
+                if n == 0 { s = 0 }
+                // ẑ = e^{log z − s}; from z itself (one product) where z is a normal number.
+                let es = Foundation.exp(-s)
+                for j in 0..<n {
+                    let v = cur.v[j]
+                    ws.zhat[j] = v > -700 && es.isFinite ? cur.z[j] * es : Foundation.exp(v - s)
+                }
+                ws.weightedGram(ws.zhat)
+                for i in 0..<m { ws.rhs[i] = -cur.g[i] }
+                guard ws.solveSPD() else { break }
+                ws.factorLogScale = s
+                let d = ws.d
+                ws.multiplyTransposed(d, into: ws.u)
+                var mu = 0.0
+                for j in 0..<n { mu = max(mu, abs(ws.u[j])) }
+                if !(mu > 0) || !mu.isFinite { break }
+                // Newton step Δ = e^{−s} d, limited to max|AᵀΔ| ≤ cap (evaluated in logs).
+                let capped = Foundation.log(mu) - s > Foundation.log(cap)
+                let scale = capped ? cap / mu : Foundation.exp(-s)
+                for i in 0..<m { d[i] = d[i] * scale }
+                let slope = blasDot(m, cur.g, d)
+                var alpha = 1.0
+                var accepted = false
+                let cand = ws.cand
+                // Full steps only: first try Chebyshev's third-order correction
+                // Δ₂ = −½ H⁻¹ D³f[Δ, Δ] = −½ Ĥ⁻¹ A(ẑ ⊙ (AᵀΔ)²) with the same factor (cubic
+                // instead of quadratic local convergence for two extra mat-vecs and one
+                // triangular solve pair), kept when |Δ₂| ≤ ½|Δ| and the step passes the usual test.
+                if !capped {
+                    for j in 0..<n { let u1 = scale * ws.u[j]; ws.w[j] = ws.zhat[j] * u1 * u1 }
+                    ws.multiply(ws.w, into: ws.d2)
+                    if ws.solveWithFactor(ws.d2) {
+                        var n1 = 0.0, n2 = 0.0
+                        for i in 0..<m {
+                            ws.d2[i] = -0.5 * ws.d2[i]
+                            n1 = max(n1, abs(d[i])); n2 = max(n2, abs(ws.d2[i]))
+                        }
+                        if n2.isFinite && n2 <= 0.5 * n1 {
+                            for i in 0..<m { cand.lambda[i] = cur.lambda[i] + (d[i] + ws.d2[i]) }
+                            let slope2 = slope + blasDot(m, cur.g, ws.d2)
+                            entropicState(cand, a: a, ws: ws)
+                            if cand.f.isFinite && cand.r.isFinite
+                                && ((slope2 < 0 && cand.f <= cur.f + 1e-4 * slope2) || cand.r <= (1 - 1e-4) * cur.r) {
+                                accepted = true
+                            }
+                        }
+                    }
+                }
+                for _ in 0..<60 where !accepted {
+                    for i in 0..<m { cand.lambda[i] = cur.lambda[i] + alpha * d[i] }
+                    entropicState(cand, a: a, ws: ws)
+                    if cand.f.isFinite && cand.r.isFinite
+                        && (cand.f <= cur.f + 1e-4 * alpha * slope || cand.r <= (1 - 1e-4 * alpha) * cur.r) {
+                        accepted = true
+                        break
+                    }
+                    alpha *= 0.5
+                }
+                guard accepted else { break }
+                if capped && alpha == 1 { cap = min(cap * 4, 1e4) } else if alpha < 1 { cap = max(5, cap * 0.5) }
+                // Stagnation at the rounding floor (only counted once the residual is tiny).
+                if !capped && alpha == 1 && cand.r > 0.5 * cur.r && cand.r <= 1e-9 * ny { stall += 1 } else if cand.r <= 0.5 * cur.r { stall = 0 }
+                let halved = cand.r < 0.5 * ws.best.r
+                ws.swapCurrentAndCandidate()
+                lastStep = alpha * mu * scale
+                lastFull = !capped && alpha == 1
+                if halved { bestIteration = iterations }
+                bestIsCurrent = ws.cur.r < ws.best.r
+                if bestIsCurrent { ws.best.copy(from: ws.cur) }
+                if stall >= 3 { break }
+            }
+            // The factor of the last iteration serves `entropicSlope` when that iteration's
+            // step was tiny and its result is the answer.
+            if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur); bestIsCurrent = true }
+            ws.factorNearBest = (lastStep <= 1e-4 || ws.stoppedEarly) && bestIsCurrent
+            let best = ws.best
+            let z = best.zArray
+            guard best.r.isFinite, z.allSatisfy(\.isFinite) else {
+                throw TheoryError.notConverged("L = 2 dual Newton produced non-finite values")
+            }
+            let lambda = best.lambdaArray
+            warmStart = lambda
+            let rel = ny > 0 ? best.r / ny : best.r
+            if rel > 1e-6 {
+                throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
+                    + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
+            }
+            let logx = best.vArray.map { $0 / 2 }
+            return GFLimitPrediction(depth: 2, z: z, x: logx.map { Foundation.exp($0) }, logX: logx,
+                                     lambda: lambda, iterations: iterations, kktResidual: rel,
+                                     lostDigits: false, amplification: nil, method: "dual-newton")
         }
-        if cur.r < best.r { best = cur }
-        guard best.r.isFinite, best.z.allSatisfy(\.isFinite) else {
-            throw TheoryError.notConverged("L = 2 dual Newton produced non-finite values")
-        }
-        warmStart = best.lambda
-        let rel = ny > 0 ? best.r / ny : best.r
-        if rel > 1e-6 {
-            throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
-                + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
-        }
-        let logx = best.logz.map { $0 / 2 }
-        return GFLimitPrediction(depth: 2, z: best.z, x: logx.map { Foundation.exp($0) }, logX: logx,
-                                 lambda: best.lambda, iterations: iterations, kktResidual: rel,
-                                 lostDigits: false, amplification: nil, method: "dual-newton")
     }
 
     // MARK: L ≥ 3
 
-    private struct PowerState {
-        var lambda: [Double]
-        var s: [Double]
-        var z: [Double]
-        var phi: Double
-        var g: [Double]
-        var r: Double
+    /// `v = s = b + Aᵀλ`, `z = s^{−p}`, `f = φ = −Σ s^{−q}/q − yᵀλ`, `g = A z − y` at `p.lambda`;
+    /// false when some `s ≤ 0` or φ, ‖g‖ are not finite.
+    private static func powerState(_ pt: DualPoint, b: UnsafePointer<Double>, p: Double, q: Double,
+                                   ws: DualWorkspace) -> Bool {
+        let m = ws.m, n = ws.n
+        ws.multiplyTransposed(pt.lambda, into: pt.v)
+        var sum = 0.0
+        for j in 0..<n {
+            let sj = b[j] + pt.v[j]
+            pt.v[j] = sj
+            if !(sj > 0) { return false }
+            let ls = Foundation.log(sj)
+            pt.z[j] = Foundation.exp(-p * ls)
+            sum += Foundation.exp(-q * ls)
+        }
+        let yl = m > 0 ? ws.y.withUnsafeBufferPointer { blasDot(m, $0.baseAddress!, pt.lambda) } : 0
+        let phi = -sum / q - yl
+        ws.multiply(pt.z, into: pt.g)
+        var r2 = 0.0
+        ws.y.withUnsafeBufferPointer { y in
+            for i in 0..<m { pt.g[i] = pt.g[i] - y[i]; r2 += pt.g[i] * pt.g[i] }
+        }
+        guard phi.isFinite, r2.isFinite else { return false }
+        pt.f = phi
+        pt.r = r2.squareRoot()
+        return true
     }
 
     /// L ≥ 3 (MATH.md §4): `s(λ) = x̃₀^{⊙(2−L)} + Aᵀλ > 0`, `z = s^{⊙(−p)}`, `p = L/(L−2)`;
@@ -333,7 +379,9 @@ public enum LimitPredictor {
     /// lower bound on R, then at Newton's answer) it returns the weighted-ℓ1 LP minimizer
     /// with weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∝ x̃₀^{⊙(2−L)}` (the minimizer does
     /// not depend on the common factor), `method = "weighted-l1-lp"`, `lostDigits = true`.
-    static func power(A: Matrix, y: [Double], depth L: Int, logX0: [Double], warmStart: inout [Double]?) throws -> GFLimitPrediction {
+    /// All iterates live in the preallocated `workspace` (one is made when nil).
+    static func power(A: Matrix, y: [Double], depth L: Int, logX0: [Double], warmStart: inout [Double]?,
+                      workspace: DualWorkspace? = nil) throws -> GFLimitPrediction {
         let m = A.rows, n = A.cols
         let p = Double(L) / Double(L - 2)
         let q = p - 1
@@ -347,96 +395,99 @@ public enum LimitPredictor {
         if ny == 0 || logRLow > logThreshold || (logb.max() ?? 0) > 600 {
             return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: max(logRLow, 0))
         }
-        let b = logb.map { Foundation.exp($0) }
-        func state(_ lam: [Double]) -> PowerState? {
-            let t = m > 0 ? A.multiplyTransposed(lam) : [Double](repeating: 0, count: n)
-            var s = [Double](repeating: 0, count: n)
-            var z = [Double](repeating: 0, count: n)
-            var sum = 0.0
-            for j in 0..<n {
-                s[j] = b[j] + t[j]
-                if !(s[j] > 0) { return nil }
-                let ls = Foundation.log(s[j])
-                z[j] = Foundation.exp(-p * ls)
-                sum += Foundation.exp(-q * ls)
+        let ws = workspace ?? DualWorkspace(A: A, y: y)
+        let bArr = logb.map { Foundation.exp($0) }
+        let outcome: (prediction: GFLimitPrediction?, logR: Double, lambda: [Double]) = try bArr.withUnsafeBufferPointer { bb in
+            let b = bb.baseAddress ?? UnsafePointer(ws.w)
+            var ok = false
+            if let w0 = warmStart, w0.count == m {
+                for i in 0..<m { ws.cur.lambda[i] = w0[i] }
+                ok = powerState(ws.cur, b: b, p: p, q: q, ws: ws)
             }
-            let phi = -sum / q - dot(y, lam)
-            let az = m > 0 ? A.multiply(z) : []
-            var g = [Double](repeating: 0, count: m)
-            var r2 = 0.0
-            for i in 0..<m { g[i] = az[i] - y[i]; r2 += g[i] * g[i] }
-            guard phi.isFinite, r2.isFinite else { return nil }
-            return PowerState(lambda: lam, s: s, z: z, phi: phi, g: g, r: r2.squareRoot())
-        }
-        let zeroLam = [Double](repeating: 0, count: m)
-        guard var cur = warmStart.flatMap({ $0.count == m ? state($0) : nil }) ?? state(zeroLam) else {
-            throw TheoryError.notConverged("L >= 3: x0^(2-L) overflows")
-        }
-        var best = cur
-        var iterations = 0
-        var stall = 0
-        var bestIteration = 0
-        while iterations < 500 {
-            // Rounding floor: s = b + Aᵀλ carries an absolute error ≈ ε·b, so z_n a relative
-            // error ≈ p·ε·b_n/s_n.
-            var zb = [Double](repeating: 0, count: n)
-            for j in 0..<n { zb[j] = cur.z[j] * (1 + p * b[j] / cur.s[j]) }
-            let tol = max(1e-15 * ny, 4 * Double.ulpOfOne * absProductNorm(A, zb))
-            if cur.r <= tol || m == 0 { break }
-            if iterations - bestIteration >= 15 && best.r <= 1e-9 * ny { break }  // stagnation at the floor
-            iterations += 1
-            var dw = [Double](repeating: 0, count: n)
-            for j in 0..<n { dw[j] = p * cur.z[j] / cur.s[j] }  // p s^{−p−1}
-            let dmax = dw.max() ?? 1
-            guard dmax > 0 else { break }
-            let h = weightedGram(A, dw.map { $0 / dmax })
-            guard let d = solveSPD(h, cur.g) else { break }
-            let delta = d.map { $0 / dmax }
-            let u = A.multiplyTransposed(delta)
-            var alphaMax = Double.infinity
-            for j in 0..<n where u[j] < 0 { alphaMax = min(alphaMax, cur.s[j] / -u[j]) }
-            var alpha = min(1.0, 0.99 * alphaMax)
-            let full = alpha == 1
-            let slope = dot(cur.g, delta)
-            var accepted: PowerState? = nil
-            for _ in 0..<60 {
-                let lam = zip(cur.lambda, delta).map { $0 + alpha * $1 }
-                if let cand = state(lam),
-                   cand.phi >= cur.phi + 1e-4 * alpha * slope || cand.r <= (1 - 1e-4 * alpha) * cur.r {
-                    accepted = cand
-                    break
+            if !ok {
+                ws.cur.lambda.update(repeating: 0, count: m)
+                ok = powerState(ws.cur, b: b, p: p, q: q, ws: ws)
+            }
+            guard ok else { throw TheoryError.notConverged("L >= 3: x0^(2-L) overflows") }
+            ws.best.copy(from: ws.cur)
+            var iterations = 0
+            var stall = 0
+            var bestIteration = 0
+            while iterations < 500 {
+                let cur = ws.cur
+                // Rounding floor: s = b + Aᵀλ carries an absolute error ≈ ε·b, so z_n a relative
+                // error ≈ p·ε·b_n/s_n.
+                for j in 0..<n { ws.w[j] = cur.z[j] * (1 + p * b[j] / cur.v[j]) }
+                if m == 0 || ws.withinRoundingFloor(cur.r, ws.w) { break }
+                if iterations - bestIteration >= 15 && ws.best.r <= 1e-9 * ny { break }  // stagnation at the floor
+                iterations += 1
+                var dmax = n > 0 ? -Double.infinity : 1
+                for j in 0..<n {
+                    ws.w[j] = p * cur.z[j] / cur.v[j]  // p s^{−p−1}
+                    dmax = max(dmax, ws.w[j])
                 }
-                alpha *= 0.5
+                guard dmax > 0 else { break }
+                for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
+                ws.weightedGram(ws.w)
+                ws.rhs.update(from: cur.g, count: m)
+                guard ws.solveSPD() else { break }
+                let delta = ws.d
+                for i in 0..<m { delta[i] = delta[i] / dmax }
+                ws.multiplyTransposed(delta, into: ws.u)
+                var alphaMax = Double.infinity
+                for j in 0..<n where ws.u[j] < 0 { alphaMax = min(alphaMax, cur.v[j] / -ws.u[j]) }
+                var alpha = min(1.0, 0.99 * alphaMax)
+                let full = alpha == 1
+                let slope = blasDot(m, cur.g, delta)
+                var accepted = false
+                let cand = ws.cand
+                for _ in 0..<60 {
+                    for i in 0..<m { cand.lambda[i] = cur.lambda[i] + alpha * delta[i] }
+                    if powerState(cand, b: b, p: p, q: q, ws: ws),
+                       cand.f >= cur.f + 1e-4 * alpha * slope || cand.r <= (1 - 1e-4 * alpha) * cur.r {
+                        accepted = true
+                        break
+                    }
+                    alpha *= 0.5
+                }
+                guard accepted else { break }
+                if full && alpha == 1 && cand.r > 0.5 * cur.r && cand.r <= 1e-9 * ny { stall += 1 } else if cand.r <= 0.5 * cur.r { stall = 0 }
+                let halved = cand.r < 0.5 * ws.best.r
+                ws.swapCurrentAndCandidate()
+                if halved { bestIteration = iterations }
+                if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur) }
+                if stall >= 3 { break }
             }
-            guard let next = accepted else { break }
-            if full && alpha == 1 && next.r > 0.5 * cur.r && next.r <= 1e-9 * ny { stall += 1 } else if next.r <= 0.5 * cur.r { stall = 0 }
-            cur = next
-            if cur.r < 0.5 * best.r { bestIteration = iterations }
-            if cur.r < best.r { best = cur }
-            if stall >= 3 { break }
-        }
-        if cur.r < best.r { best = cur }
-        let rel = ny > 0 ? best.r / ny : best.r
-        // Amplification R over the numerical support.
-        let zmax = best.z.max() ?? 0
-        var R = 0.0
-        for j in 0..<n where best.z[j] >= 1e-8 * zmax { R = max(R, b[j] / best.s[j]) }
-        var zbFinal = [Double](repeating: 0, count: n)
-        for j in 0..<n { zbFinal[j] = best.z[j] * (1 + p * b[j] / best.s[j]) }
-        let floorRel = 4 * Double.ulpOfOne * absProductNorm(A, zbFinal) / max(ny, Double.leastNormalMagnitude)
-        let failed = rel > max(1e-6, 100 * floorRel)
-        if p * Double.ulpOfOne * R > lostDigitsTolerance || failed {
-            if failed && p * Double.ulpOfOne * R <= lostDigitsTolerance {
-                throw TheoryError.notConverged("L >= 3 dual Newton stopped after \(iterations) iterations with relative "
-                    + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
+            if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur) }
+            let best = ws.best
+            let rel = ny > 0 ? best.r / ny : best.r
+            // Amplification R over the numerical support.
+            var zmax = 0.0
+            for j in 0..<n { zmax = max(zmax, best.z[j]) }
+            var R = 0.0
+            for j in 0..<n where best.z[j] >= 1e-8 * zmax { R = max(R, b[j] / best.v[j]) }
+            for j in 0..<n { ws.w[j] = best.z[j] * (1 + p * b[j] / best.v[j]) }
+            let floorRel = 4 * Double.ulpOfOne * ws.absProductNorm(ws.w) / max(ny, Double.leastNormalMagnitude)
+            let failed = rel > max(1e-6, 100 * floorRel)
+            if p * Double.ulpOfOne * R > lostDigitsTolerance || failed {
+                if failed && p * Double.ulpOfOne * R <= lostDigitsTolerance {
+                    throw TheoryError.notConverged("L >= 3 dual Newton stopped after \(iterations) iterations with relative "
+                        + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
+                }
+                return (nil, Foundation.log(R), [])
             }
-            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: Foundation.log(R))
+            let lambda = best.lambdaArray
+            let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
+            return (GFLimitPrediction(depth: L, z: best.zArray, x: logx.map { Foundation.exp($0) }, logX: logx,
+                                      lambda: lambda, iterations: iterations, kktResidual: rel,
+                                      lostDigits: false, amplification: R, method: "dual-newton"),
+                    0, lambda)
         }
-        warmStart = best.lambda
-        let logx = best.s.map { Foundation.log($0) / Double(2 - L) }
-        return GFLimitPrediction(depth: L, z: best.z, x: logx.map { Foundation.exp($0) }, logX: logx,
-                                 lambda: best.lambda, iterations: iterations, kktResidual: rel,
-                                 lostDigits: false, amplification: R, method: "dual-newton")
+        guard let prediction = outcome.prediction else {
+            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR)
+        }
+        warmStart = outcome.lambda
+        return prediction
     }
 
     /// Normalized L ≥ 3 weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∈ (0, 1]`, proportional

@@ -36,9 +36,17 @@ public enum WeightNormLimit {
     ///
     /// Root search: `φ(g₀) = ‖X(x₀)‖ − g₀`. A log-spaced grid of `scanPoints` points on
     /// `[g₀, g_hi]` (g_hi doubled until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
-    /// `[g₀·1e-8, g₀]`, each sign
-    /// change refined by GSL's Brent solver (relative tolerance 1e-14); λ is warm-started
+    /// `[g₀·1e-8, g₀]`, each sign change refined to a relative 1e-14 in g. λ is warm-started
     /// along the scan. All roots found are reported in `roots`.
+    ///
+    /// L = 2 speed-ups (same grid, same roots): λ' = dλ/d log ρ solves `H λ' = 2y` with the
+    /// Newton Hessian `H = A diag(z) Aᵀ` at the solution, so each evaluation also yields
+    /// φ'(g) and warm-starts the next one at `λ + Δlog ρ·λ'`; at g₀, g_hi and the grid points
+    /// the dual Newton stops as soon as the sign of φ is certain (see `Evaluator.predict`);
+    /// sign changes are refined by Newton on g from the root of the cubic Hermite interpolant,
+    /// kept inside the bracket (bisection otherwise), and the prediction at the root is the
+    /// full solve made there. Other depths refine with GSL's Brent solver and solve the GF
+    /// limit at the root afresh.
     ///
     /// Which root the flow reaches (a heuristic, not a theorem): g(t) is continuous and
     /// starts at g₀, so we take the root nearest to g₀ in the direction φ(g₀) points to —
@@ -71,17 +79,17 @@ public enum WeightNormLimit {
             warnings.append("depth 1: g may change sign during the WN flow (MATH.md Lemma 3.3); this prediction assumes g > 0 throughout")
         }
 
-        let eval = try Evaluator(A: A, y: y, depth: depth, x0: x0)
-        func phi(_ g: Double) throws -> Double {
-            let pred = try eval.predict(logRho: logMagnification(g: g, g0: g0, c: c))
-            return eval.norm(pred) - g
-        }
+        let eval = try Evaluator(A: A, y: y, depth: depth, x0: x0, g0: g0, c: c)
+        // Where only the sign of φ matters (g₀, the search for g_hi, the scan), the dual Newton
+        // may stop early (see `Evaluator.predict`); roots are refined with full solves.
+        func phi(_ g: Double) throws -> Double { try eval.evaluate(g, signOnly: true).phi }
 
-        let f0 = try phi(g0)
-        let lambdaAtG0 = eval.lambda
+        let first = try eval.evaluate(g0, signOnly: true)
+        let f0 = first.phi
+        let warmAtG0 = eval.warm
         var roots: [Double] = []
         var chosen: Double? = f0 == 0 ? g0 : nil
-        if f0 == 0 { roots.append(g0) }
+        if f0 == 0 { roots.append(g0); eval.keepRoot(g0) }
 
         // Up: (g₀, g_hi].
         var gHi = 2 * max(g0, f0 + g0)
@@ -92,8 +100,8 @@ public enum WeightNormLimit {
             fHi = try phi(gHi)
         }
         if fHi < 0 {
-            eval.lambda = lambdaAtG0
-            roots += try scan(phi, from: g0, fFrom: f0, to: gHi, points: scanPoints, eval: eval)
+            eval.warm = warmAtG0
+            roots += try scan(from: g0, first: first, to: gHi, points: scanPoints, eval: eval)
         } else {
             warnings.append("no g above g0 found with ||X(x0/rho(g))|| < g (up to \(gHi))")
         }
@@ -102,8 +110,8 @@ public enum WeightNormLimit {
         // (g₀, ∞) (MATH.md §4).
         let gLo = g0 * 1e-8
         if f0 < 0 {
-            eval.lambda = lambdaAtG0
-            roots += try scan(phi, from: g0, fFrom: f0, to: gLo, points: scanPoints, eval: eval)
+            eval.warm = warmAtG0
+            roots += try scan(from: g0, first: first, to: gLo, points: scanPoints, eval: eval)
         }
         roots = Array(Set(roots)).sorted()
 
@@ -118,8 +126,15 @@ public enum WeightNormLimit {
             warnings.append("several roots g = \(roots); chose \(gInf), the nearest to g0 = \(g0) in the direction of phi(g0) (heuristic)")
         }
         let logRho = logMagnification(g: gInf, g0: g0, c: c)
-        eval.lambda = nil
-        let gf = try eval.predict(logRho: logRho)
+        let gf: GFLimitPrediction
+        if let kept = eval.rootPredictions[gInf.bitPattern] {
+            // The root is a point the search evaluated (L = 2): its prediction, solved to the
+            // same tolerance as a fresh one, is the answer.
+            gf = kept
+        } else {
+            eval.warm = Evaluator.Warm()
+            gf = try eval.predict(logRho: logRho)
+        }
         return WNLimitPrediction(gInf: gInf, logRho: logRho, z: gf.z, x: gf.x, roots: roots, gf: gf,
                                  g0: g0, c: c, warnings: warnings)
     }
@@ -138,48 +153,132 @@ public enum WeightNormLimit {
                                  g0: norm2(x0), c: nil, warnings: warnings)
     }
 
-    /// Sign changes of φ on a log-spaced grid from `from` to `to` (either direction),
-    /// refined by Brent. The first grid point is `from` with known value `fFrom`.
-    private static func scan(_ phi: @escaping (Double) throws -> Double, from: Double, fFrom: Double,
-                             to: Double, points: Int, eval: Evaluator) throws -> [Double] {
+    /// Sign changes of φ on a log-spaced grid from `from` to `to` (either direction). The first
+    /// grid point is `from` with the known evaluation `first`. Each sign change is refined by
+    /// `refine` (safeguarded Newton when φ' is known, L = 2) or by GSL's Brent solver.
+    private static func scan(from: Double, first: Evaluator.Value, to: Double, points: Int,
+                             eval: Evaluator) throws -> [Double] {
         var roots: [Double] = []
-        var gPrev = from, fPrev = fFrom
+        var prev = first
         let k = max(points, 2)
         for i in 1..<k {
             let g = from * Foundation.pow(to / from, Double(i) / Double(k - 1))
             // A g where the GF predictor fails (e.g. x₀/ρ(g) so large that
             // the dual overflows) is skipped, not fatal: no sign change is
             // read across it.
-            let f = (try? phi(g)) ?? .nan
-            if f == 0 { roots.append(g) }
+            let cur = (try? eval.evaluate(g, signOnly: true)) ?? Evaluator.Value(g: g, phi: .nan, slope: nil)
+            let f = cur.phi, fPrev = prev.phi
+            if f == 0 { roots.append(g); eval.keepRoot(g) }
             else if fPrev != 0 && f.isFinite && fPrev.isFinite && (f < 0) != (fPrev < 0) {
-                let saved = eval.lambda
-                if let root = try? RootFinder.brent(phi, lower: min(g, gPrev), upper: max(g, gPrev),
-                                                    absTol: 0, relTol: 1e-14, maxIterations: 200) {
-                    roots.append(root)
-                }
-                eval.lambda = saved
+                let saved = eval.warm
+                if let root = try? refine(prev, cur, eval: eval) { roots.append(root) }
+                eval.warm = saved
             }
-            gPrev = g; fPrev = f
+            prev = cur
         }
         return roots
     }
 
-    /// GF predictions along the root search, warm-starting λ (MATH.md §4).
+    /// A root of φ between two evaluations of opposite sign. With φ' at both ends (L = 2):
+    /// start at the root of the cubic Hermite interpolant, then Newton steps on g kept inside
+    /// the shrinking bracket, with bisection when a step leaves it or |φ| does not halve
+    /// (`rtsafe`); stops when the next correction is ≤ 1e-14·g and returns that evaluated g
+    /// (its prediction is kept for the answer). Otherwise GSL's Brent (relative tolerance 1e-14).
+    private static func refine(_ a: Evaluator.Value, _ b: Evaluator.Value, eval: Evaluator) throws -> Double {
+        var (lo, hi) = a.g < b.g ? (a, b) : (b, a)
+        guard let dLo = lo.slope, let dHi = hi.slope, dLo.isFinite, dHi.isFinite else {
+            return try RootFinder.brent({ try eval.evaluate($0).phi }, lower: lo.g, upper: hi.g,
+                                        absTol: 0, relTol: 1e-14, maxIterations: 200)
+        }
+        let relTol = 1e-14
+        var x = hermiteRoot(lo.g, lo.phi, dLo, hi.g, hi.phi, dHi)
+        var dxOld = hi.g - lo.g, dx = dxOld
+        for _ in 0..<200 {
+            let v = try eval.evaluate(x)
+            if v.phi == 0 { eval.keepRoot(x); return x }
+            guard v.phi.isFinite else { break }
+            if (v.phi < 0) == (lo.phi < 0) { lo = v } else { hi = v }
+            if let d = v.slope, d.isFinite, d != 0 {
+                let step = v.phi / d
+                if abs(step) <= relTol * x { eval.keepRoot(x); return x }
+                let xn = x - step
+                // Newton when it stays inside the bracket and |φ| shrinks fast enough.
+                if xn > lo.g && xn < hi.g && abs(2 * v.phi) <= abs(dxOld * d) {
+                    dxOld = dx; dx = step; x = xn
+                    continue
+                }
+            }
+            dxOld = dx
+            dx = 0.5 * (hi.g - lo.g)
+            let xn = lo.g + dx
+            if hi.g - lo.g <= relTol * lo.g || xn == lo.g || xn == hi.g { eval.keepRoot(x); return x }
+            x = xn
+        }
+        // Not converged by the safeguarded iteration (e.g. a failed evaluation): Brent on what
+        // is left of the bracket.
+        return try RootFinder.brent({ try eval.evaluate($0).phi }, lower: lo.g, upper: hi.g,
+                                    absTol: 0, relTol: relTol, maxIterations: 200)
+    }
+
+    /// The root in (x0, x1) of the cubic Hermite interpolant of (f0, d0) at x0 and (f1, d1) at
+    /// x1 (f0, f1 of opposite signs), by bisection on the cubic; strictly inside the interval.
+    static func hermiteRoot(_ x0: Double, _ f0: Double, _ d0: Double, _ x1: Double, _ f1: Double, _ d1: Double) -> Double {
+        let h = x1 - x0
+        func p(_ t: Double) -> Double {
+            let t2 = t * t, t3 = t2 * t
+            return (2 * t3 - 3 * t2 + 1) * f0 + (t3 - 2 * t2 + t) * h * d0
+                + (-2 * t3 + 3 * t2) * f1 + (t3 - t2) * h * d1
+        }
+        var a = 0.0, b = 1.0
+        let negAtA = f0 < 0
+        for _ in 0..<60 {
+            let t = 0.5 * (a + b)
+            if (p(t) < 0) == negAtA { a = t } else { b = t }
+        }
+        let x = x0 + 0.5 * (a + b) * h
+        return x > x0 && x < x1 ? x : x0 + 0.5 * h
+    }
+
+    /// GF predictions along the root search, warm-starting λ (MATH.md §4). For L = 2 it also
+    /// carries `λ' = dλ/d log ρ` (see `DualWorkspace.entropicSlope`), which gives φ'(g) and a
+    /// first-order predictor `λ + Δ log ρ·λ'` for the next warm start.
     final class Evaluator {
         let A: Matrix
         let y: [Double]
         let depth: Int
         let x0: [Double]
         let logX0: [Double]
-        var lambda: [Double]?
+        let g0: Double
+        let c: Double
+        /// The warm start: λ, λ' and the log ρ they belong to.
+        struct Warm {
+            var lambda: [Double]? = nil
+            var slope: [Double]? = nil
+            var logRho: Double = 0
+        }
+        var warm = Warm()
+        /// φ at g with φ'(g) when known.
+        struct Value {
+            var g: Double
+            var phi: Double
+            var slope: Double?
+        }
+        /// Predictions at the roots found on evaluated points, by `g.bitPattern`.
+        var rootPredictions: [UInt64: GFLimitPrediction] = [:]
+        private var last: (g: Double, prediction: GFLimitPrediction)?
+        /// λ' from a fresh factorization of H at every solution, never from the Newton
+        /// iteration's last factor (which leaves a relative error up to ~1e-4; for tests).
+        var exactSlopes = false
+        /// Newton buffers for depth ≥ 2, reused by every evaluation.
+        let workspace: DualWorkspace?
         // L = 1 closed form: X(ρ) = P x₀/ρ + A⁺y (P x₀ ∈ ker A and A⁺y ∈ range Aᵀ are orthogonal).
         let px0: [Double]
         let pinvY: [Double]
 
-        init(A: Matrix, y: [Double], depth: Int, x0: [Double]) throws {
-            self.A = A; self.y = y; self.depth = depth; self.x0 = x0
+        init(A: Matrix, y: [Double], depth: Int, x0: [Double], g0: Double, c: Double) throws {
+            self.A = A; self.y = y; self.depth = depth; self.x0 = x0; self.g0 = g0; self.c = c
             logX0 = depth >= 2 ? x0.map { Foundation.log($0) } : []
+            workspace = depth >= 2 ? DualWorkspace(A: A, y: y) : nil
             if depth == 1 {
                 let svd = try SVD(A)
                 let proj = KernelProjector(svd: svd, columns: A.cols)
@@ -190,7 +289,46 @@ public enum WeightNormLimit {
             }
         }
 
-        func predict(logRho: Double) throws -> GFLimitPrediction {
+        /// Remembers the prediction of the last evaluation as that of the root `g`.
+        func keepRoot(_ g: Double) {
+            if let last, last.g == g { rootPredictions[g.bitPattern] = last.prediction }
+        }
+
+        /// φ(g) = ‖X(x₀/ρ(g))‖ − g and, for L = 2, φ'(g) = (d‖x‖/dℓ)(dℓ/dg) − 1 with
+        /// ℓ = log ρ(g), dℓ/dg = −1/g + 2cg and d log x/dℓ = (Aᵀλ' − 2)/2.
+        func evaluate(_ g: Double, signOnly: Bool = false) throws -> Value {
+            let logRho = logMagnification(g: g, g0: g0, c: c)
+            let pred = try predict(logRho: logRho, signFor: signOnly ? g : nil)
+            last = (g, pred)
+            let phi = norm(pred) - g
+            guard depth == 2, let slope = warm.slope, let lx = pred.logX, let ws = workspace else {
+                return Value(g: g, phi: phi, slope: nil)
+            }
+            let m = A.rows, n = A.cols
+            if m > 0 && n > 0 {
+                slope.withUnsafeBufferPointer { ws.multiplyTransposed($0.baseAddress!, into: ws.u) }
+            } else {
+                ws.u.update(repeating: 0, count: n)
+            }
+            let mx = lx.max() ?? -.infinity
+            guard mx.isFinite else { return Value(g: g, phi: phi, slope: nil) }
+            var s = 0.0, ds = 0.0
+            for j in 0..<n {
+                let e = Foundation.exp(lx[j] - mx), e2 = e * e
+                s += e2
+                ds += e2 * (0.5 * ws.u[j] - 1)
+            }
+            let dNorm = Foundation.exp(mx) * ds / s.squareRoot()
+            let dPhi = dNorm * (-1 / g + 2 * c * g) - 1
+            return Value(g: g, phi: phi, slope: dPhi.isFinite ? dPhi : nil)
+        }
+
+        /// The GF prediction at `logRho`. With `signFor: g` (L = 2), the dual Newton may stop
+        /// before its tolerance once the sign of φ(g) = ‖x‖ − g is settled: when
+        /// `|‖x‖ − g| > 10‖x‖·max|δ log z| + 1e-14·g`, `δ log z` the remaining correction
+        /// estimated by a chord step (|δ‖x‖| ≤ ‖x‖·max|δ log z|/2), and `max|δ log z| ≤ 0.1`.
+        /// Such a prediction is only used for its sign and as a warm start.
+        func predict(logRho: Double, signFor: Double? = nil) throws -> GFLimitPrediction {
             if depth == 1 {
                 let s = Foundation.exp(-logRho)
                 var x = [Double](repeating: 0, count: x0.count)
@@ -202,7 +340,37 @@ public enum WeightNormLimit {
                                          amplification: nil, method: "closed-form")
             }
             let lx = logX0.map { $0 - logRho }
-            return try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, logX0: lx, warmStart: &lambda)
+            var predictor: [Double]? = nil
+            if let lam = warm.lambda, let sl = warm.slope, lam.count == sl.count {
+                let dl = logRho - warm.logRho
+                predictor = zip(lam, sl).map { $0 + dl * $1 }
+            }
+            var lambda = warm.lambda
+            // Whatever happens, λ now belongs to this log ρ and the old slope is stale.
+            defer { warm = Warm(lambda: lambda, slope: warm.slope, logRho: logRho) }
+            warm.slope = nil
+            var settled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil
+            if let g = signFor {
+                let n = A.cols
+                settled = { v, du in
+                    var mx = -Double.infinity, umax = 0.0
+                    for j in 0..<n { mx = max(mx, v[j]); umax = max(umax, abs(du[j])) }
+                    guard mx.isFinite, umax <= 0.1 else { return false }
+                    var s = 0.0
+                    for j in 0..<n { s += Foundation.exp(v[j] - mx) }
+                    let xn = Foundation.exp(0.5 * mx) * s.squareRoot()  // ‖x‖, x = e^{log z / 2}
+                    return abs(xn - g) > 10 * xn * umax + 1e-14 * g
+                }
+            }
+            let p = try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, logX0: lx, warmStart: &lambda,
+                                                   predictor: predictor, workspace: workspace, signSettled: settled)
+            if depth == 2, let ws = workspace, p.method == "dual-newton" {
+                if exactSlopes { ws.factorNearBest = false }
+                var sl = [Double](repeating: 0, count: A.rows)
+                let ok = sl.withUnsafeMutableBufferPointer { ws.entropicSlope(ws.best, into: $0.baseAddress ?? ws.tm) }
+                if ok { warm.slope = sl }
+            }
+            return p
         }
 
         /// `‖x‖₂` computed from `log x` when available (no underflow issues).

@@ -1,0 +1,375 @@
+import Foundation
+import GSLKit
+
+/// One point of the dual Newton iteration (MATH.md §4 "Predictor algorithm") in preallocated
+/// storage: λ (M), the primal variable `v` (N: `log z` for L = 2, `s = x̃₀^{2−L} + Aᵀλ` for
+/// L ≥ 3), `z` (N), the gradient `g = A z − y` (M), the dual objective `f` and `r = ‖g‖₂`.
+final class DualPoint {
+    let m: Int, n: Int
+    let lambda: UnsafeMutablePointer<Double>
+    let v: UnsafeMutablePointer<Double>
+    let z: UnsafeMutablePointer<Double>
+    let g: UnsafeMutablePointer<Double>
+    var f = 0.0
+    var r = 0.0
+
+    init(m: Int, n: Int) {
+        self.m = m; self.n = n
+        lambda = .allocate(capacity: max(m, 1)); lambda.initialize(repeating: 0, count: max(m, 1))
+        g = .allocate(capacity: max(m, 1)); g.initialize(repeating: 0, count: max(m, 1))
+        v = .allocate(capacity: max(n, 1)); v.initialize(repeating: 0, count: max(n, 1))
+        z = .allocate(capacity: max(n, 1)); z.initialize(repeating: 0, count: max(n, 1))
+    }
+
+    deinit { lambda.deallocate(); g.deallocate(); v.deallocate(); z.deallocate() }
+
+    func copy(from o: DualPoint) {
+        lambda.update(from: o.lambda, count: m)
+        g.update(from: o.g, count: m)
+        v.update(from: o.v, count: n)
+        z.update(from: o.z, count: n)
+        f = o.f; r = o.r
+    }
+
+    var lambdaArray: [Double] { Array(UnsafeBufferPointer(start: lambda, count: m)) }
+    var vArray: [Double] { Array(UnsafeBufferPointer(start: v, count: n)) }
+    var zArray: [Double] { Array(UnsafeBufferPointer(start: z, count: n)) }
+}
+
+/// Buffers and kernels shared by the dual Newton solvers of `LimitPredictor` (L = 2 and L ≥ 3)
+/// for one `(A, y)`: no allocation inside the Newton loop. Not thread-safe: one workspace per
+/// caller (the WN root search keeps one for its whole scan).
+final class DualWorkspace {
+    let A: Matrix
+    let y: [Double]
+    let m: Int, n: Int
+    let ny: Double
+    let frobeniusA: Double
+    /// `|A|` entry-wise (row-major M×N), for the rounding floor `‖ |A| w ‖₂` by one dgemv.
+    let absA: UnsafeMutablePointer<Double>
+    /// Three iterates: current, line-search candidate, best so far.
+    var cur: DualPoint, cand: DualPoint, best: DualPoint
+    /// `H` (M×M; written only when `solveSPD` needs a retry), the Cholesky factor `U` (upper
+    /// triangle, row-major; `weightedGram` writes `H` there and it is factored in place) and
+    /// `1/diag(U)`.
+    let h: UnsafeMutablePointer<Double>
+    let chol: UnsafeMutablePointer<Double>
+    let invDiag: UnsafeMutablePointer<Double>
+    /// M-vectors: Newton direction, right-hand side, scratch.
+    let d: UnsafeMutablePointer<Double>
+    let rhs: UnsafeMutablePointer<Double>
+    let tm: UnsafeMutablePointer<Double>
+    /// A second M-vector for a correction to the Newton direction.
+    let d2: UnsafeMutablePointer<Double>
+    /// N-vectors: `Aᵀd`, weights, the scaled Hessian weights.
+    let u: UnsafeMutablePointer<Double>
+    let w: UnsafeMutablePointer<Double>
+    let zhat: UnsafeMutablePointer<Double>
+    /// `Aᵀ` (row-major N×M) and its row-scaled copy `diag(√x) Aᵀ`, the operand of dsyrk.
+    let at: UnsafeMutablePointer<Double>
+    let bt: UnsafeMutablePointer<Double>
+
+    /// `chol` holds the Cholesky factor of the last `solveSPD` (with its ridge, if any).
+    private(set) var cholHoldsFactor = false
+    /// `h` holds the `H` of the last `weightedGram` (formed only for `solveSPD`'s retries).
+    private var hHoldsGram = false
+    /// Set by the L = 2 solver when `chol` factors `Ĥ = A diag(e^{log z − factorLogScale}) Aᵀ`
+    /// at an iterate whose `log z` differs from the returned point's by at most 1e-4
+    /// entry-wise, so `entropicSlope` can reuse it (relative error ~1e-4 in λ', harmless for a
+    /// predictor and for Newton on g) instead of forming and factoring `H` again.
+    var factorNearBest = false
+    var factorLogScale = 0.0
+    /// The last L = 2 solve stopped early at its caller's `signSettled` (not at the tolerance).
+    var stoppedEarly = false
+
+    init(A: Matrix, y: [Double]) {
+        self.A = A; self.y = y
+        m = A.rows; n = A.cols
+        ny = norm2(y)
+        let mm = max(m, 1), nn = max(n, 1)
+        let abs = UnsafeMutablePointer<Double>.allocate(capacity: max(m * n, 1))
+        A.storage.withUnsafeBufferPointer { s in for k in 0..<s.count { abs[k] = Swift.abs(s[k]) } }
+        absA = abs
+        frobeniusA = m * n > 0 ? blasNorm(m * n, abs) : 0
+        cur = DualPoint(m: m, n: n); cand = DualPoint(m: m, n: n); best = DualPoint(m: m, n: n)
+        // The matrix buffers are always written before they are read (no need to zero them).
+        h = .allocate(capacity: mm * mm)
+        chol = .allocate(capacity: mm * mm)
+        d = .allocate(capacity: mm); d.initialize(repeating: 0, count: mm)
+        invDiag = .allocate(capacity: mm); invDiag.initialize(repeating: 0, count: mm)
+        rhs = .allocate(capacity: mm); rhs.initialize(repeating: 0, count: mm)
+        tm = .allocate(capacity: mm); tm.initialize(repeating: 0, count: mm)
+        u = .allocate(capacity: nn); u.initialize(repeating: 0, count: nn)
+        w = .allocate(capacity: nn); w.initialize(repeating: 0, count: nn)
+        zhat = .allocate(capacity: nn); zhat.initialize(repeating: 0, count: nn)
+        d2 = .allocate(capacity: mm); d2.initialize(repeating: 0, count: mm)
+        let t = UnsafeMutablePointer<Double>.allocate(capacity: max(m * n, 1))
+        A.storage.withUnsafeBufferPointer { [m, n] s in
+            for i in 0..<m { for j in 0..<n { t[j * m + i] = s[i * n + j] } }
+        }
+        at = t
+        bt = .allocate(capacity: max(m * n, 1))
+    }
+
+    deinit {
+        absA.deallocate(); h.deallocate(); chol.deallocate(); invDiag.deallocate(); d.deallocate(); rhs.deallocate()
+        tm.deallocate(); u.deallocate(); w.deallocate(); zhat.deallocate(); d2.deallocate(); at.deallocate(); bt.deallocate()
+    }
+
+    func swapCurrentAndCandidate() { swap(&cur, &cand) }
+
+    // MARK: BLAS-level pieces
+
+    /// `out = Aᵀ x` (N).
+    @inline(__always)
+    func multiplyTransposed(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        if m == 0 || n == 0 { out.update(repeating: 0, count: n); return }
+        A.gemv(transpose: true, x: x, into: out)
+    }
+
+    /// `out = A x` (M).
+    @inline(__always)
+    func multiply(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        if m == 0 || n == 0 { out.update(repeating: 0, count: m); return }
+        A.gemv(x: x, into: out)
+    }
+
+    /// `‖ |A| x ‖₂` for `x ≥ 0` (N): the size of the rounding floor of `A z` (one dgemv on |A|).
+    func absProductNorm(_ x: UnsafePointer<Double>) -> Double {
+        if m == 0 || n == 0 { return 0 }
+        blasGemv(transpose: false, rows: m, cols: n, alpha: 1, a: absA, x: x, beta: 0, out: tm)
+        return blasNorm(m, tm)
+    }
+
+    /// Whether `r ≤ max(1e-15‖y‖, 4ε‖ |A| x ‖₂)` (x ≥ 0, N): the stopping test of the dual
+    /// Newton solvers. The dgemv on |A| runs only when `r` is below the cheap upper bound
+    /// `4ε‖A‖_F‖x‖₂` of the second term.
+    func withinRoundingFloor(_ r: Double, _ x: UnsafePointer<Double>) -> Bool {
+        let floor = 1e-15 * ny
+        if r <= floor { return true }
+        var x2 = 0.0
+        for j in 0..<n { x2 += x[j] * x[j] }
+        if r > 4 * Double.ulpOfOne * frobeniusA * x2.squareRoot() * (1 + 1e-12) { return false }
+        return r <= max(floor, 4 * Double.ulpOfOne * absProductNorm(x))
+    }
+
+    /// `chol = A diag(x) Aᵀ` (full symmetric M×M) for `x ≥ 0`: `Bᵀ = diag(√x) Aᵀ`, then `(Bᵀ)ᵀ Bᵀ`
+    /// by dsyrk (OpenBLAS's kernels beat a portable SIMD loop at these sizes).
+    func weightedGram(_ x: UnsafePointer<Double>) {
+        hHoldsGram = false
+        if m == 0 { return }
+        if n == 0 { chol.update(repeating: 0, count: m * m); return }
+        for j in 0..<n {
+            let sq = x[j].squareRoot()
+            let src = at + j * m, dst = bt + j * m
+            for i in 0..<m { dst[i] = src[i] * sq }
+        }
+        blasGramTransposed(rows: n, cols: m, alpha: 1, a: bt, out: chol)
+    }
+
+    /// `h = H` again from `bt` (left by `weightedGram`), for the retries of `solveSPD`.
+    private func gramIntoH() {
+        if hHoldsGram { return }
+        if n == 0 { h.update(repeating: 0, count: m * m) } else { blasGramTransposed(rows: n, cols: m, alpha: 1, a: bt, out: h) }
+        hHoldsGram = true
+    }
+
+    // MARK: Sensitivity to the magnification
+
+    /// L = 2: `λ' = dλ/dℓ` (ℓ = log ρ) of the dual solution at `p`, which is taken to satisfy
+    /// `A z = y`. With `log z = 2 log x₀ − 2ℓ + Aᵀλ`, differentiating `A z(λ(ℓ), ℓ) = y` gives
+    /// `A diag(z)(Aᵀλ' − 2) = 0`, i.e. `H λ' = 2 A z = 2y`, `H = A diag(z) Aᵀ` (formed as
+    /// `e^{s} Ĥ` with `Ĥ = A diag(e^{log z − s}) Aᵀ`, `s = max log z`, like the Newton Hessian).
+    /// Then `d log z/dℓ = Aᵀλ' − 2`. False when the solve fails or is not finite.
+    func entropicSlope(_ p: DualPoint, into out: UnsafeMutablePointer<Double>) -> Bool {
+        if m == 0 { return true }
+        var s = -Double.infinity
+        if factorNearBest && cholHoldsFactor {
+            s = factorLogScale
+            y.withUnsafeBufferPointer { yb in for i in 0..<m { d[i] = yb[i] } }
+            choleskySolveUpper(chol, m, invDiag: invDiag, d)
+        } else {
+            for j in 0..<n { s = max(s, p.v[j]) }
+            if n == 0 || !s.isFinite { return false }
+            for j in 0..<n { w[j] = Foundation.exp(p.v[j] - s) }
+            weightedGram(w)
+            y.withUnsafeBufferPointer { yb in for i in 0..<m { rhs[i] = yb[i] } }
+            guard solveSPD() else { return false }
+        }
+        let scale = 2 * Foundation.exp(-s)
+        for i in 0..<m {
+            out[i] = d[i] * scale
+            if !out[i].isFinite { return false }
+        }
+        return true
+    }
+
+    // MARK: Linear solves
+
+    /// Solves `H x = r` (`H` from the last `weightedGram`, `rhs` → `d`) for symmetric positive
+    /// semi-definite `H`: Cholesky, then Cholesky with a growing ridge `τ·tr(H)/M`
+    /// (τ = 1e-14, 1e-12, …, 1e-2), then the SVD pseudo-inverse. False when all fail.
+    /// The first attempt factors `H` in place (no copy); only when it fails is `H` formed again
+    /// (into `h`, from the scaled `bt`) for the retries. `rhs` is left intact.
+    func solveSPD() -> Bool {
+        cholHoldsFactor = false
+        if m == 0 { return true }
+        var tr = 0.0
+        for i in 0..<m { tr += chol[i * m + i] }
+        if factorAndSolve() { return true }
+        gramIntoH()
+        let base = max(tr / Double(m), Double.leastNormalMagnitude)
+        var tau = 1e-14
+        while tau <= 1e-2 {
+            chol.update(from: h, count: m * m)
+            for i in 0..<m { chol[i * m + i] += tau * base }
+            if factorAndSolve() { return true }
+            tau *= 100
+        }
+        let hm = Matrix(rows: m, cols: m, storage: Array(UnsafeBufferPointer(start: h, count: m * m)))!
+        if let svd = try? SVD(hm) {
+            let x = svd.pseudoInverseApply(Array(UnsafeBufferPointer(start: rhs, count: m)))
+            if x.allSatisfy(\.isFinite) {
+                for i in 0..<m { d[i] = x[i] }
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Solves `(H + shift·I) x = b` in place with the factor of the last successful `solveSPD`
+    /// (when it was a Cholesky factorization; false otherwise).
+    func solveWithFactor(_ x: UnsafeMutablePointer<Double>) -> Bool {
+        guard cholHoldsFactor else { return false }
+        choleskySolveUpper(chol, m, invDiag: invDiag, x)
+        for i in 0..<m where !x[i].isFinite { return false }
+        return true
+    }
+
+    /// Factors the matrix in `chol` in place (Cholesky) and solves `d = chol⁻¹ rhs`; false when
+    /// it is not (numerically) positive definite or the solution is not finite.
+    private func factorAndSolve() -> Bool {
+        guard choleskyFactorUpper(chol, m, invDiag: invDiag) else { return false }
+        d.update(from: rhs, count: m)
+        choleskySolveUpper(chol, m, invDiag: invDiag, d)
+        for i in 0..<m where !d[i].isFinite { return false }
+        cholHoldsFactor = true
+        return true
+    }
+}
+
+// MARK: - Small dense Cholesky kernels
+
+@inline(__always)
+private func load2(_ p: UnsafePointer<Double>) -> SIMD2<Double> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD2<Double>.self)
+}
+
+/// `Σ_{k<len} p[k] q[k]` with four independent SIMD2 partial sums (the dependency chain of a
+/// plain loop dominates for the short rows here).
+@inline(__always)
+private func dotShort(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, _ len: Int) -> Double {
+    var a0 = SIMD2<Double>(), a1 = SIMD2<Double>(), a2 = SIMD2<Double>(), a3 = SIMD2<Double>()
+    var k = 0
+    while k + 8 <= len {
+        a0 += load2(p + k) * load2(q + k)
+        a1 += load2(p + k + 2) * load2(q + k + 2)
+        a2 += load2(p + k + 4) * load2(q + k + 4)
+        a3 += load2(p + k + 6) * load2(q + k + 6)
+        k += 8
+    }
+    while k + 2 <= len {
+        a0 += load2(p + k) * load2(q + k)
+        k += 2
+    }
+    var s = ((a0 + a1) + (a2 + a3)).sum()
+    if k < len { s += p[k] * q[k] }
+    return s
+}
+
+/// In-place Cholesky `H = Uᵀ U` of the symmetric M×M row-major `a` (reads and writes the upper
+/// triangle only), right-looking in blocks of 8 rows: within a block each update is an axpy on a
+/// contiguous row segment; the trailing matrix gets `−U₁₂ᵀ U₁₂` by one dgemm per block (its
+/// lower triangle is written too and never read). `invDiag` receives `1/U_kk`.
+/// False at a non-positive or non-finite pivot.
+func choleskyFactorUpper(_ a: UnsafeMutablePointer<Double>, _ m: Int, invDiag: UnsafeMutablePointer<Double>) -> Bool {
+    let nb = 8
+    var kb = 0
+    while kb < m {
+        let e = min(kb + nb, m)
+        for k in kb..<e {
+            let rk = a + k * m
+            let dk = rk[k]
+            guard dk > 0, dk.isFinite else { return false }
+            let ukk = dk.squareRoot()
+            rk[k] = ukk
+            // One division per row (a division per entry stalls on its latency).
+            let inv = 1 / ukk
+            invDiag[k] = inv
+            var j = k + 1
+            while j < m { rk[j] = rk[j] * inv; j += 1 }
+            var i = k + 1
+            while i < e {
+                let f = rk[i]
+                let ri = a + i * m
+                var t = i
+                while t < m { ri[t] -= f * rk[t]; t += 1 }
+                i += 1
+            }
+        }
+        let rest = m - e
+        if rest > 0 {
+            blasGemm(transposeA: true, transposeB: false, m: rest, n: rest, k: e - kb, alpha: -1,
+                     a: a + kb * m + e, lda: m, b: a + kb * m + e, ldb: m, beta: 1, c: a + e * m + e, ldc: m)
+        }
+        kb = e
+    }
+    return true
+}
+
+/// Solves `Uᵀ U x = b` in place (`x` holds b on entry) with the factor of `choleskyFactorUpper`,
+/// two rows of U per pass.
+func choleskySolveUpper(_ a: UnsafePointer<Double>, _ m: Int, invDiag: UnsafePointer<Double>,
+                        _ x: UnsafeMutablePointer<Double>) {
+    // Uᵀ w = b by columns of Uᵀ (rows k, k+1 of U): axpys on contiguous rows.
+    var k = 0
+    while k + 1 < m {
+        let r0 = a + k * m, r1 = r0 + m
+        let w0 = x[k] * invDiag[k]
+        let w1 = (x[k + 1] - r0[k + 1] * w0) * invDiag[k + 1]
+        x[k] = w0; x[k + 1] = w1
+        var j = k + 2
+        while j < m { x[j] -= r0[j] * w0 + r1[j] * w1; j += 1 }
+        k += 2
+    }
+    if k < m { x[k] *= invDiag[k] }
+    // U x = w by rows i, i−1: both dot products against x[i+1...] in one pass.
+    var i = m - 1
+    while i >= 1 {
+        let ri = a + i * m, rh = ri - m
+        let len = m - i - 1
+        let (si, sh) = dotPairShort(ri + i + 1, rh + i + 1, x + i + 1, len)
+        let xi = (x[i] - si) * invDiag[i]
+        x[i] = xi
+        x[i - 1] = (x[i - 1] - sh - rh[i] * xi) * invDiag[i - 1]
+        i -= 2
+    }
+    if i == 0 { x[0] = (x[0] - dotShort(a + 1, x + 1, m - 1)) * invDiag[0] }
+}
+
+/// `(Σ p[k] x[k], Σ q[k] x[k])` over `k < len`, SIMD2 partial sums.
+@inline(__always)
+private func dotPairShort(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, _ x: UnsafePointer<Double>,
+                          _ len: Int) -> (Double, Double) {
+    var a0 = SIMD2<Double>(), a1 = SIMD2<Double>(), b0 = SIMD2<Double>(), b1 = SIMD2<Double>()
+    var k = 0
+    while k + 4 <= len {
+        let x0 = load2(x + k), x1 = load2(x + k + 2)
+        a0 += load2(p + k) * x0; a1 += load2(p + k + 2) * x1
+        b0 += load2(q + k) * x0; b1 += load2(q + k + 2) * x1
+        k += 4
+    }
+    var sa = (a0 + a1).sum(), sb = (b0 + b1).sum()
+    while k < len { sa += p[k] * x[k]; sb += q[k] * x[k]; k += 1 }
+    return (sa, sb)
+}
