@@ -220,6 +220,12 @@ def main():
         zw = np.array(res["z"])
         for m in methods:
             peer = run_peer(prob, m, cfg, threshold, max_evals=50_000_000, max_seconds=max_seconds)
+            for _ in range(2):  # best of 3, as for wnflow, when a run is short
+                if peer["wall"] >= 2.0 or peer["status"] != "converged":
+                    break
+                again = run_peer(prob, m, cfg, threshold, max_evals=50_000_000, max_seconds=max_seconds)
+                if again["wall"] < peer["wall"]:
+                    peer = again
             st = res["stats"]
             ratio_wall = st["wall_seconds"] / peer["wall"] if peer["wall"] > 0 else float("nan")
             ratio_evals = st["rhs_evals"] / max(peer["nfev"], 1)
@@ -237,8 +243,8 @@ def main():
             json.dump(rows, f, indent=1)
     print("\nwall ratio = wnflow wall / peer wall (below 1: wnflow faster), speedup = its inverse; "
           "evals ratio = wnflow RHS evals / peer RHS evals. 'budget': the peer was stopped at its time budget.\n"
-          "wnflow: simulate --no-monitor, best wall of 3 runs; peers: one run each, same problem, start, "
-          "tolerances and stop.")
+          "wnflow: simulate --no-monitor, best wall of 3 runs; peers: best of 3 when a run takes < 2 s; "
+          "same problem, start, tolerances and stop.")
 
 
 if __name__ == "__main__":
