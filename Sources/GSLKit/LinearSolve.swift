@@ -142,3 +142,25 @@ public final class CholeskyFactorization {
 
     deinit { gsl_matrix_free(m) }
 }
+
+/// In-place Cholesky `A = L Lᵀ` of the symmetric `m × m` row-major matrix at `a`
+/// (GSL `gsl_linalg_cholesky_decomp1`, level-3 BLAS; reads the lower triangle and leaves
+/// `L` there), for callers that keep their own storage. False when `A` is not (numerically)
+/// positive definite or the factor is not finite.
+public func choleskyFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int) -> Bool {
+    ensureGSLErrorsOff()
+    if m == 0 { return true }
+    var view = gsl_matrix_view_array(a, m, m)
+    if gsl_linalg_cholesky_decomp1(&view.matrix) != 0 { return false }
+    for i in 0..<m where !(a[i * m + i] > 0 && a[i * m + i].isFinite) { return false }
+    return true
+}
+
+/// Solves `L Lᵀ x = b` in place (`x` holds `b` on entry) with the factor left at `a` by
+/// `choleskyFactorInPlace` (GSL `gsl_linalg_cholesky_svx`).
+public func choleskySolveInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int, _ x: UnsafeMutablePointer<Double>) {
+    if m == 0 { return }
+    var view = gsl_matrix_view_array(a, m, m)
+    var xv = gsl_vector_view_array(x, m)
+    _ = gsl_linalg_cholesky_svx(&view.matrix, &xv.vector)
+}

@@ -49,12 +49,11 @@ final class DualWorkspace {
     let absA: UnsafeMutablePointer<Double>
     /// Three iterates: current, line-search candidate, best so far.
     var cur: DualPoint, cand: DualPoint, best: DualPoint
-    /// `H` (M×M; written only when `solveSPD` needs a retry), the Cholesky factor `U` (upper
-    /// triangle, row-major; `weightedGram` writes `H` there and it is factored in place) and
-    /// `1/diag(U)`.
+    /// `H` (M×M; written only when `solveSPD` needs a retry) and the Cholesky factor `L`
+    /// (GSL's, lower triangle, row-major; `weightedGram` writes `H` there and it is factored
+    /// in place).
     let h: UnsafeMutablePointer<Double>
     let chol: UnsafeMutablePointer<Double>
-    let invDiag: UnsafeMutablePointer<Double>
     /// M-vectors: Newton direction, right-hand side, scratch.
     let d: UnsafeMutablePointer<Double>
     let rhs: UnsafeMutablePointer<Double>
@@ -96,7 +95,6 @@ final class DualWorkspace {
         h = .allocate(capacity: mm * mm)
         chol = .allocate(capacity: mm * mm)
         d = .allocate(capacity: mm); d.initialize(repeating: 0, count: mm)
-        invDiag = .allocate(capacity: mm); invDiag.initialize(repeating: 0, count: mm)
         rhs = .allocate(capacity: mm); rhs.initialize(repeating: 0, count: mm)
         tm = .allocate(capacity: mm); tm.initialize(repeating: 0, count: mm)
         u = .allocate(capacity: nn); u.initialize(repeating: 0, count: nn)
@@ -112,7 +110,7 @@ final class DualWorkspace {
     }
 
     deinit {
-        absA.deallocate(); h.deallocate(); chol.deallocate(); invDiag.deallocate(); d.deallocate(); rhs.deallocate()
+        absA.deallocate(); h.deallocate(); chol.deallocate(); d.deallocate(); rhs.deallocate()
         tm.deallocate(); u.deallocate(); w.deallocate(); zhat.deallocate(); d2.deallocate(); at.deallocate(); bt.deallocate()
     }
 
@@ -187,7 +185,7 @@ final class DualWorkspace {
         if factorNearBest && cholHoldsFactor {
             s = factorLogScale
             y.withUnsafeBufferPointer { yb in for i in 0..<m { d[i] = yb[i] } }
-            choleskySolveUpper(chol, m, invDiag: invDiag, d)
+            choleskySolveInPlace(chol, m, d)
         } else {
             for j in 0..<n { s = max(s, p.v[j]) }
             if n == 0 || !s.isFinite { return false }
@@ -241,7 +239,7 @@ final class DualWorkspace {
     /// (when it was a Cholesky factorization; false otherwise).
     func solveWithFactor(_ x: UnsafeMutablePointer<Double>) -> Bool {
         guard cholHoldsFactor else { return false }
-        choleskySolveUpper(chol, m, invDiag: invDiag, x)
+        choleskySolveInPlace(chol, m, x)
         for i in 0..<m where !x[i].isFinite { return false }
         return true
     }
@@ -249,127 +247,11 @@ final class DualWorkspace {
     /// Factors the matrix in `chol` in place (Cholesky) and solves `d = chol⁻¹ rhs`; false when
     /// it is not (numerically) positive definite or the solution is not finite.
     private func factorAndSolve() -> Bool {
-        guard choleskyFactorUpper(chol, m, invDiag: invDiag) else { return false }
+        guard choleskyFactorInPlace(chol, m) else { return false }
         d.update(from: rhs, count: m)
-        choleskySolveUpper(chol, m, invDiag: invDiag, d)
+        choleskySolveInPlace(chol, m, d)
         for i in 0..<m where !d[i].isFinite { return false }
         cholHoldsFactor = true
         return true
     }
-}
-
-// MARK: - Small dense Cholesky kernels
-
-@inline(__always)
-private func load2(_ p: UnsafePointer<Double>) -> SIMD2<Double> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD2<Double>.self)
-}
-
-/// `Σ_{k<len} p[k] q[k]` with four independent SIMD2 partial sums (the dependency chain of a
-/// plain loop dominates for the short rows here).
-@inline(__always)
-private func dotShort(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, _ len: Int) -> Double {
-    var a0 = SIMD2<Double>(), a1 = SIMD2<Double>(), a2 = SIMD2<Double>(), a3 = SIMD2<Double>()
-    var k = 0
-    while k + 8 <= len {
-        a0 += load2(p + k) * load2(q + k)
-        a1 += load2(p + k + 2) * load2(q + k + 2)
-        a2 += load2(p + k + 4) * load2(q + k + 4)
-        a3 += load2(p + k + 6) * load2(q + k + 6)
-        k += 8
-    }
-    while k + 2 <= len {
-        a0 += load2(p + k) * load2(q + k)
-        k += 2
-    }
-    var s = ((a0 + a1) + (a2 + a3)).sum()
-    if k < len { s += p[k] * q[k] }
-    return s
-}
-
-/// In-place Cholesky `H = Uᵀ U` of the symmetric M×M row-major `a` (reads and writes the upper
-/// triangle only), right-looking in blocks of 8 rows: within a block each update is an axpy on a
-/// contiguous row segment; the trailing matrix gets `−U₁₂ᵀ U₁₂` by one dgemm per block (its
-/// lower triangle is written too and never read). `invDiag` receives `1/U_kk`.
-/// False at a non-positive or non-finite pivot.
-func choleskyFactorUpper(_ a: UnsafeMutablePointer<Double>, _ m: Int, invDiag: UnsafeMutablePointer<Double>) -> Bool {
-    let nb = 8
-    var kb = 0
-    while kb < m {
-        let e = min(kb + nb, m)
-        for k in kb..<e {
-            let rk = a + k * m
-            let dk = rk[k]
-            guard dk > 0, dk.isFinite else { return false }
-            let ukk = dk.squareRoot()
-            rk[k] = ukk
-            // One division per row (a division per entry stalls on its latency).
-            let inv = 1 / ukk
-            invDiag[k] = inv
-            var j = k + 1
-            while j < m { rk[j] = rk[j] * inv; j += 1 }
-            var i = k + 1
-            while i < e {
-                let f = rk[i]
-                let ri = a + i * m
-                var t = i
-                while t < m { ri[t] -= f * rk[t]; t += 1 }
-                i += 1
-            }
-        }
-        let rest = m - e
-        if rest > 0 {
-            blasGemm(transposeA: true, transposeB: false, m: rest, n: rest, k: e - kb, alpha: -1,
-                     a: a + kb * m + e, lda: m, b: a + kb * m + e, ldb: m, beta: 1, c: a + e * m + e, ldc: m)
-        }
-        kb = e
-    }
-    return true
-}
-
-/// Solves `Uᵀ U x = b` in place (`x` holds b on entry) with the factor of `choleskyFactorUpper`,
-/// two rows of U per pass.
-func choleskySolveUpper(_ a: UnsafePointer<Double>, _ m: Int, invDiag: UnsafePointer<Double>,
-                        _ x: UnsafeMutablePointer<Double>) {
-    // Uᵀ w = b by columns of Uᵀ (rows k, k+1 of U): axpys on contiguous rows.
-    var k = 0
-    while k + 1 < m {
-        let r0 = a + k * m, r1 = r0 + m
-        let w0 = x[k] * invDiag[k]
-        let w1 = (x[k + 1] - r0[k + 1] * w0) * invDiag[k + 1]
-        x[k] = w0; x[k + 1] = w1
-        var j = k + 2
-        while j < m { x[j] -= r0[j] * w0 + r1[j] * w1; j += 1 }
-        k += 2
-    }
-    if k < m { x[k] *= invDiag[k] }
-    // U x = w by rows i, i−1: both dot products against x[i+1...] in one pass.
-    var i = m - 1
-    while i >= 1 {
-        let ri = a + i * m, rh = ri - m
-        let len = m - i - 1
-        let (si, sh) = dotPairShort(ri + i + 1, rh + i + 1, x + i + 1, len)
-        let xi = (x[i] - si) * invDiag[i]
-        x[i] = xi
-        x[i - 1] = (x[i - 1] - sh - rh[i] * xi) * invDiag[i - 1]
-        i -= 2
-    }
-    if i == 0 { x[0] = (x[0] - dotShort(a + 1, x + 1, m - 1)) * invDiag[0] }
-}
-
-/// `(Σ p[k] x[k], Σ q[k] x[k])` over `k < len`, SIMD2 partial sums.
-@inline(__always)
-private func dotPairShort(_ p: UnsafePointer<Double>, _ q: UnsafePointer<Double>, _ x: UnsafePointer<Double>,
-                          _ len: Int) -> (Double, Double) {
-    var a0 = SIMD2<Double>(), a1 = SIMD2<Double>(), b0 = SIMD2<Double>(), b1 = SIMD2<Double>()
-    var k = 0
-    while k + 4 <= len {
-        let x0 = load2(x + k), x1 = load2(x + k + 2)
-        a0 += load2(p + k) * x0; a1 += load2(p + k + 2) * x1
-        b0 += load2(q + k) * x0; b1 += load2(q + k + 2) * x1
-        k += 4
-    }
-    var sa = (a0 + a1).sum(), sb = (b0 + b1).sum()
-    while k < len { sa += p[k] * x[k]; sb += q[k] * x[k]; k += 1 }
-    return (sa, sb)
 }
