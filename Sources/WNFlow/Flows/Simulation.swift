@@ -124,10 +124,12 @@ public final class Simulation {
     ///   76,496 steps, 4.5 s; bsimp 770 steps, 1.9 s; η = 0.02: msbdf 36 s,
     ///   bsimp 3.2 s), at a small cost for large η (η = 0.05: 0.30 vs 0.42 s);
     /// - GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse and
-    ///   Woodbury solves (N = 100: 2,882 RHS evaluations, 4 Jacobians,
-    ///   0.026 s vs msbdf 3,792 / 37 / 0.048 s; N = 2000, M = 500: 5.5 s vs
-    ///   msbdf 79 s). Not for WN: there it hits a rounding floor along the
-    ///   scale-invariant direction and is 2–5× slower than bsimp;
+    ///   Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
+    ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
+    ///   msbdf 79 s). Not for WN: at depth 2 it hits a rounding floor along
+    ///   the scale-invariant direction and is slower than bsimp (η = 0.01:
+    ///   20 s vs 1.3 s); at depth 3 it is faster but failed Lemma 3.2 in 4 of
+    ///   18 verify runs;
     /// - every other flow: GSL's BDF (`msbdf`) with the analytic Jacobian;
     /// - above `structuredThreshold`: the structured Rosenbrock solver, whose
     ///   memory is O(NM) instead of dense N × N.
