@@ -310,31 +310,15 @@ private func load2(_ p: UnsafePointer<Double>) -> SIMD2<Double> {
 /// triangle of `α R diag(w) Rᵀ`), `R` row-major with leading dimension
 /// `ldr`. Entries just below the diagonal may be touched too: mirror the
 /// upper triangle afterwards. Works in column chunks of `chunk` through
-/// `scratch` (`k × chunk`), with a 2×4 register-blocked SIMD kernel: about
-/// ten times the speed of the reference CBLAS GSL links (`dsyrk`/`dgemm`
-/// ran at 0.5 GFlop/s here), and no copy of `R`.
+/// `scratch` (`k × chunk`): with OpenBLAS linked, one `dgemm` per chunk; with
+/// GSL's reference CBLAS, a 2×4 register-blocked SIMD kernel (about ten times
+/// the speed of that CBLAS, whose `dsyrk`/`dgemm` ran at 0.5 GFlop/s here).
+/// No copy of `R`. `useBLAS` picks the path (tests run both).
 public func weightedGramUpper(k: Int, m: Int, r: UnsafePointer<Double>, ldr: Int, w: UnsafePointer<Double>,
                               alpha: Double, out: UnsafeMutablePointer<Double>, ldo: Int,
-                              scratch: UnsafeMutablePointer<Double>, chunk: Int) {
+                              scratch: UnsafeMutablePointer<Double>, chunk: Int,
+                              useBLAS: Bool = BLAS.isOptimized) {
     if k == 0 || m == 0 { return }
-    if BLAS.isOptimized {
-        // OpenBLAS: S = α R[:, chunk] diag(w), then out += S R[:, chunk]ᵀ by dgemm
-        // (the full block; 2× the flops of the triangle, several times the speed:
-        // N = 2000, M = 500 bdf run 10.3 s → see README Performance).
-        var j0 = 0
-        while j0 < m {
-            let len = min(chunk, m - j0)
-            for p in 0..<k {
-                let src = r + p * ldr + j0
-                let dst = scratch + p * chunk
-                for t in 0..<len { dst[t] = alpha * src[t] * w[j0 + t] }
-            }
-            blasGemm(transposeA: false, transposeB: true, m: k, n: k, k: len, alpha: 1, a: scratch, lda: chunk,
-                     b: r + j0, ldb: ldr, beta: 1, c: out, ldc: ldo)
-            j0 += len
-        }
-        return
-    }
     var j0 = 0
     while j0 < m {
         let len = min(chunk, m - j0)
@@ -343,6 +327,15 @@ public func weightedGramUpper(k: Int, m: Int, r: UnsafePointer<Double>, ldr: Int
             let src = r + p * ldr + j0
             let dst = scratch + p * chunk
             for t in 0..<len { dst[t] = alpha * src[t] * w[j0 + t] }
+        }
+        if useBLAS {
+            // OpenBLAS: out += S R[:, j0..]ᵀ by dgemm (the full block: twice the flops
+            // of the triangle at several times the speed; N = 2000, M = 500 bdf run
+            // 10.3 s → 6.1 s, README Performance).
+            blasGemm(transposeA: false, transposeB: true, m: k, n: k, k: len, alpha: 1, a: scratch, lda: chunk,
+                     b: r + j0, ldb: ldr, beta: 1, c: out, ldc: ldo)
+            j0 += len
+            continue
         }
         let even = len & ~1
         var p = 0

@@ -55,7 +55,8 @@ private func relErr(_ a: [Double], _ b: [Double]) -> Double {
         #expect(relErr(j.apply(x), j.dense().multiply(x)) < 1e-13)
     }
 
-    @Test func weightedGramKernelMatchesNaive() {
+    /// Both paths: OpenBLAS dgemm per chunk and the SIMD kernel used with GSL's CBLAS.
+    @Test(arguments: [true, false]) func weightedGramKernelMatchesNaive(useBLAS: Bool) {
         var rng = TestRNG(state: 3)
         for (k, m, chunk) in [(7, 13, 4), (8, 16, 8), (5, 3, 128), (1, 9, 2)] {
             let r = (0..<(k * m)).map { _ in rng.next() }
@@ -65,7 +66,8 @@ private func relErr(_ a: [Double], _ b: [Double]) -> Double {
             r.withUnsafeBufferPointer { rb in w.withUnsafeBufferPointer { wb in
                 out.withUnsafeMutableBufferPointer { ob in scratch.withUnsafeMutableBufferPointer { sb in
                     weightedGramUpper(k: k, m: m, r: rb.baseAddress!, ldr: m, w: wb.baseAddress!, alpha: 2,
-                                      out: ob.baseAddress!, ldo: k, scratch: sb.baseAddress!, chunk: chunk)
+                                      out: ob.baseAddress!, ldo: k, scratch: sb.baseAddress!, chunk: chunk,
+                                      useBLAS: useBLAS)
                 }}
             }}
             for p in 0..<k {
