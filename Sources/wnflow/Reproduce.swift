@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import WNFlow
 
-/// `wnflow reproduce figure2|figure3|figure4|figure5|all --out DIR [--quick] [--jobs N] [--discrete STEP]`.
+/// `wnflow reproduce figure2|figure3|figure4|figure5|all --out DIR [--quick] [--jobs N] [--discrete STEP] [--resume]`.
 struct ReproduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reproduce",
@@ -30,6 +30,9 @@ struct ReproduceCommand: ParsableCommand {
 
     @Option(name: .long, help: .hidden)
     var size: String?
+
+    @Flag(name: .long, help: "Continue after a crash: keep the runs already in DIR/runs/figureK.jsonl (same figure settings) and do only the rest.")
+    var resume = false
 
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
@@ -64,11 +67,14 @@ struct ReproduceCommand: ParsableCommand {
             let plan = FigurePlan(figure: f, settings: settings)
             let configs = try SweepEngine.configs(plan.points, baseDirectory: dir)
             let runs = dir + "/runs/\(f.rawValue).jsonl"
-            try? FileManager.default.removeItem(atPath: runs)
+            var done = Set<Int>()
+            if resume { done = try SweepEngine.completedIndices(path: runs, points: plan.points) } else {
+                try? FileManager.default.removeItem(atPath: runs)
+            }
             let file = try JSONLinesFile(path: runs)
             let bar = ProgressBar(label: f.rawValue)
-            _ = SweepEngine.run(points: plan.points, configs: configs, output: file, jobs: jobs, metrics: plan.metrics,
-                                progress: { bar.update(done: $0, total: $1) })
+            _ = SweepEngine.run(points: plan.points, configs: configs, output: file, skip: done, jobs: jobs,
+                                metrics: plan.metrics, progress: { bar.update(done: $0, total: $1) })
             let lines = try SweepEngine.finalize(path: runs)
             let rows = lines.compactMap { FigureRow(line: $0.json) }
             let report = FigureReport(figure: f, settings: plan.settings, rows: rows)
@@ -80,7 +86,8 @@ struct ReproduceCommand: ParsableCommand {
             try SummaryFile.update(path: dir + "/summary.md", figure: f, section: report.summary)
             if !quiet {
                 let nc = rows.filter { !$0.converged }.count
-                print("\(f.rawValue): \(rows.count) runs (\(nc) not converged) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s -> \(base).csv, .png, .svg")
+                let resumed = done.isEmpty ? "" : ", \(done.count) resumed"
+                print("\(f.rawValue): \(rows.count) runs (\(nc) not converged\(resumed)) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s -> \(base).csv, .png, .svg")
             }
         }
         if !quiet { print("summary: \(dir)/summary.md") }

@@ -50,16 +50,7 @@ struct SweepCommand: ParsableCommand {
             guard resume else {
                 throw ConfigError("--out", "'\(path)' exists; pass --resume to continue it or choose another --out")
             }
-            let byIndex = Dictionary(mine.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
-            for r in try JSONLinesFile.recover(path: path) {
-                guard let i = SweepEngine.index(of: r.json), let p = byIndex[i] else {
-                    throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; it was made by another sweep")
-                }
-                guard r.json["params"] == .object(p.params) else {
-                    throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
-                }
-                done.insert(p.index)
-            }
+            done = try SweepEngine.completedIndices(path: path, points: mine)
         }
         let file = try JSONLinesFile(path: path)
         let bar = ProgressBar(label: "sweep\(sh.map { " shard \($0)" } ?? "")")

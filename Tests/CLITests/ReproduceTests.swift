@@ -22,6 +22,31 @@ struct ReproduceTests {
         #expect(summary.contains("Figure 2") && summary.contains("Not converged") && summary.contains("gain GF/WN"))
     }
 
+    @Test("--resume after a crash keeps the finished runs and gives the same CSV")
+    func resumeAfterCrash() throws {
+        let dir = CLI.tempDir("repro-resume")
+        let first = try CLI.run(["reproduce", "figure2", "--out", dir, "--size", "tiny", "--jobs", "1", "--quiet"])
+        #expect(first.code == 0, "\(first.stderr)")
+        let csv = try String(contentsOfFile: dir + "/figure2.csv", encoding: .utf8)
+        // A crash: two finished lines and a torn third one.
+        let runs = dir + "/runs/figure2.jsonl"
+        let lines = try String(contentsOfFile: runs, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 8)
+        let torn = lines[0...1].joined(separator: "\n") + "\n" + lines[2].prefix(40)
+        try torn.write(toFile: runs, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: dir + "/figure2.csv")
+        let again = try CLI.run(["reproduce", "figure2", "--out", dir, "--size", "tiny", "--jobs", "1", "--resume"])
+        #expect(again.code == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("2 resumed"), "\(again.stdout)")
+        let csv2 = try String(contentsOfFile: dir + "/figure2.csv", encoding: .utf8)
+        // Identical apart from the wall-time column.
+        func dropWall(_ t: String) -> [String] { t.split(separator: "\n").map { $0.split(separator: ",").dropLast().joined(separator: ",") } }
+        #expect(dropWall(csv) == dropWall(csv2))
+        // Runs of other settings are refused, naming --resume.
+        let other = try CLI.run(["reproduce", "figure2", "--out", dir, "--quick", "--resume"])
+        #expect(other.code == 2 && other.stderr.contains("--resume"), "\(other.stderr)")
+    }
+
     @Test("bad input exits 2 with one line naming the field")
     func badInput() throws {
         let dir = CLI.tempDir("repro-bad")

@@ -224,6 +224,26 @@ public enum SweepEngine {
         }
     }
 
+    /// The indices already recorded in the JSONL file at `path` (for `--resume`; a
+    /// torn trailing line is cut off first). Every line must be a run of `points`
+    /// with the same params, else a `--resume` error says the file belongs to
+    /// another sweep. No file: nothing done.
+    public static func completedIndices(path: String, points: [SweepPoint]) throws -> Set<Int> {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let byIndex = Dictionary(points.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        var done = Set<Int>()
+        for r in try JSONLinesFile.recover(path: path) {
+            guard let i = index(of: r.json), let p = byIndex[i] else {
+                throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; it was made by another sweep")
+            }
+            guard r.json["params"] == .object(p.params) else {
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
+            }
+            done.insert(p.index)
+        }
+        return done
+    }
+
     /// The `index` of a JSONL record: a whole number in 0..<2⁵³, else nil
     /// (a foreign or damaged line; never trap on it).
     public static func index(of record: JSON) -> Int? {
