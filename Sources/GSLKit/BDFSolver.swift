@@ -92,8 +92,7 @@ public final class BDFSolver: ODESolver {
         let n = system.dimension
         var stats = ODEStatistics()
         if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
-        let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }.sorted()
-        var saveIndex = 0
+        var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
         let maxK = min(max(maxOrder, 1), 5)
         let rows = maxK + 3
@@ -200,7 +199,7 @@ public final class BDFSolver: ODESolver {
 
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
-            let target = saveIndex < saves.count ? saves[saveIndex] : t1
+            let target = saves.target(orEnd: t1)
             let hBefore = h
             // Limit and land on the target.
             var hTry = min(h, hmax)
@@ -281,6 +280,8 @@ public final class BDFSolver: ODESolver {
                     var oldNorm = -1.0
                     nIter = 0
                     if stepsSinceRate >= rateRefresh { crate = 1 }
+                    // Newton tolerance of this order (GSL msbdf: 0.1/C_k).
+                    let newtonTol = newtonFraction / Self.errorConst[order]
                     for k in 0..<newtonMaxIterations {
                         nIter = k + 1
                         do { try rhs(tNew, yNew, f) } catch { return finish(.failed, error) }
@@ -298,11 +299,9 @@ public final class BDFSolver: ODESolver {
                             stepsSinceRate = 0
                         }
                         // Converged when the contraction-weighted correction is
-                        // below 0.1/C_k (GSL msbdf's test), first iteration
+                        // below the tolerance (GSL msbdf's test), first iteration
                         // included when a contraction estimate is carried over.
-                        let newtonTol = newtonFraction / Self.errorConst[order]
-                        let conv = min(crate, 1) * dyNorm <= newtonTol
-                        if conv {
+                        if min(crate, 1) * dyNorm <= newtonTol {
                             for p in 0..<n { yNew[p] += dy[p]; dAcc[p] += dy[p] }
                             converged = true
                             break
@@ -318,10 +317,6 @@ public final class BDFSolver: ODESolver {
                             break
                         }
                         for p in 0..<n { yNew[p] += dy[p]; dAcc[p] += dy[p] }
-                        if dyNorm == 0 {
-                            converged = true
-                            break
-                        }
                         oldNorm = dyNorm
                     }
                     if converged { break newton }
@@ -383,13 +378,10 @@ public final class BDFSolver: ODESolver {
                 stats.acceptedSteps += 1
                 stepsSinceRate += 1
                 equalSteps += 1
-                let hit = (landing && saveIndex < saves.count && t == saves[saveIndex]) ? saveIndex : nil
+                let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
-                if hit != nil {
-                    saveIndex += 1
-                    while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
-                }
+                saves.advance(past: t)
                 if stop { return finish(.stoppedByObserver) }
                 if t >= t1 { return finish(.reachedEnd) }
                 // Order and step selection after order + 1 equal steps.

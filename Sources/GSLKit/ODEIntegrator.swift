@@ -118,12 +118,7 @@ public final class ODEIntegrator: ODESolver {
         var t = t0
         var lastY = y0
         var lastT = t0
-        // Save times inside (t0, t1], sorted, with their index in `saveTimes`.
-        let saves = saveTimes.enumerated()
-            .filter { $0.element > t0 && $0.element <= t1 }
-            .sorted { $0.element < $1.element || ($0.element == $1.element && $0.offset < $1.offset) }
-            .map { (index: $0.offset, time: $0.element) }
-        var saveIndex = 0
+        var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         func finish(_ termination: ODETermination, _ failure: (any Error)? = nil) -> ODERun {
             stats.rhsEvaluations = context.rhsEvaluations
             stats.jacobianEvaluations = context.jacobianEvaluations
@@ -153,7 +148,7 @@ public final class ODEIntegrator: ODESolver {
         var stalls = 0
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
-            let target = saveIndex < saves.count ? saves[saveIndex].time : t1
+            let target = saves.target(orEnd: t1)
             h = min(h, hmax)
             let hTried = h
             let tBefore = t
@@ -188,12 +183,11 @@ public final class ODEIntegrator: ODESolver {
             stats.acceptedSteps += 1
             lastT = t
             for i in 0..<n { lastY[i] = y[i] }
-            let hit = (saveIndex < saves.count && t == saves[saveIndex].time) ? saves[saveIndex].index : nil
+            let hit = saves.hit(at: t)
             let stop = y.withUnsafeBufferPointer { buf in
                 notify(observers, AcceptedStep(t: t, y: buf, h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
             }
-            // Skip every save time reached (duplicates are reported once).
-            while saveIndex < saves.count && saves[saveIndex].time <= t { saveIndex += 1 }
+            saves.advance(past: t)
             if stop { return finish(.stoppedByObserver) }
             if t >= t1 { return finish(.reachedEnd) }
         }

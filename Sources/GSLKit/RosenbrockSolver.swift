@@ -68,8 +68,7 @@ public final class RosenbrockSolver: ODESolver {
         let n = system.dimension
         var stats = ODEStatistics()
         if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
-        let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
-        var saveIndex = 0
+        var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
 
         // Buffers: y, ynew, f(t, y), f at stages, ∂f/∂t, the six stages.
@@ -121,7 +120,7 @@ public final class RosenbrockSolver: ODESolver {
 
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
-            let target = saveIndex < saves.count ? saves[saveIndex] : t1
+            let target = saves.target(orEnd: t1)
             // The step to try: land exactly on the target when close.
             var hStep = min(h, hmax)
             var landing = false
@@ -250,13 +249,10 @@ public final class RosenbrockSolver: ODESolver {
                     h = landing ? max(hNew, h) : hNew
                 }
                 rejectedLast = false
-                let hit = (landing && saveIndex < saves.count && t == saves[saveIndex]) ? saveIndex : nil
+                let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: y, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
-                if hit != nil {
-                    saveIndex += 1
-                    while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
-                }
+                saves.advance(past: t)
                 if stop { return finish(.stoppedByObserver) }
                 if t >= t1 { return finish(.reachedEnd) }
             } else {

@@ -119,3 +119,29 @@ public func invalidInputRun(dimension n: Int, t0: Double, y0: [Double], t1: Doub
     }
     return nil
 }
+
+/// The save times of one run that lie in `(t0, t1]`, in time order, each with
+/// its index in the caller's `saveTimes` (what `AcceptedStep.saveIndex`
+/// reports). Shared by the solvers, which land their steps on `target`.
+struct SaveSchedule {
+    private let times: [(index: Int, time: Double)]
+    private var next = 0
+
+    init(_ saveTimes: [Double], from t0: Double, to t1: Double) {
+        times = saveTimes.enumerated()
+            .filter { $0.element > t0 && $0.element <= t1 }
+            .sorted { $0.element < $1.element || ($0.element == $1.element && $0.offset < $1.offset) }
+            .map { (index: $0.offset, time: $0.element) }
+    }
+
+    /// Where the next step must end at the latest: the next save time, else `t1`.
+    func target(orEnd t1: Double) -> Double { next < times.count ? times[next].time : t1 }
+
+    /// The caller's index when `t` is exactly the next save time, else nil.
+    func hit(at t: Double) -> Int? { next < times.count && t == times[next].time ? times[next].index : nil }
+
+    /// Moves past every save time `≤ t` (repeated times are reported once).
+    mutating func advance(past t: Double) {
+        while next < times.count && times[next].time <= t { next += 1 }
+    }
+}

@@ -36,18 +36,13 @@ private final class ForcedLinear: LowRankJacobianSystem {
         for i in 0..<dimension { dydt[i] = out[i] + gPrime(t, i) }
         if let na = nanAfter, t > na { dydt[0] = .nan }
     }
-    func makeLowRankJacobian() -> LowRankJacobian {
-        LowRankJacobian(dimension: jac.dimension, gram: jac.gramMatrix, gramOffset: jac.gramOffset,
-                        explicitRank: jac.explicitRank)
-    }
+    func makeLowRankJacobian() -> LowRankJacobian { jac.sameShape() }
     func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
                          dfdt: UnsafeMutableBufferPointer<Double>) throws {
-        j.diagonal = jac.diagonal
-        j.gramWeight = jac.gramWeight
-        j.gramColumnScale = jac.gramColumnScale
-        j.u = jac.u
-        j.v = jac.v
-        for i in 0..<dimension { dfdt[i] = 0 }
+        jac.copyValues(into: j)
+        // ∂f/∂t = −J g'(t) + g''(t) (the system is not autonomous unless homogeneous).
+        let jg = jac.apply((0..<dimension).map { gPrime(t, $0) })
+        for i in 0..<dimension { dfdt[i] = homogeneous ? 0 : -jg[i] - sin(t + 0.1 * Double(i)) }
     }
 }
 
@@ -70,6 +65,26 @@ private func relErr(_ a: [Double], _ b: [Double]) -> Double {
         // Jacobian reuse: a constant Jacobian is rarely re-evaluated.
         #expect(run.stats.jacobianEvaluations < run.stats.acceptedSteps / 10)
         #expect(run.stats.factorizations < run.stats.acceptedSteps / 2)
+    }
+
+    /// `saveIndex` is the index in the caller's array (unsorted, with times
+    /// outside (t0, t1]), for both structured solvers as for `ODEIntegrator`.
+    @Test func saveIndicesReferToCallerArray() throws {
+        // Homogeneous: autonomous, so the zero dfdt that Rosenbrock uses is exact.
+        let sys = ForcedLinear()
+        sys.homogeneous = true
+        let y0 = (0..<sys.dimension).map { 1 + 0.1 * Double($0 % 7) }
+        let saves = [3.0, -1, 0.5, 0, 1, 9]
+        let solvers: [any ODESolver] = [try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12)),
+                                        try RosenbrockSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12))]
+        for s in solvers {
+            let rec = Recorder()
+            let run = s.integrate(from: 0, y0: y0, to: 5, saveTimes: saves, observers: [rec])
+            #expect(run.termination == .reachedEnd)
+            let hits = rec.entries.compactMap { e in e.saveIndex.map { ($0, e.t) } }
+            #expect(hits.map(\.0) == [2, 4, 0], "\(type(of: s))")
+            #expect(hits.map(\.1) == [0.5, 1, 3], "\(type(of: s))")
+        }
     }
 
     @Test func homogeneousDecayMatchesRosenbrock() throws {

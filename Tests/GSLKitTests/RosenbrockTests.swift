@@ -138,17 +138,10 @@ private final class LinearSystem: LowRankJacobianSystem {
         for i in 0..<dimension { dydt[i] = out[i] + (forcing ? sin(t) : 0) }
         if let na = nanAfter, t > na { dydt[0] = .nan }
     }
-    func makeLowRankJacobian() -> LowRankJacobian {
-        LowRankJacobian(dimension: jac.dimension, gram: jac.gramMatrix, gramOffset: jac.gramOffset,
-                        explicitRank: jac.explicitRank)
-    }
+    func makeLowRankJacobian() -> LowRankJacobian { jac.sameShape() }
     func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
                          dfdt: UnsafeMutableBufferPointer<Double>) throws {
-        j.diagonal = jac.diagonal
-        j.gramWeight = jac.gramWeight
-        j.gramColumnScale = jac.gramColumnScale
-        j.u = jac.u
-        j.v = jac.v
+        jac.copyValues(into: j)
         for i in 0..<dimension { dfdt[i] = forcing ? cos(t) : 0 }
     }
 }

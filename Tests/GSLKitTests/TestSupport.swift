@@ -79,3 +79,20 @@ func maxAbsDiff(_ a: [Double], _ b: [Double]) -> Double {
 func gaussianMatrix(_ rows: Int, _ cols: Int, _ rng: RNG) -> Matrix {
     Matrix(rows: rows, cols: cols, storage: rng.gaussians(rows * cols))!
 }
+
+/// Test systems with a constant structured Jacobian hand out copies of it.
+extension LowRankJacobian {
+    /// A Jacobian of the same shape (dimension, Gram block, offset, rank).
+    func sameShape() -> LowRankJacobian {
+        LowRankJacobian(dimension: dimension, gram: gramMatrix, gramOffset: gramOffset, explicitRank: explicitRank)
+    }
+
+    /// Writes this Jacobian's values into `j` (of the same shape).
+    func copyValues(into j: LowRankJacobian) {
+        j.diagonal = diagonal
+        j.gramWeight = gramWeight
+        j.gramColumnScale = gramColumnScale
+        j.u = u
+        j.v = v
+    }
+}

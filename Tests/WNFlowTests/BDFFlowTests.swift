@@ -5,25 +5,10 @@ import GSLKit
 
 @Suite struct BDFFlowLimitTests {
     private func run(_ flow: FlowKind, method: Method, etaG: Double = 0.5) throws -> SimulationResult {
-        let d = ProblemGenerator(m: 10, n: 25, sparsity: 3, signed: false, seed: 1).draw()
-        let p = try Problem(A: d.A, y: d.y, depth: 2, signed: false, groundTruth: d.groundTruth)
-        var model = ModelSpec()
-        model.flow = flow
-        model.depth = 2
-        model.etaG = etaG
+        let p = try Fixture.problem(seed: 1)
         let x0 = InitDirection.uniform.vector(25).map { 0.1 * $0 }
-        var it = IntegratorSpec()
-        it.method = method
-        var rec = RecordSpec()
-        rec.points = 0
-        let sim = Simulation(config: SimulationConfig(problem: p, model: model, x0: x0, integrator: it, record: rec))
-        return sim.run(recordTrajectory: false)
-    }
-
-    private func relDiff(_ a: [Double], _ b: [Double]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in 0..<a.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
-        return num / den
+        return Simulation(config: Fixture.config(p, flow: flow, x0: x0, etaG: etaG, method: method))
+            .run(recordTrajectory: false)
     }
 
     @Test func methodNameParses() {
@@ -38,7 +23,7 @@ import GSLKit
         #expect(ours.status == .converged)
         #expect(ref.status == .converged)
         #expect(ours.method == "bdf")
-        let d = relDiff(ours.z, ref.z)
+        let d = Fixture.maxRelativeDifference(ours.z, ref.z)
         print("\(flow.rawValue): bdf vs msbdf limit rel diff \(d); bdf \(ours.stats), msbdf \(ref.stats)")
         #expect(d < 1e-8)
     }
@@ -49,22 +34,11 @@ import GSLKit
 /// reference at rtol 1e-13, is compared with msbdf's at the same rtol.
 @Suite struct BDFErrorControlTests {
     private func state(_ method: Method, rtol: Double, tEnd: Double, depth: Int) throws -> [Double] {
-        let d = ProblemGenerator(m: 12, n: 30, sparsity: 3, signed: false, seed: 5).draw()
-        let p = try Problem(A: d.A, y: d.y, depth: depth, signed: false, groundTruth: d.groundTruth)
-        var model = ModelSpec()
-        model.flow = .gf
-        model.depth = depth
+        let p = try Fixture.problem(m: 12, n: 30, depth: depth, seed: 5)
         let x0 = InitDirection.uniform.vector(30).map { 0.1 * $0 }
-        var it = IntegratorSpec()
-        it.method = method
-        it.rtol = rtol
-        it.atol = rtol < 1e-12 ? 1e-20 : 1e-18
-        it.tEnd = tEnd
-        it.lossBelow = 0
-        var rec = RecordSpec()
-        rec.points = 0
-        let sim = Simulation(config: SimulationConfig(problem: p, model: model, x0: x0, integrator: it, record: rec))
-        let r = sim.run(recordTrajectory: false)
+        let r = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: method, rtol: rtol,
+                                                  atol: rtol < 1e-12 ? 1e-20 : 1e-18, tEnd: tEnd, lossBelow: 0))
+            .run(recordTrajectory: false)
         #expect(r.status == .tEnd)
         return r.x
     }
@@ -103,12 +77,12 @@ import GSLKit
         _ = try flow.velocity(of: x)
         let fresh = LossWorkspace(problem: p)
         try x.withUnsafeBufferPointer { xb in
-            let hit = try #require(flow.workspace(ifEvaluatedAt: xb.baseAddress!)?.lastLoss(ifAt: xb.baseAddress!))
+            let hit = try #require(flow.lossWorkspace?.lastLoss(ifAt: xb.baseAddress!))
             #expect(hit == fresh.loss(at: xb.baseAddress!))
         }
         x[0] = x[0].nextUp
         x.withUnsafeBufferPointer { xb in
-            #expect(flow.workspace(ifEvaluatedAt: xb.baseAddress!) == nil)
+            #expect(flow.lossWorkspace?.lastLoss(ifAt: xb.baseAddress!) == nil)
         }
     }
 
@@ -122,8 +96,8 @@ import GSLKit
         let x = flow.weights(of: s)
         let fresh = LossWorkspace(problem: p)
         try x.withUnsafeBufferPointer { xb in
-            let cached = try #require(flow.workspace(ifEvaluatedAt: xb.baseAddress!))
-            #expect(cached.lastLoss(ifAt: xb.baseAddress!) == fresh.loss(at: xb.baseAddress!))
+            let cached = try #require(flow.lossWorkspace?.lastLoss(ifAt: xb.baseAddress!))
+            #expect(cached == fresh.loss(at: xb.baseAddress!))
         }
     }
 }

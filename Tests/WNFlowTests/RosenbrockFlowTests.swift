@@ -3,11 +3,6 @@ import Testing
 import GSLKit
 @testable import WNFlow
 
-private func problem(m: Int, n: Int, depth: Int, signed: Bool = false, seed: UInt = 1) throws -> Problem {
-    let d = ProblemGenerator(m: m, n: n, sparsity: 3, signed: signed, seed: seed).draw()
-    return try Problem(A: d.A, y: d.y, depth: depth, signed: signed, groundTruth: d.groundTruth)
-}
-
 /// A random positive point (weights 0.05 … 1).
 private func randomPoint(_ n: Int, seed: UInt) -> [Double] {
     let rng = RNG(seed: seed)
@@ -23,7 +18,7 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
 @Suite struct RosenbrockFlowJacobianTests {
     @Test(arguments: [1, 2, 3]) func gradientFlowStructuredJacobianMatchesDense(depth: Int) throws {
         for signed in [false, true] {
-            let p = try problem(m: 6, n: 15, depth: depth, signed: signed)
+            let p = try Fixture.problem(m: 6, n: 15, depth: depth, signed: signed, seed: 1)
             let flow = GradientFlow(problem: p)
             let x = randomPoint(flow.dimension, seed: UInt(depth))
             let structured = try flow.lowRankJacobian(t: 0, y: x).dense()
@@ -33,7 +28,7 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
 
     @Test(arguments: [1, 2, 3]) func weightNormStructuredJacobianMatchesDense(depth: Int) throws {
         for signed in [false, true] {
-            let p = try problem(m: 6, n: 15, depth: depth, signed: signed)
+            let p = try Fixture.problem(m: 6, n: 15, depth: depth, signed: signed, seed: 1)
             for rate in [GRate.constant(0.3), .timeDependent] {
                 let flow = WeightNormFlow(problem: p, rate: rate, etaV: 1.3)
                 let x0 = randomPoint(p.weightCount, seed: UInt(10 + depth))
@@ -48,24 +43,10 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
 
 @Suite struct RosenbrockFlowLimitTests {
     private func run(_ flow: FlowKind, method: Method, etaG: Double = 0.5) throws -> SimulationResult {
-        let p = try problem(m: 10, n: 25, depth: 2)
-        var model = ModelSpec()
-        model.flow = flow
-        model.depth = 2
-        model.etaG = etaG
+        let p = try Fixture.problem(seed: 1)
         let x0 = InitDirection.uniform.vector(25).map { 0.1 * $0 }
-        var it = IntegratorSpec()
-        it.method = method
-        var rec = RecordSpec()
-        rec.points = 0
-        let sim = Simulation(config: SimulationConfig(problem: p, model: model, x0: x0, integrator: it, record: rec))
-        return sim.run(recordTrajectory: false)
-    }
-
-    private func relDiff(_ a: [Double], _ b: [Double]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in 0..<a.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
-        return num / den
+        return Simulation(config: Fixture.config(p, flow: flow, x0: x0, etaG: etaG, method: method))
+            .run(recordTrajectory: false)
     }
 
     @Test(arguments: [FlowKind.gf, .wn, .wnTimeDependent]) func limitMatchesMsbdf(flow: FlowKind) throws {
@@ -74,7 +55,7 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
         #expect(ros.status == .converged)
         #expect(bdf.status == .converged)
         #expect(ros.method == "rosenbrock")
-        let d = relDiff(ros.z, bdf.z)
+        let d = Fixture.maxRelativeDifference(ros.z, bdf.z)
         print("\(flow.rawValue): rosenbrock vs msbdf limit rel diff \(d); rosenbrock \(ros.stats), msbdf \(bdf.stats)")
         #expect(d < 1e-8)
     }

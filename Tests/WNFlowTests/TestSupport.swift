@@ -17,7 +17,8 @@ enum Fixture {
 
     static func config(_ problem: Problem, flow: FlowKind, x0: [Double], etaG: Double = 0.05,
                        method: Method = .auto, rtol: Double = 1e-10, atol: Double = 1e-18,
-                       tEnd: Double = 1e12, step: Double? = nil, points: Int = 0) -> SimulationConfig {
+                       tEnd: Double = 1e12, step: Double? = nil, points: Int = 0,
+                       lossBelow: Double? = nil) -> SimulationConfig {
         var model = ModelSpec()
         model.flow = flow
         model.depth = problem.depth
@@ -29,9 +30,17 @@ enum Fixture {
         it.rtol = rtol
         it.atol = atol
         it.tEnd = tEnd
+        it.lossBelow = lossBelow
         var rec = RecordSpec()
         rec.points = points
         return SimulationConfig(problem: problem, model: model, x0: x0, integrator: it, record: rec)
+    }
+
+    /// `max|a − b| / max|b|` (entry-wise, relative to the largest entry).
+    static func maxRelativeDifference(_ a: [Double], _ b: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in 0..<a.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
+        return num / den
     }
 
     static func relativeError(_ a: [Double], _ b: [Double]) -> Double {

@@ -9,13 +9,14 @@ public protocol Flow: ODESystem {
     var kind: FlowKind { get }
     /// Writes the weights `x` of `state` into `x` (length `problem.weightCount`).
     func weights(of state: UnsafeBufferPointer<Double>, into x: UnsafeMutablePointer<Double>)
-    /// The flow's own loss workspace when its last evaluation was at exactly the
-    /// weights `x` (then `lastLoss(ifAt: x)` and `power` are valid), else nil.
-    func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace?
+    /// The loss workspace the RHS evaluates through, if any: observers read the
+    /// loss of the state the integrator evaluated last from it
+    /// (`lastLoss(ifAt:)`) instead of computing it again.
+    var lossWorkspace: LossWorkspace? { get }
 }
 
 extension Flow {
-    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? { nil }
+    public var lossWorkspace: LossWorkspace? { nil }
 
     /// The weights of a state (allocating; for cold paths).
     public func weights(of state: [Double]) -> [Double] {
@@ -68,9 +69,7 @@ public final class GradientFlow: Flow {
         x.update(from: state.baseAddress!, count: problem.weightCount)
     }
 
-    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? {
-        workspace.lastLoss(ifAt: x) == nil ? nil : workspace
-    }
+    public var lossWorkspace: LossWorkspace? { workspace }
 
     /// (1.11): `x' = −L x^{⊙(L−1)} ⊙ Aᵀ(A x^{⊙L} − y)`.
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {

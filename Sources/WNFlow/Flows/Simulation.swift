@@ -283,8 +283,7 @@ public final class StopCriteria: StepObserver {
         } else {
             loss = x.withUnsafeMutableBufferPointer { xb -> Double in
                 flow.weights(of: step.y, into: xb.baseAddress!)
-                return flow.workspace(ifEvaluatedAt: xb.baseAddress!)?.lastLoss(ifAt: xb.baseAddress!)
-                    ?? workspace.loss(at: xb.baseAddress!)
+                return flow.lossWorkspace?.lastLoss(ifAt: xb.baseAddress!) ?? workspace.loss(at: xb.baseAddress!)
             }
         }
         if loss <= lossBelow { converged = true; return .stop }

@@ -58,9 +58,7 @@ public final class WeightNormFlow: Flow {
         for i in 0..<n { out[i] = s * v[i] }
     }
 
-    public func workspace(ifEvaluatedAt x: UnsafePointer<Double>) -> LossWorkspace? {
-        workspace.lastLoss(ifAt: x) == nil ? nil : workspace
-    }
+    public var lossWorkspace: LossWorkspace? { workspace }
 
     /// The value of η_g at a state.
     @inline(__always)
@@ -77,7 +75,7 @@ public final class WeightNormFlow: Flow {
         let g = y[0]
         let v = y.baseAddress! + 1
         // x exactly as `weights(of:)` computes it, so that observers find
-        // the loss of an evaluated state cached (`workspace(ifEvaluatedAt:)`).
+        // the loss of an evaluated state cached (`lossWorkspace`).
         let nv = blasNorm(n, v)
         let nv2 = nv * nv
         x.withUnsafeMutableBufferPointer { xb in

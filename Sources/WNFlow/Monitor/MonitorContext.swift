@@ -93,8 +93,7 @@ public final class MonitorContext {
         // The loss where the integrator evaluated the RHS last is cached by the flow.
         let source = x.withUnsafeMutableBufferPointer { xb -> LossWorkspace in
             flow.weights(of: step.y, into: xb.baseAddress!)
-            if let cached = flow.workspace(ifEvaluatedAt: xb.baseAddress!),
-               let value = cached.lastLoss(ifAt: xb.baseAddress!) {
+            if let cached = flow.lossWorkspace, let value = cached.lastLoss(ifAt: xb.baseAddress!) {
                 loss = value
                 return cached
             }

@@ -97,8 +97,8 @@ public enum LinearProgram {
     public static func minimize(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws -> LPSolution {
         do {
             return try solveRaw(A: A, b: b, c: c, lower: lower)
-        } catch let f as LPFailure {
-            switch f {
+        } catch {
+            switch error {
             case .infeasible: throw TheoryError.emptyFeasibleSet
             case .unbounded: throw TheoryError.unboundedProgram("GLPK: objective unbounded below")
             case .failure(let s): throw TheoryError.solverFailure(s)
