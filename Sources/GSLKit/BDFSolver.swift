@@ -8,7 +8,8 @@ import Foundation
 /// `y − c f(t+h, y) = ψ` by a simplified Newton iteration whose matrix
 /// `I − c J` is factored through the diagonal-plus-low-rank structure of `J`
 /// (`ShiftedLowRankSolver`, the Woodbury capacitance matrix of `σI − J`,
-/// `σ = 1/c`).
+/// `σ = 1/c`) for a `LowRankJacobianSystem`, and by a dense LU for any
+/// other system with a Jacobian (`ShiftedJacobian`).
 ///
 /// Work reuse, as in CVODE and `ode15s`:
 /// - the Jacobian is kept across steps and re-evaluated only when Newton
@@ -23,7 +24,7 @@ import Foundation
 /// max norm weighted by `atol + rtol·|y_new|` (GSL's norm) must be ≤ 1. Save times and
 /// `t1` are hit exactly by shortening the step to land on them.
 public final class BDFSolver: ODESolver {
-    public let system: any LowRankJacobianSystem
+    public let system: any ODESystem
     public let options: ODEOptions
     /// Highest order used (1 … 5).
     public var maxOrder = 5
@@ -57,10 +58,12 @@ public final class BDFSolver: ODESolver {
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
 
-    /// - Throws: `ODEError.invalidOptions` for bad options or dimension 0.
-    public init(system: any LowRankJacobianSystem, options: ODEOptions) throws {
+    /// - Throws: `ODEError.invalidOptions` for bad options or dimension 0,
+    ///   `ODEError.jacobianUnavailable` for a system without a Jacobian.
+    public init(system: any ODESystem, options: ODEOptions) throws {
         try options.validate()
         guard system.dimension > 0 else { throw ODEError.invalidOptions("the system has dimension 0") }
+        guard system is any LowRankJacobianSystem || system.hasJacobian else { throw ODEError.jacobianUnavailable }
         self.system = system
         self.options = options
     }
@@ -163,9 +166,12 @@ public final class BDFSolver: ODESolver {
             return finish(.stoppedByObserver)
         }
 
-        let jac = system.makeLowRankJacobian()
-        let refactorRatio = self.refactorRatio ?? (jac.rank <= 100 ? 0.1 : 0.3)
-        let linear = ShiftedLowRankSolver(shape: jac, maxShifted: maxShifted, denseLimit: denseLimit)
+        let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
+            LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit)
+        } else {
+            DenseShiftedJacobian(system: system)
+        }
+        let refactorRatio = self.refactorRatio ?? (linear.factorCost <= 100 ? 0.1 : 0.3)
         let span = t1 - t0
         let hmax = min(options.maxStepSize ?? span, span)
         let rtol = options.rtol, atol = options.atol
@@ -248,9 +254,9 @@ public final class BDFSolver: ODESolver {
                         if !haveJacobian {
                             stats.jacobianEvaluations += 1
                             let at = jacCurrent || stats.acceptedSteps > 0 ? yPred : D
-                            try system.lowRankJacobian(t: jacCurrent || stats.acceptedSteps > 0 ? tNew : t,
-                                                       y: UnsafeBufferPointer(start: at, count: n), into: jac,
-                                                       dfdt: UnsafeMutableBufferPointer(start: dfdt, count: n))
+                            try linear.evaluate(t: jacCurrent || stats.acceptedSteps > 0 ? tNew : t,
+                                                y: UnsafeBufferPointer(start: at, count: n),
+                                                dfdt: UnsafeMutableBufferPointer(start: dfdt, count: n))
                             haveJacobian = true
                             jacCurrent = true
                             factored = false
@@ -260,7 +266,7 @@ public final class BDFSolver: ODESolver {
                         if !factored || ratio > 1 + refactorRatio || ratio < 1 / (1 + refactorRatio) {
                             stats.factorizations += 1
                             factored = false
-                            try linear.factor(sigma: sigma, jacobian: jac)
+                            try linear.factor(sigma: sigma)
                             factored = true
                             crate = 1
                             sigmaF = sigma

@@ -38,10 +38,11 @@ struct Bench: ParsableCommand {
         }
         print("BLAS: \(BLAS.name); cores: \(ParallelRunner.coreCount)")
         print(pad("case", 22) + pad("method", 11) + pad("status", 10) + "  steps       rhs     jac     wall s       s/rhs overhead")
-        let methods: [Method?] = quick ? [nil] : [nil, .bdf, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
+        let methods: [Method?] = quick ? [nil] : [nil, .bdf, .dual, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
         func selected(_ part: String) -> Bool { only.map { part.contains($0) } ?? true }
         for c in BenchSuite.stiffCases where selected(c.name) {
-            for m in methods { show(try BenchSuite.run(name: c.name, config: c.config, method: m)) }
+            let depth = try SimulationConfig.parse(c.config).model.depth
+            for m in methods where m != .dual || depth == 2 { show(try BenchSuite.run(name: c.name, config: c.config, method: m)) }
         }
         // Explicit steppers: integrator overhead on a short, non-stiff stretch.
         let medium = BenchSuite.stiffCases[1]
@@ -90,7 +91,10 @@ struct Bench: ParsableCommand {
                                         ("relative_difference", .number(p.difference))]))
         }
         if !quick {
-            for c in BenchSuite.largeCases where (huge || c.name == "large-2000x500") && selected(c.name) { show(try BenchSuite.run(name: c.name, config: c.config)) }
+            // auto (dual coordinates from N = 400) and the weight-space bdf.
+            for c in BenchSuite.largeCases where (huge || c.name == "large-2000x500") && selected(c.name) {
+                for m in [nil, Method.bdf] { show(try BenchSuite.run(name: c.name, config: c.config, method: m, repeats: 1)) }
+            }
         }
         let json = JSON.object([
             ("blas", .string(BLAS.name)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),

@@ -48,20 +48,22 @@ import GSLKit
         zip(x, ref).map { abs($0 - $1) / (1e-18 + rtol * abs($1)) }.max() ?? 0
     }
 
-    @Test(arguments: [(2, 30.0), (2, 300.0), (3, 30.0)]) func globalErrorNoWorseThanMsbdf(depth: Int, tEnd: Double) throws {
+    /// `bdf` in weight space, and `dual` (depth 2, the dual coordinates).
+    @Test(arguments: [(Method.bdf, 2, 30.0), (.bdf, 2, 300.0), (.bdf, 3, 30.0), (.dual, 2, 30.0), (.dual, 2, 300.0)])
+    func globalErrorNoWorseThanMsbdf(method: Method, depth: Int, tEnd: Double) throws {
         let ref = try state(.gsl(.rk8pd), rtol: 1e-13, tEnd: tEnd, depth: depth)
-        let ours = scaledError(try state(.bdf, rtol: 1e-10, tEnd: tEnd, depth: depth), ref, rtol: 1e-10)
+        let ours = scaledError(try state(method, rtol: 1e-10, tEnd: tEnd, depth: depth), ref, rtol: 1e-10)
         let gsl = scaledError(try state(.gsl(.msbdf), rtol: 1e-10, tEnd: tEnd, depth: depth), ref, rtol: 1e-10)
-        print("L=\(depth) t=\(tEnd): global error / tolerance: bdf \(ours), msbdf \(gsl)")
+        print("\(method) L=\(depth) t=\(tEnd): global error / tolerance: ours \(ours), msbdf \(gsl)")
         // Equal within a margin of 1.5 (step sequences differ; seen 0.4–1.1×).
         #expect(ours <= 1.5 * gsl)
     }
 
-    /// The comparison can fail: a bdf whose error control is 100 times weaker
-    /// (rtol 1e-8 judged at 1e-10) is caught.
-    @Test func weakenedControlIsCaught() throws {
+    /// The comparison can fail: a bdf or dual whose error control is 100 times
+    /// weaker (rtol 1e-8 judged at 1e-10) is caught.
+    @Test(arguments: [Method.bdf, .dual]) func weakenedControlIsCaught(method: Method) throws {
         let ref = try state(.gsl(.rk8pd), rtol: 1e-13, tEnd: 30, depth: 2)
-        let weak = scaledError(try state(.bdf, rtol: 1e-8, tEnd: 30, depth: 2), ref, rtol: 1e-10)
+        let weak = scaledError(try state(method, rtol: 1e-8, tEnd: 30, depth: 2), ref, rtol: 1e-10)
         let gsl = scaledError(try state(.gsl(.msbdf), rtol: 1e-10, tEnd: 30, depth: 2), ref, rtol: 1e-10)
         #expect(weak > 1.5 * gsl)
     }

@@ -3,24 +3,12 @@ import GSLKit
 import Testing
 @testable import WNFlow
 
-/// Central finite differences of `f` at `y`, column by column.
 private func finiteDifferenceJacobian(_ flow: any Flow, at y: [Double]) throws -> Matrix {
-    let d = y.count
-    var j = Matrix(rows: d, cols: d)
-    for k in 0..<d {
-        let h = 1e-6 * max(abs(y[k]), 1e-3)
-        var yp = y, ym = y
-        yp[k] += h
-        ym[k] -= h
-        let fp = try flow.velocity(of: yp), fm = try flow.velocity(of: ym)
-        for i in 0..<d { j[i, k] = (fp[i] - fm[i]) / (2 * h) }
-    }
-    return j
+    try Fixture.finiteDifferenceJacobian(flow, at: y)
 }
 
 private func maxRelativeDifference(_ a: Matrix, _ b: Matrix) -> Double {
-    let scale = max(b.storage.map(abs).max() ?? 0, 1e-300)
-    return zip(a.storage, b.storage).map { abs($0 - $1) }.max()! / scale
+    Fixture.maxRelativeDifference(a, b)
 }
 
 @Suite("Flows")

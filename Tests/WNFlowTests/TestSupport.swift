@@ -43,6 +43,42 @@ enum Fixture {
         return num / den
     }
 
+    /// `maxRelativeDifference` of the entries of two matrices.
+    static func maxRelativeDifference(_ a: Matrix, _ b: Matrix) -> Double {
+        let scale = max(b.storage.map(abs).max() ?? 0, 1e-300)
+        return zip(a.storage, b.storage).map { abs($0 - $1) }.max()! / scale
+    }
+
+    /// Central finite differences of `f` at `y`, column by column.
+    static func finiteDifferenceJacobian(_ system: any ODESystem, at y: [Double]) throws -> Matrix {
+        let d = y.count
+        var j = Matrix(rows: d, cols: d)
+        var fp = [Double](repeating: 0, count: d), fm = fp
+        for k in 0..<d {
+            let h = 1e-6 * max(abs(y[k]), 1e-3)
+            var yp = y, ym = y
+            yp[k] += h
+            ym[k] -= h
+            try yp.withUnsafeBufferPointer { b in try fp.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+            try ym.withUnsafeBufferPointer { b in try fm.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+            for i in 0..<d { j[i, k] = (fp[i] - fm[i]) / (2 * h) }
+        }
+        return j
+    }
+
+    /// The analytic Jacobian of `system` at `y` (dense).
+    static func jacobian(_ system: any ODESystem, at y: [Double]) throws -> Matrix {
+        let d = y.count
+        var j = Matrix(rows: d, cols: d)
+        var dfdt = [Double](repeating: 0, count: d)
+        try y.withUnsafeBufferPointer { s in
+            try j.storage.withUnsafeMutableBufferPointer { jb in
+                try dfdt.withUnsafeMutableBufferPointer { try system.jacobian(t: 0, y: s, dfdy: jb, dfdt: $0) }
+            }
+        }
+        return j
+    }
+
     static func relativeError(_ a: [Double], _ b: [Double]) -> Double {
         let d = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
         return d / max(norm2(b), 1e-300)

@@ -30,6 +30,7 @@ extension CheckReport {
             ("quantity", .string(quantity)),
         ]
         if isMeasurement { pairs.append(("measurement", .bool(true))) }
+        if byConstruction { pairs.append(("by_construction", .bool(true))) }
         if let value { pairs.append(("value", .number(value))) }
         return .object(pairs)
     }

@@ -30,11 +30,15 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
     /// Variable-order NDF/BDF with Jacobian reuse and Woodbury solves
     /// (`BDFSolver`): for large N.
     case bdf
+    /// Depth-2 GF/WN in dual coordinates (`DualSolver`): state `λ ∈ R^M`
+    /// (plus `log g`) on the invariant manifold of Lemmas 3.7–3.8, GSL's msbdf.
+    case dual
 
     public init?(name: String) {
         if name == "auto" { self = .auto; return }
         if name == "rosenbrock" { self = .rosenbrock; return }
         if name == "bdf" { self = .bdf; return }
+        if name == "dual" { self = .dual; return }
         guard let s = Stepper(rawValue: name) else { return nil }
         self = .gsl(s)
     }
@@ -45,10 +49,11 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
         case let .gsl(s): return s.rawValue
         case .rosenbrock: return "rosenbrock"
         case .bdf: return "bdf"
+        case .dual: return "dual"
         }
     }
 
-    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) + ["rosenbrock", "bdf"] }
+    public static var allNames: [String] { ["auto"] + Stepper.allCases.map(\.rawValue) + ["rosenbrock", "bdf", "dual"] }
 }
 
 /// Model settings (`model`).
@@ -248,6 +253,14 @@ extension SimulationConfig {
             if let name = try it.string("method") {
                 guard let m = Method(name: name) else {
                     throw ConfigError(it.field("method"), "unknown method '\(name)'; expected one of \(Method.allNames.joined(separator: ", "))")
+                }
+                if m == .dual {
+                    guard model.depth == 2, !model.flow.isDiscrete else {
+                        throw ConfigError(it.field("method"), "dual is for the depth-2 flows gf, wn and wn-timedep (got \(model.flow.rawValue) at depth \(model.depth)); use auto or bdf")
+                    }
+                    if model.flow.isWeightNormalized && (config.g0 ?? 1) == 0 {
+                        throw ConfigError(it.field("method"), "dual integrates log |g| and needs init.g0 ≠ 0; use auto")
+                    }
                 }
                 config.integrator.method = m
             }

@@ -22,15 +22,25 @@ import GSLKit
 /// Discrete runs (gd, wn-gd) get the checks of their flow: their failures
 /// measure how far the iteration departs from the flow (e.g. WN-GD grows ‖v‖,
 /// so `lemma-3.2-norm` fails). Tolerances: `ToleranceRule`.
+///
+/// Under method `dual` (`DualSolver`) some statements hold by construction
+/// and are reported with `byConstruction`: GF's `lemma-3.3-sign`,
+/// `lemma-3.7-invariant` and `signed-coordinate-invariant`, WN's
+/// `lemma-3.2-norm` and `lemma-3.3-sign`. The others (3.5, 3.8, 3.9, 3.18,
+/// 3.7 for time-dependent WN) relate quantities the coordinates do not tie
+/// together and remain checks of the integration.
 public final class Monitor {
     public let context: MonitorContext
     public let rule: ToleranceRule
     public let checks: [any Check]
     /// Checks that do not apply to this run, with the reason.
     public let skipped: [(name: String, reason: String)]
+    /// Names of the checks that hold by construction in this run's coordinates.
+    public let byConstruction: Set<String>
 
-    /// Builds the checks for `flow` started at `initialState` under `config`.
-    public init(config: SimulationConfig, flow: any Flow, initialState: [Double]) throws {
+    /// Builds the checks for `flow` started at `initialState` under `config`;
+    /// `dualCoordinates` when the run integrates in dual coordinates.
+    public init(config: SimulationConfig, flow: any Flow, initialState: [Double], dualCoordinates: Bool = false) throws {
         context = try MonitorContext(flow: flow)
         rule = ToleranceRule(config: config, initialState: initialState)
         let kind = config.model.flow
@@ -71,18 +81,32 @@ public final class Monitor {
         cs.append(LossDecayRate(context: context, rule: rule))
         checks = cs
         skipped = skip
+        if !dualCoordinates {
+            byConstruction = []
+        } else if kind.isWeightNormalized {
+            byConstruction = ["lemma-3.2-norm", "lemma-3.3-sign"]
+        } else {
+            byConstruction = ["lemma-3.3-sign", "lemma-3.7-invariant", "signed-coordinate-invariant"]
+        }
     }
 
     /// The monitor of a simulation's flow and start.
     public convenience init(simulation: Simulation) throws {
-        try self.init(config: simulation.config, flow: simulation.flow, initialState: simulation.initialState)
+        try self.init(config: simulation.config, flow: simulation.flow, initialState: simulation.initialState,
+                      dualCoordinates: !simulation.config.model.flow.isDiscrete && simulation.resolvedMethod == .dual)
     }
 
     /// The checks as observers, for `Simulation.run(observers:)`.
     public var observers: [any StepObserver] { checks }
 
     /// Every check's verdict.
-    public func reports() -> [CheckReport] { checks.map { $0.report() } }
+    public func reports() -> [CheckReport] {
+        checks.map { check in
+            var r = check.report()
+            r.byConstruction = byConstruction.contains(r.name)
+            return r
+        }
+    }
 }
 
 extension Simulation {

@@ -149,7 +149,7 @@ public struct Verification {
         for r in reports {
             let measured = r.isMeasurement ? (r.value.map { String(format: "%.4g", $0) } ?? "n/a") : String(format: "%.3e", r.maxViolation)
             let tol = r.isMeasurement ? "-" : String(format: "%.3e", r.tolerance)
-            let verdict = r.isMeasurement ? "MEASURED" : (r.passed ? "PASS" : "FAIL")
+            let verdict = r.isMeasurement ? "MEASURED" : (r.passed ? "PASS" : "FAIL") + (r.byConstruction ? " (by construction)" : "")
             lines.append(pad(r.name, w) + "  " + pad(measured, 12) + "  " + pad(tol, 12) + "  " + verdict)
         }
         return lines.joined(separator: "\n")
@@ -165,7 +165,7 @@ public struct Verification {
         s += "| check | measured | tolerance | verdict | t worst | quantity |\n|---|---|---|---|---|---|\n"
         for r in reports {
             let measured = r.isMeasurement ? (r.value.map { JSON.format($0) } ?? "n/a") : JSON.format(r.maxViolation)
-            let verdict = r.isMeasurement ? "measured" : (r.passed ? "PASS" : "**FAIL**")
+            let verdict = r.isMeasurement ? "measured" : (r.passed ? "PASS" : "**FAIL**") + (r.byConstruction ? " (by construction)" : "")
             s += "| `\(r.name)` | \(measured) | \(r.isMeasurement ? "–" : JSON.format(r.tolerance)) | \(verdict) | \(JSON.format(r.tWorst)) | \(r.quantity.replacingOccurrences(of: "|", with: "\\|")) |\n"
         }
         if !skipped.isEmpty {

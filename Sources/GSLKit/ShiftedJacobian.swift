@@ -1,0 +1,112 @@
+import CGSL
+
+/// What an implicit solver needs of a system's Jacobian `J`: evaluate it,
+/// factor `σI − J`, and solve with the factorization. `BDFSolver` works
+/// through it, so one solver serves structured (diagonal plus low rank,
+/// Woodbury) and small dense Jacobians alike.
+public protocol ShiftedJacobian: AnyObject {
+    /// Cost of one factorization in units that decide how long a stale
+    /// factorization is kept (the Woodbury rank, or the dense dimension).
+    var factorCost: Int { get }
+    /// Evaluates `J` at `(t, y)` and `∂f/∂t` into `dfdt`.
+    func evaluate(t: Double, y: UnsafeBufferPointer<Double>, dfdt: UnsafeMutableBufferPointer<Double>) throws
+    /// Factors `σI − J` for the last evaluated `J`; throws `LowRankSolveError`
+    /// when it is singular.
+    func factor(sigma: Double) throws
+    /// Solves `(σI − J) x = b` in place.
+    func solve(_ x: UnsafeMutablePointer<Double>)
+}
+
+/// `ShiftedJacobian` of a `LowRankJacobianSystem`: Woodbury solves
+/// (`ShiftedLowRankSolver`), O(n k) per solve.
+public final class LowRankShiftedJacobian: ShiftedJacobian {
+    let system: any LowRankJacobianSystem
+    let jacobian: LowRankJacobian
+    let solver: ShiftedLowRankSolver
+
+    public init(system: any LowRankJacobianSystem, maxShifted: Int = 32, denseLimit: Int = 1000) {
+        self.system = system
+        jacobian = system.makeLowRankJacobian()
+        solver = ShiftedLowRankSolver(shape: jacobian, maxShifted: maxShifted, denseLimit: denseLimit)
+    }
+
+    public var factorCost: Int { jacobian.rank }
+
+    public func evaluate(t: Double, y: UnsafeBufferPointer<Double>, dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        try system.lowRankJacobian(t: t, y: y, into: jacobian, dfdt: dfdt)
+    }
+
+    public func factor(sigma: Double) throws { try solver.factor(sigma: sigma, jacobian: jacobian) }
+    public func solve(_ x: UnsafeMutablePointer<Double>) { solver.solve(x) }
+}
+
+/// A system whose Jacobian is symmetric negative semidefinite (e.g. the
+/// gradient flow of a convex function), so that `σI − J` is symmetric
+/// positive definite for `σ > 0` and factors by Cholesky.
+public protocol NegativeSemidefiniteJacobianSystem: ODESystem {}
+
+/// `ShiftedJacobian` of any system with a dense Jacobian, O(n³) per
+/// factorization: GSL's Cholesky of `σI − J` for a
+/// `NegativeSemidefiniteJacobianSystem` (LU when rounding makes it fail),
+/// GSL's LU otherwise. For small systems (the dual coordinates of the
+/// flows, n = M).
+public final class DenseShiftedJacobian: ShiftedJacobian {
+    let system: any ODESystem
+    let n: Int
+    private let symmetric: Bool
+    private var cholesky = false
+    private let j: UnsafeMutablePointer<Double>
+    private let w: UnsafeMutablePointer<Double>
+    private let perm: UnsafeMutablePointer<Int>
+
+    public init(system: any ODESystem) {
+        self.system = system
+        symmetric = system is any NegativeSemidefiniteJacobianSystem
+        n = system.dimension
+        j = .allocate(capacity: n * n)
+        j.initialize(repeating: 0, count: n * n)
+        w = .allocate(capacity: n * n)
+        w.initialize(repeating: 0, count: n * n)
+        perm = .allocate(capacity: n)
+        perm.initialize(repeating: 0, count: n)
+    }
+
+    deinit {
+        j.deallocate()
+        w.deallocate()
+        perm.deallocate()
+    }
+
+    public var factorCost: Int { n }
+
+    public func evaluate(t: Double, y: UnsafeBufferPointer<Double>, dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        try system.jacobian(t: t, y: y, dfdy: UnsafeMutableBufferPointer(start: j, count: n * n), dfdt: dfdt)
+    }
+
+    public func factor(sigma: Double) throws {
+        for i in 0..<(n * n) {
+            w[i] = -j[i]
+            if !w[i].isFinite { throw LowRankSolveError.singular(sigma: sigma) }
+        }
+        for i in 0..<n { w[i * n + i] += sigma }
+        cholesky = false
+        if symmetric {
+            if choleskyFactorInPlace(w, n) { cholesky = true; return }
+            for i in 0..<(n * n) { w[i] = -j[i] }
+            for i in 0..<n { w[i * n + i] += sigma }
+        }
+        var view = gsl_matrix_view_array(w, n, n)
+        var p = gsl_permutation(size: n, data: perm)
+        var signum: Int32 = 0
+        if gsl_linalg_LU_decomp(&view.matrix, &p, &signum) != 0 { throw LowRankSolveError.singular(sigma: sigma) }
+        for i in 0..<n where w[i * n + i] == 0 { throw LowRankSolveError.singular(sigma: sigma) }
+    }
+
+    public func solve(_ x: UnsafeMutablePointer<Double>) {
+        if cholesky { choleskySolveInPlace(w, n, x); return }
+        var view = gsl_matrix_view_array(w, n, n)
+        var p = gsl_permutation(size: n, data: perm)
+        var xv = gsl_vector_view_array(x, n)
+        gsl_linalg_LU_svx(&view.matrix, &p, &xv.vector)
+    }
+}

@@ -1,0 +1,338 @@
+import Foundation
+import GSLKit
+
+/// A depth-2 flow written in the dual coordinates of Lemmas 3.7–3.8: the
+/// weights stay on the invariant manifold `log x = log x₀ + Aᵀλ` (up to a
+/// multiple of 1 for WN), so the state is `λ ∈ R^M` (plus `log g` for WN)
+/// instead of `x ∈ R^N`. Derivation (MATH.md §1, §3):
+/// - GF (1.11), L = 2: `(log x)' = −2Aᵀe`, so `x = x₀ ⊙ exp(Aᵀλ)`, `λ' = −2e`;
+/// - WN (1.13)–(1.14), L = 2, any rate `η_g(t)`: `(log v)' = −2η_v (g/r)² Aᵀe`
+///   plus a multiple of 1, which cancels in `u = v/‖v‖`; so
+///   `u = normalize(v₀ ⊙ exp(Aᵀλ))`, `λ' = −2 η_v (g/r)² e`, and
+///   `(log g)' = −η_g ⟨G, u⟩/g = −2 η_g ⟨A u², e⟩`, `r = ‖v₀‖` (Lemma 3.2).
+///
+/// The state is scaled so that one absolute tolerance `τ` bounds the relative
+/// error of every weight: `μ = κλ` with `κ = max_n Σ_m |A_mn|`, so
+/// `|δ log x_n| = |(Aᵀδλ)_n| ≤ ‖δμ‖_∞`, and `θ = log g`. The Jacobian is a
+/// dense `(M+1) × (M+1)` (GF: `M × M`) matrix, `−4 A diag(z) Aᵀ` at its core.
+public protocol DualCoordinates: ODESystem {
+    /// The flow in weight space this system rewrites.
+    var flow: any Flow { get }
+    /// Re-bases the coordinates at the weight-space state `y0` (`x₀`, or
+    /// `[g₀, v₀]`) and returns the dual state there (all zeros but `log g₀`).
+    func setBase(_ y0: [Double]) throws -> [Double]
+    /// The weight-space state (`x`, or `[g, v]` with `‖v‖ = ‖v₀‖`) of a dual state.
+    func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>)
+}
+
+/// Why a flow cannot be written in dual coordinates, or nil when it can.
+public func dualCoordinatesUnavailable(for flow: any Flow) -> String? {
+    guard flow.problem.depth == 2 else { return "depth \(flow.problem.depth) (dual coordinates are for depth 2)" }
+    if flow is GradientFlow || flow is WeightNormFlow { return nil }
+    return "flow \(flow.kind.rawValue) has no dual form"
+}
+
+/// Makes the dual-coordinate system of a depth-2 GF or WN flow.
+public func makeDualCoordinates(for flow: any Flow) throws -> any DualCoordinates {
+    if let reason = dualCoordinatesUnavailable(for: flow) { throw ODEError.invalidOptions("method dual: \(reason); use bdf or msbdf") }
+    if let wn = flow as? WeightNormFlow { return DualWeightNormSystem(flow: wn) }
+    return DualGradientSystem(flow: flow as! GradientFlow)
+}
+
+/// Buffers and the mat-vecs shared by the two dual systems.
+final class DualKernel {
+    let matrix: Matrix
+    let y: [Double]
+    let m: Int, n: Int
+    /// `κ = max_n Σ_m |A_mn|` (state scale, see `DualCoordinates`).
+    let kappa: Double
+    /// `log z₀` (GF) or `log v₀²` (WN); `−∞` where the base entry is 0.
+    var logBase: [Double]
+    /// `Aᵀλ`, then reused.
+    var t: [Double]
+    /// `z = x²` (GF) or `p = u²` (WN) of the last evaluation.
+    var w: [Double]
+    /// `A w` and the residual `e`.
+    var aw: [Double]
+    var e: [Double]
+    /// Workspace of the weighted Gram (chunked, see `weightedGramUpper`).
+    var scratch: [Double]
+    let chunk = 64
+
+    init(problem: Problem) {
+        matrix = problem.matrix
+        y = problem.y
+        let rows = matrix.rows, cols = matrix.cols
+        m = rows
+        n = cols
+        var col = [Double](repeating: 0, count: cols)
+        for (k, a) in problem.matrix.storage.enumerated() { col[k % cols] += abs(a) }
+        let k = col.max() ?? 1
+        kappa = k > 0 ? k : 1
+        logBase = [Double](repeating: 0, count: n)
+        t = [Double](repeating: 0, count: n)
+        w = [Double](repeating: 0, count: n)
+        aw = [Double](repeating: 0, count: m)
+        e = [Double](repeating: 0, count: m)
+        scratch = []
+    }
+
+    /// `w = exp(logBase + 2Aᵀμ/κ − shift)` with `shift = 0` (GF) or the max
+    /// (WN, then normalized to `Σw = 1`; in log space, so nothing overflows),
+    /// and `aw = A w`.
+    func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) {
+        t.withUnsafeMutableBufferPointer { tb in
+            matrix.gemv(transpose: true, alpha: 2 / kappa, x: mu, into: tb.baseAddress!)
+            var shift = 0.0
+            if normalize {
+                shift = -Double.infinity
+                for j in 0..<n { tb[j] += logBase[j]; shift = max(shift, tb[j]) }
+            } else {
+                for j in 0..<n { tb[j] += logBase[j] }
+            }
+            var s = 0.0
+            w.withUnsafeMutableBufferPointer { wb in
+                for j in 0..<n { wb[j] = Foundation.exp(tb[j] - shift); s += wb[j] }
+                if normalize { let r = 1 / s; for j in 0..<n { wb[j] *= r } }
+            }
+        }
+        w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
+    }
+
+    /// `out[i·ld + j] = α (A diag(w) Aᵀ)_ij` into the `M × M` block at `out`.
+    func weightedGram(alpha: Double, into out: UnsafeMutablePointer<Double>, ld: Int) {
+        if scratch.count != m * chunk { scratch = [Double](repeating: 0, count: m * chunk) }
+        for i in 0..<m { for j in 0..<m { out[i * ld + j] = 0 } }
+        matrix.storage.withUnsafeBufferPointer { a in
+            w.withUnsafeBufferPointer { wb in
+                scratch.withUnsafeMutableBufferPointer { s in
+                    weightedGramUpper(k: m, m: n, r: a.baseAddress!, ldr: n, w: wb.baseAddress!, alpha: alpha,
+                                      out: out, ldo: ld, scratch: s.baseAddress!, chunk: chunk)
+                }
+            }
+        }
+        for i in 0..<m { for j in 0..<i { out[i * ld + j] = out[j * ld + i] } }
+    }
+}
+
+/// GF (1.11) at depth 2 in dual coordinates: state `μ = κλ ∈ R^M`,
+/// `x = x₀ ⊙ exp(Aᵀμ/κ)`, `μ' = −2κ e`, `∂μ'/∂μ = −4 A diag(x²) Aᵀ`.
+public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJacobianSystem {
+    public let gradientFlow: GradientFlow
+    public var flow: any Flow { gradientFlow }
+    public var dimension: Int { kernel.m }
+    public var hasJacobian: Bool { true }
+    let kernel: DualKernel
+    private var x0: [Double]
+
+    public init(flow: GradientFlow) {
+        gradientFlow = flow
+        kernel = DualKernel(problem: flow.problem)
+        x0 = [Double](repeating: 0, count: kernel.n)
+    }
+
+    public func setBase(_ y0: [Double]) throws -> [Double] {
+        guard y0.count == kernel.n else { throw ODEError.dimensionMismatch(expected: kernel.n, got: y0.count) }
+        x0 = y0
+        for j in 0..<kernel.n { kernel.logBase[j] = 2 * log(abs(y0[j])) }
+        return [Double](repeating: 0, count: kernel.m)
+    }
+
+    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        let k = kernel
+        k.t.withUnsafeMutableBufferPointer { tb in
+            k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: state.baseAddress!, into: tb.baseAddress!)
+            for j in 0..<k.n { out[j] = x0[j] * Foundation.exp(tb[j]) }
+        }
+    }
+
+    public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        let k = kernel
+        k.exponentiate(y.baseAddress!, normalize: false)
+        let c = -2 * k.kappa
+        for i in 0..<k.m { dydt[i] = c * (k.aw[i] - k.y[i]) }
+    }
+
+    public func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
+                         dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        let k = kernel
+        k.exponentiate(y.baseAddress!, normalize: false)
+        k.weightedGram(alpha: -4, into: dfdy.baseAddress!, ld: k.m)
+        for i in 0..<k.m { dfdt[i] = 0 }
+    }
+}
+
+/// WN (1.13)–(1.14) at depth 2, constant or time-dependent η_g, in dual
+/// coordinates: state `[θ, μ]`, `θ = log g`, `μ = κλ`,
+/// `u = normalize(v₀ ⊙ exp(Aᵀμ/κ))`, `p = u²`, `e = g² A p − y`,
+/// `θ' = −2 η_g ⟨Ap, e⟩`, `μ' = −2κ β g² e` with `β = η_v/‖v₀‖²`.
+public final class DualWeightNormSystem: DualCoordinates {
+    public let weightNormFlow: WeightNormFlow
+    public var flow: any Flow { weightNormFlow }
+    public var dimension: Int { kernel.m + 1 }
+    public var hasJacobian: Bool { true }
+    let kernel: DualKernel
+    private var sign0: [Double]
+    private var gSign = 1.0
+    private var r = 1.0
+    /// `K(e + g² Ap)` and `e + g²Ap` (Jacobian workspace).
+    private var ke: [Double]
+    private var s: [Double]
+
+    public init(flow: WeightNormFlow) {
+        weightNormFlow = flow
+        kernel = DualKernel(problem: flow.problem)
+        sign0 = [Double](repeating: 1, count: kernel.n)
+        ke = [Double](repeating: 0, count: kernel.m)
+        s = [Double](repeating: 0, count: kernel.m)
+    }
+
+    var beta: Double { weightNormFlow.etaV / (r * r) }
+
+    /// η_g at `g` (constant, or `η_v g²/r²` by Thm 2.4).
+    func etaG(g: Double) -> Double {
+        switch weightNormFlow.rate {
+        case let .constant(c): return c
+        case .timeDependent: return beta * g * g
+        }
+    }
+
+    public func setBase(_ y0: [Double]) throws -> [Double] {
+        let n = kernel.n
+        guard y0.count == n + 1 else { throw ODEError.dimensionMismatch(expected: n + 1, got: y0.count) }
+        guard y0[0] != 0 else { throw ODEError.invalidOptions("method dual needs g₀ ≠ 0 (it integrates log |g|)") }
+        let v0 = Array(y0.dropFirst())
+        r = norm2(v0)
+        guard r > 0 else { throw ODEError.invalidOptions("method dual needs v₀ ≠ 0") }
+        gSign = y0[0] < 0 ? -1 : 1
+        for j in 0..<n {
+            sign0[j] = v0[j] < 0 ? -1 : 1
+            kernel.logBase[j] = 2 * log(abs(v0[j]))
+        }
+        return [log(abs(y0[0]))] + [Double](repeating: 0, count: kernel.m)
+    }
+
+    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        let k = kernel
+        k.exponentiate(state.baseAddress! + 1, normalize: true)
+        out[0] = gSign * Foundation.exp(state[0])
+        for j in 0..<k.n { out[j + 1] = r * sign0[j] * k.w[j].squareRoot() }
+    }
+
+    /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
+    private func evaluate(_ y: UnsafeBufferPointer<Double>) -> (g: Double, a: Double) {
+        let k = kernel
+        k.exponentiate(y.baseAddress! + 1, normalize: true)
+        let g = Foundation.exp(y[0])
+        let g2 = g * g
+        var a = 0.0
+        for i in 0..<k.m {
+            let ei = g2 * k.aw[i] - k.y[i]
+            k.e[i] = ei
+            a += k.aw[i] * ei
+        }
+        return (g, a)
+    }
+
+    public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        let k = kernel
+        let (g, a) = evaluate(y)
+        dydt[0] = -2 * etaG(g: g) * a
+        let c = -2 * k.kappa * beta * g * g
+        for i in 0..<k.m { dydt[i + 1] = c * k.e[i] }
+    }
+
+    /// With `K = A diag(p) Aᵀ − (Ap)(Ap)ᵀ` (`∂(Ap)/∂λ = 2K`), `s = e + g²Ap`,
+    /// `b = ‖Ap‖²`: `∂θ'/∂θ = −4η g² b` (constant η_g) or `−4β g²(a + g² b)`
+    /// (Thm 2.4 rate), `∂θ'/∂μ = −(4 η_g/κ) K s`, `∂μ'/∂θ = −4κβ g² s`,
+    /// `∂μ'/∂μ = −4β g⁴ K`.
+    public func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
+                         dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        let k = kernel
+        let m = k.m, d = m + 1
+        let (g, a) = evaluate(y)
+        let g2 = g * g
+        let eta = etaG(g: g), b0 = beta
+        var b = 0.0
+        for i in 0..<m { b += k.aw[i] * k.aw[i]; s[i] = k.e[i] + g2 * k.aw[i] }
+        let J = dfdy.baseAddress!
+        // ∂μ'/∂μ block = −4β g⁴ K, K = A diag(p) Aᵀ − (Ap)(Ap)ᵀ, at offset (1, 1).
+        let cK = -4 * b0 * g2 * g2
+        k.weightedGram(alpha: cK, into: J + d + 1, ld: d)
+        for i in 0..<m {
+            let row = J + (i + 1) * d + 1
+            let ai = k.aw[i] * cK
+            for j in 0..<m { row[j] -= ai * k.aw[j] }
+        }
+        // K s = (∂μ'/∂μ block · s)/cK, computed from the block just formed.
+        for i in 0..<m {
+            let row = J + (i + 1) * d + 1
+            var acc = 0.0
+            for j in 0..<m { acc += row[j] * s[j] }
+            ke[i] = acc / cK
+        }
+        switch weightNormFlow.rate {
+        case .constant: J[0] = -4 * eta * g2 * b
+        case .timeDependent: J[0] = -4 * b0 * g2 * (a + g2 * b)
+        }
+        let cRow = -4 * eta / k.kappa
+        for j in 0..<m { J[1 + j] = cRow * ke[j] }
+        let cCol = -4 * k.kappa * b0 * g2
+        for i in 0..<m { J[(i + 1) * d] = cCol * s[i] }
+        for i in 0..<d { dfdt[i] = 0 }
+    }
+}
+
+/// Integrates a depth-2 GF or WN flow in dual coordinates (`DualCoordinates`)
+/// with WNFlow's BDF (`BDFSolver`, dense LU of the small Jacobian) or one of
+/// GSL's steppers, and shows its observers the
+/// weight-space state at every step, so monitor, stop rules and recorder see
+/// the same states as with any other method. Error control: absolute
+/// tolerance `rtol` on `μ` and `log g`, i.e. a local error of at most `rtol`
+/// relative in every weight `x_n` and in `g` (no weaker than GSL's
+/// `rtol|x| + atol` in weight space, and relative also where `|x| < atol/rtol`).
+public final class DualSolver: ODESolver {
+    public let system: any DualCoordinates
+    let inner: any ODESolver
+    private let naturalDimension: Int
+
+    /// - Parameter stepper: a GSL stepper, or nil for `BDFSolver`.
+    public init(flow: any Flow, stepper: Stepper? = nil, rtol: Double, initialStep: Double? = nil,
+                maxSteps: Int) throws {
+        let system = try makeDualCoordinates(for: flow)
+        self.system = system
+        naturalDimension = flow.dimension
+        // Pure absolute control on the scaled state (`rtol` must be positive).
+        let options = ODEOptions(stepper: stepper ?? .msbdf, rtol: .leastNormalMagnitude, atol: rtol,
+                                 initialStep: initialStep, maxSteps: maxSteps)
+        inner = try stepper.map { _ in try ODEIntegrator(system: system, options: options) }
+            ?? BDFSolver(system: system, options: options)
+    }
+
+    public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
+                          observers: [any StepObserver]) -> ODERun {
+        if let invalid = invalidInputRun(dimension: naturalDimension, t0: t0, y0: y0, t1: t1) { return invalid }
+        let base: [Double]
+        do { base = try system.setBase(y0) } catch {
+            return ODERun(t: t0, y: y0, stats: ODEStatistics(), termination: .failed, failure: error)
+        }
+        let system = self.system
+        var natural = [Double](repeating: 0, count: naturalDimension)
+        let forward = ClosureObserver { step in
+            natural.withUnsafeMutableBufferPointer { nb in
+                system.natural(of: step.y, into: nb.baseAddress!)
+                return notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
+                                                      saveIndex: step.saveIndex, stepNumber: step.stepNumber))
+                    ? .stop : .proceed
+            }
+        }
+        let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
+        var out = run
+        out.y = run.y.withUnsafeBufferPointer { b in
+            var x = [Double](repeating: 0, count: naturalDimension)
+            x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
+            return x
+        }
+        return out
+    }
+}
