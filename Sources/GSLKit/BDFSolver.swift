@@ -8,8 +8,9 @@ import Foundation
 /// `y − c f(t+h, y) = ψ` by a simplified Newton iteration whose matrix
 /// `I − c J` is factored through the diagonal-plus-low-rank structure of `J`
 /// (`ShiftedLowRankSolver`, the Woodbury capacitance matrix of `σI − J`,
-/// `σ = 1/c`) for a `LowRankJacobianSystem`, and by a dense LU for any
-/// other system with a Jacobian (`ShiftedJacobian`).
+/// `σ = 1/c`) for a `LowRankJacobianSystem`, and densely for any other
+/// system with a Jacobian (Cholesky for a `NegativeSemidefiniteJacobianSystem`,
+/// else LU; `ShiftedJacobian`).
 ///
 /// Work reuse, as in CVODE and `ode15s`:
 /// - the Jacobian is kept across steps and re-evaluated only when Newton
@@ -47,9 +48,10 @@ public final class BDFSolver: ODESolver {
     /// (a second iteration is forced), as CVODE re-sets up every 20 steps.
     public var rateRefresh = 20
     /// Refactor when `σ/σ_f` leaves `[1/(1+r), 1+r]`; nil: 0.1 when the
-    /// Jacobian's rank k is at most 100, else 0.3 (CVODE's). A factorization
-    /// costs about k/2 RHS evaluations, so a stale σ (slower Newton, more
-    /// rejected steps) pays off only for large k. Measured (GF, wnflow bench):
+    /// factorization cost (`ShiftedJacobian.factorCost`: the Woodbury rank k,
+    /// or the dense dimension) is at most 100, else 0.3 (CVODE's). A Woodbury
+    /// factorization costs about k/2 RHS evaluations, so a stale σ (slower
+    /// Newton, more rejected steps) pays off only for large k. Measured (GF, wnflow bench):
     /// M = 40, 0.1 vs 0.3: 1,657 vs 1,930 steps, 0.016 vs 0.019 s;
     /// M = 500: 0.1 / 0.2 / 0.3: 8.5 / 6.8 / 6.2 s.
     public var refactorRatio: Double? = nil

@@ -55,11 +55,14 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
     let n: Int
     private let symmetric: Bool
     private var cholesky = false
+    /// Factorizations done by Cholesky and by LU so far.
+    public private(set) var choleskyCount = 0, luCount = 0
     private let j: UnsafeMutablePointer<Double>
     private let w: UnsafeMutablePointer<Double>
     private let perm: UnsafeMutablePointer<Int>
 
     public init(system: any ODESystem) {
+        ensureGSLErrorsOff()
         self.system = system
         symmetric = system is any NegativeSemidefiniteJacobianSystem
         n = system.dimension
@@ -91,10 +94,11 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
         for i in 0..<n { w[i * n + i] += sigma }
         cholesky = false
         if symmetric {
-            if choleskyFactorInPlace(w, n) { cholesky = true; return }
+            if choleskyFactorInPlace(w, n) { cholesky = true; choleskyCount += 1; return }
             for i in 0..<(n * n) { w[i] = -j[i] }
             for i in 0..<n { w[i * n + i] += sigma }
         }
+        luCount += 1
         var view = gsl_matrix_view_array(w, n, n)
         var p = gsl_permutation(size: n, data: perm)
         var signum: Int32 = 0

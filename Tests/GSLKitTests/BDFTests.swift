@@ -227,6 +227,26 @@ private final class DenseForcedSymmetric: DenseForced, NegativeSemidefiniteJacob
         #expect(relErr(run.y, structured.y) < 1e-9)
     }
 
+    /// The dense strategy factors a symmetric negative semidefinite J by
+    /// Cholesky and any other by LU, and both solve (σI − J)x = b.
+    @Test(arguments: [false, true]) func denseStrategyPicksTheFactorization(symmetric: Bool) throws {
+        let base = ForcedLinear(k2: symmetric ? 0 : 2)
+        let sys: DenseForced = symmetric ? DenseForcedSymmetric(base) : DenseForced(base)
+        let strategy = DenseShiftedJacobian(system: sys)
+        let n = sys.dimension
+        var dfdt = [Double](repeating: 0, count: n)
+        let y = base.exact(0)
+        try y.withUnsafeBufferPointer { yb in try dfdt.withUnsafeMutableBufferPointer { try strategy.evaluate(t: 0, y: yb, dfdt: $0) } }
+        try strategy.factor(sigma: 7)
+        #expect(strategy.choleskyCount == (symmetric ? 1 : 0) && strategy.luCount == (symmetric ? 0 : 1))
+        let b = (0..<n).map { Double($0 % 5) - 2 }
+        var x = b
+        x.withUnsafeMutableBufferPointer { strategy.solve($0.baseAddress!) }
+        let jx = base.jac.apply(x)
+        let residual = (0..<n).map { 7 * x[$0] - jx[$0] - b[$0] }
+        #expect(residual.map(abs).max()! <= 1e-10 * b.map(abs).max()!)
+    }
+
     @Test func systemWithoutJacobianIsRefused() throws {
         final class NoJac: ODESystem {
             var dimension: Int { 2 }

@@ -4,7 +4,7 @@ import GSLKit
 /// A depth-2 flow written in the dual coordinates of Lemmas 3.7–3.8: the
 /// weights stay on the invariant manifold `log x = log x₀ + Aᵀλ` (up to a
 /// multiple of 1 for WN), so the state is `λ ∈ R^M` (plus `log g` for WN)
-/// instead of `x ∈ R^N`. Derivation (MATH.md §1, §3):
+/// instead of `x ∈ R^N`. Derivation (docs/math.md §6a, from MATH.md §1, §3):
 /// - GF (1.11), L = 2: `(log x)' = −2Aᵀe`, so `x = x₀ ⊙ exp(Aᵀλ)`, `λ' = −2e`;
 /// - WN (1.13)–(1.14), L = 2, any rate `η_g(t)`: `(log v)' = −2η_v (g/r)² Aᵀe`
 ///   plus a multiple of 1, which cancels in `u = v/‖v‖`; so
@@ -13,16 +13,23 @@ import GSLKit
 ///
 /// The state is scaled so that one absolute tolerance `τ` bounds the relative
 /// error of every weight: `μ = κλ` with `κ = max_n Σ_m |A_mn|`, so
-/// `|δ log x_n| = |(Aᵀδλ)_n| ≤ ‖δμ‖_∞`, and `θ = log g`. The Jacobian is a
-/// dense `(M+1) × (M+1)` (GF: `M × M`) matrix, `−4 A diag(z) Aᵀ` at its core.
+/// `|δ log x_n| = |(Aᵀδλ)_n| ≤ ‖δμ‖_∞`, and `θ = log g` (for WN
+/// `δ log x_n = δθ + δ(Aᵀλ)_n − Σ_k p_k δ(Aᵀλ)_k`, at most `3τ`). The
+/// Jacobian is a dense `(M+1) × (M+1)` (GF: `M × M`) matrix,
+/// `−4 A diag(z) Aᵀ` at its core.
+///
+/// The coordinates assume a zero-loss limit: where the residual does not
+/// vanish (y outside the cone `A R₊ᴺ`, or zero entries of `x₀`), `λ` grows
+/// without bound; `DualSolver` then hands the run over to weight space.
 public protocol DualCoordinates: ODESystem {
-    /// The flow in weight space this system rewrites.
-    var flow: any Flow { get }
     /// Re-bases the coordinates at the weight-space state `y0` (`x₀`, or
     /// `[g₀, v₀]`) and returns the dual state there (all zeros but `log g₀`).
     func setBase(_ y0: [Double]) throws -> [Double]
     /// The weight-space state (`x`, or `[g, v]` with `‖v‖ = ‖v₀‖`) of a dual state.
     func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>)
+    /// `‖μ‖_∞`, which bounds `|log(x_n/x₀_n)|` (GF; for WN the change of
+    /// `log v_n` up to the common normalization).
+    func departure(_ state: UnsafeBufferPointer<Double>) -> Double
 }
 
 /// Why a flow cannot be written in dual coordinates, or nil when it can.
@@ -46,13 +53,14 @@ final class DualKernel {
     let m: Int, n: Int
     /// `κ = max_n Σ_m |A_mn|` (state scale, see `DualCoordinates`).
     let kappa: Double
-    /// `log z₀` (GF) or `log v₀²` (WN); `−∞` where the base entry is 0.
+    /// `log z₀` (GF) or `log v₀²` (WN); `−∞` where the base entry is 0 (and
+    /// before `setBase`).
     var logBase: [Double]
-    /// `Aᵀλ`, then reused.
+    /// `Aᵀλ`, then reused as scratch.
     var t: [Double]
     /// `z = x²` (GF) or `p = u²` (WN) of the last evaluation.
     var w: [Double]
-    /// `A w` and the residual `e`.
+    /// `A w`, and the residual `e` (WN).
     var aw: [Double]
     var e: [Double]
     /// Workspace of the weighted Gram (chunked, see `weightedGramUpper`).
@@ -69,7 +77,7 @@ final class DualKernel {
         for (k, a) in problem.matrix.storage.enumerated() { col[k % cols] += abs(a) }
         let k = col.max() ?? 1
         kappa = k > 0 ? k : 1
-        logBase = [Double](repeating: 0, count: n)
+        logBase = [Double](repeating: -.infinity, count: n)
         t = [Double](repeating: 0, count: n)
         w = [Double](repeating: 0, count: n)
         aw = [Double](repeating: 0, count: m)
@@ -99,6 +107,13 @@ final class DualKernel {
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
     }
 
+    /// `‖state[offset...]‖_∞`.
+    func departure(_ state: UnsafeBufferPointer<Double>, offset: Int) -> Double {
+        var d = 0.0
+        for i in offset..<state.count { d = max(d, abs(state[i])) }
+        return d
+    }
+
     /// `out[i·ld + j] = α (A diag(w) Aᵀ)_ij` into the `M × M` block at `out`.
     func weightedGram(alpha: Double, into out: UnsafeMutablePointer<Double>, ld: Int) {
         if scratch.count != m * chunk { scratch = [Double](repeating: 0, count: m * chunk) }
@@ -119,7 +134,6 @@ final class DualKernel {
 /// `x = x₀ ⊙ exp(Aᵀμ/κ)`, `μ' = −2κ e`, `∂μ'/∂μ = −4 A diag(x²) Aᵀ`.
 public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJacobianSystem {
     public let gradientFlow: GradientFlow
-    public var flow: any Flow { gradientFlow }
     public var dimension: Int { kernel.m }
     public var hasJacobian: Bool { true }
     let kernel: DualKernel
@@ -138,13 +152,16 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
         return [Double](repeating: 0, count: kernel.m)
     }
 
+    /// `x = x₀ ⊙ exp(Aᵀμ/κ)`; an entry with `x₀_n = 0` stays 0 (never `0·∞`).
     public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
         let k = kernel
         k.t.withUnsafeMutableBufferPointer { tb in
             k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: state.baseAddress!, into: tb.baseAddress!)
-            for j in 0..<k.n { out[j] = x0[j] * Foundation.exp(tb[j]) }
+            for j in 0..<k.n { out[j] = x0[j] == 0 ? 0 : x0[j] * Foundation.exp(tb[j]) }
         }
     }
+
+    public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 0) }
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
@@ -168,7 +185,6 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
 /// `θ' = −2 η_g ⟨Ap, e⟩`, `μ' = −2κ β g² e` with `β = η_v/‖v₀‖²`.
 public final class DualWeightNormSystem: DualCoordinates {
     public let weightNormFlow: WeightNormFlow
-    public var flow: any Flow { weightNormFlow }
     public var dimension: Int { kernel.m + 1 }
     public var hasJacobian: Bool { true }
     let kernel: DualKernel
@@ -219,6 +235,8 @@ public final class DualWeightNormSystem: DualCoordinates {
         for j in 0..<k.n { out[j + 1] = r * sign0[j] * k.w[j].squareRoot() }
     }
 
+    public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
+
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
     private func evaluate(_ y: UnsafeBufferPointer<Double>) -> (g: Double, a: Double) {
         let k = kernel
@@ -242,7 +260,8 @@ public final class DualWeightNormSystem: DualCoordinates {
         for i in 0..<k.m { dydt[i + 1] = c * k.e[i] }
     }
 
-    /// With `K = A diag(p) Aᵀ − (Ap)(Ap)ᵀ` (`∂(Ap)/∂λ = 2K`), `s = e + g²Ap`,
+    /// With `K = A diag(p) Aᵀ − (Ap)(Ap)ᵀ` (`∂(Ap)/∂λ = 2K`), `s = e + g²Ap`
+    /// (`K s = A(p ⊙ Aᵀs) − Ap ⟨Ap, s⟩` by two mat-vecs, no division),
     /// `b = ‖Ap‖²`: `∂θ'/∂θ = −4η g² b` (constant η_g) or `−4β g²(a + g² b)`
     /// (Thm 2.4 rate), `∂θ'/∂μ = −(4 η_g/κ) K s`, `∂μ'/∂θ = −4κβ g² s`,
     /// `∂μ'/∂μ = −4β g⁴ K`.
@@ -264,13 +283,15 @@ public final class DualWeightNormSystem: DualCoordinates {
             let ai = k.aw[i] * cK
             for j in 0..<m { row[j] -= ai * k.aw[j] }
         }
-        // K s = (∂μ'/∂μ block · s)/cK, computed from the block just formed.
-        for i in 0..<m {
-            let row = J + (i + 1) * d + 1
-            var acc = 0.0
-            for j in 0..<m { acc += row[j] * s[j] }
-            ke[i] = acc / cK
+        // K s = A(p ⊙ Aᵀs) − Ap⟨Ap, s⟩ (t is free scratch after `evaluate`).
+        var aps = 0.0
+        for i in 0..<m { aps += k.aw[i] * s[i] }
+        k.t.withUnsafeMutableBufferPointer { tb in
+            s.withUnsafeBufferPointer { k.matrix.gemv(transpose: true, x: $0.baseAddress!, into: tb.baseAddress!) }
+            for j in 0..<k.n { tb[j] *= k.w[j] }
+            ke.withUnsafeMutableBufferPointer { k.matrix.gemv(x: tb.baseAddress!, into: $0.baseAddress!) }
         }
+        for i in 0..<m { ke[i] -= k.aw[i] * aps }
         switch weightNormFlow.rate {
         case .constant: J[0] = -4 * eta * g2 * b
         case .timeDependent: J[0] = -4 * b0 * g2 * (a + g2 * b)
@@ -284,23 +305,39 @@ public final class DualWeightNormSystem: DualCoordinates {
 }
 
 /// Integrates a depth-2 GF or WN flow in dual coordinates (`DualCoordinates`)
-/// with WNFlow's BDF (`BDFSolver`, dense LU of the small Jacobian) or one of
-/// GSL's steppers, and shows its observers the
+/// with WNFlow's BDF (`BDFSolver`; dense Cholesky of the small Jacobian for
+/// GF, LU for WN) or one of GSL's steppers, and shows its observers the
 /// weight-space state at every step, so monitor, stop rules and recorder see
 /// the same states as with any other method. Error control: absolute
 /// tolerance `rtol` on `μ` and `log g`, i.e. a local error of at most `rtol`
-/// relative in every weight `x_n` and in `g` (no weaker than GSL's
-/// `rtol|x| + atol` in weight space, and relative also where `|x| < atol/rtol`).
+/// relative in every GF weight `x_n` (no weaker than GSL's `rtol|x| + atol`
+/// in weight space, and relative also where `|x| < atol/rtol`; WN: `3·rtol`).
+///
+/// Hand-over: when `‖μ‖_∞` passes `maxDeparture` (a weight has moved by a
+/// factor `e^{maxDeparture}` from its start, as when the residual does not
+/// vanish and `λ` grows linearly), the run continues from that state with
+/// the weight-space solver `fallback` makes; `handoverTime` says when. The
+/// observers see one run (one initial state, consecutive step numbers).
 public final class DualSolver: ODESolver {
     public let system: any DualCoordinates
     let inner: any ODESolver
+    let fallback: (() throws -> any ODESolver)?
     private let naturalDimension: Int
+    /// Largest `‖μ‖_∞` before the hand-over (weights then stay far inside
+    /// double range, and the absolute tolerance far above μ's rounding).
+    public var maxDeparture = 300.0
+    /// When the last run left the dual coordinates, if it did.
+    public private(set) var handoverTime: Double?
 
-    /// - Parameter stepper: a GSL stepper, or nil for `BDFSolver`.
+    /// - Parameters:
+    ///   - stepper: a GSL stepper, or nil for `BDFSolver`.
+    ///   - fallback: makes the weight-space solver for a hand-over; without
+    ///     it the run stops there with `.failed`.
     public init(flow: any Flow, stepper: Stepper? = nil, rtol: Double, initialStep: Double? = nil,
-                maxSteps: Int) throws {
+                maxSteps: Int, fallback: (() throws -> any ODESolver)? = nil) throws {
         let system = try makeDualCoordinates(for: flow)
         self.system = system
+        self.fallback = fallback
         naturalDimension = flow.dimension
         // Pure absolute control on the scaled state (`rtol` must be positive).
         let options = ODEOptions(stepper: stepper ?? .msbdf, rtol: .leastNormalMagnitude, atol: rtol,
@@ -311,19 +348,25 @@ public final class DualSolver: ODESolver {
 
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
+        handoverTime = nil
         if let invalid = invalidInputRun(dimension: naturalDimension, t0: t0, y0: y0, t1: t1) { return invalid }
         let base: [Double]
         do { base = try system.setBase(y0) } catch {
             return ODERun(t: t0, y: y0, stats: ODEStatistics(), termination: .failed, failure: error)
         }
-        let system = self.system
+        let system = self.system, bound = maxDeparture
         var natural = [Double](repeating: 0, count: naturalDimension)
+        var lastGood = y0
+        var departed = false, observersStopped = false, nonFinite = false
         let forward = ClosureObserver { step in
             natural.withUnsafeMutableBufferPointer { nb in
                 system.natural(of: step.y, into: nb.baseAddress!)
-                return notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
-                                                      saveIndex: step.saveIndex, stepNumber: step.stepNumber))
-                    ? .stop : .proceed
+                for v in nb where !v.isFinite { nonFinite = true; return .stop }
+                lastGood.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: nb.baseAddress!, count: nb.count) }
+                observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
+                                                                  saveIndex: step.saveIndex, stepNumber: step.stepNumber))
+                departed = system.departure(step.y) > bound
+                return observersStopped || departed ? .stop : .proceed
             }
         }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
@@ -333,6 +376,37 @@ public final class DualSolver: ODESolver {
             x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
             return x
         }
-        return out
+        if nonFinite || !out.y.allSatisfy({ $0.isFinite }) {
+            // Keep the last state the observers saw (the partial trajectory).
+            return ODERun(t: run.t, y: lastGood, stats: run.stats, termination: .failed,
+                          failure: ODEError.nonFiniteState(t: run.t))
+        }
+        guard departed, !observersStopped, run.termination == .stoppedByObserver, run.t < t1 else { return out }
+        handoverTime = run.t
+        guard let fallback else {
+            out.termination = .failed
+            out.failure = ODEError.invalidOptions("method dual: the weights left the dual coordinates' range at t = \(run.t) (the residual does not vanish); use bdf")
+            return out
+        }
+        let next: any ODESolver
+        do { next = try fallback() } catch {
+            out.termination = .failed
+            out.failure = error
+            return out
+        }
+        // The second leg: its initial state was the first leg's last step.
+        let offset = run.stats.acceptedSteps
+        let relay = ClosureObserver { step in
+            if step.isInitial { return .proceed }
+            return notify(observers, AcceptedStep(t: step.t, y: step.y, h: step.h, saveIndex: step.saveIndex,
+                                                  stepNumber: step.stepNumber + offset)) ? .stop : .proceed
+        }
+        var second = next.integrate(from: run.t, y0: out.y, to: t1, saveTimes: saveTimes, observers: [relay])
+        second.stats.acceptedSteps += run.stats.acceptedSteps
+        second.stats.rejectedSteps += run.stats.rejectedSteps
+        second.stats.rhsEvaluations += run.stats.rhsEvaluations
+        second.stats.jacobianEvaluations += run.stats.jacobianEvaluations
+        second.stats.factorizations += run.stats.factorizations
+        return second
     }
 }

@@ -81,6 +81,8 @@ public struct SimulationResult: Sendable {
     public var warnings: [String] = []
     /// The final state (`x` for GF, `[g, v]` for WN).
     public var state: [Double]
+    /// When a `dual` run handed over to weight space (`DualSolver`), if it did.
+    public var dualHandover: Double?
 }
 
 /// Builds the flow a config asks for.
@@ -132,7 +134,7 @@ public final class Simulation {
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
     ///   msbdf 79 s), and for depth-2 GF from `dualThreshold` weights on the
     ///   same BDF in dual coordinates (`dual`; N = 400/1000/2000/10000:
-    ///   0.26/1.45/2.9/197 s vs bdf 0.36/2.3/5.9/363 s; at N = 100 both take
+    ///   0.26/1.45/3.0/144 s vs bdf 0.36/2.3/6.3/348 s; at N = 100 both take
     ///   0.02 s, at N = 50 dual is 1.3× slower). Below the threshold the
     ///   weight-space run keeps Lemma 3.7 an independent check (under `dual`
     ///   it holds by construction). Not for WN: at depth 2 `bdf` hits a rounding floor along
@@ -146,6 +148,17 @@ public final class Simulation {
         switch config.integrator.method {
         case .auto:
             if config.model.flow == .gf && config.model.depth == 2 && flow.dimension >= Simulation.dualThreshold { return .dual }
+            return weightSpaceMethod
+        default:
+            return config.integrator.method
+        }
+    }
+
+    /// `auto`'s choice among the methods that integrate in weight space (also
+    /// where a `dual` run hands over when its residual does not vanish).
+    public var weightSpaceMethod: Method {
+        switch config.integrator.method {
+        case .auto, .dual:
             if config.model.flow == .gf && flow is any LowRankJacobianSystem { return .bdf }
             if flow.dimension > Simulation.structuredThreshold && flow is any LowRankJacobianSystem { return .rosenbrock }
             if config.model.flow == .wn && flow.dimension <= 400 { return .gsl(.bsimp) }
@@ -185,13 +198,13 @@ public final class Simulation {
         }
     }
 
-    /// Makes the solver for the resolved method.
-    public func makeSolver() throws -> any ODESolver {
+    /// Makes the solver for the resolved method (or for `method`).
+    public func makeSolver(method: Method? = nil) throws -> any ODESolver {
         let it = config.integrator
         if config.model.flow.isDiscrete {
             return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps)
         }
-        switch resolvedMethod {
+        switch method ?? resolvedMethod {
         case let .gsl(stepper):
             return try ODEIntegrator(system: flow, options: ODEOptions(
                 stepper: stepper, rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
@@ -208,7 +221,9 @@ public final class Simulation {
             return try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .dual:
-            return try DualSolver(flow: flow, rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps)
+            let fallback = weightSpaceMethod
+            return try DualSolver(flow: flow, rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps,
+                                  fallback: { [unowned self] in try self.makeSolver(method: fallback) })
         case .auto:
             // `resolvedMethod` never returns `.auto`; report rather than trap.
             throw ODEError.invalidOptions("method auto did not resolve to a concrete method")
@@ -226,10 +241,12 @@ public final class Simulation {
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
+        var handover: Double?
         do {
             let solver = try makeSolver()
             run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
                                    observers: [stop] + extra + [recorder])
+            handover = (solver as? DualSolver)?.handoverTime
         } catch {
             run = ODERun(t: 0, y: initialState, stats: ODEStatistics(), termination: .failed, failure: error)
             method = config.integrator.method.description
@@ -261,6 +278,11 @@ public final class Simulation {
                 let v0 = Array(initialState.dropFirst())
                 result.logRho = logMagnification(g0: initialState[0], g: run.y[0], etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
             }
+        }
+        if let handover {
+            result.dualHandover = handover
+            result.method = "dual+\(weightSpaceMethod)"
+            result.warnings.append("method dual: a weight moved by e^300 from its start by t = \(JSON.format(handover)) (the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀); continued in weight space with \(weightSpaceMethod)")
         }
         return result
     }

@@ -31,7 +31,8 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
     /// (`BDFSolver`): for large N.
     case bdf
     /// Depth-2 GF/WN in dual coordinates (`DualSolver`): state `λ ∈ R^M`
-    /// (plus `log g`) on the invariant manifold of Lemmas 3.7–3.8, GSL's msbdf.
+    /// (plus `log g`) on the invariant manifold of Lemmas 3.7–3.8, by
+    /// `BDFSolver` with a dense M×M Jacobian.
     case dual
 
     public init?(name: String) {

@@ -125,6 +125,8 @@ extension Simulation {
         var result = run(observers: (monitor?.observers ?? []) + extra, recordTrajectory: recordTrajectory,
                          monitorContext: monitor?.context)
         result.monitor = monitor?.reports() ?? []
+        // After a hand-over to weight space nothing holds by construction.
+        if result.dualHandover != nil { for i in result.monitor.indices { result.monitor[i].byConstruction = false } }
         if let warning { result.warnings.append(warning) }
         return (result, monitor)
     }

@@ -135,6 +135,8 @@ public struct Verification {
         sim.initialState.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: 0, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
         result.state.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: result.t, y: $0, h: 0, saveIndex: nil, stepNumber: max(1, result.stats.acceptedSteps))) }
         var r = check.report()
+        // GF under dual coordinates: P log x_∞ = P log x₀ exactly (Lemma 3.7's construction).
+        r.byConstruction = result.method == Method.dual.description && !kind.isWeightNormalized
         r.name = "limit-kkt"
         r.quantity = "at the limit: " + r.quantity + (kind.isWeightNormalized && kind != .wnTimeDependent ? " with x̃₀ = x₀/ρ_∞" : " with x̃₀ = x₀")
         out.append(r)
