@@ -41,9 +41,12 @@ public func dualCoordinatesUnavailable(for flow: any Flow) -> String? {
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow.
 public func makeDualCoordinates(for flow: any Flow) throws -> any DualCoordinates {
-    if let reason = dualCoordinatesUnavailable(for: flow) { throw ODEError.invalidOptions("method dual: \(reason); use bdf or msbdf") }
-    if let wn = flow as? WeightNormFlow { return DualWeightNormSystem(flow: wn) }
-    return DualGradientSystem(flow: flow as! GradientFlow)
+    if dualCoordinatesUnavailable(for: flow) == nil {
+        if let wn = flow as? WeightNormFlow { return DualWeightNormSystem(flow: wn) }
+        if let gf = flow as? GradientFlow { return DualGradientSystem(flow: gf) }
+    }
+    let reason = dualCoordinatesUnavailable(for: flow) ?? "flow \(flow.kind.rawValue) has no dual form"
+    throw ODEError.invalidOptions("method dual: \(reason); use bdf or msbdf")
 }
 
 /// Buffers and the mat-vecs shared by the two dual systems.
@@ -70,8 +73,8 @@ final class DualKernel {
     init(problem: Problem) {
         matrix = problem.matrix
         y = problem.y
-        let rows = matrix.rows, cols = matrix.cols
-        m = rows
+        let cols = matrix.cols
+        m = matrix.rows
         n = cols
         var col = [Double](repeating: 0, count: cols)
         for (k, a) in problem.matrix.storage.enumerated() { col[k % cols] += abs(a) }
