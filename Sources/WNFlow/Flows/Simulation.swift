@@ -222,7 +222,9 @@ public final class Simulation {
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .dual:
             let fallback = weightSpaceMethod
-            return try DualSolver(flow: flow, rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps,
+            // WN: GSL's bsimp (BDF stalls in WN's slow final phase, README Performance).
+            return try DualSolver(flow: flow, stepper: config.model.flow.isWeightNormalized ? .bsimp : nil,
+                                  rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps,
                                   fallback: { [unowned self] in try self.makeSolver(method: fallback) })
         case .auto:
             // `resolvedMethod` never returns `.auto`; report rather than trap.

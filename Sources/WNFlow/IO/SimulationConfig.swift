@@ -32,7 +32,7 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
     case bdf
     /// Depth-2 GF/WN in dual coordinates (`DualSolver`): state `λ ∈ R^M`
     /// (plus `log g`) on the invariant manifold of Lemmas 3.7–3.8, by
-    /// `BDFSolver` with a dense M×M Jacobian.
+    /// `BDFSolver` with a dense M×M Jacobian (WN: GSL's bsimp).
     case dual
 
     public init?(name: String) {
