@@ -203,3 +203,20 @@ extension DualCoordinatesTests {
         #expect(worstRelative(nonzero(dual.x), nonzero(ref.x)) < 1e-7)
     }
 }
+
+extension DualCoordinatesTests {
+    /// Where `auto` uses the dual coordinates (README Performance has the measurements).
+    @Test func autoPicksDualWhereMeasuredFaster() throws {
+        func method(_ flow: FlowKind, depth: Int, n: Int) throws -> Method {
+            let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)
+            return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n))).resolvedMethod
+        }
+        #expect(try method(.gf, depth: 2, n: 100) == .bdf)
+        #expect(try method(.gf, depth: 2, n: Simulation.dualThreshold) == .dual)
+        #expect(try method(.gf, depth: 3, n: Simulation.dualThreshold) == .bdf)
+        #expect(try method(.wn, depth: 2, n: 100) == .gsl(.bsimp))
+        #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
+        #expect(try method(.wnTimeDependent, depth: 2, n: Simulation.structuredThreshold) == .dual)
+        #expect(try method(.wn, depth: 3, n: Simulation.structuredThreshold) == .rosenbrock)
+    }
+}
