@@ -312,8 +312,8 @@ public final class DualWeightNormSystem: DualCoordinates {
 /// GF, LU for WN) or one of GSL's steppers, and shows its observers the
 /// weight-space state at every step, so monitor, stop rules and recorder see
 /// the same states as with any other method. Error control: absolute
-/// tolerance `rtol` on `μ` and `log g`, i.e. a local error of at most `rtol`
-/// relative in every GF weight `x_n` (no weaker than GSL's `rtol|x| + atol`
+/// tolerance `rtol` on `μ` and `log g` (plus their rounding, `4ε|μ|`), i.e.
+/// a local error of at most `rtol` relative in every GF weight `x_n` (no weaker than GSL's `rtol|x| + atol`
 /// in weight space, and relative also where `|x| < atol/rtol`; WN: `3·rtol`).
 ///
 /// Hand-over: when `‖μ‖_∞` passes `maxDeparture` (a weight has moved by a
