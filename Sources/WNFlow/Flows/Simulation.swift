@@ -134,7 +134,7 @@ public final class Simulation {
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
     ///   msbdf 79 s), and for depth-2 GF from `dualThreshold` weights on the
     ///   same BDF in dual coordinates (`dual`; N = 400/1000/2000/10000:
-    ///   0.26/1.45/3.0/144 s vs bdf 0.36/2.3/6.3/348 s; at N = 100 both take
+    ///   0.26/1.45/3.1/176 s vs bdf 0.36/2.3/7.0/350 s; at N = 100 both take
     ///   0.02 s, at N = 50 dual is 1.3× slower). Below the threshold the
     ///   weight-space run keeps Lemma 3.7 an independent check (under `dual`
     ///   it holds by construction). Not for WN: at depth 2 `bdf` hits a rounding floor along
