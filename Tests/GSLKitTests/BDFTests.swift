@@ -204,10 +204,10 @@ private class DenseForced: ODESystem {
     }
     func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
                   dfdt: UnsafeMutableBufferPointer<Double>) throws {
-        let j = try inner.lowRankJacobian(t: t, y: Array(y))
+        let j = inner.makeLowRankJacobian()
+        try inner.lowRankJacobian(t: t, y: y, into: j, dfdt: dfdt)
         let dense = j.dense()
         for i in 0..<dense.storage.count { dfdy[i] = dense.storage[i] }
-        try inner.lowRankJacobian(t: t, y: y, into: j, dfdt: dfdt)
     }
 }
 

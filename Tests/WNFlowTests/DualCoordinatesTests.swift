@@ -63,6 +63,12 @@ private func weightsAtSaves(_ p: Problem, flow: FlowKind, x0: [Double], etaG: Do
     return (rows.map(\.x), r)
 }
 
+/// The small problem and start most dual tests share (M = 8, N = 20).
+private func smallCase(signed: Bool = false) throws -> (p: Problem, x0: [Double]) {
+    let p = try Fixture.problem(m: 8, n: 20, depth: 2, signed: signed, seed: 4)
+    return (p, Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.2))
+}
+
 /// Largest relative error of each entry, `|a − b|/|b|` (weights are positive).
 private func worstRelative(_ a: [[Double]], _ b: [[Double]]) -> Double {
     zip(a, b).map { zip($0, $1).map { abs($0 - $1) / abs($1) }.max() ?? 0 }.max() ?? .infinity
@@ -76,8 +82,7 @@ extension DualCoordinatesTests {
     @Test("dual reproduces the weight-space trajectory (GF, GF signed, WN, WN time-dependent)",
           arguments: [(FlowKind.gf, false), (.gf, true), (.wn, false), (.wnTimeDependent, false)])
     func agreesWithWeightSpace(flow: FlowKind, signed: Bool) throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 2, signed: signed, seed: 4)
-        let x0 = Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.2)
+        let (p, x0) = try smallCase(signed: signed)
         let ref = weightsAtSaves(p, flow: flow, x0: x0, method: .gsl(.rk8pd), rtol: 1e-13, times: Self.times)
         let dual = weightsAtSaves(p, flow: flow, x0: x0, method: .dual, rtol: 1e-10, times: Self.times)
         #expect(dual.result.method == "dual" && dual.result.status == .tEnd)
@@ -94,8 +99,7 @@ extension DualCoordinatesTests {
     /// The comparison above can fail: WN with another rate ratio (a broken
     /// θ' or μ') is far from the reference.
     @Test func wrongRateIsCaught() throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 2, seed: 4)
-        let x0 = Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.2)
+        let (p, x0) = try smallCase()
         let ref = weightsAtSaves(p, flow: .wn, x0: x0, etaG: 0.05, method: .gsl(.rk8pd), rtol: 1e-13, times: Self.times)
         let off = weightsAtSaves(p, flow: .wn, x0: x0, etaG: 0.0505, method: .dual, rtol: 1e-10, times: Self.times)
         #expect(worstRelative(off.x, ref.x) > 1e-4)
@@ -138,8 +142,7 @@ extension DualCoordinatesTests {
     /// `DualSolver` also runs GSL's steppers in the dual coordinates, and returns
     /// the weight-space state.
     @Test func gslStepperInDualCoordinates() throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 2, seed: 4)
-        let x0 = Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.2)
+        let (p, x0) = try smallCase()
         let flow = GradientFlow(problem: p)
         let run = try DualSolver(flow: flow, stepper: .msbdf, rtol: 1e-10, maxSteps: 100_000).integrate(from: 0, y0: x0, to: 50)
         let ref = try ODEIntegrator(system: flow, options: ODEOptions(stepper: .rk8pd, rtol: 1e-13, atol: 1e-20))
@@ -193,8 +196,8 @@ extension DualCoordinatesTests {
 
     /// Zero entries of x₀ stay exactly zero (never 0·∞).
     @Test func zeroEntriesStayZero() throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 2, seed: 4)
-        var x0 = Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.2)
+        let (p, start) = try smallCase()
+        var x0 = start
         for j in stride(from: 0, to: 20, by: 4) { x0[j] = 0 }
         let dual = weightsAtSaves(p, flow: .gf, x0: x0, method: .dual, rtol: 1e-10, times: Self.times)
         let ref = weightsAtSaves(p, flow: .gf, x0: x0, method: .gsl(.rk8pd), rtol: 1e-13, times: Self.times)

@@ -32,20 +32,15 @@ public protocol DualCoordinates: ODESystem {
     func departure(_ state: UnsafeBufferPointer<Double>) -> Double
 }
 
-/// Why a flow cannot be written in dual coordinates, or nil when it can.
-public func dualCoordinatesUnavailable(for flow: any Flow) -> String? {
-    guard flow.problem.depth == 2 else { return "depth \(flow.problem.depth) (dual coordinates are for depth 2)" }
-    if flow is GradientFlow || flow is WeightNormFlow { return nil }
-    return "flow \(flow.kind.rawValue) has no dual form"
-}
-
-/// Makes the dual-coordinate system of a depth-2 GF or WN flow.
+/// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
+/// saying why, for any other.
 public func makeDualCoordinates(for flow: any Flow) throws -> any DualCoordinates {
-    if dualCoordinatesUnavailable(for: flow) == nil {
+    let depth = flow.problem.depth
+    if depth == 2 {
         if let wn = flow as? WeightNormFlow { return DualWeightNormSystem(flow: wn) }
         if let gf = flow as? GradientFlow { return DualGradientSystem(flow: gf) }
     }
-    let reason = dualCoordinatesUnavailable(for: flow) ?? "flow \(flow.kind.rawValue) has no dual form"
+    let reason = depth == 2 ? "flow \(flow.kind.rawValue) has no dual form" : "depth \(depth) (dual coordinates are for depth 2)"
     throw ODEError.invalidOptions("method dual: \(reason); use bdf or msbdf")
 }
 
@@ -345,10 +340,13 @@ public final class DualSolver: ODESolver {
         // Absolute control on the scaled state, plus the state's own rounding
         // (4ε|μ|): without it rtol ≲ 1e-14 asks for less than μ's last bit
         // (GF N = 400, rtol 1e-14: 51,015 steps against bdf's 12,864).
-        let options = ODEOptions(stepper: stepper ?? .msbdf, rtol: 4 * .ulpOfOne, atol: rtol,
-                                 initialStep: initialStep, maxSteps: maxSteps)
-        inner = try stepper.map { _ in try ODEIntegrator(system: system, options: options) }
-            ?? BDFSolver(system: system, options: options)
+        var options = ODEOptions(rtol: 4 * .ulpOfOne, atol: rtol, initialStep: initialStep, maxSteps: maxSteps)
+        if let stepper {
+            options.stepper = stepper
+            inner = try ODEIntegrator(system: system, options: options)
+        } else {
+            inner = try BDFSolver(system: system, options: options)
+        }
     }
 
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
