@@ -3,7 +3,8 @@ import GSLKit
 
 /// Allocation-free evaluation of the loss (1.10) and its gradient
 /// `∇ℒ(x) = L x^{⊙(L−1)} ⊙ Aᵀ(A x^{⊙L} − y)`: two CBLAS mat-vecs and O(N)
-/// more. Owns its buffers; not thread-safe (one per flow).
+/// more, with the residual kept accurate near a zero of the loss (§6b).
+/// Owns its buffers; not thread-safe (one per flow).
 public final class LossWorkspace {
     public let matrix: Matrix
     public let y: [Double]
@@ -19,8 +20,33 @@ public final class LossWorkspace {
     /// The point and value of the last `loss(at:)` evaluation (see `lastLoss(ifAt:)`).
     private var lastX: [Double]
     private var lastValue = Double.nan
+    /// Near a zero of the loss, `e = A x^{⊙L} − y` cancels: summed directly,
+    /// its rounding (≈ ε Σ|A||x^L| ≈ ε‖y‖) swamps `e` itself, and with it the
+    /// RHS of the small weights; implicit methods then stall on that noise.
+    /// The residual is kept to a relative rounding of about `accuracyFactor·ε`:
+    /// once the direct sum cannot promise that (`‖e‖∞ < ‖y‖∞/accuracyFactor`),
+    /// it is taken from a reference point `r` whose residual was summed in
+    /// double-double, `e(x) = e(r) + A (x^L − r^L)`, with the difference formed
+    /// without cancellation. Its rounding is ε(‖e(r)‖∞ + max|A|·‖x^L − r^L‖₁);
+    /// when that exceeds `accuracyFactor·ε·‖e(x)‖∞` the reference moves to `x`
+    /// (docs/math.md §6b).
+    public static let accuracyFactor = 1e4
+    private var referenceX: [Double]
+    private var referenceResidual: [Double]
+    private var referenceSize = 0.0
+    private var difference: [Double]
+    private var hasReference = false
+    private let maxAbsEntry: Double
+    private let yScale: Double
+    /// How often the reference moved (each costs a few mat-vecs).
+    public private(set) var rebases = 0
 
-    public init(problem: Problem) {
+    /// Whether the residual is kept accurate near a zero of the loss (above);
+    /// false sums it directly, as plain BLAS would (for comparisons).
+    public let accurateResidual: Bool
+
+    public init(problem: Problem, accurateResidual: Bool = true) {
+        self.accurateResidual = accurateResidual
         matrix = problem.matrix
         y = problem.y
         depth = problem.depth
@@ -28,6 +54,11 @@ public final class LossWorkspace {
         residual = [Double](repeating: 0, count: problem.m)
         backprojected = [Double](repeating: 0, count: problem.weightCount)
         lastX = [Double](repeating: .nan, count: problem.weightCount)
+        referenceX = [Double](repeating: 0, count: problem.weightCount)
+        difference = [Double](repeating: 0, count: problem.weightCount)
+        referenceResidual = [Double](repeating: 0, count: problem.m)
+        maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
+        yScale = problem.y.reduce(0) { max($0, abs($1)) }
     }
 
     /// The loss of the last evaluation when it was at exactly `x` (bitwise), else nil;
@@ -47,14 +78,83 @@ public final class LossWorkspace {
         power.withUnsafeMutableBufferPointer { w in
             for i in 0..<n { w[i] = ipow(x[i], L) }
             residual.withUnsafeMutableBufferPointer { e in
+                if hasReference && fromReference(x, into: e.baseAddress!) { return }
                 e.baseAddress!.update(from: y, count: m)
                 matrix.gemv(x: w.baseAddress!, beta: -1, into: e.baseAddress!)
+                let size = maxAbs(e.baseAddress!, m)
+                if accurateResidual && size * Self.accuracyFactor < yScale && size.isFinite { rebase(at: x, into: e.baseAddress!) }
             }
         }
         let value = residual.withUnsafeBufferPointer { 0.5 * blasDot(m, $0.baseAddress!, $0.baseAddress!) }
         lastX.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: n) }
         lastValue = value
         return value
+    }
+
+    /// `e = e(r) + A (x^L − r^L)`, with `x^L − r^L = (x − r) Σ_k x^k r^{L−1−k}`
+    /// (no cancellation); false when its rounding bound breaks the promise.
+    private func fromReference(_ x: UnsafePointer<Double>, into e: UnsafeMutablePointer<Double>) -> Bool {
+        let L = depth
+        var l1 = 0.0
+        referenceX.withUnsafeBufferPointer { r in
+            difference.withUnsafeMutableBufferPointer { d in
+                for i in 0..<n {
+                    let a = x[i], b = r[i]
+                    var sum = 0.0
+                    for k in 0..<L { sum += ipow(a, k) * ipow(b, L - 1 - k) }
+                    d[i] = (a - b) * sum
+                    l1 += abs(d[i])
+                }
+            }
+        }
+        guard l1.isFinite else { return false }
+        e.update(from: referenceResidual, count: m)
+        difference.withUnsafeBufferPointer { matrix.gemv(x: $0.baseAddress!, beta: 1, into: e) }
+        // Below ε‖y‖ the relative accuracy of e no longer matters to anything.
+        let floor = Double.ulpOfOne * yScale
+        return referenceSize + maxAbsEntry * l1 <= Self.accuracyFactor * max(maxAbs(e, m), floor)
+    }
+
+    /// Makes `x` the reference: `e(x)` summed in double-double (`x^L` split
+    /// exactly with fused multiply-adds, as in Ogita–Rump–Oishi's Dot2), written to `e`.
+    private func rebase(at x: UnsafePointer<Double>, into e: UnsafeMutablePointer<Double>) {
+        rebases += 1
+        let L = depth
+        // x^L = hi + lo to about ε² relative (in `difference`, free here, and `referenceX`).
+        difference.withUnsafeMutableBufferPointer { hi in
+            referenceX.withUnsafeMutableBufferPointer { lo in
+                for j in 0..<n {
+                    var h = x[j], l = 0.0
+                    for _ in 1..<max(L, 1) {
+                        let p = h * x[j]
+                        l = (-p).addingProduct(h, x[j]) + l * x[j]
+                        h = p
+                    }
+                    hi[j] = h
+                    lo[j] = l
+                }
+                matrix.storage.withUnsafeBufferPointer { a in
+                    for i in 0..<m {
+                        var s = -y[i], c = 0.0
+                        let row = i * n
+                        for j in 0..<n {
+                            let aij = a[row + j]
+                            let q = aij * hi[j]
+                            let qErr = (-q).addingProduct(aij, hi[j])
+                            let t = s + q
+                            let z = t - s
+                            c += ((s - (t - z)) + (q - z)) + qErr + aij * lo[j]
+                            s = t
+                        }
+                        e[i] = s + c
+                    }
+                }
+                lo.baseAddress!.update(from: x, count: n)
+            }
+        }
+        referenceResidual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: e, count: m) }
+        referenceSize = maxAbs(e, m)
+        hasReference = true
     }
 
     /// Writes `∇ℒ(x)` into `grad` and returns the loss. Also fills
@@ -95,4 +195,12 @@ public final class LossWorkspace {
             }
         }
     }
+}
+
+/// `max_i |v_i|` of `count` entries.
+@inline(__always)
+func maxAbs(_ v: UnsafePointer<Double>, _ count: Int) -> Double {
+    var r = 0.0
+    for i in 0..<count { r = max(r, abs(v[i])) }
+    return r
 }

@@ -1,0 +1,102 @@
+import Foundation
+import GSLKit
+import Testing
+@testable import WNFlow
+
+/// docs/math.md §6b: near a zero of the loss the residual `e = A x^L − y` is
+/// kept to a relative rounding of about `accuracyFactor·ε`.
+@Suite("Residual near a zero of the loss")
+struct ResidualAccuracyTests {
+    /// Dyadic data with an exactly known residual. `A = k/1024`, `x* = j/4`,
+    /// `y = A x*²` (exact in double); `x = x* + δ` with `δ = k·2⁻³⁰`, so that
+    /// `x² − x*² = 2x*δ + δ²` and `A (x² − x*²)` are exact too (every partial
+    /// sum is a multiple of 2⁻⁷⁰ below 2⁻¹⁸). `fl(x²)` itself is not exact.
+    struct Exact {
+        let problem: Problem
+        let x: [Double]
+        let e: [Double]
+    }
+
+    static func exact(m: Int = 20, n: Int = 60, seed: UInt = 3, offset: Int = 0) throws -> Exact {
+        let rng = RNG(seed: seed)
+        var a = [Double](repeating: 0, count: m * n)
+        for i in 0..<(m * n) { a[i] = Double(rng.uniformInt(2049) - 1024) / 1024 }
+        var xs = [Double](repeating: 0, count: n), x = xs, d = xs
+        for j in 0..<n {
+            xs[j] = Double(1 + Int(rng.uniformInt(8))) / 4
+            let delta = Double(rng.uniformInt(15) - 7 + offset) * 0x1p-30
+            x[j] = xs[j] + delta
+            d[j] = 2 * xs[j] * delta + delta * delta
+        }
+        var y = [Double](repeating: 0, count: m), e = y
+        for i in 0..<m {
+            for j in 0..<n {
+                y[i] += a[i * n + j] * xs[j] * xs[j]
+                e[i] += a[i * n + j] * d[j]
+            }
+        }
+        let problem = try Problem(A: Matrix(rows: m, cols: n, storage: a)!, y: y, depth: 2)
+        return Exact(problem: problem, x: x, e: e)
+    }
+
+    static func residualError(_ ws: LossWorkspace, at x: [Double], exact e: [Double]) -> Double {
+        x.withUnsafeBufferPointer { _ = ws.loss(at: $0.baseAddress!) }
+        var err = 0.0
+        for i in 0..<e.count { err = max(err, abs(ws.residual[i] - e[i])) }
+        return err / e.reduce(0) { max($0, abs($1)) }
+    }
+
+    static let promise = LossWorkspace.accuracyFactor * Double.ulpOfOne
+
+    @Test("The residual is accurate near a zero, also from a moved reference")
+    func accurateNearZero() throws {
+        let first = try Self.exact()
+        let ws = LossWorkspace(problem: first.problem)
+        let err1 = Self.residualError(ws, at: first.x, exact: first.e)
+        #expect(err1 <= Self.promise, "relative error \(err1)")
+        #expect(ws.rebases == 1)
+        // A nearby point (other δ, same A, y): served from the reference.
+        let second = try Self.exact(offset: 1)
+        #expect(second.problem.y == first.problem.y)
+        let err2 = Self.residualError(ws, at: second.x, exact: second.e)
+        #expect(err2 <= Self.promise, "relative error \(err2)")
+        #expect(ws.rebases <= 2)
+        // Far from a zero the direct sum is used (no reference needed).
+        let far = LossWorkspace(problem: first.problem)
+        _ = [Double](repeating: 1, count: first.problem.n).withUnsafeBufferPointer { far.loss(at: $0.baseAddress!) }
+        #expect(far.rebases == 0)
+    }
+
+    @Test("Companion: the direct sum misses the promise on the same data")
+    func directSumIsNoisy() throws {
+        let data = try Self.exact()
+        let plain = LossWorkspace(problem: data.problem, accurateResidual: false)
+        let err = Self.residualError(plain, at: data.x, exact: data.e)
+        #expect(err > 100 * Self.promise, "direct-sum relative error \(err)")
+    }
+
+    @Test("The reference path agrees with a fresh double-double sum", arguments: [1, 2, 3])
+    func referencePathMatchesRebase(depth: Int) throws {
+        let p0 = try Fixture.problem(m: 8, n: 30, depth: depth, seed: 5)
+        // A point with (nearly) zero loss: y := A x*^L, then perturb.
+        let xs = Fixture.positivePoint(p0.n, seed: 9)
+        let y = p0.matrix.multiply(xs.map { ipow($0, depth) })
+        let p = try Problem(A: p0.matrix, y: y, depth: depth)
+        func near(_ scale: Double, _ k: Int) -> [Double] {
+            xs.enumerated().map { j, v in v * (1 + scale * sin(Double(j * 7 + k))) }
+        }
+        let ws = LossWorkspace(problem: p)
+        _ = near(1e-9, 1).withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+        let before = ws.rebases
+        let x2 = near(1.3e-9, 2)
+        _ = x2.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+        #expect(ws.rebases == before, "the second point should be served by the reference")
+        let fresh = LossWorkspace(problem: p)
+        _ = x2.withUnsafeBufferPointer { fresh.loss(at: $0.baseAddress!) }
+        #expect(fresh.rebases == 1)
+        let scale = fresh.residual.reduce(0) { max($0, abs($1)) }
+        var diff = 0.0
+        for i in 0..<p.m { diff = max(diff, abs(ws.residual[i] - fresh.residual[i])) }
+        #expect(diff <= 2 * Self.promise * scale, "depth \(depth): \(diff) vs ‖e‖∞ \(scale)")
+    }
+}
