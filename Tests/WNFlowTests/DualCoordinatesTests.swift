@@ -220,8 +220,16 @@ extension DualCoordinatesTests {
         let tight = Fixture.config(p, flow: .gf, x0: [Double](repeating: 0.1, count: p.n), rtol: 1e-14)
         #expect(Simulation(config: tight).resolvedMethod == .bdf)
         #expect(try method(.gf, depth: 3, n: Simulation.dualThreshold) == .bdf)
-        #expect(try method(.wn, depth: 2, n: 100) == .gsl(.bsimp))
+        #expect(try method(.wn, depth: 2, n: 25) == .dual)
         #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
+        #expect(try method(.wn, depth: 3, n: 100) == .gsl(.bsimp))
+        // Not from g₀ = 0 (dual integrates log g), nor below rtol 1e-13.
+        let q = try Fixture.problem(m: 2, n: 25, depth: 2, seed: 1)
+        var zeroG = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25))
+        zeroG.g0 = 0
+        #expect(Simulation(config: zeroG).resolvedMethod == .gsl(.bsimp))
+        let tightWN = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25), rtol: 1e-14)
+        #expect(Simulation(config: tightWN).resolvedMethod == .gsl(.bsimp))
         #expect(try method(.wnTimeDependent, depth: 2, n: Simulation.structuredThreshold) == .dual)
         #expect(try method(.wn, depth: 3, n: Simulation.structuredThreshold) == .rosenbrock)
     }

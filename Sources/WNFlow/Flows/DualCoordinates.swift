@@ -64,6 +64,20 @@ final class DualKernel {
     /// Workspace of the weighted Gram (chunked, see `weightedGramUpper`).
     var scratch: [Double]
     let chunk = 64
+    /// The accurate residual near a zero of the loss (docs/math.md §6b):
+    /// a reference state `(μ_r, θ_r)` with its `w_r`, `A w_r` and `e_r`
+    /// (summed in double-double); `e` then follows from the change of
+    /// `w`, formed by `expm1` without cancellation.
+    private var refMu: [Double]
+    private var refW: [Double]
+    private var refAW: [Double]
+    private var refE: [Double]
+    private var refTheta = 0.0, refG2 = 1.0, refSize = 0.0
+    private var hasReference = false
+    private var delta: [Double]
+    private let maxAbsEntry: Double, yScale: Double
+    /// How often the reference moved.
+    private(set) var rebases = 0
 
     init(problem: Problem) {
         matrix = problem.matrix
@@ -76,6 +90,13 @@ final class DualKernel {
         let k = col.max() ?? 1
         kappa = k > 0 ? k : 1
         logBase = [Double](repeating: -.infinity, count: n)
+        refMu = [Double](repeating: 0, count: m)
+        refW = [Double](repeating: 0, count: n)
+        refAW = [Double](repeating: 0, count: m)
+        refE = [Double](repeating: 0, count: m)
+        delta = [Double](repeating: 0, count: m)
+        maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
+        yScale = problem.y.reduce(0) { max($0, abs($1)) }
         t = [Double](repeating: 0, count: n)
         w = [Double](repeating: 0, count: n)
         aw = [Double](repeating: 0, count: m)
@@ -103,6 +124,87 @@ final class DualKernel {
             }
         }
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
+    }
+
+    /// Forgets the reference (the base changed).
+    func invalidateReference() { hasReference = false }
+
+    /// Fills `w`, `aw = A w` and `e = g² A w − y` at `(μ, θ)` with `g² = e^{2θ}`
+    /// (GF: θ = 0, no normalization). Far from a zero of the loss by
+    /// `exponentiate` and a direct sum; near one (`‖e‖∞ < ‖y‖∞/K`,
+    /// `K = LossWorkspace.accuracyFactor`) from the reference:
+    /// `w = w_r ⊙ exp(Δt − c)`, `Δt = 2Aᵀ(μ − μ_r)/κ`, `c = log Σ w_r e^{Δt}`
+    /// (0 for GF), `δw = w_r ⊙ expm1(Δt − c)` (one `expm1` per entry), and
+    /// `e = e_r + g_r² (expm1(2Δθ)(A w_r + Aδw) + Aδw)`.
+    func residual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
+        if hasReference && fromReference(mu, theta: theta, normalize: normalize) { return }
+        exponentiate(mu, normalize: normalize)
+        let g2 = Foundation.exp(2 * theta)
+        for i in 0..<m { e[i] = g2 * aw[i] - y[i] }
+        let size = e.withUnsafeBufferPointer { maxAbs($0.baseAddress!, m) }
+        if size * LossWorkspace.accuracyFactor < yScale && size.isFinite { rebase(mu, theta: theta, g2: g2) }
+    }
+
+    private func fromReference(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Bool {
+        for i in 0..<m { delta[i] = mu[i] - refMu[i] }
+        var l1 = 0.0
+        t.withUnsafeMutableBufferPointer { tb in
+            delta.withUnsafeBufferPointer {
+                matrix.gemv(transpose: true, alpha: 2 / kappa, x: $0.baseAddress!, into: tb.baseAddress!)
+            }
+            // E_j = expm1(Δt_j); with normalization S = Σ w_r E_j = expm1(c) and
+            // expm1(Δt_j − c) = (E_j − S)/(1 + S). l1 bounds Σ|δw| with the
+            // rounding of E_j − S included.
+            for j in 0..<n { tb[j] = Foundation.expm1(tb[j]) }
+            var sum = 0.0
+            if normalize { for j in 0..<n { sum += refW[j] * tb[j] } }
+            let inv = 1 / (1 + sum)
+            for j in 0..<n {
+                let d = refW[j] * ((tb[j] - sum) * inv)
+                l1 += refW[j] * (abs(tb[j]) + abs(sum))
+                tb[j] = d
+                w[j] = refW[j] + d
+            }
+        }
+        guard l1.isFinite else { return false }
+        t.withUnsafeBufferPointer { tb in delta.withUnsafeMutableBufferPointer { matrix.gemv(x: tb.baseAddress!, into: $0.baseAddress!) } }
+        let eg = Foundation.expm1(2 * (theta - refTheta))
+        var awMax = 0.0, eMax = 0.0
+        for i in 0..<m {
+            aw[i] = refAW[i] + delta[i]
+            e[i] = refE[i] + refG2 * (eg * aw[i] + delta[i])
+            awMax = max(awMax, abs(aw[i]))
+            eMax = max(eMax, abs(e[i]))
+        }
+        let bound = refSize + refG2 * (maxAbsEntry * l1 + abs(eg) * awMax)
+        return bound <= LossWorkspace.accuracyFactor * max(eMax, Double.ulpOfOne * yScale)
+    }
+
+    /// Makes the current state (`w` from `exponentiate`) the reference:
+    /// `A w` in double-double, `e = g²·Aw − y` with the product and the
+    /// difference compensated too.
+    private func rebase(_ mu: UnsafePointer<Double>, theta: Double, g2: Double) {
+        rebases += 1
+        matrix.storage.withUnsafeBufferPointer { a in
+            w.withUnsafeBufferPointer { wb in
+                for i in 0..<m {
+                    let (s, c) = compensatedDot(a.baseAddress! + i * n, wb.baseAddress!, nil, n, start: 0)
+                    let p = g2 * s
+                    let pErr = (-p).addingProduct(g2, s) + g2 * c
+                    let d = p - y[i]
+                    let z = d - p
+                    let dErr = (p - (d - z)) + (-y[i] - z)
+                    e[i] = d + (dErr + pErr)
+                    aw[i] = s + c
+                }
+            }
+        }
+        for i in 0..<m { refMu[i] = mu[i]; refAW[i] = aw[i]; refE[i] = e[i] }
+        refW = w
+        refTheta = theta
+        refG2 = g2
+        refSize = e.withUnsafeBufferPointer { maxAbs($0.baseAddress!, m) }
+        hasReference = true
     }
 
     /// `‖state[offset...]‖_∞`.
@@ -147,6 +249,7 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
         guard y0.count == kernel.n else { throw ODEError.dimensionMismatch(expected: kernel.n, got: y0.count) }
         x0 = y0
         for j in 0..<kernel.n { kernel.logBase[j] = 2 * log(abs(y0[j])) }
+        kernel.invalidateReference()
         return [Double](repeating: 0, count: kernel.m)
     }
 
@@ -163,15 +266,15 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
-        k.exponentiate(y.baseAddress!, normalize: false)
+        k.residual(y.baseAddress!, theta: 0, normalize: false)
         let c = -2 * k.kappa
-        for i in 0..<k.m { dydt[i] = c * (k.aw[i] - k.y[i]) }
+        for i in 0..<k.m { dydt[i] = c * k.e[i] }
     }
 
     public func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
                          dfdt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
-        k.exponentiate(y.baseAddress!, normalize: false)
+        k.residual(y.baseAddress!, theta: 0, normalize: false)
         k.weightedGram(alpha: -4, into: dfdy.baseAddress!, ld: k.m)
         for i in 0..<k.m { dfdt[i] = 0 }
     }
@@ -223,6 +326,7 @@ public final class DualWeightNormSystem: DualCoordinates {
             sign0[j] = v0[j] < 0 ? -1 : 1
             kernel.logBase[j] = 2 * log(abs(v0[j]))
         }
+        kernel.invalidateReference()
         return [log(abs(y0[0]))] + [Double](repeating: 0, count: kernel.m)
     }
 
@@ -238,16 +342,10 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
     private func evaluate(_ y: UnsafeBufferPointer<Double>) -> (g: Double, a: Double) {
         let k = kernel
-        k.exponentiate(y.baseAddress! + 1, normalize: true)
-        let g = Foundation.exp(y[0])
-        let g2 = g * g
+        k.residual(y.baseAddress! + 1, theta: y[0], normalize: true)
         var a = 0.0
-        for i in 0..<k.m {
-            let ei = g2 * k.aw[i] - k.y[i]
-            k.e[i] = ei
-            a += k.aw[i] * ei
-        }
-        return (g, a)
+        for i in 0..<k.m { a += k.aw[i] * k.e[i] }
+        return (Foundation.exp(y[0]), a)
     }
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {

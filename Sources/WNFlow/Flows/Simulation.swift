@@ -125,10 +125,17 @@ public final class Simulation {
 
     /// The method `auto` resolves to for this problem, on measured evidence
     /// (release build, N = 100, M = 40, rtol 1e-10; see README "Performance"):
-    /// - constant-rate WN up to dimension 400: GSL's implicit Bulirsch–Stoer
-    ///   (`bsimp`). msbdf needs 10⁴–10⁵ steps there as η_g falls (η = 0.01:
-    ///   76,496 steps, 4.5 s; bsimp 770 steps, 1.9 s; η = 0.02: msbdf 36 s,
-    ///   bsimp 3.2 s), at a small cost for large η (η = 0.05: 0.30 vs 0.42 s);
+    /// - depth-2 WN (constant or Thm 2.4 rate): `dual`, GSL's implicit
+    ///   Bulirsch–Stoer (bsimp) on the (M+1)-dimensional dual state, with the
+    ///   accurate residual of docs/math.md §6b. N = 100, M = 40: η = 0.05
+    ///   95 steps, 0.13 s vs bsimp in weight space 101 steps, 0.17–0.24 s;
+    ///   η = 0.01 89 steps, 0.14 s vs 139, 0.33 s; faster from N = 25 (1.1–2.8×)
+    ///   up: N = 400 1.25 s vs msbdf 8.4 s, N = 1000 7.2 s vs 120 s, N = 2000
+    ///   (M = 500, to loss 1e-20) 10 s vs msbdf 179 s. Lemmas 3.2 and 3.3
+    ///   then hold by construction; 3.8 and 3.9 stay checks of the integration;
+    /// - other WN up to dimension 400: bsimp in weight space. msbdf needs
+    ///   10⁴–10⁵ steps there as η_g falls (η = 0.01: 76,496 steps, 4.5 s;
+    ///   bsimp 770 steps, 1.9 s; η = 0.02: msbdf 36 s, bsimp 3.2 s);
     /// - GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse and
     ///   Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
@@ -142,13 +149,8 @@ public final class Simulation {
     ///   20 s vs 1.3 s); at depth 3 it is faster but failed Lemma 3.2 in 4 of
     ///   18 verify runs;
     /// - every other flow: GSL's BDF (`msbdf`) with the analytic Jacobian;
-    /// - above `structuredThreshold`: for depth-2 WN `dual` (bsimp on the
-    ///   (M+1)-dimensional dual state, memory O(NM + M²)), else the structured
-    ///   Rosenbrock solver, whose memory is O(NM) instead of dense N × N.
-    ///   Measured, WN η = 0.05, N = 2000, M = 500: dual 296 s (39 MB),
-    ///   rosenbrock did not finish in 600 s, msbdf 179 s (141 MB; dense
-    ///   N × N, 3.2 GB at N = 10000); N = 100, η = 0.01: dual 11 s,
-    ///   rosenbrock 61 s.
+    /// - above `structuredThreshold`: the structured Rosenbrock solver, whose
+    ///   memory is O(NM) instead of msbdf's dense N × N (3.2 GB at N = 10000).
     public var resolvedMethod: Method {
         switch config.integrator.method {
         case .auto:
@@ -157,8 +159,9 @@ public final class Simulation {
             // N = 400, rtol 1e-14: dual 1.99 s vs bdf 1.54 s (1e-13: 0.72 vs 0.93 s).
             if config.model.flow == .gf && d == 2 && dim >= Simulation.dualThreshold
                 && config.integrator.rtol >= 1e-13 { return .dual }
+            // dual integrates log g: not from g₀ = 0.
             if (config.model.flow == .wn || config.model.flow == .wnTimeDependent) && d == 2
-                && dim > Simulation.structuredThreshold { return .dual }
+                && config.integrator.rtol >= 1e-13 && initialState.first != 0 { return .dual }
             return weightSpaceMethod
         default:
             return config.integrator.method
