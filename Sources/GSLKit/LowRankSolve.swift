@@ -67,6 +67,7 @@ public final class ShiftedLowRankSolver {
     private let scratchM: UnsafeMutablePointer<Double> // m
     private let scratchK: UnsafeMutablePointer<Double> // kmax
     private let scratchK1: UnsafeMutablePointer<Double> // k1
+    private let scratchSolve: UnsafeMutablePointer<Double> // kmax
     private let gramChunk = 128
     private let gramScratch: UnsafeMutablePointer<Double> // k1 × gramChunk
     private var denseW: UnsafeMutablePointer<Double>?
@@ -91,13 +92,14 @@ public final class ShiftedLowRankSolver {
         scratchM = .allocate(capacity: max(1, m))
         scratchK = .allocate(capacity: max(1, kmax))
         scratchK1 = .allocate(capacity: max(1, k1))
+        scratchSolve = .allocate(capacity: max(1, kmax))
         gramScratch = .allocate(capacity: max(1, k1 * gramChunk))
     }
 
     deinit {
         delta.deallocate(); cap.deallocate(); perm.deallocate()
         badIndex.deallocate(); badTau.deallocate()
-        scratchM.deallocate(); scratchK.deallocate(); scratchK1.deallocate(); gramScratch.deallocate()
+        scratchM.deallocate(); scratchK.deallocate(); scratchK1.deallocate(); scratchSolve.deallocate(); gramScratch.deallocate()
         denseW?.deallocate(); densePerm?.deallocate()
     }
 
@@ -252,10 +254,7 @@ public final class ShiftedLowRankSolver {
             }
             for s in 0..<badCount { scratchK[ks + s] = x[badIndex[s]] }
             // z = K⁻¹ r.
-            var view = gsl_matrix_view_array(cap, kk, kk)
-            var p = gsl_permutation(size: kk, data: perm)
-            var zv = gsl_vector_view_array(scratchK, kk)
-            gsl_linalg_LU_svx(&view.matrix, &p, &zv.vector)
+            luSolveInPlace(cap, kk, perm, scratchK, scratch: scratchSolve)
             // x += Δ'⁻¹ U z.
             if k1 > 0, let r = jac.gramMatrix {
                 r.storage.withUnsafeBufferPointer { rb in

@@ -60,6 +60,7 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
     private let j: UnsafeMutablePointer<Double>
     private let w: UnsafeMutablePointer<Double>
     private let perm: UnsafeMutablePointer<Int>
+    private let scratch: UnsafeMutablePointer<Double>
 
     public init(system: any ODESystem) {
         ensureGSLErrorsOff()
@@ -72,12 +73,15 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
         w.initialize(repeating: 0, count: n * n)
         perm = .allocate(capacity: n)
         perm.initialize(repeating: 0, count: n)
+        scratch = .allocate(capacity: max(n, 1))
+        scratch.initialize(repeating: 0, count: max(n, 1))
     }
 
     deinit {
         j.deallocate()
         w.deallocate()
         perm.deallocate()
+        scratch.deallocate()
     }
 
     public var factorCost: Int { n }
@@ -108,9 +112,6 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
 
     public func solve(_ x: UnsafeMutablePointer<Double>) {
         if cholesky { choleskySolveInPlace(w, n, x); return }
-        var view = gsl_matrix_view_array(w, n, n)
-        var p = gsl_permutation(size: n, data: perm)
-        var xv = gsl_vector_view_array(x, n)
-        gsl_linalg_LU_svx(&view.matrix, &p, &xv.vector)
+        luSolveInPlace(w, n, perm, x, scratch: scratch)
     }
 }

@@ -214,3 +214,62 @@ import Testing
         #expect(throws: GSLError.self) { _ = try LinearSolve.cholesky(singular, [1, 1]) }
     }
 }
+
+/// A fixed dense Jacobian `J` (linear system `y' = Jy`).
+private class FixedJacobian: ODESystem {
+    let j: Matrix
+    init(_ j: Matrix) { self.j = j }
+    var dimension: Int { j.rows }
+    var hasJacobian: Bool { true }
+    func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        j.storage.withUnsafeBufferPointer { a in
+            blasGemv(transpose: false, rows: j.rows, cols: j.cols, alpha: 1, a: a.baseAddress!, x: y.baseAddress!,
+                     beta: 0, out: dydt.baseAddress!)
+        }
+    }
+    func jacobian(t: Double, y: UnsafeBufferPointer<Double>, dfdy: UnsafeMutableBufferPointer<Double>,
+                  dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        for i in 0..<j.storage.count { dfdy[i] = j.storage[i] }
+        for i in 0..<j.rows { dfdt[i] = 0 }
+    }
+}
+private final class FixedSymmetricJacobian: FixedJacobian, NegativeSemidefiniteJacobianSystem {}
+
+extension LinearAlgebraTests {
+    /// The triangular solves after GSL's LU and Cholesky (plain loops up to
+    /// `smallSolveOrder`, GSL's `…_svx` above) agree with GSL's own solve.
+    @Test(arguments: [1, 7, 40, smallSolveOrder + 44])
+    func shiftedSolvesMatchGSL(n: Int) throws {
+        let rng = RNG(seed: UInt(n))
+        let sigma = 0.7
+        var general = Matrix(rows: n, cols: n), gram = Matrix(rows: n, cols: n)
+        let b = Matrix(rows: n, cols: n, storage: rng.gaussians(n * n))!
+        for i in 0..<n {
+            for k in 0..<n {
+                general.storage[i * n + k] = rng.gaussian() / Double(n).squareRoot()
+                var s = 0.0
+                for l in 0..<n { s += b.storage[i * n + l] * b.storage[k * n + l] }
+                gram.storage[i * n + k] = -s / Double(n)  // J = −BBᵀ/n, negative semidefinite
+            }
+        }
+        for (system, symmetric) in [(FixedJacobian(general), false), (FixedSymmetricJacobian(gram), true)] {
+            let shifted = DenseShiftedJacobian(system: system)
+            var dfdt = [Double](repeating: 0, count: n)
+            let y0 = [Double](repeating: 0, count: n)
+            try y0.withUnsafeBufferPointer { y in
+                try dfdt.withUnsafeMutableBufferPointer { try shifted.evaluate(t: 0, y: y, dfdt: $0) }
+            }
+            try shifted.factor(sigma: sigma)
+            #expect(symmetric ? shifted.choleskyCount == 1 : shifted.luCount == 1)
+            var m = Matrix(rows: n, cols: n)
+            for i in 0..<(n * n) { m.storage[i] = -system.j.storage[i] }
+            for i in 0..<n { m.storage[i * n + i] += sigma }
+            let rhs = rng.gaussians(n)
+            let reference = symmetric ? try LinearSolve.cholesky(m, rhs) : try LinearSolve.lu(m, rhs)
+            var x = rhs
+            x.withUnsafeMutableBufferPointer { shifted.solve($0.baseAddress!) }
+            let err = maxAbsDiff(x, reference) / max(reference.map(abs).max() ?? 1, 1e-300)
+            #expect(err <= 1e-11, "n = \(n), symmetric \(symmetric): \(err)")
+        }
+    }
+}

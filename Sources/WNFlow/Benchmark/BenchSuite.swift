@@ -70,8 +70,11 @@ public enum BenchSuite {
         BenchCase(name: "wn3", config: flowConfig(medium, #"{"flow": "wn", "depth": 3, "eta_g": 0.2}"#, #"{"scale": 0.3, "direction": "uniform"}"#)),
     ]
 
-    /// Large cases: depth-2 GF from α = 0.1 to loss 1e-20.
+    /// Large cases: depth-2 GF from α = 0.1 to loss 1e-20, and WN (η = 0.05)
+    /// at N = 2000.
     public static let largeCases: [BenchCase] = [
+        BenchCase(name: "large-wn-2000x500", config: flowConfig(#"{"M": 500, "N": 2000, "sparsity": 20, "seed": 1}"#,
+                  #"{"flow": "wn", "depth": 2, "eta_g": 0.05}"#, uniform01, stop: #", "stop": {"loss_below": 1e-20}"#), long: true),
         BenchCase(name: "large-2000x500", config: flowConfig(#"{"M": 500, "N": 2000, "sparsity": 20, "seed": 1}"#,
                   #"{"flow": "gf", "depth": 2}"#, uniform01, stop: #", "stop": {"loss_below": 1e-20}"#), long: true),
         BenchCase(name: "large-10000x2000", config: flowConfig(#"{"M": 2000, "N": 10000, "sparsity": 50, "seed": 1}"#,

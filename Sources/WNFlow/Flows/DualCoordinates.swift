@@ -68,13 +68,11 @@ final class DualKernel {
     /// a reference state `(μ_r, θ_r)` with its `w_r`, `A w_r` and `e_r`
     /// (summed in double-double); `e` then follows from the change of
     /// `w`, formed by `expm1` without cancellation.
-    private var refMu: [Double]
-    private var refW: [Double]
-    private var refAW: [Double]
-    private var refE: [Double]
+    /// `μ_r`, `A w_r`, `e_r`, scratch `Δ` (M each), then `w_r` (N): one block,
+    /// read through pointers (no exclusivity checks in the per-RHS loops).
+    private let refBlock: UnsafeMutablePointer<Double>
     private var refTheta = 0.0, refG2 = 1.0, refSize = 0.0
     private var hasReference = false
-    private var delta: [Double]
     private let maxAbsEntry: Double, yScale: Double
     /// How often the reference moved.
     private(set) var rebases = 0
@@ -90,11 +88,8 @@ final class DualKernel {
         let k = col.max() ?? 1
         kappa = k > 0 ? k : 1
         logBase = [Double](repeating: -.infinity, count: n)
-        refMu = [Double](repeating: 0, count: m)
-        refW = [Double](repeating: 0, count: n)
-        refAW = [Double](repeating: 0, count: m)
-        refE = [Double](repeating: 0, count: m)
-        delta = [Double](repeating: 0, count: m)
+        refBlock = .allocate(capacity: 4 * m + n)
+        refBlock.initialize(repeating: 0, count: 4 * m + n)
         maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
         yScale = problem.y.reduce(0) { max($0, abs($1)) }
         t = [Double](repeating: 0, count: n)
@@ -126,6 +121,8 @@ final class DualKernel {
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
     }
 
+    deinit { refBlock.deallocate() }
+
     /// Forgets the reference (the base changed).
     func invalidateReference() { hasReference = false }
 
@@ -140,44 +137,61 @@ final class DualKernel {
         if hasReference && fromReference(mu, theta: theta, normalize: normalize) { return }
         exponentiate(mu, normalize: normalize)
         let g2 = Foundation.exp(2 * theta)
-        for i in 0..<m { e[i] = g2 * aw[i] - y[i] }
-        let size = e.withUnsafeBufferPointer { maxAbs($0.baseAddress!, m) }
+        let size = e.withUnsafeMutableBufferPointer { eb in
+            aw.withUnsafeBufferPointer { ab in
+                y.withUnsafeBufferPointer { yb in
+                    for i in 0..<m { eb[i] = g2 * ab[i] - yb[i] }
+                    return maxAbs(eb.baseAddress!, m)
+                }
+            }
+        }
         if size * LossWorkspace.accuracyFactor < yScale && size.isFinite { rebase(mu, theta: theta, g2: g2) }
     }
 
     private func fromReference(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Bool {
+        let m = self.m, n = self.n
+        let refMu = refBlock, refAW = refBlock + m, refE = refBlock + 2 * m, delta = refBlock + 3 * m
+        let refW = refBlock + 4 * m
         for i in 0..<m { delta[i] = mu[i] - refMu[i] }
-        var l1 = 0.0
-        t.withUnsafeMutableBufferPointer { tb in
-            delta.withUnsafeBufferPointer {
-                matrix.gemv(transpose: true, alpha: 2 / kappa, x: $0.baseAddress!, into: tb.baseAddress!)
-            }
-            // E_j = expm1(Δt_j); with normalization S = Σ w_r E_j = expm1(c) and
-            // expm1(Δt_j − c) = (E_j − S)/(1 + S). l1 bounds Σ|δw| with the
-            // rounding of E_j − S included.
-            for j in 0..<n { tb[j] = Foundation.expm1(tb[j]) }
-            var sum = 0.0
-            if normalize { for j in 0..<n { sum += refW[j] * tb[j] } }
-            let inv = 1 / (1 + sum)
-            for j in 0..<n {
-                let d = refW[j] * ((tb[j] - sum) * inv)
-                l1 += refW[j] * (abs(tb[j]) + abs(sum))
-                tb[j] = d
-                w[j] = refW[j] + d
-            }
-        }
-        guard l1.isFinite else { return false }
-        t.withUnsafeBufferPointer { tb in delta.withUnsafeMutableBufferPointer { matrix.gemv(x: tb.baseAddress!, into: $0.baseAddress!) } }
         let eg = Foundation.expm1(2 * (theta - refTheta))
-        var awMax = 0.0, eMax = 0.0
-        for i in 0..<m {
-            aw[i] = refAW[i] + delta[i]
-            e[i] = refE[i] + refG2 * (eg * aw[i] + delta[i])
-            awMax = max(awMax, abs(aw[i]))
-            eMax = max(eMax, abs(e[i]))
+        let g2 = refG2, size = refSize, maxA = maxAbsEntry
+        let floor = Double.ulpOfOne * yScale, alpha = 2 / kappa
+        let a = matrix
+        return t.withUnsafeMutableBufferPointer { tb in
+            w.withUnsafeMutableBufferPointer { wb in
+                aw.withUnsafeMutableBufferPointer { ab in
+                    e.withUnsafeMutableBufferPointer { eb -> Bool in
+                        let t = tb.baseAddress!
+                        a.gemv(transpose: true, alpha: alpha, x: delta, into: t)
+                        // E_j = expm1(Δt_j); with normalization S = Σ w_r E_j = expm1(c)
+                        // and expm1(Δt_j − c) = (E_j − S)/(1 + S). l1 bounds Σ|δw|
+                        // with the rounding of E_j − S included.
+                        for j in 0..<n { t[j] = Foundation.expm1(t[j]) }
+                        var sum = 0.0
+                        if normalize { for j in 0..<n { sum += refW[j] * t[j] } }
+                        let inv = 1 / (1 + sum)
+                        var l1 = 0.0
+                        for j in 0..<n {
+                            let d = refW[j] * ((t[j] - sum) * inv)
+                            l1 += refW[j] * (abs(t[j]) + abs(sum))
+                            t[j] = d
+                            wb[j] = refW[j] + d
+                        }
+                        guard l1.isFinite else { return false }
+                        a.gemv(x: t, into: delta)
+                        var awMax = 0.0, eMax = 0.0
+                        for i in 0..<m {
+                            ab[i] = refAW[i] + delta[i]
+                            eb[i] = refE[i] + g2 * (eg * ab[i] + delta[i])
+                            awMax = max(awMax, abs(ab[i]))
+                            eMax = max(eMax, abs(eb[i]))
+                        }
+                        let bound = size + g2 * (maxA * l1 + abs(eg) * awMax)
+                        return bound <= LossWorkspace.accuracyFactor * max(eMax, floor)
+                    }
+                }
+            }
         }
-        let bound = refSize + refG2 * (maxAbsEntry * l1 + abs(eg) * awMax)
-        return bound <= LossWorkspace.accuracyFactor * max(eMax, Double.ulpOfOne * yScale)
     }
 
     /// Makes the current state (`w` from `exponentiate`) the reference:
@@ -199,8 +213,8 @@ final class DualKernel {
                 }
             }
         }
-        for i in 0..<m { refMu[i] = mu[i]; refAW[i] = aw[i]; refE[i] = e[i] }
-        refW = w
+        for i in 0..<m { refBlock[i] = mu[i]; refBlock[m + i] = aw[i]; refBlock[2 * m + i] = e[i] }
+        w.withUnsafeBufferPointer { (refBlock + 4 * m).update(from: $0.baseAddress!, count: n) }
         refTheta = theta
         refG2 = g2
         refSize = e.withUnsafeBufferPointer { maxAbs($0.baseAddress!, m) }
@@ -402,7 +416,7 @@ public final class DualWeightNormSystem: DualCoordinates {
 
 /// Integrates a depth-2 GF or WN flow in dual coordinates (`DualCoordinates`)
 /// with WNFlow's BDF (`BDFSolver`; dense Cholesky of the small Jacobian for
-/// GF, LU for WN) or one of GSL's steppers, and shows its observers the
+/// GF, LU for WN; what `Simulation` uses) or one of GSL's steppers, and shows its observers the
 /// weight-space state at every step, so monitor, stop rules and recorder see
 /// the same states as with any other method. Error control: absolute
 /// tolerance `rtol` on `μ` and `log g` (plus their rounding, `4ε|μ|`), i.e.

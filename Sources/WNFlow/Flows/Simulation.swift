@@ -125,14 +125,14 @@ public final class Simulation {
 
     /// The method `auto` resolves to for this problem, on measured evidence
     /// (release build, N = 100, M = 40, rtol 1e-10; see README "Performance"):
-    /// - depth-2 WN (constant or Thm 2.4 rate): `dual`, GSL's implicit
-    ///   Bulirsch–Stoer (bsimp) on the (M+1)-dimensional dual state, with the
-    ///   accurate residual of docs/math.md §6b. N = 100, M = 40: η = 0.05
-    ///   95 steps, 0.13 s vs bsimp in weight space 101 steps, 0.17–0.24 s;
-    ///   η = 0.01 89 steps, 0.14 s vs 139, 0.33 s; faster from N = 25 (1.1–2.8×)
-    ///   up: N = 400 1.25 s vs msbdf 8.4 s, N = 1000 7.2 s vs 120 s, N = 2000
-    ///   (M = 500, to loss 1e-20) 10 s vs msbdf 179 s. Lemmas 3.2 and 3.3
-    ///   then hold by construction; 3.8 and 3.9 stay checks of the integration;
+    /// - depth-2 WN (constant or Thm 2.4 rate): `dual`, WNFlow's BDF on the
+    ///   (M+1)-dimensional dual state with the accurate residual of
+    ///   docs/math.md §6b. N = 100, M = 40: η = 0.05 0.05–0.08 s vs bsimp in
+    ///   weight space 0.16–0.21 s; N = 50 0.02 s vs 0.07–0.10 s (N = 25: a
+    ///   tie); N = 400 0.85 s vs msbdf 8.4 s, N = 1000 3.6 s vs 120 s,
+    ///   N = 2000 (M = 500, to loss 1e-20) 7.8–8.8 s vs msbdf 179 s. Lemmas
+    ///   3.2 and 3.3 then hold by construction; 3.8 and 3.9 stay checks of
+    ///   the integration;
     /// - other WN up to dimension 400: bsimp in weight space. msbdf needs
     ///   10⁴–10⁵ steps there as η_g falls (η = 0.01: 76,496 steps, 4.5 s;
     ///   bsimp 770 steps, 1.9 s; η = 0.02: msbdf 36 s, bsimp 3.2 s);
@@ -144,10 +144,10 @@ public final class Simulation {
     ///   0.26/1.45/3.1/176 s vs bdf 0.36/2.3/7.0/350 s; at N = 100 both take
     ///   0.02 s, at N = 50 dual is 1.3× slower). Below the threshold the
     ///   weight-space run keeps Lemma 3.7 an independent check (under `dual`
-    ///   it holds by construction). Not for WN: at depth 2 `bdf` hits a rounding floor along
-    ///   the scale-invariant direction and is slower than bsimp (η = 0.01:
-    ///   20 s vs 1.3 s); at depth 3 it is faster but failed Lemma 3.2 in 4 of
-    ///   18 verify runs;
+    ///   it holds by construction). Not `bdf` in weight space for WN: at
+    ///   η = 0.01 it lets entries of v far below atol cross zero, and the
+    ///   log-invariants of Lemmas 3.8/3.9 fail (6 of 18 verify runs); at
+    ///   depth 3 it is faster but failed Lemma 3.2 in 2 of 18;
     /// - every other flow: GSL's BDF (`msbdf`) with the analytic Jacobian;
     /// - above `structuredThreshold`: the structured Rosenbrock solver, whose
     ///   memory is O(NM) instead of msbdf's dense N × N (3.2 GB at N = 10000).
@@ -236,8 +236,11 @@ public final class Simulation {
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
         case .dual:
             let fallback = weightSpaceMethod
-            // WN: GSL's bsimp (BDF stalls in WN's slow final phase, README Performance).
-            return try DualSolver(flow: flow, stepper: config.model.flow.isWeightNormalized ? .bsimp : nil,
+            // WNFlow's BDF for GF and WN (WN: GSL's bsimp took 14,043 RHS
+            // evaluations where the BDF takes 7,007 in the same wall time, and
+            // its solves contend for OpenBLAS's dtrsv lock in parallel runs:
+            // README Performance).
+            return try DualSolver(flow: flow, stepper: nil,
                                   rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps,
                                   fallback: { try self.makeSolver(method: fallback) })  // no cycle: the solver is not stored
         case .auto:
