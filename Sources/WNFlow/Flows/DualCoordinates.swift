@@ -74,8 +74,6 @@ final class DualKernel {
     private var refTheta = 0.0, refG2 = 1.0, refSize = 0.0
     private var hasReference = false
     private let maxAbsEntry: Double, yScale: Double
-    /// How often the reference moved.
-    private(set) var rebases = 0
 
     init(problem: Problem) {
         matrix = problem.matrix
@@ -198,7 +196,6 @@ final class DualKernel {
     /// `A w` in double-double, `e = g²·Aw − y` with the product and the
     /// difference compensated too.
     private func rebase(_ mu: UnsafePointer<Double>, theta: Double, g2: Double) {
-        rebases += 1
         matrix.storage.withUnsafeBufferPointer { a in
             w.withUnsafeBufferPointer { wb in
                 for i in 0..<m {
