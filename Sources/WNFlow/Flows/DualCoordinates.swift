@@ -420,19 +420,23 @@ public final class DualWeightNormSystem: DualCoordinates {
 /// a local error of at most `rtol` relative in every GF weight `x_n` (no weaker than GSL's `rtol|x| + atol`
 /// in weight space, and relative also where `|x| < atol/rtol`; WN: `3·rtol`).
 ///
-/// Hand-over: when `‖μ‖_∞` passes `maxDeparture` (a weight has moved by a
-/// factor `e^{maxDeparture}` from its start, as when the residual does not
-/// vanish and `λ` grows linearly), the run continues from that state with
-/// the weight-space solver `fallback` makes; `handoverTime` says when. The
-/// observers see one run (one initial state, consecutive step numbers).
+/// Hand-over: when `‖μ‖_∞` passes `maxDeparture` (GF: a weight has moved by
+/// a factor `e^{300}` from its start, as when the residual does not vanish
+/// and `λ` grows linearly, before `x` overflows), the run continues from that
+/// state with the weight-space solver `fallback` makes; `handoverTime` says
+/// when. The observers see one run (one initial state, consecutive step
+/// numbers). WN's weights are normalized and cannot overflow: there the
+/// bound is 1e4, where μ's rounding (4ε|μ| ≈ 1e-11) nears the tolerance.
+/// (At 300, WN with N = 10000 handed over at t = 2.7e10 although its loss
+/// went on to 1e-20: entries of v off the support had decayed by e^{-300}.)
 public final class DualSolver: ODESolver {
     public let system: any DualCoordinates
     let inner: any ODESolver
     let fallback: (() throws -> any ODESolver)?
     private let naturalDimension: Int
     /// Largest `‖μ‖_∞` before the hand-over (weights then stay far inside
-    /// double range, and the absolute tolerance far above μ's rounding).
-    public var maxDeparture = 300.0
+    /// double range, and the absolute tolerance above μ's rounding).
+    public var maxDeparture: Double
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
 
@@ -446,6 +450,7 @@ public final class DualSolver: ODESolver {
         self.system = system
         self.fallback = fallback
         naturalDimension = flow.dimension
+        maxDeparture = system is DualWeightNormSystem ? 1e4 : 300
         // Absolute control on the scaled state, plus the state's own rounding
         // (4ε|μ|): without it rtol ≲ 1e-14 asks for less than μ's last bit
         // (GF N = 400, rtol 1e-14: 51,015 steps against bdf's 12,864).
