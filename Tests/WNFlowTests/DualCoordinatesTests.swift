@@ -192,6 +192,15 @@ extension DualCoordinatesTests {
         // One run for the recorder: times increase, the start is recorded once.
         let ts = dual.trajectory.map(\.t)
         #expect(zip(ts, ts.dropFirst()).allSatisfy { $0 < $1 } && ts.first == 0)
+        // WN hands over too, at its own bound (‖μ‖∞ > 1e4: normalized weights
+        // cannot overflow), and ends where bsimp in weight space ends.
+        let (wnDual, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .dual, tEnd: 1e6, lossBelow: 0))
+            .runMonitored()
+        let (wnRef, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .gsl(.bsimp), tEnd: 1e6,
+                                                           lossBelow: 0)).runMonitored()
+        #expect(wnDual.dualHandover != nil && wnDual.method == "dual+bsimp" && wnDual.status == .tEnd)
+        #expect(abs(wnDual.loss - wnRef.loss) <= 1e-8 * wnRef.loss)
+        #expect(wnDual.monitor.map { "\($0.name) \($0.passed)" } == wnRef.monitor.map { "\($0.name) \($0.passed)" })
     }
 
     /// Zero entries of x₀ stay exactly zero (never 0·∞).
