@@ -67,6 +67,15 @@ struct ResidualAccuracyTests {
         #expect(far.rebases == 0)
     }
 
+    @Test("A NaN residual is not taken for a small one (no reference at a NaN state)")
+    func nanStateDoesNotRebase() throws {
+        let p = try Problem(A: Matrix(rowArrays: [[1, -1], [-1, 1]])!, y: [0.5, 0.5], depth: 2)
+        let ws = LossWorkspace(problem: p)
+        let value = [Double.nan, 1].withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+        #expect(value.isNaN)
+        #expect(ws.rebases == 0)
+    }
+
     @Test("Companion: the direct sum misses the promise on the same data")
     func directSumIsNoisy() throws {
         let data = try Self.exact()

@@ -130,9 +130,21 @@ final class DualKernel {
     /// `K = LossWorkspace.accuracyFactor`) from the reference:
     /// `w = w_r ⊙ exp(Δt − c)`, `Δt = 2Aᵀ(μ − μ_r)/κ`, `c = log Σ w_r e^{Δt}`
     /// (0 for GF), `δw = w_r ⊙ expm1(Δt − c)` (one `expm1` per entry), and
-    /// `e = e_r + g_r² (expm1(2Δθ)(A w_r + Aδw) + Aδw)`.
+    /// `e = e_r + g_r² (expm1(2Δθ)(A w_r + Aδw) + Aδw)`. When that rounding
+    /// bound breaks the promise the reference moves to the `w` this formula
+    /// gave, not to `exponentiate`'s: `w(μ)` then stays one smooth function
+    /// (its distance to `exp(t)` rounded afresh, ε|t| per entry, is fixed at
+    /// the first reference instead of jumping at every move).
     func residual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
-        if hasReference && fromReference(mu, theta: theta, normalize: normalize) { return }
+        if hasReference {
+            switch fromReference(mu, theta: theta, normalize: normalize) {
+            case true?: return
+            case false?:
+                rebase(mu, theta: theta, g2: refG2 * (1 + Foundation.expm1(2 * (theta - refTheta))))
+                return
+            case nil: break  // not finite there: start afresh
+            }
+        }
         exponentiate(mu, normalize: normalize)
         let g2 = Foundation.exp(2 * theta)
         let size = e.withUnsafeMutableBufferPointer { eb in
@@ -146,7 +158,9 @@ final class DualKernel {
         if size * LossWorkspace.accuracyFactor < yScale && size.isFinite { rebase(mu, theta: theta, g2: g2) }
     }
 
-    private func fromReference(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Bool {
+    /// True: `w`, `aw`, `e` served from the reference; false: `w` is filled
+    /// (finite) but `e`'s rounding bound is too large; nil: not finite.
+    private func fromReference(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Bool? {
         let m = self.m, n = self.n
         let refMu = refBlock, refAW = refBlock + m, refE = refBlock + 2 * m, delta = refBlock + 3 * m
         let refW = refBlock + 4 * m
@@ -158,24 +172,24 @@ final class DualKernel {
         return t.withUnsafeMutableBufferPointer { tb in
             w.withUnsafeMutableBufferPointer { wb in
                 aw.withUnsafeMutableBufferPointer { ab in
-                    e.withUnsafeMutableBufferPointer { eb -> Bool in
+                    e.withUnsafeMutableBufferPointer { eb -> Bool? in
                         let t = tb.baseAddress!
                         a.gemv(transpose: true, alpha: alpha, x: delta, into: t)
                         // E_j = expm1(Δt_j); with normalization S = Σ w_r E_j = expm1(c)
                         // and expm1(Δt_j − c) = (E_j − S)/(1 + S). l1 bounds Σ|δw|
-                        // with the rounding of E_j − S included.
+                        // with the rounding of (E_j − S)/(1 + S) included.
                         for j in 0..<n { t[j] = Foundation.expm1(t[j]) }
                         var sum = 0.0
                         if normalize { for j in 0..<n { sum += refW[j] * t[j] } }
-                        let inv = 1 / (1 + sum)
+                        let inv = 1 / (1 + sum), absInv = abs(inv)
                         var l1 = 0.0
                         for j in 0..<n {
                             let d = refW[j] * ((t[j] - sum) * inv)
-                            l1 += refW[j] * (abs(t[j]) + abs(sum))
+                            l1 += refW[j] * (abs(t[j]) + abs(sum)) * absInv
                             t[j] = d
                             wb[j] = refW[j] + d
                         }
-                        guard l1.isFinite else { return false }
+                        guard l1.isFinite else { return nil }
                         a.gemv(x: t, into: delta)
                         var awMax = 0.0, eMax = 0.0
                         for i in 0..<m {
@@ -192,7 +206,7 @@ final class DualKernel {
         }
     }
 
-    /// Makes the current state (`w` from `exponentiate`) the reference:
+    /// Makes the current state (`w` as last filled) the reference:
     /// `A w` in double-double, `e = g²·Aw − y` with the product and the
     /// difference compensated too.
     private func rebase(_ mu: UnsafePointer<Double>, theta: Double, g2: Double) {

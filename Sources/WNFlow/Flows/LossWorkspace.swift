@@ -187,11 +187,16 @@ public final class LossWorkspace {
     }
 }
 
-/// `max_i |v_i|` of `count` entries.
+/// `max_i |v_i|` of `count` entries; NaN if any entry is NaN (`Swift.max`
+/// would drop it, and a NaN residual would pass for a small one).
 @inline(__always)
 func maxAbs(_ v: UnsafePointer<Double>, _ count: Int) -> Double {
     var r = 0.0
-    for i in 0..<count { r = max(r, abs(v[i])) }
+    for i in 0..<count {
+        let a = abs(v[i])
+        if a > r || a.isNaN { r = a }
+        if r.isNaN { return r }
+    }
     return r
 }
 
