@@ -231,7 +231,7 @@ extension DualCoordinatesTests {
         #expect(try method(.gf, depth: 3, n: Simulation.dualThreshold) == .bdf)
         #expect(try method(.wn, depth: 2, n: 25) == .dual)
         #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
-        #expect(try method(.wn, depth: 3, n: 100) == .gsl(.msbdf))
+        #expect(try method(.wn, depth: 3, n: 100) == .gsl(.bsimp))
         // Not from g₀ = 0 (dual integrates log g), nor below rtol 1e-13.
         let q = try Fixture.problem(m: 2, n: 25, depth: 2, seed: 1)
         var zeroG = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25))

@@ -133,12 +133,11 @@ public final class Simulation {
     ///   N = 2000 (M = 500, to loss 1e-20) 7.8–8.8 s vs msbdf 179 s. Lemmas
     ///   3.2 and 3.3 then hold by construction; 3.8 and 3.9 stay checks of
     ///   the integration;
-    /// - other depth-2 WN (g₀ = 0, rtol < 1e-13, or the weight space a `dual`
-    ///   run hands over to) up to dimension 400: bsimp in weight space;
-    /// - WN at other depths up to dimension 5000: msbdf. Before the accurate
-    ///   residual msbdf needed 10⁴–10⁵ steps as η_g fell (a rounding floor);
-    ///   now at depth 3, N = 100, it is 1.1–2.7× faster than bsimp on six
-    ///   (η, α) cases, with the same verify results over 18 runs;
+    /// - other constant-rate WN (depth ≠ 2; or g₀ = 0, rtol < 1e-13, or the
+    ///   weight space a `dual` run hands over to) up to dimension 400: bsimp.
+    ///   At depth 3 msbdf is 1.1–2.7× faster on runs that converge (0.05–0.4 s)
+    ///   but 1.6–2× slower on those that stall to t_end (85,000–103,000 steps,
+    ///   2.5–7.5 s), and those dominate Figure 4 (64 s with msbdf, 54 s with bsimp);
     /// - GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse and
     ///   Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
@@ -178,7 +177,7 @@ public final class Simulation {
         case .auto, .dual:
             if config.model.flow == .gf && flow is any LowRankJacobianSystem { return .bdf }
             if flow.dimension > Simulation.structuredThreshold && flow is any LowRankJacobianSystem { return .rosenbrock }
-            if config.model.flow == .wn && config.model.depth == 2 && flow.dimension <= 400 { return .gsl(.bsimp) }
+            if config.model.flow == .wn && flow.dimension <= 400 { return .gsl(.bsimp) }
             return .gsl(.msbdf)
         default:
             return config.integrator.method
