@@ -58,22 +58,20 @@ final class DualKernel {
     var t: [Double]
     /// `z = x²` (GF) or `p = u²` (WN) of the last evaluation.
     var w: [Double]
-    /// `A w`, and the residual `e` (WN).
+    /// `A w` and the residual `e = g² A w − y` of the last `residual` call.
     var aw: [Double]
     var e: [Double]
     /// Workspace of the weighted Gram (chunked, see `weightedGramUpper`).
     var scratch: [Double]
     let chunk = 64
-    /// The accurate residual near a zero of the loss (docs/math.md §6b):
-    /// a reference state `(μ_r, θ_r)` with its `w_r`, `A w_r` and `e_r`
-    /// (summed in double-double); `e` then follows from the change of
-    /// `w`, formed by `expm1` without cancellation.
-    /// `μ_r`, `A w_r`, `e_r`, scratch `Δ` (M each), then `w_r` (N): one block,
-    /// read through pointers (no exclusivity checks in the per-RHS loops).
+    /// The residual near a zero of the loss (docs/math.md §6b) comes from a
+    /// reference state `(μ_r, θ_r)`. `refBlock` holds `μ_r`, `A w_r`, `e_r`
+    /// (summed in double-double), scratch `Δ` (M each), then `w_r` (N), read
+    /// through pointers (no exclusivity checks in the per-RHS loops).
     private let refBlock: UnsafeMutablePointer<Double>
     private var refTheta = 0.0, refG2 = 1.0, refSize = 0.0
     private var hasReference = false
-    private let maxAbsEntry: Double, yScale: Double
+    private let accuracy: ResidualAccuracy
 
     init(problem: Problem) {
         matrix = problem.matrix
@@ -88,8 +86,7 @@ final class DualKernel {
         logBase = [Double](repeating: -.infinity, count: n)
         refBlock = .allocate(capacity: 4 * m + n)
         refBlock.initialize(repeating: 0, count: 4 * m + n)
-        maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
-        yScale = problem.y.reduce(0) { max($0, abs($1)) }
+        accuracy = ResidualAccuracy(problem: problem)
         t = [Double](repeating: 0, count: n)
         w = [Double](repeating: 0, count: n)
         aw = [Double](repeating: 0, count: m)
@@ -127,7 +124,7 @@ final class DualKernel {
     /// Fills `w`, `aw = A w` and `e = g² A w − y` at `(μ, θ)` with `g² = e^{2θ}`
     /// (GF: θ = 0, no normalization). Far from a zero of the loss by
     /// `exponentiate` and a direct sum; near one (`‖e‖∞ < ‖y‖∞/K`,
-    /// `K = LossWorkspace.accuracyFactor`) from the reference:
+    /// `K = ResidualAccuracy.factor`) from the reference:
     /// `w = w_r ⊙ exp(Δt − c)`, `Δt = 2Aᵀ(μ − μ_r)/κ`, `c = log Σ w_r e^{Δt}`
     /// (0 for GF), `δw = w_r ⊙ expm1(Δt − c)` (one `expm1` per entry), and
     /// `e = e_r + g_r² (expm1(2Δθ)(A w_r + Aδw) + Aδw)`. When that rounding
@@ -155,7 +152,7 @@ final class DualKernel {
                 }
             }
         }
-        if size * LossWorkspace.accuracyFactor < yScale && size.isFinite { rebase(mu, theta: theta, g2: g2) }
+        if accuracy.needsReference(directSize: size) { rebase(mu, theta: theta, g2: g2) }
     }
 
     /// True: `w`, `aw`, `e` served from the reference; false: `w` is filled
@@ -166,8 +163,7 @@ final class DualKernel {
         let refW = refBlock + 4 * m
         for i in 0..<m { delta[i] = mu[i] - refMu[i] }
         let eg = Foundation.expm1(2 * (theta - refTheta))
-        let g2 = refG2, size = refSize, maxA = maxAbsEntry
-        let floor = Double.ulpOfOne * yScale, alpha = 2 / kappa
+        let g2 = refG2, size = refSize, accuracy = self.accuracy, alpha = 2 / kappa
         let a = matrix
         return t.withUnsafeMutableBufferPointer { tb in
             w.withUnsafeMutableBufferPointer { wb in
@@ -198,8 +194,7 @@ final class DualKernel {
                             awMax = max(awMax, abs(ab[i]))
                             eMax = max(eMax, abs(eb[i]))
                         }
-                        let bound = size + g2 * (maxA * l1 + abs(eg) * awMax)
-                        return bound <= LossWorkspace.accuracyFactor * max(eMax, floor)
+                        return accuracy.keeps(bound: size + g2 * (accuracy.maxAbsEntry * l1 + abs(eg) * awMax), size: eMax)
                     }
                 }
             }

@@ -30,14 +30,13 @@ public final class LossWorkspace {
     /// without cancellation. Its rounding is ε(‖e(r)‖∞ + max|A|·‖x^L − r^L‖₁);
     /// when that exceeds `accuracyFactor·ε·‖e(x)‖∞` the reference moves to `x`
     /// (docs/math.md §6b).
-    public static let accuracyFactor = 1e4
+    public static let accuracyFactor = ResidualAccuracy.factor
     private var referenceX: [Double]
     private var referenceResidual: [Double]
     private var referenceSize = 0.0
     private var difference: [Double]
     private var hasReference = false
-    private let maxAbsEntry: Double
-    private let yScale: Double
+    private let accuracy: ResidualAccuracy
     /// How often the reference moved (each costs a few mat-vecs).
     public private(set) var rebases = 0
 
@@ -57,8 +56,7 @@ public final class LossWorkspace {
         referenceX = [Double](repeating: 0, count: problem.weightCount)
         difference = [Double](repeating: 0, count: problem.weightCount)
         referenceResidual = [Double](repeating: 0, count: problem.m)
-        maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
-        yScale = problem.y.reduce(0) { max($0, abs($1)) }
+        accuracy = ResidualAccuracy(problem: problem)
     }
 
     /// The loss of the last evaluation when it was at exactly `x` (bitwise), else nil;
@@ -82,7 +80,7 @@ public final class LossWorkspace {
                 e.baseAddress!.update(from: y, count: m)
                 matrix.gemv(x: w.baseAddress!, beta: -1, into: e.baseAddress!)
                 let size = maxAbs(e.baseAddress!, m)
-                if accurateResidual && size * Self.accuracyFactor < yScale && size.isFinite { rebase(at: x, into: e.baseAddress!) }
+                if accurateResidual && accuracy.needsReference(directSize: size) { rebase(at: x, into: e.baseAddress!) }
             }
         }
         let value = residual.withUnsafeBufferPointer { 0.5 * blasDot(m, $0.baseAddress!, $0.baseAddress!) }
@@ -110,9 +108,7 @@ public final class LossWorkspace {
         guard l1.isFinite else { return false }
         e.update(from: referenceResidual, count: m)
         difference.withUnsafeBufferPointer { matrix.gemv(x: $0.baseAddress!, beta: 1, into: e) }
-        // Below ε‖y‖ the relative accuracy of e no longer matters to anything.
-        let floor = Double.ulpOfOne * yScale
-        return referenceSize + maxAbsEntry * l1 <= Self.accuracyFactor * max(maxAbs(e, m), floor)
+        return accuracy.keeps(bound: referenceSize + accuracy.maxAbsEntry * l1, size: maxAbs(e, m))
     }
 
     /// Makes `x` the reference: `e(x)` summed in double-double (`x^L` split
@@ -184,6 +180,30 @@ public final class LossWorkspace {
                 for i in 0..<n { h[i * n + i] += c * ipow(x[i], L - 2) * r[i] }
             }
         }
+    }
+}
+
+/// The promise of docs/math.md §6b, shared by `LossWorkspace` and the dual
+/// coordinates: the residual `e` carries a relative rounding of about
+/// `factor·ε`.
+struct ResidualAccuracy {
+    static let factor = 1e4
+    /// `max_ij |A_ij|` and `‖y‖∞`.
+    let maxAbsEntry: Double, yScale: Double
+
+    init(problem: Problem) {
+        maxAbsEntry = problem.matrix.storage.reduce(0) { max($0, abs($1)) }
+        yScale = problem.y.reduce(0) { max($0, abs($1)) }
+    }
+
+    /// Whether a direct sum with `‖e‖∞ = size` (rounding ≈ ε‖y‖∞) breaks the
+    /// promise, so that `e` should come from a reference.
+    func needsReference(directSize size: Double) -> Bool { size.isFinite && size * Self.factor < yScale }
+
+    /// Whether a residual with `‖e‖∞ = size` and rounding at most `ε·bound`
+    /// keeps the promise (below ε‖y‖∞ its relative accuracy matters to nothing).
+    func keeps(bound: Double, size: Double) -> Bool {
+        bound <= Self.factor * max(size, Double.ulpOfOne * yScale)
     }
 }
 
