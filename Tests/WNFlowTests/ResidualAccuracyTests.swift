@@ -108,4 +108,36 @@ struct ResidualAccuracyTests {
         for i in 0..<p.m { diff = max(diff, abs(ws.residual[i] - fresh.residual[i])) }
         #expect(diff <= 2 * Self.promise * scale, "depth \(depth): \(diff) vs ‖e‖∞ \(scale)")
     }
+
+    @Test("A simulation run twice gives the same numbers (the reference does not carry over)",
+          arguments: ["bdf", "msbdf"])
+    func rerunIsReproducible(method: String) throws {
+        let text = BenchSuite.stiffCases[0].config.replacingOccurrences(of: #""method": "auto""#,
+                                                                          with: #""method": "\#(method)""#)
+        let sim = Simulation(config: try SimulationConfig.parse(text))
+        let first = sim.run(recordTrajectory: false)
+        let second = sim.run(recordTrajectory: false)
+        #expect(first.status == .converged)
+        #expect(first.stats.acceptedSteps == second.stats.acceptedSteps)
+        #expect(first.stats.rhsEvaluations == second.stats.rhsEvaluations)
+        let same = first.state == second.state
+        #expect(same, "final states differ (max |Δ| \(zip(first.state, second.state).map { abs($0 - $1) }.max() ?? 0))")
+    }
+
+    @Test("Companion: a reference left from near the end changes the numbers at the start; reset undoes it")
+    func staleReferenceChangesTheStart() throws {
+        let sim = Simulation(config: try SimulationConfig.parse(BenchSuite.stiffCases[0].config))
+        let end = sim.run(recordTrajectory: false).x
+        let x0 = sim.config.x0
+        let fresh = LossWorkspace(problem: sim.flow.problem)
+        _ = x0.withUnsafeBufferPointer { fresh.loss(at: $0.baseAddress!) }
+        let ws = LossWorkspace(problem: sim.flow.problem)
+        _ = end.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }  // a reference near the end
+        #expect(ws.rebases == 1)
+        _ = x0.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+        #expect(ws.residual != fresh.residual, "the stale reference should round the start differently")
+        ws.reset()
+        _ = x0.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+        #expect(ws.residual == fresh.residual)
+    }
 }

@@ -59,6 +59,15 @@ public final class LossWorkspace {
         accuracy = ResidualAccuracy(problem: problem)
     }
 
+    /// Forgets the reference point (§6b) and the cached last loss: the workspace then
+    /// evaluates as a fresh one would. A run starts with this, so that its numbers do not
+    /// depend on what the same flow integrated before (`Simulation.run`).
+    public func reset() {
+        hasReference = false
+        lastValue = .nan
+        for j in 0..<lastX.count { lastX[j] = .nan }
+    }
+
     /// The loss of the last evaluation when it was at exactly `x` (bitwise), else nil;
     /// `power` and `residual` then belong to `x` too. Explicit steppers evaluate the
     /// RHS at the state they accept (GSL's `dydt_out`), so a per-step observer reads

@@ -256,6 +256,9 @@ public final class Simulation {
     /// loss it computes anyway, so the loss is evaluated once per step.
     public func run(observers extra: [any StepObserver] = [], recordTrajectory: Bool = true,
                     monitorContext: MonitorContext? = nil) -> SimulationResult {
+        // Same config, same numbers: the flow's residual reference (docs/math.md §6b)
+        // must not carry over from an earlier run of this simulation.
+        flow.lossWorkspace?.reset()
         let recorder = TrajectoryRecorder(flow: flow, enabled: recordTrajectory)
         let stop = StopCriteria(flow: flow, lossBelow: config.lossThreshold, speedBelow: config.integrator.speedBelow,
                                 context: monitorContext)
