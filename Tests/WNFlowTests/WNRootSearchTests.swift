@@ -85,6 +85,51 @@ struct WNRootSearchTests {
         #expect(wn.gf.kktResidual <= 1e-13)
     }
 
+    @Test("the chord shortcut settles most grid points and leaves the roots as they are", arguments: [0.05, 0.2])
+    func chordShortcutKeepsTheRoots(etaG: Double) throws {
+        for seed in [UInt(14), 15, 16] {
+            let (a, y, x0) = try setup(seed: seed)
+            let g0 = norm2(x0), c = 1 / (2 * etaG)
+            func search(chord: Bool) throws -> (roots: [Double], gInf: Double, chordStops: Int, sign: [Bool]) {
+                let eval = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+                eval.workspace!.chordShortcut = chord
+                // The scan's pattern: sign-only evaluations along a log grid, warm-started.
+                var sign: [Bool] = []
+                for k in 0..<24 {
+                    let g = g0 * pow(40, Double(k) / 23)
+                    sign.append(try eval.evaluate(g, signOnly: true).phi < 0)
+                }
+                let wn = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1, vNorm: 1,
+                                                          scanPoints: 24, chordShortcut: chord)
+                return (wn.roots, wn.gInf, eval.workspace!.chordStops, sign)
+            }
+            let with = try search(chord: true), without = try search(chord: false)
+            #expect(without.chordStops == 0)
+            #expect(with.chordStops >= 8, "seed \(seed): only \(with.chordStops) of 24 grid points settled by chord steps")
+            #expect(with.sign == without.sign, "seed \(seed): signs of phi differ on the grid")
+            // Each sign checked against a full solve.
+            for k in 0..<24 {
+                let g = g0 * pow(40, Double(k) / 23)
+                let full = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(g).phi
+                #expect(with.sign[k] == (full < 0), "seed \(seed) g \(g)")
+            }
+            #expect(with.roots.count == without.roots.count)
+            for (r, s) in zip(with.roots, without.roots) { #expect(abs(r - s) <= 1e-13 * s) }
+            // Close to a root |φ| is small, and a chord stop must not decide the sign early.
+            for r in with.roots {
+                for d in [3e-2, -3e-2, 1e-3, -1e-3, 1e-5, -1e-5, 1e-7, -1e-7] {
+                    let g = r * (1 + d)
+                    let eval = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+                    // The factor and warm start of a point half a scan interval away, or farther.
+                    _ = try eval.evaluate(r * (d > 0 ? 1.4 : 0.7), signOnly: true)
+                    let fast = try eval.evaluate(g, signOnly: true).phi
+                    let full = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(g).phi
+                    #expect((fast < 0) == (full < 0), "seed \(seed): g = root·(1 + \(d)): sign-only phi \(fast), full \(full)")
+                }
+            }
+        }
+    }
+
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")
     func hermiteRoot() {
         // f(x) = (x − 0.3)(x² + 1): a cubic, so its Hermite interpolant is exact.

@@ -141,11 +141,17 @@ public enum BenchSuite {
 
     /// `predict` against `simulate` on the same problem: the full report
     /// (limit, three LPs, bounds) and the limit alone (dual Newton; for WN
-    /// the root scan of `g = ‖X(x₀/ρ(g))‖` included), best of 3.
+    /// the root scan of `g = ‖X(x₀/ρ(g))‖` included), each best of 3, as is
+    /// the simulation.
     public static func predictVersusSimulate(config text: String) throws
         -> (predict: Double, limitOnly: Double, simulate: Double, difference: Double) {
         let cfg = try SimulationConfig.parse(text)
-        let sim = Simulation(config: cfg).run(recordTrajectory: false)
+        let simulation = Simulation(config: cfg)
+        var sim = simulation.run(recordTrajectory: false)
+        for _ in 0..<2 {
+            let again = simulation.run(recordTrajectory: false)
+            if again.wallSeconds < sim.wallSeconds { sim = again }
+        }
         var full = Double.infinity, limit = Double.infinity
         var p: Prediction?
         let a = cfg.problem.matrix

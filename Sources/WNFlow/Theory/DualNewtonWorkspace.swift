@@ -80,6 +80,12 @@ final class DualWorkspace {
     var factorLogScale = 0.0
     /// The last L = 2 solve stopped early at its caller's `signSettled` (not at the tolerance).
     var stoppedEarly = false
+    /// Whether sign-only L = 2 solves first try chord steps with the factor left by the last
+    /// solve (`LimitPredictor.chordSettles`; off only to compare against in tests), and how
+    /// many solves that settled.
+    var chordShortcut = true
+    private(set) var chordStops = 0
+    func countChordStop() { chordStops += 1 }
 
     init(A: Matrix, y: [Double]) {
         self.A = A; self.y = y
@@ -155,6 +161,7 @@ final class DualWorkspace {
     /// by dsyrk (OpenBLAS's kernels beat a portable SIMD loop at these sizes).
     func weightedGram(_ x: UnsafePointer<Double>) {
         hHoldsGram = false
+        cholHoldsFactor = false
         if m == 0 { return }
         if n == 0 { chol.update(repeating: 0, count: m * m); return }
         for j in 0..<n {
@@ -193,6 +200,7 @@ final class DualWorkspace {
             weightedGram(w)
             y.withUnsafeBufferPointer { yb in for i in 0..<m { rhs[i] = yb[i] } }
             guard solveSPD() else { return false }
+            factorLogScale = s
         }
         let scale = 2 * Foundation.exp(-s)
         for i in 0..<m {

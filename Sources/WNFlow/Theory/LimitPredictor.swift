@@ -181,9 +181,11 @@ public enum LimitPredictor {
     /// Starts from `warmStart` (or λ = 0), or from `predictor` when its residual is smaller.
     /// All iterates live in the preallocated `workspace` (one is made when nil).
     /// `signSettled(log z, δ log z)`, when given, may stop the iteration before the tolerance
-    /// (after a full Newton step, residual ≤ 1e-6‖y‖) by returning true for the current
-    /// `log z` and the estimated remaining correction `δ log z`; `workspace.stoppedEarly` then
-    /// says so (the WN root search uses it where only the sign of φ matters).
+    /// by returning true for the current `log z` and the estimated remaining correction
+    /// `δ log z`: first after chord steps with the factor the previous solve left
+    /// (`chordSettles`, no new Hessian), else after a full Newton step with residual
+    /// ≤ 1e-6‖y‖. `workspace.stoppedEarly` then says so, and the result is only good for the
+    /// sign it settled (the WN root search uses it where only the sign of φ matters).
     static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?,
                          predictor: [Double]? = nil, workspace: DualWorkspace? = nil,
                          signSettled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil) throws -> GFLimitPrediction {
@@ -226,7 +228,15 @@ public enum LimitPredictor {
             var stall = 0
             var bestIteration = 0
             let maxIterations = 3000
-            while iterations < maxIterations {
+            // Sign-only callers first try chord steps with the factor a previous solve left
+            // (a nearby point of the WN root search): no new Hessian (see `chordSettles`).
+            if let signSettled, ws.chordShortcut, ws.cholHoldsFactor, m > 0, n > 0,
+               chordSettles(a: a, ws: ws, signSettled: signSettled) {
+                ws.stoppedEarly = true
+                ws.countChordStop()
+            }
+            if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur) }
+            while !ws.stoppedEarly && iterations < maxIterations {
                 let cur = ws.cur
                 // Rounding floor: log z carries an absolute error ≈ ε(|2 log x̃₀| + 1).
                 for j in 0..<n { ws.w[j] = cur.z[j] * (1 + abs(a[j])) }
@@ -330,7 +340,7 @@ public enum LimitPredictor {
             let lambda = best.lambdaArray
             warmStart = lambda
             let rel = ny > 0 ? best.r / ny : best.r
-            if rel > 1e-6 {
+            if rel > 1e-6 && !ws.stoppedEarly {  // a sign-only stop needs no tolerance
                 throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
                     + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
             }
@@ -340,6 +350,64 @@ public enum LimitPredictor {
                                      lostDigits: false, amplification: nil, method: "dual-newton")
         }
     }
+
+    /// The sign-only shortcut of `entropic`: up to `maxChordSteps` chord steps
+    /// `Δλ = −H₀⁻¹(Az − y)` with the Cholesky factor left in the workspace by the last solve
+    /// (the Hessian at a nearby point of the WN root search), accepted while `‖Az − y‖`
+    /// decreases. After each step the next chord correction `δ = δ log z = Aᵀ(−H₀⁻¹ g)` is
+    /// computed. Its z-weighted size `Σ z|δ|` (the entries that carry ‖x‖; those with z
+    /// near 0 converge slowly and do not matter) against the previous one's is the measured
+    /// contraction q; for q ≤ ½ what is left of log z is at most `δ/(1 − q) ≤ 2δ`, which
+    /// `signSettled` is given (it also bounds `max|δ|`). True when that settles the sign (the
+    /// workspace's current point is the last iterate, and `factorLogScale` is moved to it so
+    /// that `entropicSlope` reuses the factor at the current scale). False when the first
+    /// correction exceeds ½ in some entry, the contraction is slower, a step fails, or
+    /// `maxChordSteps` pass; Newton then goes on from the current point, no worse than the
+    /// start. A chord step costs three mat-vecs and a triangular solve pair, no Gram matrix
+    /// and no factorization.
+    private static func chordSettles(a: UnsafePointer<Double>, ws: DualWorkspace,
+                                     signSettled: (UnsafePointer<Double>, UnsafePointer<Double>) -> Bool) -> Bool {
+        let m = ws.m, n = ws.n
+        guard ws.cur.r.isFinite else { return false }
+        var lastMax = 0.0, scale = 0.0
+        /// `ws.d2 = −H₀⁻¹ g(cur)`, `ws.u = Aᵀ ws.d2`; returns `Σ z|ws.u|` and sets `lastMax =
+        /// max|ws.u|` (nil when not finite). `H₀ = e^{s} Ĥ₀` with `s = max log z` of the
+        /// current point, not of the factored one: between neighbouring points of the search
+        /// z changes mostly by a common factor (x₀/ρ), which this takes out of the chord.
+        func chord() -> Double? {
+            var s = -Double.infinity
+            for j in 0..<n { s = max(s, ws.cur.v[j]) }
+            let sc = Foundation.exp(-s)
+            guard sc.isFinite, sc > 0 else { return nil }
+            scale = s
+            for i in 0..<m { ws.d2[i] = -ws.cur.g[i] }
+            guard ws.solveWithFactor(ws.d2) else { return nil }
+            for i in 0..<m { ws.d2[i] = ws.d2[i] * sc }
+            ws.multiplyTransposed(ws.d2, into: ws.u)
+            var u = 0.0, uz = 0.0
+            for j in 0..<n { u = max(u, abs(ws.u[j])); uz += ws.cur.z[j] * abs(ws.u[j]) }
+            lastMax = u
+            return uz.isFinite && u.isFinite ? uz : nil
+        }
+        guard var previous = chord(), lastMax <= 0.5 else { return false }
+        for _ in 0..<maxChordSteps {
+            let cand = ws.cand
+            for i in 0..<m { cand.lambda[i] = ws.cur.lambda[i] + ws.d2[i] }
+            entropicState(cand, a: a, ws: ws)
+            guard cand.f.isFinite, cand.r.isFinite, cand.r < ws.cur.r else { return false }
+            ws.swapCurrentAndCandidate()
+            guard let next = chord() else { return false }
+            guard next <= 0.5 * previous else { return false }
+            for j in 0..<n { ws.u[j] *= 2 }
+            if signSettled(ws.cur.v, ws.u) { ws.factorLogScale = scale; return true }
+            for j in 0..<n { ws.u[j] *= 0.5 }
+            previous = next
+        }
+        return false
+    }
+
+    /// Chord steps `chordSettles` tries before Newton.
+    static let maxChordSteps = 3
 
     // MARK: L ≥ 3
 

@@ -42,7 +42,9 @@ public enum WeightNormLimit {
     /// L = 2 speed-ups (same grid, same roots): λ' = dλ/d log ρ solves `H λ' = 2y` with the
     /// Newton Hessian `H = A diag(z) Aᵀ` at the solution, so each evaluation also yields
     /// φ'(g) and warm-starts the next one at `λ + Δlog ρ·λ'`; at g₀, g_hi and the grid points
-    /// the dual Newton stops as soon as the sign of φ is certain (see `Evaluator.predict`);
+    /// the dual Newton stops as soon as the sign of φ is certain (see `Evaluator.predict`),
+    /// most grid points after chord steps with the previous point's factor, without a new
+    /// Hessian (`LimitPredictor.entropic`);
     /// sign changes are refined by Newton on g from the root of the cubic Hermite interpolant,
     /// kept inside the bracket (bisection otherwise), and the prediction at the root is the
     /// full solve made there. Other depths refine with GSL's Brent solver and solve the GF
@@ -61,6 +63,13 @@ public enum WeightNormLimit {
     public static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double],
                                     etaG: Double, etaV: Double, vNorm: Double = 1,
                                     scanPoints: Int = 24) throws -> WNLimitPrediction {
+        try constantRate(A: A, y: y, depth: depth, x0: x0, etaG: etaG, etaV: etaV, vNorm: vNorm,
+                         scanPoints: scanPoints, chordShortcut: true)
+    }
+
+    /// `constantRate` with the chord shortcut of the sign-only solves switchable (tests).
+    static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double], etaG: Double, etaV: Double,
+                             vNorm: Double, scanPoints: Int, chordShortcut: Bool) throws -> WNLimitPrediction {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard etaG > 0, etaV > 0, vNorm > 0, etaG.isFinite, etaV.isFinite, vNorm.isFinite else {
             throw TheoryError.invalidInput("eta_g, eta_v and v_norm must be finite and > 0")
@@ -80,6 +89,7 @@ public enum WeightNormLimit {
         }
 
         let eval = try Evaluator(A: A, y: y, depth: depth, x0: x0, g0: g0, c: c)
+        eval.workspace?.chordShortcut = chordShortcut
         // Where only the sign of φ matters (g₀, the search for g_hi, the scan), the dual Newton
         // may stop early (see `Evaluator.predict`); roots are refined with full solves.
         func phi(_ g: Double) throws -> Double { try eval.evaluate(g, signOnly: true).phi }
