@@ -122,6 +122,21 @@ final class DualWorkspace {
 
     func swapCurrentAndCandidate() { swap(&cur, &cand) }
 
+    /// The Cholesky factor of the last solve and its `factorLogScale` (nil when `chol` holds
+    /// none), to be put back by `restoreFactor` along with the warm start it belongs to.
+    func savedFactor() -> (factor: [Double], logScale: Double)? {
+        guard cholHoldsFactor else { return nil }
+        return (Array(UnsafeBufferPointer(start: chol, count: m * m)), factorLogScale)
+    }
+
+    func restoreFactor(_ saved: (factor: [Double], logScale: Double)?) {
+        guard let saved, saved.factor.count == m * m else { cholHoldsFactor = false; return }
+        saved.factor.withUnsafeBufferPointer { chol.update(from: $0.baseAddress!, count: m * m) }
+        factorLogScale = saved.logScale
+        cholHoldsFactor = true
+        hHoldsGram = false
+    }
+
     // MARK: BLAS-level pieces
 
     /// `out = Aᵀ x` (N).

@@ -152,11 +152,24 @@ public enum LimitPredictor {
 
     /// `v = log z = a + Aᵀλ`, `z = exp(v)`, `f = Σ z − yᵀλ`, `g = A z − y`, `r = ‖g‖` at `p.lambda`.
     private static func entropicState(_ p: DualPoint, a: UnsafePointer<Double>, ws: DualWorkspace) {
-        let m = ws.m, n = ws.n
         ws.multiplyTransposed(p.lambda, into: p.v)
+        for j in 0..<ws.n { p.v[j] = a[j] + p.v[j] }
+        entropicStateFromLogZ(p, ws: ws)
+    }
+
+    /// `entropicState` at `p.lambda = base.lambda + Δ` with `u = AᵀΔ` known: `log z` is taken
+    /// as `base.v + u` (one mat-vec less; its rounding drifts from a fresh `a + Aᵀλ` by ε|v|
+    /// per step, so only the sign-only chord steps use it).
+    private static func entropicState(_ p: DualPoint, from base: DualPoint, plus u: UnsafePointer<Double>, ws: DualWorkspace) {
+        for j in 0..<ws.n { p.v[j] = base.v[j] + u[j] }
+        entropicStateFromLogZ(p, ws: ws)
+    }
+
+    /// The rest of `entropicState` once `p.v = log z` is set.
+    private static func entropicStateFromLogZ(_ p: DualPoint, ws: DualWorkspace) {
+        let m = ws.m, n = ws.n
         var sumz = 0.0
         for j in 0..<n {
-            p.v[j] = a[j] + p.v[j]
             p.z[j] = Foundation.exp(p.v[j])
             sumz += p.z[j]
         }
@@ -390,20 +403,26 @@ public enum LimitPredictor {
             return uz.isFinite && u.isFinite ? uz : nil
         }
         guard var previous = chord(), lastMax <= 0.5 else { return false }
+        var stepped = false
+        /// Not settled: Newton goes on from the current point, with its state afresh.
+        func giveUp() -> Bool {
+            if stepped { entropicState(ws.cur, a: a, ws: ws) }
+            return false
+        }
         for _ in 0..<maxChordSteps {
             let cand = ws.cand
             for i in 0..<m { cand.lambda[i] = ws.cur.lambda[i] + ws.d2[i] }
-            entropicState(cand, a: a, ws: ws)
-            guard cand.f.isFinite, cand.r.isFinite, cand.r < ws.cur.r else { return false }
+            entropicState(cand, from: ws.cur, plus: ws.u, ws: ws)
+            guard cand.f.isFinite, cand.r.isFinite, cand.r < ws.cur.r else { return giveUp() }
             ws.swapCurrentAndCandidate()
-            guard let next = chord() else { return false }
-            guard next <= 0.5 * previous else { return false }
+            stepped = true
+            guard let next = chord(), next <= 0.5 * previous else { return giveUp() }
             for j in 0..<n { ws.u[j] *= 2 }
             if signSettled(ws.cur.v, ws.u) { ws.factorLogScale = scale; return true }
             for j in 0..<n { ws.u[j] *= 0.5 }
             previous = next
         }
-        return false
+        return giveUp()
     }
 
     /// Chord steps `chordSettles` tries before Newton.

@@ -96,7 +96,8 @@ public enum WeightNormLimit {
 
         let first = try eval.evaluate(g0, signOnly: true)
         let f0 = first.phi
-        let warmAtG0 = eval.warm
+        // The scans restart from g₀ with its warm start and the factor that goes with it.
+        let warmAtG0 = eval.warm, factorAtG0 = eval.workspace?.savedFactor()
         var roots: [Double] = []
         var chosen: Double? = f0 == 0 ? g0 : nil
         if f0 == 0 { roots.append(g0); eval.keepRoot(g0) }
@@ -111,6 +112,7 @@ public enum WeightNormLimit {
         }
         if fHi < 0 {
             eval.warm = warmAtG0
+            eval.workspace?.restoreFactor(factorAtG0)
             roots += try scan(from: g0, first: first, to: gHi, points: scanPoints, eval: eval)
         } else {
             warnings.append("no g above g0 found with ||X(x0/rho(g))|| < g (up to \(gHi))")
@@ -121,6 +123,7 @@ public enum WeightNormLimit {
         let gLo = g0 * 1e-8
         if f0 < 0 {
             eval.warm = warmAtG0
+            eval.workspace?.restoreFactor(factorAtG0)
             roots += try scan(from: g0, first: first, to: gLo, points: scanPoints, eval: eval)
         }
         roots = Array(Set(roots)).sorted()
@@ -180,9 +183,15 @@ public enum WeightNormLimit {
             let f = cur.phi, fPrev = prev.phi
             if f == 0 { roots.append(g); eval.keepRoot(g) }
             else if fPrev != 0 && f.isFinite && fPrev.isFinite && (f < 0) != (fPrev < 0) {
-                let saved = eval.warm
-                if let root = try? refine(prev, cur, eval: eval) { roots.append(root) }
-                eval.warm = saved
+                // The scan goes on from the refined root's full solve (its λ, exact λ' and
+                // factor), or from where it was when the refinement failed.
+                let saved = eval.warm, savedFactor = eval.workspace?.savedFactor()
+                if let root = try? refine(prev, cur, eval: eval) {
+                    roots.append(root)
+                } else {
+                    eval.warm = saved
+                    eval.workspace?.restoreFactor(savedFactor)
+                }
             }
             prev = cur
         }
