@@ -130,6 +130,30 @@ struct WNRootSearchTests {
         }
     }
 
+    @Test("the bracket grows by octaves while φ(g_hi) ≥ 0, and the first root above g₀ is found")
+    func bracketExtension() throws {
+        // A = [1, −1], y = 1: S₊ = {z₁ − z₂ = 1} is unbounded, and from x̃₀ = s(1, 1) the GF limit
+        // has ‖X‖ = (1 + 4s⁴)^{1/4} > ‖x̃₀‖, so φ > 0 until the magnification's c g² term
+        // shrinks x̃₀ (c = 1e-3): the root lies above the first bracket end 2 max(g₀, ‖X(x₀)‖).
+        let a = Matrix(rows: 1, cols: 2, storage: [1, -1])!
+        let y = [1.0], x0 = [0.3, 0.3]
+        let etaG = 500.0, c = 1 / (2 * etaG)
+        let g0 = norm2(x0)
+        let wn = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1)
+        let eval = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+        let gHi = 2 * max(g0, try eval.evaluate(g0).phi + g0)
+        #expect(wn.gInf > gHi, "g_inf \(wn.gInf) should lie beyond the first bracket end \(gHi)")
+        let atRoot = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(wn.gInf).phi
+        #expect(abs(atRoot) <= 1e-12 * wn.gInf)
+        // No sign change before it: φ > 0 on a fine grid from g₀ up to the root.
+        for k in 0..<200 {
+            let g = g0 * pow(wn.gInf * (1 - 1e-6) / g0, Double(k) / 199)
+            let f = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(g).phi
+            #expect(f > 0, "phi(\(g)) = \(f) before the reported root \(wn.gInf)")
+        }
+        #expect(!wn.warnings.contains { $0.contains("no g above g0") })
+    }
+
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")
     func hermiteRoot() {
         // f(x) = (x − 0.3)(x² + 1): a cubic, so its Hermite interpolant is exact.

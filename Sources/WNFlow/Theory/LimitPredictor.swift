@@ -370,8 +370,8 @@ public enum LimitPredictor {
     /// decreases. After each step the next chord correction `δ = δ log z = Aᵀ(−H₀⁻¹ g)` is
     /// computed. Its z-weighted size `Σ z|δ|` (the entries that carry ‖x‖; those with z
     /// near 0 converge slowly and do not matter) against the previous one's is the measured
-    /// contraction q; for q ≤ ½ what is left of log z is at most `δ/(1 − q) ≤ 2δ`, which
-    /// `signSettled` is given (it also bounds `max|δ|`). True when that settles the sign (the
+    /// contraction q; for q ≤ `maxContraction` what is left of log z is about `δ/(1 − q)`
+    /// (the geometric tail), which `signSettled` is given (it also bounds `max|δ|`). True when that settles the sign (the
     /// workspace's current point is the last iterate, and `factorLogScale` is moved to it so
     /// that `entropicSlope` reuses the factor at the current scale). False when the first
     /// correction exceeds ½ in some entry, the contraction is slower, a step fails, or
@@ -416,10 +416,11 @@ public enum LimitPredictor {
             guard cand.f.isFinite, cand.r.isFinite, cand.r < ws.cur.r else { return giveUp() }
             ws.swapCurrentAndCandidate()
             stepped = true
-            guard let next = chord(), next <= 0.5 * previous else { return giveUp() }
-            for j in 0..<n { ws.u[j] *= 2 }
+            guard let next = chord(), next <= maxContraction * previous else { return giveUp() }
+            let q = next / previous, grow = 1 / (1 - q)
+            for j in 0..<n { ws.u[j] *= grow }
             if signSettled(ws.cur.v, ws.u) { ws.factorLogScale = scale; return true }
-            for j in 0..<n { ws.u[j] *= 0.5 }
+            for j in 0..<n { ws.u[j] /= grow }
             previous = next
         }
         return giveUp()
@@ -427,6 +428,9 @@ public enum LimitPredictor {
 
     /// Chord steps `chordSettles` tries before Newton.
     static let maxChordSteps = 3
+    /// The largest measured contraction `q` at which `chordSettles` still trusts its estimate
+    /// `δ/(1 − q)` of what is left.
+    static let maxContraction = 0.5
 
     // MARK: L ≥ 3
 

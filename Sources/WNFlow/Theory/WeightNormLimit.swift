@@ -35,7 +35,8 @@ public enum WeightNormLimit {
     /// `φ(g) := ‖X(x₀/ρ(g))‖₂ − g = 0`, `X` the GF predictor (log form, so log ρ ≫ 700 is fine).
     ///
     /// Root search: `φ(g₀) = ‖X(x₀)‖ − g₀`. A log-spaced grid of `scanPoints` points on
-    /// `[g₀, g_hi]` (g_hi doubled until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
+    /// `[g₀, g_hi]`, `g_hi = 2 max(g₀, ‖X(x₀)‖)` (extended an octave at a time, at the same
+    /// spacing, until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
     /// `[g₀·1e-8, g₀]`, each sign change refined to a relative 1e-14 in g. λ is warm-started
     /// along the scan. All roots found are reported in `roots`.
     ///
@@ -90,31 +91,33 @@ public enum WeightNormLimit {
 
         let eval = try Evaluator(A: A, y: y, depth: depth, x0: x0, g0: g0, c: c)
         eval.workspace?.chordShortcut = chordShortcut
-        // Where only the sign of φ matters (g₀, the search for g_hi, the scan), the dual Newton
-        // may stop early (see `Evaluator.predict`); roots are refined with full solves.
-        func phi(_ g: Double) throws -> Double { try eval.evaluate(g, signOnly: true).phi }
-
+        // Where only the sign of φ matters (g₀ and the scans), the dual Newton may stop early
+        // (see `Evaluator.predict`); roots are refined with full solves.
         let first = try eval.evaluate(g0, signOnly: true)
         let f0 = first.phi
-        // The scans restart from g₀ with its warm start and the factor that goes with it.
+        // The downward scan restarts from g₀ with its warm start and the factor that goes with it.
         let warmAtG0 = eval.warm, factorAtG0 = eval.workspace?.savedFactor()
         var roots: [Double] = []
         var chosen: Double? = f0 == 0 ? g0 : nil
         if f0 == 0 { roots.append(g0); eval.keepRoot(g0) }
 
-        // Up: (g₀, g_hi].
+        // Up: (g₀, g_hi], g_hi = 2 max(g₀, ‖X(x₀)‖), its sign read at the scan's last point;
+        // while φ(g_hi) ≥ 0 the bracket doubles, each new octave scanned at the same log
+        // spacing (at most 8 points per octave).
         var gHi = 2 * max(g0, f0 + g0)
-        var fHi = try phi(gHi)
+        let up = try scan(from: g0, first: first, to: gHi, points: scanPoints, eval: eval)
+        roots += up.roots
+        var last = up.last
+        let perOctave = min(8, max(2, Int((Double(max(scanPoints, 2) - 1) * Foundation.log(2)
+                                             / Foundation.log(gHi / g0)).rounded(.up)) + 1))
         var doublings = 0
-        while !(fHi < 0) && doublings < 200 {
+        while !(last.phi < 0) && doublings < 200 {
+            let more = try scan(from: gHi, first: last, to: 2 * gHi, points: perOctave, eval: eval)
+            roots += more.roots
+            last = more.last
             gHi *= 2; doublings += 1
-            fHi = try phi(gHi)
         }
-        if fHi < 0 {
-            eval.warm = warmAtG0
-            eval.workspace?.restoreFactor(factorAtG0)
-            roots += try scan(from: g0, first: first, to: gHi, points: scanPoints, eval: eval)
-        } else {
+        if !(last.phi < 0) {
             warnings.append("no g above g0 found with ||X(x0/rho(g))|| < g (up to \(gHi))")
         }
         // Down: [g₀·1e-8, g₀), scanned only when φ(g₀) < 0 (g₀ above the
@@ -124,7 +127,7 @@ public enum WeightNormLimit {
         if f0 < 0 {
             eval.warm = warmAtG0
             eval.workspace?.restoreFactor(factorAtG0)
-            roots += try scan(from: g0, first: first, to: gLo, points: scanPoints, eval: eval)
+            roots += try scan(from: g0, first: first, to: gLo, points: scanPoints, eval: eval).roots
         }
         roots = Array(Set(roots)).sorted()
 
@@ -170,7 +173,7 @@ public enum WeightNormLimit {
     /// grid point is `from` with the known evaluation `first`. Each sign change is refined by
     /// `refine` (safeguarded Newton when φ' is known, L = 2) or by GSL's Brent solver.
     private static func scan(from: Double, first: Evaluator.Value, to: Double, points: Int,
-                             eval: Evaluator) throws -> [Double] {
+                             eval: Evaluator) throws -> (roots: [Double], last: Evaluator.Value) {
         var roots: [Double] = []
         var prev = first
         let k = max(points, 2)
@@ -195,7 +198,7 @@ public enum WeightNormLimit {
             }
             prev = cur
         }
-        return roots
+        return (roots, prev)
     }
 
     /// A root of φ between two evaluations of opposite sign. With φ' at both ends (L = 2):
