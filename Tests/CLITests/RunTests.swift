@@ -23,6 +23,29 @@ struct RunTests {
         #expect(try String(contentsOfFile: dir + "/o1/trajectory.csv", encoding: .utf8) == String(contentsOfFile: dir + "/o2/trajectory.csv", encoding: .utf8))
     }
 
+    @Test("predict --limit-only writes the same limit as predict, with the LP fields null")
+    func predictLimitOnly() throws {
+        let dir = CLI.tempDir("limit-only")
+        CLI.write("""
+        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
+         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
+         "init": {"scale": 0.05, "direction": "uniform"}}
+        """, dir + "/c.json")
+        let full = try CLI.run(["predict", dir + "/c.json", "--out", dir + "/full.json", "--quiet"])
+        let fast = try CLI.run(["predict", dir + "/c.json", "--out", dir + "/fast.json", "--limit-only"])
+        #expect(full.code == 0 && fast.code == 0, "\(full.stderr) \(fast.stderr)")
+        #expect(fast.stdout.contains("not checked (--limit-only)"))
+        func object(_ p: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: p))) as? [String: Any] ?? [:]
+        }
+        let a = try object(dir + "/full.json"), b = try object(dir + "/fast.json")
+        #expect(a["z"] as? [Double] == b["z"] as? [Double])
+        #expect(a["g_inf"] as? Double == b["g_inf"] as? Double)
+        #expect(a["kernel_positive"] as? Bool != nil && b["kernel_positive"] is NSNull)
+        #expect(a["l1_min"] as? Double != nil && b["l1_min"] is NSNull)
+        #expect(b["limit_only"] as? Bool == true)
+    }
+
     @Test("a forced integration failure exits 3 and keeps a readable partial trajectory")
     func integrationFailure() throws {
         let dir = CLI.tempDir("fail")

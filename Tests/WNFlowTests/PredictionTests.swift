@@ -48,6 +48,24 @@ struct PredictionTests {
         }
     }
 
+    @Test("limit only: the same limit as the full report, no LPs, no kernel verdict",
+          arguments: [FlowKind.gf, .wn, .wnTimeDependent])
+    func limitOnlyMatchesFullReport(flow: FlowKind) throws {
+        let p = try Fixture.problem(m: 10, n: 30, depth: 2, seed: 21)
+        let x0 = (0..<p.n).map { 0.02 * (1 + 0.5 * sin(Double($0))) }
+        let cfg = Fixture.config(p, flow: flow, x0: x0)
+        let full = try Prediction(config: cfg)
+        let fast = try Prediction(config: cfg, limitOnly: true)
+        #expect(fast.z == full.z && fast.x == full.x)
+        #expect(fast.report.gInf == full.report.gInf && fast.report.logRho == full.report.logRho)
+        #expect(full.report.l1Min != nil && full.report.kernelPositive != nil && full.report.weightedL1Min != nil)
+        #expect(fast.report.l1Min == nil && fast.report.kernelPositive == nil && fast.report.weightedL1Min == nil)
+        #expect(fast.report.bounds.l1Gap == nil && fast.report.bounds.weightedGapBound == nil)
+        let json = fast.json(config: cfg).serialized()
+        #expect(json.contains("\"kernel_positive\": null") && json.contains("\"limit_only\": true"))
+        #expect(full.json(config: cfg).serialized().contains("\"limit_only\": false"))
+    }
+
     @Test("the comparison catches a wrong limit")
     func brokenLimitIsCaught() throws {
         let p = try Fixture.problem(m: 10, n: 20, depth: 2, seed: 5)

@@ -394,7 +394,7 @@ struct TheoryWNTests {
         let x0 = [Double](repeating: 0.01, count: 2 * n)
         for depth in [2, 3] {
             let r = try Theory.report(A: aug, y: y, depth: depth, x0: x0, flow: .wn(etaG: 0.1, etaV: 1, vNorm: 1))
-            #expect(r.kernelPositive)
+            #expect(r.kernelPositive == true)
             let zSigned = (0..<n).map { r.z[$0] - r.z[n + $0] }
             #expect(residualNorm(a, zSigned, y) <= max(1e-12, 1e-14 * (r.prediction.amplification ?? 0)) * norm2(y), "L=\(depth) \(r.prediction.method) R \(r.prediction.amplification ?? 0) it \(r.prediction.iterations)")
             // Q over S₊ of [A, −A] is the signed ℓ1 minimum ≤ ‖z*‖₁.

@@ -89,7 +89,7 @@ public struct Verification {
     public static func predictionWarnings(_ config: SimulationConfig) -> [String] {
         guard let pred = try? Prediction(config: config) else { return [] }
         var out: [String] = []
-        if !pred.report.kernelPositive {
+        if pred.report.kernelPositive == false {
             out.append("kernel assumption (Thm 2.2) fails: no w > 0 with Aw = 0; convergence to a zero-loss point is not guaranteed")
         }
         if config.model.flow == .wn || config.model.flow == .wnGD, let gi = pred.report.gInf {

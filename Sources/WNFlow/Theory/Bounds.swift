@@ -124,7 +124,8 @@ public struct TheoryReport: Sendable {
     public var weightedL1Minimizer: [Double]?
     public var weights: [Double]?
     /// `kernel_positive`: the kernel assumption (Thm 2.2) holds; a witness w ≥ 1, A w = 0.
-    public var kernelPositive: Bool
+    /// nil when not checked (`limitOnly`).
+    public var kernelPositive: Bool?
     public var kernelWitness: [Double]?
     public var bounds: TheoryBounds
     /// The underlying GF prediction (method, Newton iterations, residual, lost digits).
@@ -137,9 +138,13 @@ public enum Theory {
     /// Predicts the limit of `flow` at depth `depth` from `x0` on `(A, y)` and gathers Q, Q_w,
     /// the kernel assumption and the bounds of MATH.md §4. Signed problems: pass
     /// `A.augmentedWithNegation` and `x0 = (u₀, w₀)` (MATH.md §5).
+    /// `limitOnly`: the limit alone (z, x, g_∞, log ρ); the three LPs and the bounds that
+    /// need them are skipped (nil), which makes it about ten times faster. An empty S₊ then
+    /// shows as the dual Newton's `.notConverged`, not `.emptyFeasibleSet`.
     /// - Throws: `TheoryError.emptyFeasibleSet` when S₊ is empty and depth ≥ 2;
     ///   `.invalidInput` for bad dimensions/signs; `.notConverged`, `.solverFailure`.
-    public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow) throws -> TheoryReport {
+    public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow,
+                              limitOnly: Bool = false) throws -> TheoryReport {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard x0.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
         if depth >= 2 && !x0.allSatisfy({ $0 > 0 }) {
@@ -149,16 +154,19 @@ public enum Theory {
 
         // Q (throws emptyFeasibleSet for depth ≥ 2).
         var q: Double? = nil, zQ: [Double]? = nil
-        do {
-            let r = try L1Minimization.minimum(A: A, y: y)
-            q = r.value; zQ = r.minimizer
-        } catch TheoryError.emptyFeasibleSet where depth == 1 {
-            warnings.append("S+ is empty: no non-negative solution, l1_min undefined (depth 1 allows signs)")
-        }
-
-        let kernel = try KernelAssumption.check(A: A)
-        if !kernel.holds {
-            warnings.append("kernel assumption (Thm 2.2) fails: no w > 0 with A w = 0; convergence to zero loss is not guaranteed")
+        var kernel: (holds: Bool, witness: [Double]?)? = nil
+        if !limitOnly {
+            do {
+                let r = try L1Minimization.minimum(A: A, y: y)
+                q = r.value; zQ = r.minimizer
+            } catch TheoryError.emptyFeasibleSet where depth == 1 {
+                warnings.append("S+ is empty: no non-negative solution, l1_min undefined (depth 1 allows signs)")
+            }
+            let k = try KernelAssumption.check(A: A)
+            if !k.holds {
+                warnings.append("kernel assumption (Thm 2.2) fails: no w > 0 with A w = 0; convergence to zero loss is not guaranteed")
+            }
+            kernel = k
         }
 
         // The limit.
@@ -192,7 +200,9 @@ public enum Theory {
             _ = zQ
             bounds.l1Gap = pred.z.reduce(0, +) - q
         }
-        if depth >= 2 {
+        if limitOnly {
+            // Q, Q_w, the kernel assumption and the bounds built on them are skipped.
+        } else if depth >= 2 {
             let lr = logRho ?? 0
             let logXt = x0.map { Foundation.log($0) - lr }
             var logFactor = 0.0
@@ -224,7 +234,7 @@ public enum Theory {
 
         return TheoryReport(depth: depth, flow: flow, z: pred.z, x: pred.x, gInf: gInf, logRho: logRho,
                             wnRoots: roots, l1Min: q, l1Minimizer: zQ, weightedL1Min: qw, weightedL1Minimizer: zw,
-                            weights: weights, kernelPositive: kernel.holds, kernelWitness: kernel.witness,
+                            weights: weights, kernelPositive: kernel?.holds, kernelWitness: kernel?.witness,
                             bounds: bounds, prediction: pred, warnings: warnings)
     }
 }

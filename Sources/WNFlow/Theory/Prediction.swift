@@ -15,11 +15,16 @@ public struct Prediction: Sendable {
     /// Wall time of the prediction.
     public var wallSeconds: Double
 
-    /// Predicts the limit of `config`'s flow from its start.
+    /// Whether only the limit was computed (`Theory.report`'s `limitOnly`).
+    public var limitOnly: Bool
+
+    /// Predicts the limit of `config`'s flow from its start; with `limitOnly`, the
+    /// limit alone (no LPs, no bounds: `wnflow predict --limit-only`).
     /// - Throws: `ConfigError` for inputs the predictor cannot take (an
     ///   empty S₊, a non-positive start at depth ≥ 2); `TheoryError` for
     ///   numerical failures.
-    public init(config: SimulationConfig) throws {
+    public init(config: SimulationConfig, limitOnly: Bool = false) throws {
+        self.limitOnly = limitOnly
         let p = config.problem
         let flow: TheoryFlow
         switch config.model.flow {
@@ -34,7 +39,7 @@ public struct Prediction: Sendable {
         }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
-            report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow)
+            report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly)
         } catch TheoryError.emptyFeasibleSet {
             throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
         } catch let TheoryError.invalidInput(msg) {
@@ -63,7 +68,7 @@ public struct Prediction: Sendable {
             ("log_rho", .optionalNumber(r.logRho)),
             ("l1_min", .optionalNumber(r.l1Min)),
             ("weighted_l1_min", .optionalNumber(r.weightedL1Min)),
-            ("kernel_positive", .bool(r.kernelPositive)),
+            ("kernel_positive", r.kernelPositive.map { .bool($0) } ?? .null),
             ("bounds", .object(bounds)),
             ("flow", .string(config.model.flow.rawValue)),
             ("depth", .number(Double(r.depth))),
@@ -73,6 +78,7 @@ public struct Prediction: Sendable {
             ("kkt_residual", .number(r.prediction.kktResidual)),
             ("lost_digits", .bool(r.prediction.lostDigits)),
             ("wn_roots", .numbers(r.wnRoots)),
+            ("limit_only", .bool(limitOnly)),
         ]
         if let zq = r.l1Minimizer { pairs.append(("l1_minimizer", .numbers(config.problem.signed ? Prediction.foldSigned(zq) : zq))) }
         if let truth = config.problem.groundTruth {
