@@ -30,6 +30,11 @@ public protocol DualCoordinates: ODESystem {
     /// `‖μ‖_∞`, which bounds `|log(x_n/x₀_n)|` (GF; for WN the change of
     /// `log v_n` up to the common normalization).
     func departure(_ state: UnsafeBufferPointer<Double>) -> Double
+    /// A lower bound on the loss (1.10) that `LossWorkspace` computes at the weights of
+    /// `state`, from the residual of the last RHS or Jacobian evaluation and how far
+    /// `state` lies from where that was (O(M), no mat-vec; nil before any evaluation).
+    /// See `DualKernel.lossLowerBound`.
+    func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double?
 }
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
@@ -72,6 +77,14 @@ final class DualKernel {
     private var refTheta = 0.0, refG2 = 1.0, refSize = 0.0
     private var hasReference = false
     private let accuracy: ResidualAccuracy
+    /// The `μ` (M), `θ`, `‖e‖₂` and `g² Σ w` of the last `residual` call
+    /// (`lossLowerBound`).
+    private let lastMu: UnsafeMutablePointer<Double>
+    private var lastTheta = 0.0, lastENorm = 0.0, lastMass = 0.0
+    private var hasLast = false
+    private var maxAbsLogBase = 0.0
+    /// Constants of `lossLowerBound`: `max|A_ij|` and `√M`.
+    private let maxAbsA: Double, rootM: Double
 
     init(problem: Problem) {
         matrix = problem.matrix
@@ -86,7 +99,11 @@ final class DualKernel {
         logBase = [Double](repeating: -.infinity, count: n)
         refBlock = .allocate(capacity: 4 * m + n)
         refBlock.initialize(repeating: 0, count: 4 * m + n)
+        lastMu = .allocate(capacity: max(m, 1))
+        lastMu.initialize(repeating: 0, count: max(m, 1))
         accuracy = ResidualAccuracy(problem: problem)
+        maxAbsA = accuracy.maxAbsEntry
+        rootM = Double(m).squareRoot()
         t = [Double](repeating: 0, count: n)
         w = [Double](repeating: 0, count: n)
         aw = [Double](repeating: 0, count: m)
@@ -116,10 +133,15 @@ final class DualKernel {
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
     }
 
-    deinit { refBlock.deallocate() }
+    deinit { refBlock.deallocate(); lastMu.deallocate() }
 
-    /// Forgets the reference (the base changed).
-    func invalidateReference() { hasReference = false }
+    /// Forgets the reference and the last evaluation (the base changed), and
+    /// takes `max |logBase|` over its finite entries for `lossLowerBound`.
+    func invalidateReference() {
+        hasReference = false
+        hasLast = false
+        maxAbsLogBase = logBase.reduce(0) { $1.isFinite ? max($0, abs($1)) : $0 }
+    }
 
     /// Fills `w`, `aw = A w` and `e = g² A w − y` at `(μ, θ)` with `g² = e^{2θ}`
     /// (GF: θ = 0, no normalization). Far from a zero of the loss by
@@ -133,6 +155,43 @@ final class DualKernel {
     /// (its distance to `exp(t)` rounded afresh, ε|t| per entry, is fixed at
     /// the first reference instead of jumping at every move).
     func residual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
+        fillResidual(mu, theta: theta, normalize: normalize)
+        // What `lossLowerBound` starts from.
+        lastMu.update(from: mu, count: m)
+        lastTheta = theta
+        var e2 = 0.0, mass = 0.0
+        for i in 0..<m { e2 += e[i] * e[i] }
+        if normalize { mass = 1 } else { for j in 0..<n { mass += w[j] } }
+        lastENorm = e2.squareRoot()
+        lastMass = Foundation.exp(2 * theta) * mass
+        hasLast = lastENorm.isFinite && lastMass.isFinite
+    }
+
+    /// `½‖e‖²` of the last `residual` call (for tests of `lossLowerBound`).
+    var lastEvaluationLoss: Double? { hasLast ? 0.5 * lastENorm * lastENorm : nil }
+
+    /// A lower bound on `½‖e‖²` as `LossWorkspace` computes it at the weights of `(μ, θ)`,
+    /// from the last `residual` call at `(μ₁, θ₁)` (nil before one). With `d = ‖μ − μ₁‖∞`:
+    /// `|Δt_j| = |2(Aᵀ(μ − μ₁))_j/κ| ≤ 2d` (κ's definition), so each `log(g² w_j)` moves by at
+    /// most `D = 2d + 2|θ − θ₁|` (GF; WN's normalizer adds another `2d`), and
+    /// `‖δe‖∞ ≤ max|A| expm1(D) Σ g² w`. The observers' weights are `exp(t)` rounded afresh,
+    /// which differ from the kernel's by about ε|t| per entry (`residual`), `|t| ≤
+    /// max|log base| + 2‖μ‖∞` (doubled for WN's shift): another `max|A| Σ g² w · 8ε(2|t|max + 4)`.
+    /// Then `‖e‖₂ ≥ ‖e₁‖₂(1 − 1e-6) − √M(δe + bias)`, the
+    /// `1e-6` covering `e₁`'s own rounding (docs/math.md §6b).
+    func lossLowerBound(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Double? {
+        guard hasLast else { return nil }
+        var d = 0.0, size = 0.0
+        for i in 0..<m { d = max(d, abs(mu[i] - lastMu[i])); size = max(size, abs(mu[i])) }
+        let D = (normalize ? 4 : 2) * d + 2 * abs(theta - lastTheta)
+        let tMax = maxAbsLogBase + 2 * size
+        let spread = maxAbsA * lastMass * (Foundation.expm1(D) + 8 * Double.ulpOfOne * (4 * tMax + 4))
+        let lower = lastENorm * (1 - 1e-6) - rootM * spread
+        guard lower.isFinite else { return nil }
+        return lower > 0 ? 0.5 * lower * lower : 0
+    }
+
+    private func fillResidual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
         if hasReference {
             switch fromReference(mu, theta: theta, normalize: normalize) {
             case true?: return
@@ -284,6 +343,10 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 0) }
 
+    public func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double? {
+        kernel.lossLowerBound(state.baseAddress!, theta: 0, normalize: false)
+    }
+
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
         k.residual(y.baseAddress!, theta: 0, normalize: false)
@@ -358,6 +421,10 @@ public final class DualWeightNormSystem: DualCoordinates {
     }
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
+
+    public func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double? {
+        kernel.lossLowerBound(state.baseAddress! + 1, theta: state[0], normalize: true)
+    }
 
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
     private func evaluate(_ y: UnsafeBufferPointer<Double>) -> (g: Double, a: Double) {
@@ -443,6 +510,12 @@ public final class DualSolver: ODESolver {
     let inner: any ODESolver
     let fallback: (() throws -> any ODESolver)?
     private let naturalDimension: Int
+    /// Whether a step no observer needs (every observer a `StateOnDemandObserver` that
+    /// declines it, given the step's `lossLowerBound`) is passed over without mapping it
+    /// to weights (on by default; off only to compare against).
+    public var skipsUnreadSteps = true
+    /// How many steps of the last run were passed over so.
+    public private(set) var skippedSteps = 0
     /// Largest `‖μ‖_∞` before the hand-over (weights then stay far inside
     /// double range, and the absolute tolerance above μ's rounding).
     public var maxDeparture: Double
@@ -483,12 +556,30 @@ public final class DualSolver: ODESolver {
         let system = self.system, bound = maxDeparture
         var natural = [Double](repeating: 0, count: naturalDimension)
         var lastGood = y0
+        // A step passed over leaves its dual state here (mapped only if the run fails).
+        var lastGoodDual = base, lastGoodIsDual = false
         var departed = false, observersStopped = false, nonFinite = false
+        let onDemand = observers.compactMap { $0 as? StateOnDemandObserver }
+        let canSkip = skipsUnreadSteps && onDemand.count == observers.count
+        var skipped = 0
         let forward = ClosureObserver { step in
-            natural.withUnsafeMutableBufferPointer { nb in
+            if canSkip && !step.isInitial {
+                let lower = system.lossLowerBound(step.y)
+                if !onDemand.contains(where: { $0.needsState(stepNumber: step.stepNumber, saveIndex: step.saveIndex,
+                                                             lossLowerBound: lower) }) {
+                    for v in step.y where !v.isFinite { nonFinite = true; return .stop }
+                    lastGoodDual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: step.y.baseAddress!, count: step.y.count) }
+                    lastGoodIsDual = true
+                    skipped += 1
+                    departed = system.departure(step.y) > bound
+                    return departed ? .stop : .proceed
+                }
+            }
+            return natural.withUnsafeMutableBufferPointer { nb in
                 system.natural(of: step.y, into: nb.baseAddress!)
                 for v in nb where !v.isFinite { nonFinite = true; return .stop }
                 lastGood.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: nb.baseAddress!, count: nb.count) }
+                lastGoodIsDual = false
                 observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
                                                                   saveIndex: step.saveIndex, stepNumber: step.stepNumber))
                 departed = system.departure(step.y) > bound
@@ -496,6 +587,14 @@ public final class DualSolver: ODESolver {
             }
         }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
+        skippedSteps = skipped
+        if lastGoodIsDual {
+            lastGood = lastGoodDual.withUnsafeBufferPointer { b in
+                var x = [Double](repeating: 0, count: naturalDimension)
+                x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
+                return x
+            }
+        }
         var out = run
         out.y = run.y.withUnsafeBufferPointer { b in
             var x = [Double](repeating: 0, count: naturalDimension)

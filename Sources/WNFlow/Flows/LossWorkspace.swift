@@ -78,6 +78,26 @@ public final class LossWorkspace {
         }
     }
 
+    /// The loss of the last evaluation, wherever it was (for tests of `lossLowerBound`).
+    var lastEvaluationLoss: Double { lastValue }
+
+    /// A lower bound on `loss(at: x)` from the last evaluation, without a mat-vec (nil
+    /// before one): `‖A(x^L − x₁^L)‖∞ ≤ max|A| Σ|x^L − x₁^L|`, so `‖e(x)‖₂ ≥ ‖e₁‖₂(1 − 1e-6)
+    /// − √M(max|A| Σ|x^L − x₁^L| + 4ε‖y‖∞)`; the `1e-6` and `4ε‖y‖∞` cover both residuals'
+    /// rounding (§6b). O(N). Implicit steppers evaluate the RHS at their last Newton
+    /// iterate, which the accepted state differs from by one small correction, so a stop
+    /// rule can tell most steps are above its threshold without computing the loss.
+    public func lossLowerBound(at x: UnsafePointer<Double>) -> Double? {
+        guard lastValue.isFinite else { return nil }
+        let L = depth
+        var d = 0.0
+        power.withUnsafeBufferPointer { p in for j in 0..<n { d += abs(ipow(x[j], L) - p[j]) } }
+        let slack = Double(m).squareRoot() * (accuracy.maxAbsEntry * d + 4 * Double.ulpOfOne * accuracy.yScale)
+        let lower = (2 * lastValue).squareRoot() * (1 - 1e-6) - slack
+        guard lower.isFinite else { return nil }
+        return lower > 0 ? 0.5 * lower * lower : 0
+    }
+
     /// Fills `power`, `residual` and returns the loss `½‖e‖²`.
     @discardableResult
     public func loss(at x: UnsafePointer<Double>) -> Double {

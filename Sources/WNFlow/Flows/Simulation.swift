@@ -313,13 +313,28 @@ public final class Simulation {
     }
 }
 
+/// An observer that can tell, before a step is shown to it, whether it needs the
+/// step's state: `DualSolver` then passes over steps that no observer needs
+/// without mapping dual coordinates back to weights (a mat-vec and N
+/// exponentials per step). Observers that are not of this kind see every step.
+public protocol StateOnDemandObserver: StepObserver {
+    /// Whether `observe` must see this step. `lossLowerBound` bounds the loss
+    /// (1.10) at the step's state from below (nil when unknown).
+    func needsState(stepNumber: Int, saveIndex: Int?, lossLowerBound: Double?) -> Bool
+}
+
 /// Stops the run when the loss falls below its threshold (or the speed
-/// ‖state'‖ below `speedBelow`), and remembers that it did.
-public final class StopCriteria: StepObserver {
+/// ‖state'‖ below `speedBelow`), and remembers that it did. A step whose loss
+/// is bounded above the threshold needs no look (`StateOnDemandObserver`),
+/// unless the speed rule or a monitor context is in use.
+public final class StopCriteria: StateOnDemandObserver {
     let flow: any Flow
     let lossBelow: Double
     let speedBelow: Double?
     public private(set) var converged = false
+    /// Whether a step whose loss the flow's `LossWorkspace.lossLowerBound` puts above the
+    /// threshold is passed without computing the loss (on by default; off to compare).
+    public var usesLowerBound = true
     private var x: [Double]
     private var f: [Double]
     private let workspace: LossWorkspace
@@ -337,16 +352,31 @@ public final class StopCriteria: StepObserver {
         self.context = context
     }
 
+    public func needsState(stepNumber: Int, saveIndex: Int?, lossLowerBound: Double?) -> Bool {
+        guard usesLowerBound, context == nil, speedBelow == nil, let lossLowerBound else { return true }
+        return !(lossLowerBound > lossBelow)
+    }
+
     public func observe(_ step: AcceptedStep) -> StepDecision {
         let loss: Double
         if let context {
             context.update(step)
             loss = context.loss
         } else {
+            var bounded = false
             loss = x.withUnsafeMutableBufferPointer { xb -> Double in
                 flow.weights(of: step.y, into: xb.baseAddress!)
-                return flow.lossWorkspace?.lastLoss(ifAt: xb.baseAddress!) ?? workspace.loss(at: xb.baseAddress!)
+                guard let cached = flow.lossWorkspace else { return workspace.loss(at: xb.baseAddress!) }
+                if let value = cached.lastLoss(ifAt: xb.baseAddress!) { return value }
+                // Bounded above the threshold from the flow's last evaluation: no mat-vec.
+                if usesLowerBound, speedBelow == nil, let lower = cached.lossLowerBound(at: xb.baseAddress!),
+                   lower > lossBelow {
+                    bounded = true
+                    return lower
+                }
+                return workspace.loss(at: xb.baseAddress!)
             }
+            if bounded { return .proceed }
         }
         if loss <= lossBelow { converged = true; return .stop }
         if let speedBelow, step.stepNumber > 0 {
@@ -358,7 +388,7 @@ public final class StopCriteria: StepObserver {
 }
 
 /// Records the trajectory at the save times (and the first and last states).
-public final class TrajectoryRecorder: StepObserver {
+public final class TrajectoryRecorder: StateOnDemandObserver {
     let flow: any Flow
     let enabled: Bool
     public private(set) var rows: [TrajectoryRow] = []
@@ -374,6 +404,10 @@ public final class TrajectoryRecorder: StepObserver {
         let wn = flow.kind.isWeightNormalized
         return TrajectoryRow(t: t, loss: flow.problem.loss(x), g: wn ? state[0] : nil,
                              vNorm: wn ? norm2(Array(state.dropFirst())) : nil, x: x)
+    }
+
+    public func needsState(stepNumber: Int, saveIndex: Int?, lossLowerBound: Double?) -> Bool {
+        enabled && (stepNumber == 0 || saveIndex != nil)
     }
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
