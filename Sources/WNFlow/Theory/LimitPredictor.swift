@@ -129,13 +129,17 @@ public enum LimitPredictor {
         return out
     }
 
+    /// The L = 2 early exit of sign-only callers: `(log z, z, δ log z)` → whether the sign
+    /// they need is settled (see `entropic`).
+    typealias SignTest = (_ logZ: UnsafePointer<Double>, _ z: UnsafePointer<Double>, _ correction: UnsafePointer<Double>) -> Bool
+
     /// Shared entry with a warm start for λ (used by the WN root search); `predictor` is a
     /// second L = 2 starting candidate and `signSettled` an L = 2 early exit (see `entropic`),
     /// both ignored for other depths.
     static func gradientFlow(A: Matrix, y: [Double], depth: Int, logX0: [Double],
                              warmStart: inout [Double]?, predictor: [Double]? = nil,
                              workspace: DualWorkspace? = nil,
-                             signSettled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil) throws -> GFLimitPrediction {
+                             signSettled: SignTest? = nil) throws -> GFLimitPrediction {
         switch depth {
         case 1:
             let x0 = logX0.map { Foundation.exp($0) }
@@ -193,7 +197,7 @@ public enum LimitPredictor {
     /// Stops at `‖Az − y‖ ≤ max(1e-15‖y‖, 4ε‖|A|z‖)` or when the residual stagnates.
     /// Starts from `warmStart` (or λ = 0), or from `predictor` when its residual is smaller.
     /// All iterates live in the preallocated `workspace` (one is made when nil).
-    /// `signSettled(log z, δ log z)`, when given, may stop the iteration before the tolerance
+    /// `signSettled(log z, z, δ log z)`, when given, may stop the iteration before the tolerance
     /// by returning true for the current `log z` and the estimated remaining correction
     /// `δ log z`: first after chord steps with the factor the previous solve left
     /// (`chordSettles`, no new Hessian), else after a full Newton step with residual
@@ -201,7 +205,7 @@ public enum LimitPredictor {
     /// sign it settled (the WN root search uses it where only the sign of φ matters).
     static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?,
                          predictor: [Double]? = nil, workspace: DualWorkspace? = nil,
-                         signSettled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil) throws -> GFLimitPrediction {
+                         signSettled: SignTest? = nil) throws -> GFLimitPrediction {
         let ws = workspace ?? DualWorkspace(A: A, y: y)
         let m = ws.m, n = ws.n
         let ny = ws.ny
@@ -264,7 +268,7 @@ public enum LimitPredictor {
                     if sc.isFinite && ws.solveWithFactor(ws.d2) {
                         for i in 0..<m { ws.d2[i] = ws.d2[i] * sc }
                         ws.multiplyTransposed(ws.d2, into: ws.u)
-                        if signSettled(cur.v, ws.u) { ws.stoppedEarly = true; break }
+                        if signSettled(cur.v, cur.z, ws.u) { ws.stoppedEarly = true; break }
                     }
                 }
                 iterations += 1
@@ -358,7 +362,9 @@ public enum LimitPredictor {
                     + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
             }
             let logx = best.vArray.map { $0 / 2 }
-            return GFLimitPrediction(depth: 2, z: z, x: logx.map { Foundation.exp($0) }, logX: logx,
+            // x = √z where z is a normal number (as accurate as exp(log z/2), and cheaper).
+            let x = (0..<n).map { j in best.v[j] > -700 ? z[j].squareRoot() : Foundation.exp(logx[j]) }
+            return GFLimitPrediction(depth: 2, z: z, x: x, logX: logx,
                                      lambda: lambda, iterations: iterations, kktResidual: rel,
                                      lostDigits: false, amplification: nil, method: "dual-newton")
         }
@@ -379,7 +385,7 @@ public enum LimitPredictor {
     /// start. A chord step costs three mat-vecs and a triangular solve pair, no Gram matrix
     /// and no factorization.
     private static func chordSettles(a: UnsafePointer<Double>, ws: DualWorkspace,
-                                     signSettled: (UnsafePointer<Double>, UnsafePointer<Double>) -> Bool) -> Bool {
+                                     signSettled: SignTest) -> Bool {
         let m = ws.m, n = ws.n
         guard ws.cur.r.isFinite else { return false }
         var lastMax = 0.0, scale = 0.0
@@ -419,7 +425,7 @@ public enum LimitPredictor {
             guard let next = chord(), next <= maxContraction * previous else { return giveUp() }
             let q = next / previous, grow = 1 / (1 - q)
             for j in 0..<n { ws.u[j] *= grow }
-            if signSettled(ws.cur.v, ws.u) { ws.factorLogScale = scale; return true }
+            if signSettled(ws.cur.v, ws.cur.z, ws.u) { ws.factorLogScale = scale; return true }
             for j in 0..<n { ws.u[j] /= grow }
             previous = next
         }

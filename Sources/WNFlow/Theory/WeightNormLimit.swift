@@ -322,7 +322,11 @@ public enum WeightNormLimit {
             let logRho = logMagnification(g: g, g0: g0, c: c)
             let pred = try predict(logRho: logRho, signFor: signOnly ? g : nil)
             last = (g, pred)
-            let phi = norm(pred) - g
+            // L = 2: ‖x‖ = √Σz and d‖x‖/dℓ = Σ z (Aᵀλ'/2 − 1)/‖x‖ straight from z when its
+            // largest entry is a normal number; otherwise in logs.
+            let fromZ = depth == 2 && 2 * (pred.logX?.max() ?? -.infinity) > -700
+            let xNorm = fromZ ? pred.z.reduce(0, +).squareRoot() : norm(pred)
+            let phi = xNorm - g
             guard depth == 2, let slope = warm.slope, let lx = pred.logX, let ws = workspace else {
                 return Value(g: g, phi: phi, slope: nil)
             }
@@ -332,15 +336,22 @@ public enum WeightNormLimit {
             } else {
                 ws.u.update(repeating: 0, count: n)
             }
-            let mx = lx.max() ?? -.infinity
-            guard mx.isFinite else { return Value(g: g, phi: phi, slope: nil) }
-            var s = 0.0, ds = 0.0
-            for j in 0..<n {
-                let e = Foundation.exp(lx[j] - mx), e2 = e * e
-                s += e2
-                ds += e2 * (0.5 * ws.u[j] - 1)
+            let dNorm: Double
+            if fromZ {
+                var ds = 0.0
+                for j in 0..<n { ds += pred.z[j] * (0.5 * ws.u[j] - 1) }
+                dNorm = ds / xNorm
+            } else {
+                let mx = lx.max() ?? -.infinity
+                guard mx.isFinite else { return Value(g: g, phi: phi, slope: nil) }
+                var s = 0.0, ds = 0.0
+                for j in 0..<n {
+                    let e = Foundation.exp(lx[j] - mx), e2 = e * e
+                    s += e2
+                    ds += e2 * (0.5 * ws.u[j] - 1)
+                }
+                dNorm = Foundation.exp(mx) * ds / s.squareRoot()
             }
-            let dNorm = Foundation.exp(mx) * ds / s.squareRoot()
             let dPhi = dNorm * (-1 / g + 2 * c * g) - 1
             return Value(g: g, phi: phi, slope: dPhi.isFinite ? dPhi : nil)
         }
@@ -371,16 +382,14 @@ public enum WeightNormLimit {
             // Whatever happens, λ now belongs to this log ρ and the old slope is stale.
             defer { warm = Warm(lambda: lambda, slope: warm.slope, logRho: logRho) }
             warm.slope = nil
-            var settled: ((UnsafePointer<Double>, UnsafePointer<Double>) -> Bool)? = nil
+            var settled: LimitPredictor.SignTest? = nil
             if let g = signFor {
                 let n = A.cols
-                settled = { v, du in
+                settled = { v, z, du in
                     var mx = -Double.infinity, umax = 0.0
                     for j in 0..<n { mx = max(mx, v[j]); umax = max(umax, abs(du[j])) }
                     guard mx.isFinite, umax <= 0.1 else { return false }
-                    var s = 0.0
-                    for j in 0..<n { s += Foundation.exp(v[j] - mx) }
-                    let xn = Foundation.exp(0.5 * mx) * s.squareRoot()  // ‖x‖, x = e^{log z / 2}
+                    let xn = Self.norm(logZ: v, z: z, count: n, max: mx)
                     return abs(xn - g) > 10 * xn * umax + 1e-14 * g
                 }
             }
@@ -403,6 +412,19 @@ public enum WeightNormLimit {
             var s = 0.0
             for v in lx { let e = Foundation.exp(v - mx); s += e * e }
             return Foundation.exp(mx) * s.squareRoot()
+        }
+
+        /// `‖x‖₂ = √Σz` (L = 2, `x² = z`) from `z` itself when its largest entry is a normal
+        /// number (entries that underflow add nothing then), else from `log z` scaled by its
+        /// maximum `max`.
+        static func norm(logZ v: UnsafePointer<Double>, z: UnsafePointer<Double>, count n: Int, max mx: Double) -> Double {
+            var s = 0.0
+            if mx > -700 {
+                for j in 0..<n { s += z[j] }
+                return s.squareRoot()
+            }
+            for j in 0..<n { s += Foundation.exp(v[j] - mx) }
+            return Foundation.exp(0.5 * mx) * s.squareRoot()
         }
     }
 }
