@@ -86,7 +86,7 @@ struct Bench: ParsableCommand {
         // predict against simulate.
         var predictRows: [JSON] = []
         for c in [BenchSuite.stiffCases[1], BenchSuite.stiffCases[2]] where selected("predict") {
-            let p = try BenchSuite.predictVersusSimulate(config: c.config)
+            let p = try BenchSuite.predictVersusSimulate(config: c.config, repeats: quick ? 3 : 10)
             print("predict vs simulate " + pad(c.name, 14) + String(format: " full predict %.4f s (%.0fx), limit only %.5f s (%.0fx), simulate %.4f s, |z diff|/|z| %.1e",
                          p.predict, p.simulate / p.predict, p.limitOnly, p.simulate / p.limitOnly, p.simulate, p.difference))
             predictRows.append(.object([("name", .string(c.name)), ("predict_seconds", .number(p.predict)),
