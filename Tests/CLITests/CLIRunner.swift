@@ -45,6 +45,17 @@ enum CLI {
         return d
     }
 
+    /// The small WN run several tests share (M = 8, N = 20, η_g = 0.1, an
+    /// abs-Gaussian start of scale 0.05), recorded at `points` times.
+    static func smallWNConfig(points: Int) -> String {
+        """
+        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
+         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
+         "init": {"scale": 0.05, "direction": "abs-gaussian", "seed": 9},
+         "record": {"points": \(points)}}
+        """
+    }
+
     static func write(_ text: String, _ path: String) {
         FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     }

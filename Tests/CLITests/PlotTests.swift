@@ -6,12 +6,7 @@ struct PlotTests {
     @Test("plot renders a WN run's trajectory to PNG and SVG; a missing folder exits 2")
     func plotRun() throws {
         let dir = CLI.tempDir("plot")
-        CLI.write("""
-        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
-         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
-         "init": {"scale": 0.05, "direction": "abs-gaussian", "seed": 9},
-         "record": {"points": 40}}
-        """, dir + "/c.json")
+        CLI.write(CLI.smallWNConfig(points: 40), dir + "/c.json")
         let s = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"])
         #expect(s.code == 0, "\(s.stderr)")
         let result = try String(contentsOfFile: dir + "/run/result.json", encoding: .utf8)

@@ -6,12 +6,7 @@ struct RunTests {
     @Test("two runs of the same config are byte-identical apart from wall_seconds")
     func determinism() throws {
         let dir = CLI.tempDir("det")
-        CLI.write("""
-        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
-         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
-         "init": {"scale": 0.05, "direction": "abs-gaussian", "seed": 9},
-         "record": {"points": 25}}
-        """, dir + "/c.json")
+        CLI.write(CLI.smallWNConfig(points: 25), dir + "/c.json")
         for k in 1...2 {
             let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/o\(k)", "--quiet"])
             #expect(r.code == 0, "\(r.stderr)")
@@ -26,11 +21,7 @@ struct RunTests {
     @Test("predict --limit-only writes the same limit as predict, with the LP fields null")
     func predictLimitOnly() throws {
         let dir = CLI.tempDir("limit-only")
-        CLI.write("""
-        {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 3, "seed": 5}},
-         "model": {"flow": "wn", "depth": 2, "eta_g": 0.1},
-         "init": {"scale": 0.05, "direction": "uniform"}}
-        """, dir + "/c.json")
+        CLI.write(CLI.smallWNConfig(points: 0), dir + "/c.json")
         let full = try CLI.run(["predict", dir + "/c.json", "--out", dir + "/full.json", "--quiet"])
         let fast = try CLI.run(["predict", dir + "/c.json", "--out", dir + "/fast.json", "--limit-only"])
         #expect(full.code == 0 && fast.code == 0, "\(full.stderr) \(fast.stderr)")
