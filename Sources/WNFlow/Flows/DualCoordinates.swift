@@ -176,7 +176,7 @@ final class DualKernel {
     /// most `D = 2d + 2|θ − θ₁|` (GF; WN's normalizer adds another `2d`), and
     /// `‖δe‖∞ ≤ max|A| expm1(D) Σ g² w`. The observers' weights are `exp(t)` rounded afresh,
     /// which differ from the kernel's by about ε|t| per entry (`residual`), `|t| ≤
-    /// max|log base| + 2‖μ‖∞` (doubled for WN's shift): another `max|A| Σ g² w · 8ε(2|t|max + 4)`.
+    /// max|log base| + 2‖μ‖∞` (doubled for WN's shift): another `max|A| Σ g² w · 8ε(4|t|max + 4)`.
     /// Then `‖e‖₂ ≥ ‖e₁‖₂(1 − 1e-6) − √M(δe + bias)`, the
     /// `1e-6` covering `e₁`'s own rounding (docs/math.md §6b).
     func lossLowerBound(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Double? {
@@ -588,19 +588,17 @@ public final class DualSolver: ODESolver {
         }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
         skippedSteps = skipped
-        if lastGoodIsDual {
-            lastGood = lastGoodDual.withUnsafeBufferPointer { b in
-                var x = [Double](repeating: 0, count: naturalDimension)
+        let dimension = naturalDimension
+        func weights(of dual: [Double]) -> [Double] {
+            dual.withUnsafeBufferPointer { b in
+                var x = [Double](repeating: 0, count: dimension)
                 x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
                 return x
             }
         }
+        if lastGoodIsDual { lastGood = weights(of: lastGoodDual) }
         var out = run
-        out.y = run.y.withUnsafeBufferPointer { b in
-            var x = [Double](repeating: 0, count: naturalDimension)
-            x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
-            return x
-        }
+        out.y = weights(of: run.y)
         if nonFinite || !out.y.allSatisfy({ $0.isFinite }) {
             // Keep the last state the observers saw (the partial trajectory).
             return ODERun(t: run.t, y: lastGood, stats: run.stats, termination: .failed,
