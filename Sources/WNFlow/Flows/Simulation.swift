@@ -352,8 +352,12 @@ public final class StopCriteria: StateOnDemandObserver {
         self.context = context
     }
 
+    /// Whether a lower bound on the loss may stand in for it: the speed rule needs every
+    /// state, and with a monitor context the loss is computed anyway.
+    private var boundsSuffice: Bool { usesLowerBound && speedBelow == nil && context == nil }
+
     public func needsState(stepNumber: Int, saveIndex: Int?, lossLowerBound: Double?) -> Bool {
-        guard usesLowerBound, context == nil, speedBelow == nil, let lossLowerBound else { return true }
+        guard boundsSuffice, let lossLowerBound else { return true }
         return !(lossLowerBound > lossBelow)
     }
 
@@ -369,8 +373,7 @@ public final class StopCriteria: StateOnDemandObserver {
                 guard let cached = flow.lossWorkspace else { return workspace.loss(at: xb.baseAddress!) }
                 if let value = cached.lastLoss(ifAt: xb.baseAddress!) { return value }
                 // Bounded above the threshold from the flow's last evaluation: no mat-vec.
-                if usesLowerBound, speedBelow == nil, let lower = cached.lossLowerBound(at: xb.baseAddress!),
-                   lower > lossBelow {
+                if boundsSuffice, let lower = cached.lossLowerBound(at: xb.baseAddress!), lower > lossBelow {
                     bounded = true
                     return lower
                 }

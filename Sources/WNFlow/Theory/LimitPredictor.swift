@@ -129,6 +129,10 @@ public enum LimitPredictor {
         return out
     }
 
+    /// Above this `log z`, `z = e^{log z}` is a normal number with full relative precision, so
+    /// `z` itself (its sums, `√z`) can stand in for exponentials of `log z`; below it, logs.
+    static let normalLogZ = -700.0
+
     /// The L = 2 early exit of sign-only callers: `(log z, z, δ log z)` → whether the sign
     /// they need is settled (see `entropic`).
     typealias SignTest = (_ logZ: UnsafePointer<Double>, _ z: UnsafePointer<Double>, _ correction: UnsafePointer<Double>) -> Bool
@@ -279,7 +283,7 @@ public enum LimitPredictor {
                 let es = Foundation.exp(-s)
                 for j in 0..<n {
                     let v = cur.v[j]
-                    ws.zhat[j] = v > -700 && es.isFinite ? cur.z[j] * es : Foundation.exp(v - s)
+                    ws.zhat[j] = v > normalLogZ && es.isFinite ? cur.z[j] * es : Foundation.exp(v - s)
                 }
                 ws.weightedGram(ws.zhat)
                 for i in 0..<m { ws.rhs[i] = -cur.g[i] }
@@ -363,7 +367,7 @@ public enum LimitPredictor {
             }
             let logx = best.vArray.map { $0 / 2 }
             // x = √z where z is a normal number (as accurate as exp(log z/2), and cheaper).
-            let x = (0..<n).map { j in best.v[j] > -700 ? z[j].squareRoot() : Foundation.exp(logx[j]) }
+            let x = (0..<n).map { j in best.v[j] > normalLogZ ? z[j].squareRoot() : Foundation.exp(logx[j]) }
             return GFLimitPrediction(depth: 2, z: z, x: x, logX: logx,
                                      lambda: lambda, iterations: iterations, kktResidual: rel,
                                      lostDigits: false, amplification: nil, method: "dual-newton")

@@ -324,8 +324,8 @@ public enum WeightNormLimit {
             last = (g, pred)
             // L = 2: ‖x‖ = √Σz and d‖x‖/dℓ = Σ z (Aᵀλ'/2 − 1)/‖x‖ straight from z when its
             // largest entry is a normal number; otherwise in logs.
-            let fromZ = depth == 2 && 2 * (pred.logX?.max() ?? -.infinity) > -700
-            let xNorm = fromZ ? pred.z.reduce(0, +).squareRoot() : norm(pred)
+            let fromZ = zIsNormal(pred)
+            let xNorm = norm(pred)
             let phi = xNorm - g
             guard depth == 2, let slope = warm.slope, let lx = pred.logX, let ws = workspace else {
                 return Value(g: g, phi: phi, slope: nil)
@@ -404,8 +404,16 @@ public enum WeightNormLimit {
             return p
         }
 
-        /// `‖x‖₂` computed from `log x` when available (no underflow issues).
+        /// Whether an L = 2 prediction's `z` can stand in for `exp(2 log x)`: its largest
+        /// entry is a normal number (`LimitPredictor.normalLogZ`).
+        func zIsNormal(_ p: GFLimitPrediction) -> Bool {
+            depth == 2 && 2 * (p.logX?.max() ?? -.infinity) > LimitPredictor.normalLogZ
+        }
+
+        /// `‖x‖₂`: `√Σz` when `zIsNormal` (entries that underflow add nothing then), else from
+        /// `log x` when available (no underflow issues).
         func norm(_ p: GFLimitPrediction) -> Double {
+            if zIsNormal(p) { return p.z.reduce(0, +).squareRoot() }
             guard let lx = p.logX else { return norm2(p.x) }
             let mx = lx.max() ?? -.infinity
             if mx == -.infinity { return 0 }
@@ -414,12 +422,12 @@ public enum WeightNormLimit {
             return Foundation.exp(mx) * s.squareRoot()
         }
 
-        /// `‖x‖₂ = √Σz` (L = 2, `x² = z`) from `z` itself when its largest entry is a normal
-        /// number (entries that underflow add nothing then), else from `log z` scaled by its
-        /// maximum `max`.
+        /// `norm(_:)` for the sign test, which sees the dual Newton's raw iterate: `√Σz`
+        /// (L = 2, `x² = z`) when `max log z = mx` is above `LimitPredictor.normalLogZ`, else
+        /// from `log z` scaled by `mx`.
         static func norm(logZ v: UnsafePointer<Double>, z: UnsafePointer<Double>, count n: Int, max mx: Double) -> Double {
             var s = 0.0
-            if mx > -700 {
+            if mx > LimitPredictor.normalLogZ {
                 for j in 0..<n { s += z[j] }
                 return s.squareRoot()
             }
