@@ -66,7 +66,17 @@ static inline void cgsl_blas_configure(void) {
 }
 static inline const char *cgsl_blas_name(void) { return "openblas"; }
 static inline void cgsl_blas_set_threads(int k) { openblas_set_num_threads(k > 0 ? k : 1); }
+/* The kernels OpenBLAS picked for this CPU at load time ("Haswell", "Zen",
+   "SkylakeX", ...; OPENBLAS_CORETYPE forces one) and its build line
+   ("OpenBLAS 0.3.21 ... Zen MAX_THREADS=64"). Different kernels round
+   differently, so they are part of a result's provenance. */
+extern char *openblas_get_corename(void);
+extern char *openblas_get_config(void);
+static inline const char *cgsl_blas_kernel(void) { return openblas_get_corename(); }
+static inline const char *cgsl_blas_config(void) { return openblas_get_config(); }
 #else
+static inline const char *cgsl_blas_kernel(void) { return "reference"; }
+static inline const char *cgsl_blas_config(void) { return "GSL CBLAS"; }
 static inline void cgsl_blas_set_threads(int k) { (void)k; }
 static inline void cgsl_blas_configure(void) {}
 static inline const char *cgsl_blas_name(void) { return "gslcblas"; }

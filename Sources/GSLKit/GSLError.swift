@@ -40,6 +40,21 @@ public enum BLAS {
     /// GSLKit's own; false for GSL's reference CBLAS.
     public static let isOptimized: Bool = name == "openblas"
 
+    /// The kernels in use: OpenBLAS's core name, chosen for the CPU when the library loads
+    /// ("Haswell", "Zen", "SkylakeX", …; the environment variable `OPENBLAS_CORETYPE`
+    /// forces one), or "reference" for GSL's CBLAS. Runs with the same config and seed give
+    /// the same bytes for the same kernels; other kernels round differently (README
+    /// "Reproducibility").
+    public static var kernel: String { String(cString: cgsl_blas_kernel()) }
+
+    /// The library's own description of its build ("OpenBLAS 0.3.21 … Zen MAX_THREADS=64").
+    public static var configuration: String { String(cString: cgsl_blas_config()) }
+
+    /// `{"library", "kernel", "config"}`: what `result.json`'s `blas` field records.
+    public static var provenance: [(String, String)] {
+        [("library", name), ("kernel", kernel), ("config", configuration)]
+    }
+
     /// Applies the BLAS configuration now (it is otherwise applied before
     /// the first GSL call): single-threaded, idle OpenBLAS threads stopped.
     public static func configure() { _ = blasConfigured }

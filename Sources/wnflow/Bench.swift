@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
                   + String(format: "%7d %9d %7d %10.4f %11.3e %8.2f", r.steps, r.rhsEvals, r.jacobianEvals,
                            r.wallSeconds, r.secondsPerRHS, r.overheadRatio))
         }
-        print("BLAS: \(BLAS.name); cores: \(ParallelRunner.coreCount)")
+        print("BLAS: \(BLAS.name) (\(BLAS.kernel) kernels); cores: \(ParallelRunner.coreCount)")
         print(pad("case", 22) + pad("method", 11) + pad("status", 10) + "  steps       rhs     jac     wall s       s/rhs overhead")
         let methods: [Method?] = quick ? [nil] : [nil, .bdf, .dual, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
         func selected(_ part: String) -> Bool { only.map { part.contains($0) } ?? true }
@@ -106,7 +106,7 @@ struct Bench: ParsableCommand {
             }
         }
         let json = JSON.object([
-            ("blas", .string(BLAS.name)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
+            ("blas", .string(BLAS.name)), ("blas_kernel", .string(BLAS.kernel)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
             ("cases", .array(rows.map(\.json))),
             ("monitor_overhead", .number(monitorOverhead)),
             ("ensemble", .object([("runs", .number(Double(count))), ("one_core_runs_per_second", .number(one.runsPerSecond)),

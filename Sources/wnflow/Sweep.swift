@@ -69,7 +69,7 @@ struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Join sweep shards (folders or .jsonl files) into one JSONL sorted by index.",
-        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds); otherwise exit 2.")
+        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds and the blas provenance); otherwise exit 2. Runs from different BLAS kernels are noted.")
 
     @Argument(help: "Sweep output folders or .jsonl files.")
     var inputs: [String]
@@ -95,15 +95,21 @@ struct MergeCommand: ParsableCommand {
             }
         }
         var byIndex: [Int: (line: String, json: JSON, file: String)] = [:]
+        var kernels = Set<String>()  // every line's, duplicates included
         for f in files {
             guard let data = FileManager.default.contents(atPath: f) else { throw ConfigError("inputs", "cannot read '\(f)'") }
             for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
                 guard let j = try? JSON.parse(String(raw)), let i = SweepEngine.index(of: j) else {
                     throw ConfigError("inputs", "'\(f)' line \(n + 1) is not a sweep record (torn or foreign); rerun that shard with --resume")
                 }
+                if let k = blasKernel(of: j) { kernels.insert(k) }
                 if let old = byIndex[i] {
-                    guard strippingWallTime(old.json) == strippingWallTime(j) else {
-                        throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results")
+                    guard strippingProvenance(old.json) == strippingProvenance(j) else {
+                        var why = ""
+                        if let a = blasKernel(of: old.json), let b = blasKernel(of: j), a != b {
+                            why = " (BLAS kernels \(a) and \(b) round differently; rerun both with the same OPENBLAS_CORETYPE)"
+                        }
+                        throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results\(why)")
                     }
                 } else {
                     byIndex[i] = (String(raw), j, f)
@@ -119,5 +125,9 @@ struct MergeCommand: ParsableCommand {
         var gaps = 0
         if let last = keys.last { gaps = last + 1 - keys.count }
         print("merged \(keys.count) runs from \(files.count) file(s) into \(out)\(gaps > 0 ? " (\(gaps) indices below \(keys.last!) missing)" : "")")
+        if kernels.count > 1 {
+            print("note: the runs used different BLAS kernels (\(kernels.sorted().joined(separator: ", "))); they agree to rounding, "
+                + "not byte for byte, with runs of one kernel (set OPENBLAS_CORETYPE on every machine; README \"Reproducibility\")")
+        }
     }
 }

@@ -22,10 +22,14 @@ enum CLI {
         return root.appendingPathComponent(".build/debug/wnflow").path
     }()
 
-    static func run(_ args: [String], stdin: String? = nil) throws -> Outcome {
+    /// Runs `wnflow args…`; `environment` adds to (or overrides) the inherited variables.
+    static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

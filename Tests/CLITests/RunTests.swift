@@ -18,6 +18,28 @@ struct RunTests {
         #expect(try String(contentsOfFile: dir + "/o1/trajectory.csv", encoding: .utf8) == String(contentsOfFile: dir + "/o2/trajectory.csv", encoding: .utf8))
     }
 
+    @Test("result.json records the BLAS kernels; OPENBLAS_CORETYPE changes them, and may change the steps, not the limit")
+    func blasProvenance() throws {
+        let dir = CLI.tempDir("blas")
+        CLI.write(CLI.smallWNConfig(points: 0), dir + "/c.json")
+        func result(_ out: String, _ env: [String: String]) throws -> [String: Any] {
+            let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/" + out, "--quiet"], environment: env)
+            #expect(r.code == 0, "\(r.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/result.json"))) as? [String: Any] ?? [:]
+        }
+        let own = try result("own", [:])
+        let blas = own["blas"] as? [String: String] ?? [:]
+        #expect(!(blas["kernel"] ?? "").isEmpty && !(blas["library"] ?? "").isEmpty && !(blas["config"] ?? "").isEmpty, "\(blas)")
+        guard blas["library"] == "openblas" else { return }  // GSL's CBLAS has one kernel
+        let forced = try result("forced", ["OPENBLAS_CORETYPE": "Prescott"])
+        #expect((forced["blas"] as? [String: String])?["kernel"] == "Prescott")
+        let z0 = own["z"] as? [Double] ?? [], z1 = forced["z"] as? [Double] ?? []
+        #expect(z0.count == 20 && z1.count == 20)
+        let d = zip(z0, z1).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        let n = z0.map { $0 * $0 }.reduce(0, +).squareRoot()
+        #expect(d <= 1e-8 * n, "limits differ by \(d / n) between kernels")
+    }
+
     @Test("predict --limit-only writes the same limit as predict, with the LP fields null")
     func predictLimitOnly() throws {
         let dir = CLI.tempDir("limit-only")

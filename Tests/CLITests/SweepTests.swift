@@ -126,6 +126,34 @@ struct SweepTests {
         #expect(try Self.lines(file).map(Self.strip) == good.map(Self.strip))
     }
 
+    @Test("merge: the BLAS kernel is provenance; a mix is noted, a mix with other numbers is refused naming the kernels")
+    func mergeKernels() throws {
+        let dir = CLI.tempDir("sweep-kernels")
+        let sweep = Self.sweepFile(dir, scales: [0.1], seeds: [1])
+        let r = try CLI.run(["sweep", sweep, "--out", dir + "/m1"])
+        #expect(r.code == 0, "\(r.stderr)")
+        let l = try Self.lines(dir + "/m1/results.jsonl")
+        #expect(l.count == 2)
+        guard let k = l[0].range(of: #""kernel":"[^"]+""#, options: .regularExpression) else {
+            Issue.record("no blas.kernel in \(l[0].suffix(300))"); return
+        }
+        // One kernel: no note.
+        let alone = try CLI.run(["merge", dir + "/m1", "--out", dir + "/a.jsonl"])
+        #expect(alone.code == 0 && !alone.stdout.contains("note:"), "\(alone.stdout)")
+        // The same numbers from another kernel (a node whose kernels round alike): merged, noted.
+        let other = l[0].replacingCharacters(in: k, with: #""kernel":"OtherKernel""#)
+        CLI.write(other + "\n", dir + "/other.jsonl")
+        let mixed = try CLI.run(["merge", dir + "/m1", dir + "/other.jsonl", "--out", dir + "/b.jsonl"])
+        #expect(mixed.code == 0, "\(mixed.stderr)")
+        #expect(mixed.stdout.contains("note:") && mixed.stdout.contains("OtherKernel"), "\(mixed.stdout)")
+        #expect(try Self.lines(dir + "/b.jsonl").count == 2)
+        // Other numbers from another kernel: refused, and the message says why they may differ.
+        CLI.write(other.replacingOccurrences(of: #""method":""#, with: #""method":"x-"#) + "\n", dir + "/diff.jsonl")
+        let refused = try CLI.run(["merge", dir + "/m1", dir + "/diff.jsonl", "--out", dir + "/c.jsonl"])
+        #expect(refused.code == 2)
+        #expect(refused.stderr.contains("BLAS kernels") && refused.stderr.contains("OPENBLAS_CORETYPE"), "\(refused.stderr)")
+    }
+
     @Test("bad input exits 2 with one line naming the field")
     func badInput() throws {
         let dir = CLI.tempDir("sweep-bad")

@@ -311,11 +311,20 @@ final class Counter: @unchecked Sendable {
     }
 }
 
-/// `x` without `wall_seconds` anywhere (for comparing runs byte for byte).
-public func strippingWallTime(_ x: JSON) -> JSON {
+/// `x` without what describes the machine rather than the run: `wall_seconds` anywhere and
+/// the `blas` provenance (for comparing runs byte for byte).
+public func strippingProvenance(_ x: JSON) -> JSON {
     switch x {
-    case let .object(pairs): return .object(pairs.filter { $0.0 != "wall_seconds" }.map { ($0.0, strippingWallTime($0.1)) })
-    case let .array(items): return .array(items.map(strippingWallTime))
+    case let .object(pairs):
+        return .object(pairs.filter { $0.0 != "wall_seconds" && $0.0 != "blas" }.map { ($0.0, strippingProvenance($0.1)) })
+    case let .array(items): return .array(items.map(strippingProvenance))
     default: return x
     }
+}
+
+/// The BLAS kernel a sweep line or `result.json` was computed with (`blas.kernel`), nil when
+/// not recorded (lines written before the field existed).
+public func blasKernel(of record: JSON) -> String? {
+    guard case let .string(k)? = record["blas"]?["kernel"] else { return nil }
+    return k
 }

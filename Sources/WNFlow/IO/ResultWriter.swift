@@ -37,8 +37,10 @@ extension CheckReport {
 }
 
 extension SimulationResult {
-    /// `result.json` (INTERFACE.md). With `includeWallTime: false` the
-    /// output is byte-identical across runs of the same config.
+    /// `result.json` (INTERFACE.md). With `includeWallTime: false` the output leaves out
+    /// what describes the machine rather than the run (`stats.wall_seconds` and `blas`, the
+    /// BLAS kernels in use) and is byte-identical across runs of the same config with the
+    /// same kernels.
     public func json(config: SimulationConfig, includeWallTime: Bool = true, extra: [(String, JSON)] = []) -> JSON {
         var stats: [(String, JSON)] = [
             ("steps", .number(Double(self.stats.acceptedSteps))),
@@ -71,9 +73,15 @@ extension SimulationResult {
         }
         if let message { pairs.append(("message", .string(message))) }
         pairs.append(("warnings", .array(warnings.map { .string($0) })))
+        if includeWallTime { pairs.append(("blas", Self.blasProvenance)) }
         pairs.append(contentsOf: extra)
         return .object(pairs)
     }
+
+    /// `blas` in `result.json`: `{"library", "kernel", "config"}` (`BLAS.provenance`). Other
+    /// kernels round differently, so they may take other steps to the same limit (README
+    /// "Reproducibility").
+    static let blasProvenance: JSON = .object(BLAS.provenance.map { ($0.0, .string($0.1)) })
 
     /// `trajectory.csv`: `t, loss, g, v_norm, x_1…x_N` (g, v_norm empty for GF).
     public var trajectoryCSV: String {
