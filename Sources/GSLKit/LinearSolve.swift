@@ -194,13 +194,25 @@ public func choleskySolveInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int, _ 
     }
 }
 
+/// After `gsl_linalg_LU_decomp` of an `n × n` matrix into `lu`, copies the strict lower
+/// triangle of `L` by columns into `lowerByColumns` (`n × n`; column `j` at row `j`),
+/// which `luSolveInPlace` reads. Nothing to do above `smallSolveOrder` (GSL solves there).
+public func luStoreLowerByColumns(_ lu: UnsafePointer<Double>, _ n: Int, into lowerByColumns: UnsafeMutablePointer<Double>) {
+    guard n <= smallSolveOrder else { return }
+    for i in 1..<max(n, 1) {
+        let row = lu + i * n
+        for j in 0..<i { lowerByColumns[j * n + i] = row[j] }
+    }
+}
+
 /// Solves `A x = b` in place from GSL's LU factors of `A` (`gsl_linalg_LU_decomp`:
 /// `PA = LU`, unit lower `L` and upper `U` packed in `lu`, the permutation's
 /// data in `perm`), as `gsl_linalg_LU_svx` does: `x ← Pb`, then the two
 /// triangular solves (plain loops up to `smallSolveOrder`, GSL above).
-/// `scratch` holds `n` doubles.
+/// `lowerByColumns` is `L` as `luStoreLowerByColumns` left it; `scratch` holds `n` doubles.
 public func luSolveInPlace(_ lu: UnsafeMutablePointer<Double>, _ n: Int, _ perm: UnsafeMutablePointer<Int>,
-                           _ x: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>) {
+                           _ x: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>,
+                           lowerByColumns: UnsafePointer<Double>) {
     if n == 0 { return }
     if n > smallSolveOrder {
         var view = gsl_matrix_view_array(lu, n, n)
@@ -210,17 +222,20 @@ public func luSolveInPlace(_ lu: UnsafeMutablePointer<Double>, _ n: Int, _ perm:
         return
     }
     for i in 0..<n { scratch[i] = x[perm[i]] }
-    for i in 0..<n {
-        let row = lu + i * n
-        var s = scratch[i]
-        for j in 0..<i { s -= row[j] * scratch[j] }
-        scratch[i] = s
+    // L y = Pb by columns of L: each y_i takes its terms L_ij y_j in the order j = 0, 1, …,
+    // as a row-wise dot product would (the same roundings), but the updates of different i
+    // are independent instead of one dependent chain per row.
+    for j in 0..<n {
+        let yj = scratch[j]
+        let col = lowerByColumns + j * n
+        for i in (j + 1)..<n { scratch[i] -= col[i] * yj }
     }
     var i = n - 1
     while i >= 0 {
         let row = lu + i * n
         var s = scratch[i]
-        for j in (i + 1)..<n { s -= row[j] * scratch[j] }
+        var j = n - 1
+        while j > i { s -= row[j] * scratch[j]; j -= 1 }
         scratch[i] = s / row[i]
         i -= 1
     }

@@ -61,6 +61,7 @@ public final class ShiftedLowRankSolver {
     private let delta: UnsafeMutablePointer<Double>    // Δ' (n)
     private let cap: UnsafeMutablePointer<Double>      // K (k × k, ld k)
     private let perm: UnsafeMutablePointer<Int>        // pivots (kmax)
+    private let capLower: UnsafeMutablePointer<Double> // L of K's LU by columns (k × k)
     private let badIndex: UnsafeMutablePointer<Int>
     private let badTau: UnsafeMutablePointer<Double>
     private var badCount = 0
@@ -87,6 +88,7 @@ public final class ShiftedLowRankSolver {
         delta = .allocate(capacity: dimension)
         cap = .allocate(capacity: max(1, kmax * kmax))
         perm = .allocate(capacity: max(1, kmax))
+        capLower = .allocate(capacity: max(1, kmax * kmax))
         badIndex = .allocate(capacity: max(1, self.maxShifted))
         badTau = .allocate(capacity: max(1, self.maxShifted))
         scratchM = .allocate(capacity: max(1, m))
@@ -97,7 +99,7 @@ public final class ShiftedLowRankSolver {
     }
 
     deinit {
-        delta.deallocate(); cap.deallocate(); perm.deallocate()
+        delta.deallocate(); cap.deallocate(); perm.deallocate(); capLower.deallocate()
         badIndex.deallocate(); badTau.deallocate()
         scratchM.deallocate(); scratchK.deallocate(); scratchK1.deallocate(); scratchSolve.deallocate(); gramScratch.deallocate()
         denseW?.deallocate(); densePerm?.deallocate()
@@ -155,6 +157,7 @@ public final class ShiftedLowRankSolver {
                 let piv = cap[i * k + i]
                 if piv == 0 || !piv.isFinite { throw LowRankSolveError.singular(sigma: sigma) }
             }
+            luStoreLowerByColumns(cap, k, into: capLower)
         }
     }
 
@@ -254,7 +257,7 @@ public final class ShiftedLowRankSolver {
             }
             for s in 0..<badCount { scratchK[ks + s] = x[badIndex[s]] }
             // z = K⁻¹ r.
-            luSolveInPlace(cap, kk, perm, scratchK, scratch: scratchSolve)
+            luSolveInPlace(cap, kk, perm, scratchK, scratch: scratchSolve, lowerByColumns: capLower)
             // x += Δ'⁻¹ U z.
             if k1 > 0, let r = jac.gramMatrix {
                 r.storage.withUnsafeBufferPointer { rb in

@@ -61,6 +61,7 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
     private let w: UnsafeMutablePointer<Double>
     private let perm: UnsafeMutablePointer<Int>
     private let scratch: UnsafeMutablePointer<Double>
+    private let lowerByColumns: UnsafeMutablePointer<Double>  // L of the LU by columns
 
     public init(system: any ODESystem) {
         ensureGSLErrorsOff()
@@ -75,6 +76,8 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
         perm.initialize(repeating: 0, count: n)
         scratch = .allocate(capacity: max(n, 1))
         scratch.initialize(repeating: 0, count: max(n, 1))
+        lowerByColumns = .allocate(capacity: max(n * n, 1))
+        lowerByColumns.initialize(repeating: 0, count: max(n * n, 1))
     }
 
     deinit {
@@ -82,6 +85,7 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
         w.deallocate()
         perm.deallocate()
         scratch.deallocate()
+        lowerByColumns.deallocate()
     }
 
     public var factorCost: Int { n }
@@ -108,10 +112,11 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
         var signum: Int32 = 0
         if gsl_linalg_LU_decomp(&view.matrix, &p, &signum) != 0 { throw LowRankSolveError.singular(sigma: sigma) }
         for i in 0..<n where w[i * n + i] == 0 { throw LowRankSolveError.singular(sigma: sigma) }
+        luStoreLowerByColumns(w, n, into: lowerByColumns)
     }
 
     public func solve(_ x: UnsafeMutablePointer<Double>) {
         if cholesky { choleskySolveInPlace(w, n, x); return }
-        luSolveInPlace(w, n, perm, x, scratch: scratch)
+        luSolveInPlace(w, n, perm, x, scratch: scratch, lowerByColumns: lowerByColumns)
     }
 }
