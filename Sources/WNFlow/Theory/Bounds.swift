@@ -196,37 +196,35 @@ public enum Theory {
         // Effective initialization in log form (depth ≥ 2).
         var weights: [Double]? = nil, qw: Double? = nil, zw: [Double]? = nil
         var bounds = TheoryBounds(kernelProbabilityGaussian: Bounds.coverProbability(rows: A.rows, columns: A.cols))
-        if let q, let zQ {
-            _ = zQ
-            bounds.l1Gap = pred.z.reduce(0, +) - q
-        }
-        if limitOnly {
-            // Q, Q_w, the kernel assumption and the bounds built on them are skipped.
-        } else if depth >= 2 {
-            let lr = logRho ?? 0
-            let logXt = x0.map { Foundation.log($0) - lr }
-            var logFactor = 0.0
-            if depth == 2 {
-                weights = logXt.map { -2 * $0 }
+        if let q { bounds.l1Gap = pred.z.reduce(0, +) - q }
+        // Q, Q_w, the kernel assumption and the bounds built on them: not in limit-only mode.
+        if !limitOnly {
+            if depth >= 2 {
+                let lr = logRho ?? 0
+                let logXt = x0.map { Foundation.log($0) - lr }
+                var logFactor = 0.0
+                if depth == 2 {
+                    weights = logXt.map { -2 * $0 }
+                } else {
+                    let nw = LimitPredictor.normalizedPowerWeights(depth: depth, logX0: logXt)
+                    weights = nw.weights; logFactor = nw.logFactor
+                }
+                do {
+                    let r = try L1Minimization.minimum(A: A, y: y, weights: weights)
+                    qw = r.value; zw = r.minimizer
+                } catch TheoryError.unboundedProgram {
+                    warnings.append("weighted l1 minimum is unbounded (some weights <= 0: effective init x0/rho >= 1)")
+                }
+                if let w = weights, let qw, let zw {
+                    bounds.weightedGap = weightedSum(w, pred.z) - qw
+                    bounds.weightedGapBound = depth == 2
+                        ? Bounds.entropicGapBound(zInf: pred.z, zW: zw)
+                        : Bounds.powerGapBound(zInf: pred.z, zW: zw, depth: depth, logFactor: logFactor)
+                }
+                if let q { bounds.gInfLowerBound = Foundation.pow(q, 1 / Double(depth)) }
             } else {
-                let nw = LimitPredictor.normalizedPowerWeights(depth: depth, logX0: logXt)
-                weights = nw.weights; logFactor = nw.logFactor
+                if let svd = try? SVD(A) { bounds.gInfLowerBound = A.rows > 0 ? norm2(svd.pseudoInverseApply(y)) : 0 }
             }
-            do {
-                let r = try L1Minimization.minimum(A: A, y: y, weights: weights)
-                qw = r.value; zw = r.minimizer
-            } catch TheoryError.unboundedProgram {
-                warnings.append("weighted l1 minimum is unbounded (some weights <= 0: effective init x0/rho >= 1)")
-            }
-            if let w = weights, let qw, let zw {
-                bounds.weightedGap = weightedSum(w, pred.z) - qw
-                bounds.weightedGapBound = depth == 2
-                    ? Bounds.entropicGapBound(zInf: pred.z, zW: zw)
-                    : Bounds.powerGapBound(zInf: pred.z, zW: zw, depth: depth, logFactor: logFactor)
-            }
-            if let q { bounds.gInfLowerBound = Foundation.pow(q, 1 / Double(depth)) }
-        } else {
-            if let svd = try? SVD(A) { bounds.gInfLowerBound = A.rows > 0 ? norm2(svd.pseudoInverseApply(y)) : 0 }
         }
         if let c, let gl = bounds.gInfLowerBound {
             bounds.logRhoLowerBound = Bounds.logRhoLowerBound(gLower: gl, g0: norm2(x0), c: c)
