@@ -30,7 +30,14 @@ struct RunTests {
         let own = try result("own", [:])
         let blas = own["blas"] as? [String: String] ?? [:]
         #expect(!(blas["kernel"] ?? "").isEmpty && !(blas["library"] ?? "").isEmpty && !(blas["config"] ?? "").isEmpty, "\(blas)")
-        guard blas["library"] == "openblas" else { return }  // GSL's CBLAS has one kernel
+        // Forcing kernels needs OpenBLAS built with DYNAMIC_ARCH (Debian's is); "Prescott"
+        // (SSE3) names kernels of x86-64 builds only. GSL's CBLAS has one kernel.
+        #if arch(x86_64)
+        let x86 = true
+        #else
+        let x86 = false
+        #endif
+        guard blas["library"] == "openblas", x86, (blas["config"] ?? "").contains("DYNAMIC_ARCH") else { return }
         let forced = try result("forced", ["OPENBLAS_CORETYPE": "Prescott"])
         #expect((forced["blas"] as? [String: String])?["kernel"] == "Prescott")
         let z0 = own["z"] as? [Double] ?? [], z1 = forced["z"] as? [Double] ?? []
