@@ -27,6 +27,16 @@ struct SweepTests {
         s.replacingOccurrences(of: #",?"wall_seconds":[^,}]*"#, with: "", options: .regularExpression)
     }
 
+    /// The two-run sweep (GF and WN at scale 0.1) run into `DIR/out` of a fresh folder:
+    /// the folder, the sweep file and the result lines.
+    static func twoRunSweep(_ name: String, out: String) throws -> (dir: String, sweep: String, lines: [String]) {
+        let dir = CLI.tempDir(name)
+        let sweep = sweepFile(dir, scales: [0.1], seeds: [1])
+        let r = try CLI.run(["sweep", sweep, "--out", dir + "/" + out])
+        #expect(r.code == 0, "\(r.stderr)")
+        return (dir, sweep, try lines(dir + "/" + out + "/results.jsonl"))
+    }
+
     static func index(_ line: String) -> Int? {
         guard let r = line.range(of: #"^\{"index":(\d+)"#, options: .regularExpression) else { return nil }
         return Int(line[r].dropFirst(#"{"index":"#.count))
@@ -114,12 +124,8 @@ struct SweepTests {
 
     @Test("a torn trailing line is cut off on --resume")
     func tornLine() throws {
-        let dir = CLI.tempDir("sweep-torn")
-        let sweep = Self.sweepFile(dir, scales: [0.1], seeds: [1])
-        let r = try CLI.run(["sweep", sweep, "--out", dir + "/o"])
-        #expect(r.code == 0, "\(r.stderr)")
+        let (dir, sweep, good) = try Self.twoRunSweep("sweep-torn", out: "o")
         let file = dir + "/o/results.jsonl"
-        let good = try Self.lines(file)
         CLI.write(good[0] + "\n" + String(good[1].prefix(40)), file)
         let again = try CLI.run(["sweep", sweep, "--out", dir + "/o", "--resume"])
         #expect(again.code == 0, "\(again.stderr)")
@@ -128,11 +134,7 @@ struct SweepTests {
 
     @Test("merge: the BLAS kernel is provenance; a mix is noted, a mix with other numbers is refused naming the kernels")
     func mergeKernels() throws {
-        let dir = CLI.tempDir("sweep-kernels")
-        let sweep = Self.sweepFile(dir, scales: [0.1], seeds: [1])
-        let r = try CLI.run(["sweep", sweep, "--out", dir + "/m1"])
-        #expect(r.code == 0, "\(r.stderr)")
-        let l = try Self.lines(dir + "/m1/results.jsonl")
+        let (dir, _, l) = try Self.twoRunSweep("sweep-kernels", out: "m1")
         #expect(l.count == 2)
         guard let k = l[0].range(of: #""kernel":"[^"]+""#, options: .regularExpression) else {
             Issue.record("no blas.kernel in \(l[0].suffix(300))"); return
