@@ -74,7 +74,21 @@ extern char *openblas_get_corename(void);
 extern char *openblas_get_config(void);
 static inline const char *cgsl_blas_kernel(void) { return openblas_get_corename(); }
 static inline const char *cgsl_blas_config(void) { return openblas_get_config(); }
+/* Cholesky of a row-major n x n matrix from its lower triangle, L left there:
+   LAPACK's dpotrf as OpenBLAS ships it (column-major 'U' on the same storage).
+   0 on success, > 0 when the matrix is not positive definite. */
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+static inline int cgsl_cholesky_lower(double *a, int n) {
+    char uplo = 'U';
+    int info = 0;
+    dpotrf_(&uplo, &n, a, &n, &info);
+    return info;
+}
 #else
+static inline int cgsl_cholesky_lower(double *a, int n) {
+    gsl_matrix_view v = gsl_matrix_view_array(a, (size_t)n, (size_t)n);
+    return gsl_linalg_cholesky_decomp1(&v.matrix);
+}
 static inline const char *cgsl_blas_kernel(void) { return "reference"; }
 static inline const char *cgsl_blas_config(void) { return "GSL CBLAS"; }
 static inline void cgsl_blas_set_threads(int k) { (void)k; }
