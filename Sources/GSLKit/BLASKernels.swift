@@ -1,5 +1,18 @@
 import CGSL
 
+/// The lower triangle of `α A Aᵀ` (`rows × rows`) for `A` row-major `rows × cols`, into `out`
+/// (leading dimension `rows`; the strict upper triangle is not written). CBLAS `dsyrk`.
+public func blasGramLower(rows: Int, cols: Int, alpha: Double, a: UnsafePointer<Double>,
+                          out: UnsafeMutablePointer<Double>) {
+    if rows == 0 { return }
+    if cols == 0 {
+        out.update(repeating: 0, count: rows * rows)
+        return
+    }
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(rows), Int32(cols), alpha, a, Int32(cols),
+                0.0, out, Int32(rows))
+}
+
 /// `out ← α·BᵀB` for row-major `B` (`rows × cols`), written as a full
 /// symmetric `cols × cols` matrix (CBLAS `dsyrk`, then mirrored).
 public func blasGramTransposed(rows: Int, cols: Int, alpha: Double, a: UnsafePointer<Double>,

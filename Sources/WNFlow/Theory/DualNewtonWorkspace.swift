@@ -50,7 +50,7 @@ final class DualWorkspace {
     /// Three iterates: current, line-search candidate, best so far.
     var cur: DualPoint, cand: DualPoint, best: DualPoint
     /// `H` (M×M; written only when `solveSPD` needs a retry) and the Cholesky factor `L`
-    /// (GSL's, lower triangle, row-major; `weightedGram` writes `H` there and it is factored
+    /// (lower triangle, row-major; `weightedGram` writes `H`'s lower triangle there and it is factored
     /// in place).
     let h: UnsafeMutablePointer<Double>
     let chol: UnsafeMutablePointer<Double>
@@ -64,9 +64,9 @@ final class DualWorkspace {
     let u: UnsafeMutablePointer<Double>
     let w: UnsafeMutablePointer<Double>
     let zhat: UnsafeMutablePointer<Double>
-    /// `Aᵀ` (row-major N×M) and its row-scaled copy `diag(√x) Aᵀ`, the operand of dsyrk.
-    let at: UnsafeMutablePointer<Double>
-    let bt: UnsafeMutablePointer<Double>
+    /// `B = A diag(√x)` (row-major M×N), the operand of dsyrk, and `√x` (N).
+    let b: UnsafeMutablePointer<Double>
+    let sqrtX: UnsafeMutablePointer<Double>
 
     /// `chol` holds the Cholesky factor of the last `solveSPD` (with its ridge, if any).
     private(set) var cholHoldsFactor = false
@@ -107,17 +107,13 @@ final class DualWorkspace {
         w = .allocate(capacity: nn); w.initialize(repeating: 0, count: nn)
         zhat = .allocate(capacity: nn); zhat.initialize(repeating: 0, count: nn)
         d2 = .allocate(capacity: mm); d2.initialize(repeating: 0, count: mm)
-        let t = UnsafeMutablePointer<Double>.allocate(capacity: max(m * n, 1))
-        A.storage.withUnsafeBufferPointer { [m, n] s in
-            for i in 0..<m { for j in 0..<n { t[j * m + i] = s[i * n + j] } }
-        }
-        at = t
-        bt = .allocate(capacity: max(m * n, 1))
+        b = .allocate(capacity: max(m * n, 1))
+        sqrtX = .allocate(capacity: nn)
     }
 
     deinit {
         absA.deallocate(); h.deallocate(); chol.deallocate(); d.deallocate(); rhs.deallocate()
-        tm.deallocate(); u.deallocate(); w.deallocate(); zhat.deallocate(); d2.deallocate(); at.deallocate(); bt.deallocate()
+        tm.deallocate(); u.deallocate(); w.deallocate(); zhat.deallocate(); d2.deallocate(); b.deallocate(); sqrtX.deallocate()
     }
 
     func swapCurrentAndCandidate() { swap(&cur, &cand) }
@@ -172,25 +168,31 @@ final class DualWorkspace {
         return r <= max(floor, 4 * Double.ulpOfOne * absProductNorm(x))
     }
 
-    /// `chol = A diag(x) Aᵀ` (full symmetric M×M) for `x ≥ 0`: `Bᵀ = diag(√x) Aᵀ`, then `(Bᵀ)ᵀ Bᵀ`
-    /// by dsyrk (OpenBLAS's kernels beat a portable SIMD loop at these sizes).
+    /// The lower triangle of `chol = A diag(x) Aᵀ` (M×M; all the Cholesky factorization reads)
+    /// for `x ≥ 0`: `B = A diag(√x)`, then `B Bᵀ` by dsyrk (OpenBLAS's kernels beat a
+    /// portable SIMD loop at these sizes).
     func weightedGram(_ x: UnsafePointer<Double>) {
         hHoldsGram = false
         cholHoldsFactor = false
         if m == 0 { return }
         if n == 0 { chol.update(repeating: 0, count: m * m); return }
-        for j in 0..<n {
-            let sq = x[j].squareRoot()
-            let src = at + j * m, dst = bt + j * m
-            for i in 0..<m { dst[i] = src[i] * sq }
+        for j in 0..<n { sqrtX[j] = x[j].squareRoot() }
+        A.storage.withUnsafeBufferPointer { a in
+            let src = a.baseAddress!
+            for i in 0..<m {
+                let row = src + i * n, dst = b + i * n
+                for j in 0..<n { dst[j] = row[j] * sqrtX[j] }
+            }
         }
-        blasGramTransposed(rows: n, cols: m, alpha: 1, a: bt, out: chol)
+        blasGramLower(rows: m, cols: n, alpha: 1, a: b, out: chol)
     }
 
-    /// `h = H` again from `bt` (left by `weightedGram`), for the retries of `solveSPD`.
+    /// `h = H` again (full symmetric, for the SVD of the last retry) from `B` (left by
+    /// `weightedGram`), for the retries of `solveSPD`.
     private func gramIntoH() {
         if hHoldsGram { return }
-        if n == 0 { h.update(repeating: 0, count: m * m) } else { blasGramTransposed(rows: n, cols: m, alpha: 1, a: bt, out: h) }
+        blasGramLower(rows: m, cols: n, alpha: 1, a: b, out: h)
+        for i in 0..<m { for j in 0..<i { h[j * m + i] = h[i * m + j] } }
         hHoldsGram = true
     }
 
