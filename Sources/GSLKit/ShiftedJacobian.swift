@@ -46,7 +46,7 @@ public final class LowRankShiftedJacobian: ShiftedJacobian {
 public protocol NegativeSemidefiniteJacobianSystem: ODESystem {}
 
 /// `ShiftedJacobian` of any system with a dense Jacobian, O(n³) per
-/// factorization: GSL's Cholesky of `σI − J` for a
+/// factorization: a Cholesky of `σI − J` (`choleskyFactorInPlace`: LAPACK's `dpotrf`) for a
 /// `NegativeSemidefiniteJacobianSystem` (LU when rounding makes it fail),
 /// GSL's LU otherwise. For small systems (the dual coordinates of the
 /// flows, n = M).
