@@ -84,7 +84,32 @@ static inline int cgsl_cholesky_lower(double *a, int n) {
     dpotrf_(&uplo, &n, a, &n, &info);
     return info;
 }
+/* Thin SVD of the column-major r x c matrix a (overwritten), k = min(r, c):
+   s (k, decreasing), u (r x k, ld r), vt (k x c, ld k), by LAPACK's dgesvd
+   (Golub-Kahan bidiagonalization and implicit QR) as OpenBLAS ships it.
+   Returns LAPACK's info: 0 on success, > 0 when it did not converge. */
+extern void dgesvd_(const char *jobu, const char *jobvt, const int *m, const int *n, double *a, const int *lda,
+                    double *s, double *u, const int *ldu, double *vt, const int *ldvt, double *work,
+                    const int *lwork, int *info);
+static inline int cgsl_lapack_svd(int r, int c, double *a, double *s, double *u, double *vt) {
+    char job = 'S';
+    int k = r < c ? r : c, lwork = -1, info = 0;
+    double query = 0;
+    dgesvd_(&job, &job, &r, &c, a, &r, s, u, &r, vt, &k, &query, &lwork, &info);
+    if (info != 0) return info;
+    lwork = (int)query > 1 ? (int)query : 1;
+    double *work = (double *)malloc(sizeof(double) * (size_t)lwork);
+    if (!work) return -1000;
+    dgesvd_(&job, &job, &r, &c, a, &r, s, u, &r, vt, &k, work, &lwork, &info);
+    free(work);
+    return info;
+}
 #else
+/* No LAPACK with GSL's CBLAS: the Swift side falls back to GSL's SVD. */
+static inline int cgsl_lapack_svd(int r, int c, double *a, double *s, double *u, double *vt) {
+    (void)r; (void)c; (void)a; (void)s; (void)u; (void)vt;
+    return -1;
+}
 static inline int cgsl_cholesky_lower(double *a, int n) {
     gsl_matrix_view v = gsl_matrix_view_array(a, (size_t)n, (size_t)n);
     return gsl_linalg_cholesky_decomp1(&v.matrix);

@@ -1,9 +1,12 @@
 import CGSL
 
 /// A thin singular value decomposition `A = U · diag(s) · Vᵀ` of an `m × n`
-/// matrix, `k = min(m, n)`, singular values in decreasing order
-/// (GSL's Golub–Reinsch SVD, `gsl_linalg_SV_decomp`: backward stable, with
-/// `U` and `V` orthonormal to rounding also when `A` is rank-deficient).
+/// matrix, `k = min(m, n)`, singular values in decreasing order: LAPACK's
+/// `dgesvd` as OpenBLAS ships it (Golub–Kahan bidiagonalization and implicit
+/// QR, blocked: 0.33 s for 500 × 2000 against 5.1 s for GSL's), else GSL's
+/// Golub–Reinsch SVD, `gsl_linalg_SV_decomp` (with GSL's CBLAS, or if LAPACK
+/// does not converge). Both are backward stable, with `U` and `V` orthonormal
+/// to rounding also when `A` is rank-deficient.
 ///
 /// GSL's one-sided Jacobi SVD is not used: on rank-deficient input it stops
 /// orthogonalizing columns once they reach its noise level, which leaves
@@ -20,6 +23,11 @@ public struct SVD: Sendable {
 
     /// Decomposes `a`.
     public init(_ a: Matrix) throws {
+        try self.init(a, lapack: true)
+    }
+
+    /// Decomposes `a`, by LAPACK when `lapack` and it is linked, else by GSL (tests compare).
+    init(_ a: Matrix, lapack: Bool) throws {
         ensureGSLErrorsOff()
         let m = a.rows, n = a.cols
         let k = min(m, n)
@@ -27,11 +35,15 @@ public struct SVD: Sendable {
             u = Matrix(rows: m, cols: 0); s = []; v = Matrix(rows: n, cols: 0)
             return
         }
+        guard a.isFinite else { throw GSLError(code: Int32(GSL_EDOM), context: "SVD: matrix has non-finite entries") }
+        if lapack, let (u, s, v) = SVD.lapackSVD(a) {
+            self.u = u; self.s = s; self.v = v
+            return
+        }
         // GSL needs rows >= cols: decompose A or Aᵀ accordingly.
         let tall = m >= n
         let work = tall ? a : a.transposed
         let r = work.rows, c = work.cols  // r >= c == k
-        guard a.isFinite else { throw GSLError(code: Int32(GSL_EDOM), context: "SVD: matrix has non-finite entries") }
         guard let gm = gsl_matrix_alloc(r, c), let gv = gsl_matrix_alloc(c, c), let gs = gsl_vector_alloc(c),
               let gw = gsl_vector_alloc(c) else {
             throw GSLError(code: cgsl_failure(), context: "SVD allocation")
@@ -44,6 +56,31 @@ public struct SVD: Sendable {
         for i in 0..<c { for j in 0..<c { right.storage[i * c + j] = gsl_matrix_get(gv, i, j) } }
         s = (0..<c).map { gsl_vector_get(gs, $0) }
         if tall { u = left; v = right } else { u = right; v = left }
+    }
+
+    /// `(U, s, V)` by LAPACK's `dgesvd`; nil without LAPACK or when it does not converge.
+    /// Row-major `A` (m × n) is column-major `Aᵀ`: with `Aᵀ = U' S V'ᵀ`, `A = V' S U'ᵀ`.
+    static func lapackSVD(_ a: Matrix) -> (Matrix, [Double], Matrix)? {
+        let m = a.rows, n = a.cols, k = min(m, n)
+        guard m < Int(Int32.max) / max(n, 1) else { return nil }
+        var work = a.storage
+        var s = [Double](repeating: 0, count: k)
+        var uPrime = [Double](repeating: 0, count: n * k)    // n × k, column-major
+        var vPrimeT = [Double](repeating: 0, count: k * m)   // k × m, column-major
+        let info = work.withUnsafeMutableBufferPointer { w in
+            s.withUnsafeMutableBufferPointer { sb in
+                uPrime.withUnsafeMutableBufferPointer { ub in
+                    vPrimeT.withUnsafeMutableBufferPointer { vb in
+                        cgsl_lapack_svd(Int32(n), Int32(m), w.baseAddress!, sb.baseAddress!, ub.baseAddress!, vb.baseAddress!)
+                    }
+                }
+            }
+        }
+        guard info == 0, s.allSatisfy(\.isFinite) else { return nil }
+        var u = Matrix(rows: m, cols: k), v = Matrix(rows: n, cols: k)
+        for i in 0..<n { for j in 0..<k { v.storage[i * k + j] = uPrime[i + j * n] } }
+        for i in 0..<m { for j in 0..<k { u.storage[i * k + j] = vPrimeT[j + i * k] } }
+        return (u, s, v)
     }
 
     /// Numerical rank: singular values above `max(m, n) · ε · s_max`

@@ -112,6 +112,30 @@ import Testing
         #expect(orthonormalityError(svd.v) <= 1e-12)
     }
 
+    /// LAPACK's `dgesvd` (used when OpenBLAS is linked) and GSL's SVD describe the same
+    /// decomposition: singular values, rank, kernel projector and pseudo-inverse agree, on
+    /// wide, tall and rank-deficient matrices.
+    @Test(arguments: [(20, 50), (50, 20), (1, 7), (30, 25)])
+    func lapackSVDMatchesGSL(shape: (Int, Int)) throws {
+        let rng = RNG(seed: UInt(7 + shape.0 * 31 + shape.1))
+        // (30, 25) is rank 8.
+        let a = shape == (30, 25) ? gaussianMatrix(30, 8, rng).multiply(gaussianMatrix(8, 25, rng))
+                                  : gaussianMatrix(shape.0, shape.1, rng)
+        let gsl = try SVD(a, lapack: false)
+        guard BLAS.isOptimized else { return }  // GSL's CBLAS has no LAPACK
+        #expect(SVD.lapackSVD(a) != nil, "LAPACK's SVD is linked with OpenBLAS and must be the one used")
+        let fast = try SVD(a)
+        #expect(fast.rank == gsl.rank)
+        let top = gsl.s.first ?? 1
+        #expect(zip(fast.s, gsl.s).allSatisfy { abs($0 - $1) <= 1e-13 * top }, "\(fast.s) vs \(gsl.s)")
+        #expect(reconstructionError(a, fast) <= 1e-12)
+        #expect(orthonormalityError(fast.v) <= 1e-12 && orthonormalityError(fast.u) <= 1e-12)
+        let w = rng.gaussians(shape.1), b = rng.gaussians(shape.0)
+        let pf = KernelProjector(svd: fast, columns: shape.1).apply(w), pg = KernelProjector(svd: gsl, columns: shape.1).apply(w)
+        #expect(maxAbsDiff(pf, pg) <= 1e-12 * max(1, norm2(w)))
+        #expect(maxAbsDiff(fast.pseudoInverseApply(b), gsl.pseudoInverseApply(b)) <= 1e-10 * max(1, norm2(gsl.pseudoInverseApply(b))))
+    }
+
     @Test func pseudoInverseIsMinimumNorm() throws {
         let rng = RNG(seed: 11)
         let a = gaussianMatrix(20, 50, rng)
