@@ -85,23 +85,27 @@ static inline int cgsl_cholesky_lower(double *a, int n) {
     return info;
 }
 /* Thin SVD of the column-major r x c matrix a (overwritten), k = min(r, c):
-   s (k, decreasing), u (r x k, ld r), vt (k x c, ld k), by LAPACK's dgesvd
-   (Golub-Kahan bidiagonalization and implicit QR) as OpenBLAS ships it.
-   Returns LAPACK's info: 0 on success, > 0 when it did not converge. */
-extern void dgesvd_(const char *jobu, const char *jobvt, const int *m, const int *n, double *a, const int *lda,
-                    double *s, double *u, const int *ldu, double *vt, const int *ldvt, double *work,
-                    const int *lwork, int *info);
+   s (k, decreasing), u (r x k, ld r), vt (k x c, ld k), by LAPACK's dgesdd
+   (bidiagonalization and divide and conquer; numpy's and scipy's default
+   driver) as OpenBLAS ships it. Returns LAPACK's info: 0 on success, > 0
+   when it did not converge, < -999 when out of memory. */
+extern void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int *lda, double *s,
+                    double *u, const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork,
+                    int *iwork, int *info);
 static inline int cgsl_lapack_svd(int r, int c, double *a, double *s, double *u, double *vt) {
     char job = 'S';
     int k = r < c ? r : c, lwork = -1, info = 0;
     double query = 0;
-    dgesvd_(&job, &job, &r, &c, a, &r, s, u, &r, vt, &k, &query, &lwork, &info);
-    if (info != 0) return info;
+    int *iwork = (int *)malloc(sizeof(int) * 8 * (size_t)(k > 0 ? k : 1));
+    if (!iwork) return -1000;
+    dgesdd_(&job, &r, &c, a, &r, s, u, &r, vt, &k, &query, &lwork, iwork, &info);
+    if (info != 0) { free(iwork); return info; }
     lwork = (int)query > 1 ? (int)query : 1;
     double *work = (double *)malloc(sizeof(double) * (size_t)lwork);
-    if (!work) return -1000;
-    dgesvd_(&job, &job, &r, &c, a, &r, s, u, &r, vt, &k, work, &lwork, &info);
+    if (!work) { free(iwork); return -1000; }
+    dgesdd_(&job, &r, &c, a, &r, s, u, &r, vt, &k, work, &lwork, iwork, &info);
     free(work);
+    free(iwork);
     return info;
 }
 #else
