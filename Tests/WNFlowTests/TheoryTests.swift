@@ -196,6 +196,43 @@ struct TheoryLPTests {
 
 @Suite("Theory: GF limit predictor")
 struct TheoryPredictorTests {
+    /// The certificate by alternating projections and the LP agree on whether the kernel
+    /// assumption holds: on Gaussian matrices (M/N from 0.2 to 0.6), zero-mean rows (holds),
+    /// a row of ones (fails: a certificate that accepted any iterate would claim it holds),
+    /// and the signed augmentation (holds). Every witness is ≥ 0.5 and in `ker A` to rounding.
+    @Test func kernelCertificateAgreesWithLP() throws {
+        let rng = RNG(seed: 17)
+        var cases: [Matrix] = []
+        for (m, n) in [(8, 40), (20, 50), (30, 50), (40, 100)] {
+            cases.append(Matrix(rows: m, cols: n, storage: rng.gaussians(m * n))!)
+        }
+        var zeroMean = Matrix(rows: 6, cols: 15, storage: rng.gaussians(90))!
+        for i in 0..<6 {
+            let mean = zeroMean.row(i).reduce(0, +) / 15
+            for j in 0..<15 { zeroMean[i, j] -= mean }
+        }
+        var ones = zeroMean
+        for j in 0..<15 { ones[0, j] = 1 }
+        // A row of ones puts 1 in the row space: P 1 is rounding noise, which must not pass.
+        let rowOfOnes = Matrix(rowArrays: [[1, 1, 1, 1], [1, -1, 0.5, 0]])!
+        cases += [zeroMean, ones, ones.augmentedWithNegation, rowOfOnes]
+        var certified = 0
+        for a in cases {
+            let fast = try KernelAssumption.check(A: a)
+            let lp = try KernelAssumption.check(A: a, certificateIterations: 0)
+            #expect(fast.holds == lp.holds, "\(a.rows)x\(a.cols): certificate \(fast.holds), LP \(lp.holds)")
+            for w in [fast.witness, lp.witness].compactMap({ $0 }) {
+                #expect(w.allSatisfy { $0 >= 0.5 })
+                #expect(norm2(a.multiply(w)) <= 1e-12 * norm2(w) * a.frobeniusNorm)
+            }
+            // The LP path is deterministic: a witness other than the LP's came from the certificate.
+            if fast.holds, let w = fast.witness, w != lp.witness { certified += 1 }
+        }
+        #expect(!(try KernelAssumption.check(A: ones)).holds)
+        print("[theory] kernel assumption: \(certified) of \(cases.count) matrices certified without the LP")
+        #expect(certified >= 3, "the certificate should settle most Gaussian cases")
+    }
+
     @Test func kktOnRandomProblems() throws {
         let rng = RNG(seed: 2024)
         let alphas = [1e-3, 1e-1, 1.0]

@@ -287,19 +287,40 @@ public enum L1Minimization {
 
 /// The kernel assumption of Thm 2.2 (MATH.md §4): `∃ w > 0` with `A w = 0`.
 public enum KernelAssumption {
-    /// Checks `∃ w ≥ 1 with A w = 0` (an LP feasibility problem, solved as
-    /// `min Σ w` so a witness of moderate size comes back). The witness is projected onto
-    /// `ker A` (MATH.md §0) so that `A w = 0` holds to rounding.
+    /// Checks `∃ w ≥ 1 with A w = 0`. First a cheap certificate: alternating projections
+    /// `u ← P max(u, 1)` from `u = P 1` (P the projector onto `ker A`, MATH.md §0), up to
+    /// `certificateIterations`; an iterate whose every entry is above `1e-6·max u` and far
+    /// above the projection's rounding (`1e-8‖v‖` for `u = P v`) is in `ker A` to rounding
+    /// and positive, so (scaled to `min = 1`) it is a witness. Otherwise an LP
+    /// decides (it also proves the assumption false): `min Σ w` so that a witness of moderate
+    /// size comes back, projected onto `ker A` so that `A w = 0` holds to rounding.
     public static func check(A: Matrix) throws -> (holds: Bool, witness: [Double]?) {
+        try check(A: A, certificateIterations: 100)
+    }
+
+    /// `check` with the number of alternating projections tried before the LP (0: LP only).
+    static func check(A: Matrix, certificateIterations: Int) throws -> (holds: Bool, witness: [Double]?) {
         let m = A.rows, n = A.cols
         guard A.isFinite else { throw TheoryError.invalidInput("A must be finite") }
         if n == 0 { return (false, nil) }
         let ones = [Double](repeating: 1, count: n)
         if m == 0 { return (true, ones) }
+        let proj = try? KernelProjector(A)
+        if let proj, certificateIterations > 0 {
+            // `u = P v` carries a rounding error of about ε‖v‖ per entry: entries must clear
+            // that by far (when 1 lies in the row space, P 1 is pure rounding noise).
+            var v = ones
+            for _ in 0..<certificateIterations {
+                let u = proj.apply(v)
+                let top = u.max() ?? 0, low = u.min() ?? 0
+                if low > 1e-6 * top && low > 1e-8 * norm2(v) { return (true, u.map { $0 / low }) }
+                v = u.map { max($0, 1) }
+            }
+        }
         do {
             let sol = try LinearProgram.minimize(A: A, b: [Double](repeating: 0, count: m), c: ones, lower: ones)
             var w = sol.x
-            if let proj = try? KernelProjector(A) {
+            if let proj {
                 let pw = proj.apply(w)
                 if pw.allSatisfy({ $0 >= 0.5 }) { w = pw }
             }
