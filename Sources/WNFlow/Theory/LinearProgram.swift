@@ -151,7 +151,7 @@ public enum LinearProgram {
             // the primal simplex took over 60 s. The primal simplex with the presolver stays
             // the fallback.
             var (ret, status) = c.allSatisfy({ $0 >= 0 }) ? p.simplex(presolve: false, dual: true) : (Int32(-1), Int32(0))
-            if ret != 0 { (ret, status) = p.simplex(presolve: true) }
+            if ret != 0 || (status != GLP_OPT && status != GLP_NOFEAS) { (ret, status) = p.simplex(presolve: true) }
             if ret != 0 && ret != GLP_ENOPFS {
                 // The presolver cannot tell infeasible from unbounded (GLP_ENODFS) and may
                 // fail on degenerate inputs: re-solve without it for a definite status.
