@@ -198,22 +198,38 @@ public func choleskySolveInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int, _ 
     }
 }
 
-/// After `gsl_linalg_LU_decomp` of an `n × n` matrix into `lu`, copies the strict lower
-/// triangle of `L` by columns into `lowerByColumns` (`n × n`; column `j` at row `j`),
-/// which `luSolveInPlace` reads. Nothing to do above `smallSolveOrder` (GSL solves there).
-public func luStoreLowerByColumns(_ lu: UnsafePointer<Double>, _ n: Int, into lowerByColumns: UnsafeMutablePointer<Double>) {
-    guard n <= smallSolveOrder else { return }
-    for i in 1..<max(n, 1) {
-        let row = lu + i * n
-        for j in 0..<i { lowerByColumns[j * n + i] = row[j] }
+/// In-place LU `P A = L U` of the `n × n` row-major matrix at `a` (GSL
+/// `gsl_linalg_LU_decomp`; the permutation's data into `perm`, `n` entries), for callers
+/// that keep their own storage. With `lowerByColumns` (`n × n`), the strict lower triangle
+/// of `L` is also copied there by columns (column `j` at row `j`; up to `smallSolveOrder`),
+/// which `luSolveInPlace` reads. False when GSL reports an error or a pivot is zero or not
+/// finite.
+public func luFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ n: Int, perm: UnsafeMutablePointer<Int>,
+                            lowerByColumns: UnsafeMutablePointer<Double>?) -> Bool {
+    ensureGSLErrorsOff()
+    if n == 0 { return true }
+    var view = gsl_matrix_view_array(a, n, n)
+    var p = gsl_permutation(size: n, data: perm)
+    var signum: Int32 = 0
+    if gsl_linalg_LU_decomp(&view.matrix, &p, &signum) != 0 { return false }
+    for i in 0..<n {
+        let pivot = a[i * n + i]
+        if pivot == 0 || !pivot.isFinite { return false }
     }
+    if let lowerByColumns, n <= smallSolveOrder {
+        for i in 1..<n {
+            let row = a + i * n
+            for j in 0..<i { lowerByColumns[j * n + i] = row[j] }
+        }
+    }
+    return true
 }
 
 /// Solves `A x = b` in place from GSL's LU factors of `A` (`gsl_linalg_LU_decomp`:
 /// `PA = LU`, unit lower `L` and upper `U` packed in `lu`, the permutation's
 /// data in `perm`), as `gsl_linalg_LU_svx` does: `x ← Pb`, then the two
 /// triangular solves (plain loops up to `smallSolveOrder`, GSL above).
-/// `lowerByColumns` is `L` as `luStoreLowerByColumns` left it; `scratch` holds `n` doubles.
+/// `lowerByColumns` is `L` as `luFactorInPlace` left it; `scratch` holds `n` doubles.
 public func luSolveInPlace(_ lu: UnsafeMutablePointer<Double>, _ n: Int, _ perm: UnsafeMutablePointer<Int>,
                            _ x: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>,
                            lowerByColumns: UnsafePointer<Double>) {

@@ -147,17 +147,8 @@ public final class ShiftedLowRankSolver {
         mode = badCount > 0 ? .shifted(badCount) : .woodbury
         k = rank + badCount
         try buildCapacitance()
-        if k > 0 {
-            var view = gsl_matrix_view_array(cap, k, k)
-            var p = gsl_permutation(size: k, data: perm)
-            var signum: Int32 = 0
-            let status = gsl_linalg_LU_decomp(&view.matrix, &p, &signum)
-            if status != 0 { throw LowRankSolveError.singular(sigma: sigma) }
-            for i in 0..<k {
-                let piv = cap[i * k + i]
-                if piv == 0 || !piv.isFinite { throw LowRankSolveError.singular(sigma: sigma) }
-            }
-            luStoreLowerByColumns(cap, k, into: capLower)
+        if k > 0 && !luFactorInPlace(cap, k, perm: perm, lowerByColumns: capLower) {
+            throw LowRankSolveError.singular(sigma: sigma)
         }
     }
 
@@ -295,11 +286,8 @@ public final class ShiftedLowRankSolver {
         for i in 0..<n { w[i * n + i] += sigma }
         mode = .dense
         for i in 0..<(n * n) where !w[i].isFinite { throw LowRankSolveError.singular(sigma: sigma) }
-        var view = gsl_matrix_view_array(w, n, n)
-        var p = gsl_permutation(size: n, data: densePerm!)
-        var signum: Int32 = 0
-        if gsl_linalg_LU_decomp(&view.matrix, &p, &signum) != 0 { throw LowRankSolveError.singular(sigma: sigma) }
-        for i in 0..<n where w[i * n + i] == 0 { throw LowRankSolveError.singular(sigma: sigma) }
+        // Solved by GSL's `gsl_linalg_LU_svx` (see `solve`), so no copy of L by columns.
+        guard luFactorInPlace(w, n, perm: densePerm!, lowerByColumns: nil) else { throw LowRankSolveError.singular(sigma: sigma) }
     }
 }
 

@@ -107,12 +107,9 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
             for i in 0..<n { w[i * n + i] += sigma }
         }
         luCount += 1
-        var view = gsl_matrix_view_array(w, n, n)
-        var p = gsl_permutation(size: n, data: perm)
-        var signum: Int32 = 0
-        if gsl_linalg_LU_decomp(&view.matrix, &p, &signum) != 0 { throw LowRankSolveError.singular(sigma: sigma) }
-        for i in 0..<n where w[i * n + i] == 0 { throw LowRankSolveError.singular(sigma: sigma) }
-        luStoreLowerByColumns(w, n, into: lowerByColumns)
+        guard luFactorInPlace(w, n, perm: perm, lowerByColumns: lowerByColumns) else {
+            throw LowRankSolveError.singular(sigma: sigma)
+        }
     }
 
     public func solve(_ x: UnsafeMutablePointer<Double>) {
