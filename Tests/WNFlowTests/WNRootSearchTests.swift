@@ -100,7 +100,7 @@ struct WNRootSearchTests {
                     sign.append(try eval.evaluate(g, signOnly: true).phi < 0)
                 }
                 let wn = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1, vNorm: 1,
-                                                          scanPoints: 24, chordShortcut: chord)
+                                                          scanPoints: 24, chordShortcut: chord, search: .scan)
                 return (wn.roots, wn.gInf, eval.workspace!.chordStops, sign)
             }
             let with = try search(chord: true), without = try search(chord: false)
@@ -139,7 +139,11 @@ struct WNRootSearchTests {
         let y = [1.0], x0 = [0.3, 0.3]
         let etaG = 500.0, c = 1 / (2 * etaG)
         let g0 = norm2(x0)
-        let wn = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1)
+        let wn = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1, vNorm: 1,
+                                                  scanPoints: 24, chordShortcut: true, search: .scan)
+        // The Newton search of the default finds the same root.
+        let newton = try WeightNormLimit.constantRate(A: a, y: y, depth: 2, x0: x0, etaG: etaG, etaV: 1)
+        #expect(abs(newton.gInf - wn.gInf) <= 1e-13 * wn.gInf)
         let eval = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
         let gHi = 2 * max(g0, try eval.evaluate(g0).phi + g0)
         #expect(wn.gInf > gHi, "g_inf \(wn.gInf) should lie beyond the first bracket end \(gHi)")
@@ -152,6 +156,110 @@ struct WNRootSearchTests {
             #expect(f > 0, "phi(\(g)) = \(f) before the reported root \(wn.gInf)")
         }
         #expect(!wn.warnings.contains { $0.contains("no g above g0") })
+    }
+
+    @Test("L = 2: ‖X‖ never grows with log ρ, and at most as fast as x̃₀ shrinks (docs/math.md §4b)")
+    func normSlopeBounds() throws {
+        // ψ(ℓ) = log‖X(x₀e^{−ℓ})‖: ψ' = Σ z(Aᵀλ' − 2)/(2Σz) must lie in [−1, 0], and Σz must not
+        // increase along ℓ. Checked from large x̃₀ (ℓ = −3) to tiny (ℓ = 40), where ψ' → 0.
+        for seed in [UInt(21), 22, 23] {
+            let (a, y, x0) = try setup(seed: seed)
+            let lx0 = x0.map { log($0) }
+            let ws = DualWorkspace(A: a, y: y)
+            var lam: [Double]? = nil
+            var previous = Double.infinity
+            var steepest = 0.0, flattest = -1.0
+            for k in 0...86 {
+                let ell = -3 + 0.5 * Double(k)
+                _ = try LimitPredictor.entropic(A: a, y: y, logX0: lx0.map { $0 - ell }, warmStart: &lam, workspace: ws)
+                ws.factorNearBest = false
+                var slope = [Double](repeating: 0, count: a.rows)
+                #expect(slope.withUnsafeMutableBufferPointer { ws.entropicSlope(ws.best, into: $0.baseAddress!) })
+                let z = ws.best.zArray
+                let sum = z.reduce(0, +)
+                let u = a.multiplyTransposed(slope)
+                let psi = zip(z, u).map { $0 * ($1 - 2) }.reduce(0, +) / (2 * sum)
+                #expect(psi >= -1 - 1e-9 && psi <= 1e-9, "seed \(seed) log rho \(ell): psi' = \(psi)")
+                #expect(sum <= previous * (1 + 1e-12), "seed \(seed) log rho \(ell): sum z grew from \(previous) to \(sum)")
+                previous = sum
+                steepest = min(steepest, psi); flattest = max(flattest, psi)
+            }
+            // Both ends of the interval are approached: not a vacuous check.
+            #expect(steepest < -0.5 && flattest > -1e-3, "seed \(seed): psi' only in [\(steepest), \(flattest)]")
+        }
+    }
+
+    @Test("L = 2: log‖X(x₀/ρ(g))‖ − log g is strictly decreasing in g, so φ has one root")
+    func phiIsDecreasing() throws {
+        let (a, y, x0) = try setup(seed: 24)
+        let g0 = norm2(x0)
+        for etaG in [0.002, 0.05, 2.0] {
+            let c = 1 / (2 * etaG)
+            let eval = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+            var last: (g: Double, big: Double)? = nil
+            var signChanges = 0
+            for k in 0...120 {
+                let g = g0 * pow(10, 3 * Double(k) / 120)  // g₀ … 1000 g₀
+                guard let v = try? eval.evaluate(g) else { continue }
+                let big = log(v.phi + g) - log(g)
+                if let last {
+                    // Φ(t₂) − Φ(t₁) ≤ −min(1, 2c g₁²)(t₂ − t₁), plus the solver's ~1e-11 noise in ‖X‖.
+                    let bound = -min(1, 2 * c * last.g * last.g) * log(g / last.g)
+                    #expect(big - last.big <= bound + 1e-9, "eta_g \(etaG): Phi rose from g = \(last.g) to \(g)")
+                    if (big < 0) != (last.big < 0) { signChanges += 1 }
+                }
+                last = (g, big)
+            }
+            #expect(signChanges == 1, "eta_g \(etaG): \(signChanges) sign changes of phi")
+        }
+    }
+
+    @Test("L = 2: the Newton search and the scan find the same root", arguments: [0.002, 0.05, 2.0])
+    func newtonSearchMatchesScan(etaG: Double) throws {
+        var compared = 0
+        for (m, n, seed) in [(10, 25, UInt(1)), (20, 50, 2), (40, 100, 3)] {
+            let p = try Fixture.problem(m: m, n: n, seed: seed, sparsity: max(2, m / 8))
+            for scale in [1e-3, 0.1, 1.0] {
+                for dir in [InitDirection.uniform, .absGaussian(seed: seed + 7)] {
+                    let x0 = dir.vector(n).map { $0 * scale }
+                    let scan = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: etaG, etaV: 1,
+                                                                vNorm: 1, scanPoints: 24, chordShortcut: true, search: .scan)
+                    let newton = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: etaG, etaV: 1)
+                    let label = "M \(m) scale \(scale) eta_g \(etaG)"
+                    #expect(scan.roots.count == 1, "\(label): the scan found roots \(scan.roots)")
+                    #expect(newton.roots == [newton.gInf])
+                    #expect(abs(newton.gInf - scan.gInf) <= 1e-12 * scan.gInf, "\(label): \(newton.gInf) vs \(scan.gInf)")
+                    #expect(Fixture.maxRelativeDifference(newton.z, scan.z) <= 1e-10, "\(label)")
+                    #expect(abs(norm2(newton.x) - newton.gInf) <= 1e-11 * newton.gInf)
+                    #expect(newton.gf.kktResidual <= 1e-12)
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared == 18)
+    }
+
+    @Test("L = 2: a root far below g₀ that the scan misses is found, and it is where the flow ends")
+    func newtonSearchFindsRootTheScanMisses() throws {
+        // x₀ of norm 5, far above the solution's, and c g₀² = 250: the scan's grid points
+        // below g₀ have log ρ ≈ −200, where the GF predictor overflows, so it reports no root.
+        let p = try Fixture.problem(m: 10, n: 25, seed: 1, sparsity: 2)
+        let x0 = InitDirection.uniform.vector(25).map { 5 * $0 }
+        #expect(throws: TheoryError.self) {
+            try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1, vNorm: 1,
+                                             scanPoints: 24, chordShortcut: true, search: .scan)
+        }
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1)
+        #expect(wn.gInf < 5 && wn.gInf > 4.9)
+        // Independently: the GF limit from x₀/ρ(g_∞) has norm g_∞.
+        let logRho = try #require(wn.logRho)
+        let gf = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: 2, logX0: x0.map { log($0) - logRho })
+        #expect(abs(norm2(gf.x) - wn.gInf) <= 1e-12 * wn.gInf)
+        // And the integrated WN flow ends there.
+        let sim = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, etaG: 0.05)).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= 1e-9)
+        #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-9 * wn.gInf)
     }
 
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")

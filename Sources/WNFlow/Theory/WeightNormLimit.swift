@@ -12,7 +12,8 @@ public struct WNLimitPrediction: Sendable {
     /// `z_∞` and `x_∞` (= the GF prediction from `x̃₀ = x₀/ρ_∞`).
     public var z: [Double]
     public var x: [Double]
-    /// Every root of `φ(g) = ‖X(x₀/ρ(g))‖ − g` found by the scan, increasing.
+    /// Every root of `φ(g) = ‖X(x₀/ρ(g))‖ − g` found by the scan, increasing (L = 2: the
+    /// unique root, docs/math.md §4b).
     public var roots: [Double]
     /// The GF prediction at the chosen root.
     public var gf: GFLimitPrediction
@@ -34,13 +35,19 @@ public enum WeightNormLimit {
     /// at the GF limit from `x̃₀ = x₀/ρ_∞`, and `g_∞ = ‖x_∞‖₂` solves
     /// `φ(g) := ‖X(x₀/ρ(g))‖₂ − g = 0`, `X` the GF predictor (log form, so log ρ ≫ 700 is fine).
     ///
-    /// Root search: `φ(g₀) = ‖X(x₀)‖ − g₀`. A log-spaced grid of `scanPoints` points on
+    /// L = 2: `log‖X(x₀/ρ(g))‖ − log g` is strictly decreasing in g (docs/math.md §4b), so φ
+    /// has at most one root, and it is found by safeguarded Newton on log g from g₀
+    /// (`monotoneRoot`: 4–6 evaluations instead of the scan's 26 on the bench problems, and
+    /// it also reaches roots the scan misses where the GF predictor fails on grid points far
+    /// below g₀). Should that search fail, the scan below runs.
+    ///
+    /// Root search of the other depths: `φ(g₀) = ‖X(x₀)‖ − g₀`. A log-spaced grid of `scanPoints` points on
     /// `[g₀, g_hi]`, `g_hi = 2 max(g₀, ‖X(x₀)‖)` (extended an octave at a time, at the same
     /// spacing, until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
     /// `[g₀·1e-8, g₀]`, each sign change refined to a relative 1e-14 in g. λ is warm-started
     /// along the scan. All roots found are reported in `roots`.
     ///
-    /// L = 2 speed-ups (same grid, same roots): λ' = dλ/d log ρ solves `H λ' = 2y` with the
+    /// L = 2 speed-ups (of the scan, and of `monotoneRoot`'s evaluations): λ' = dλ/d log ρ solves `H λ' = 2y` with the
     /// Newton Hessian `H = A diag(z) Aᵀ` at the solution, so each evaluation also yields
     /// φ'(g) and warm-starts the next one at `λ + Δlog ρ·λ'`; at g₀, g_hi and the grid points
     /// the dual Newton stops as soon as the sign of φ is certain (see `Evaluator.predict`),
@@ -51,7 +58,7 @@ public enum WeightNormLimit {
     /// full solve made there. Other depths refine with GSL's Brent solver and solve the GF
     /// limit at the root afresh.
     ///
-    /// Which root the flow reaches (a heuristic, not a theorem): g(t) is continuous and
+    /// Which root the flow reaches when there are several (L ≠ 2; a heuristic, not a theorem): g(t) is continuous and
     /// starts at g₀, so we take the root nearest to g₀ in the direction φ(g₀) points to —
     /// the smallest root above g₀ when φ(g₀) > 0 (g₀ below the solution's norm, the usual
     /// case of small initialization), the largest root below g₀ when φ(g₀) < 0 (g₀ above it;
@@ -65,12 +72,17 @@ public enum WeightNormLimit {
                                     etaG: Double, etaV: Double, vNorm: Double = 1,
                                     scanPoints: Int = 24) throws -> WNLimitPrediction {
         try constantRate(A: A, y: y, depth: depth, x0: x0, etaG: etaG, etaV: etaV, vNorm: vNorm,
-                         scanPoints: scanPoints, chordShortcut: true)
+                         scanPoints: scanPoints, chordShortcut: true, search: .monotone)
     }
+
+    /// How the L = 2 root is searched: Newton on log g (`monotone`, the default; φ has at most
+    /// one root, docs/math.md §4b) or the grid scan that every other depth uses (tests).
+    enum Search { case monotone, scan }
 
     /// `constantRate` with the chord shortcut of the sign-only solves switchable (tests).
     static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double], etaG: Double, etaV: Double,
-                             vNorm: Double, scanPoints: Int, chordShortcut: Bool) throws -> WNLimitPrediction {
+                             vNorm: Double, scanPoints: Int, chordShortcut: Bool,
+                             search: Search = .monotone) throws -> WNLimitPrediction {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard etaG > 0, etaV > 0, vNorm > 0, etaG.isFinite, etaV.isFinite, vNorm.isFinite else {
             throw TheoryError.invalidInput("eta_g, eta_v and v_norm must be finite and > 0")
@@ -100,6 +112,24 @@ public enum WeightNormLimit {
         var roots: [Double] = []
         var chosen: Double? = f0 == 0 ? g0 : nil
         if f0 == 0 { roots.append(g0); eval.keepRoot(g0) }
+        // L = 2: φ has at most one root (docs/math.md §4b), found by Newton on log g.
+        if depth == 2 && f0 != 0 && search == .monotone,
+           let root = try? monotoneRoot(first: first, eval: eval) {
+            let logRho = logMagnification(g: root, g0: g0, c: c)
+            let gf: GFLimitPrediction
+            if let kept = eval.rootPredictions[root.bitPattern] { gf = kept } else {
+                eval.warm = Evaluator.Warm()
+                gf = try eval.predict(logRho: logRho)
+            }
+            return WNLimitPrediction(gInf: root, logRho: logRho, z: gf.z, x: gf.x, roots: [root], gf: gf,
+                                     g0: g0, c: c, warnings: warnings)
+        }
+        if depth == 2 && f0 != 0 {
+            // The monotone search failed (an evaluation threw or it did not converge): the scan
+            // starts afresh from g₀.
+            eval.warm = warmAtG0
+            eval.workspace?.restoreFactor(factorAtG0)
+        }
 
         // Up: (g₀, g_hi], g_hi = 2 max(g₀, ‖X(x₀)‖), its sign read at the scan's last point;
         // while φ(g_hi) ≥ 0 the bracket doubles, each new octave scanned at the same log
@@ -168,6 +198,73 @@ public enum WeightNormLimit {
         return WNLimitPrediction(gInf: norm2(gf.x), logRho: nil, z: gf.z, x: gf.x, roots: [], gf: gf,
                                  g0: norm2(x0), c: nil, warnings: warnings)
     }
+
+    /// L = 2: the root of φ by Newton on `t = log g` applied to `Φ(t) = log‖X‖ − t`, which is
+    /// strictly decreasing with `−max(1, 2cg²) ≤ dΦ/dt ≤ −min(1, 2cg²)` (docs/math.md §4b).
+    /// The Newton slope is clamped to that interval (every step makes progress and overshoots
+    /// by at most that ratio), and a step to `|Δt| ≤ maxLogStep`. Once φ has changed sign the
+    /// iterate stays in the bracket: a Newton step that leaves it, or a bracket that did not
+    /// halve in two steps, is replaced by bisection in t. Evaluations are sign-only (they
+    /// stop early only where the sign of φ is certain, so near the root they are full
+    /// solves); the search ends when a full evaluation's Newton step is ≤ 1e-14 (relative in
+    /// g, as `refine`) or the bracket is 1e-14 wide. Nil when an evaluation fails, a slope is missing, g leaves
+    /// `[g₀·1e-8, g₀·2^200]` or 100 steps pass; the caller then scans.
+    private static func monotoneRoot(first: Evaluator.Value, eval: Evaluator) throws -> Double? {
+        let g0 = first.g, c = eval.c
+        var cur = first
+        var lo: Evaluator.Value? = first.phi > 0 ? first : nil
+        var hi: Evaluator.Value? = first.phi < 0 ? first : nil
+        var widths: [Double] = []  // bracket widths in t, newest last
+        for _ in 0..<100 {
+            guard let d = cur.slope, d.isFinite else { return nil }
+            let g = cur.g, xn = cur.phi + g
+            guard xn > 0 else { return nil }
+            let k = 2 * c * g * g
+            let slope = min(max(g * (d + 1) / xn - 1, -max(1, k)), -min(1, k))
+            let dt = -Foundation.log(xn / g) / slope
+            if abs(dt) <= 1e-14 {
+                if !(eval.workspace?.stoppedEarly ?? true) {
+                    eval.keepRoot(g)
+                    return g
+                }
+                // A sign-only solve stopped early this close to the root: solve g fully.
+                cur = try eval.evaluate(g)
+                guard cur.phi.isFinite else { return nil }
+                if cur.phi == 0 { eval.keepRoot(g); return g }
+                if cur.phi > 0 { lo = cur } else { hi = cur }
+                continue
+            }
+            var t = Foundation.log(g) + min(max(dt, -maxLogStep), maxLogStep)
+            if let l = lo, let h = hi {
+                let tl = Foundation.log(l.g), th = Foundation.log(h.g)
+                let w = abs(th - tl)
+                widths.append(w)
+                let stalled = widths.count >= 3 && w > 0.5 * widths[widths.count - 3]
+                if !(t > min(tl, th) && t < max(tl, th)) || stalled {
+                    t = 0.5 * (tl + th)
+                    widths.removeAll()
+                }
+                // A bracket at rounding width: its end with the smaller |φ|, fully solved.
+                if w <= 1e-14 {
+                    let end = abs(l.phi) <= abs(h.phi) ? l.g : h.g
+                    _ = try eval.evaluate(end)
+                    eval.keepRoot(end)
+                    return end
+                }
+            }
+            let gNext = Foundation.exp(t)
+            guard gNext >= g0 * 1e-8, gNext <= g0 * 0x1p200, gNext != g else { return nil }
+            let v = try eval.evaluate(gNext, signOnly: true)
+            guard v.phi.isFinite else { return nil }
+            if v.phi == 0 { eval.keepRoot(gNext); return gNext }
+            if v.phi > 0 { lo = v } else { hi = v }
+            cur = v
+        }
+        return nil
+    }
+
+    /// The largest step in log g of `monotoneRoot` before φ changes sign.
+    static let maxLogStep = 2.0
 
     /// Sign changes of φ on a log-spaced grid from `from` to `to` (either direction). The first
     /// grid point is `from` with the known evaluation `first`. Each sign change is refined by
