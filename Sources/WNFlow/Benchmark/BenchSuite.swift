@@ -141,7 +141,7 @@ public enum BenchSuite {
 
     /// `predict` against `simulate` on the same problem: the full report
     /// (limit, three LPs, bounds) and the limit alone (`predict --limit-only`:
-    /// dual Newton; for WN the root scan of `g = ‖X(x₀/ρ(g))‖` included), each
+    /// dual Newton; for WN the root search of `g = ‖X(x₀/ρ(g))‖` included), each
     /// the best of `repeats`, as is the simulation (the same number of tries on
     /// both sides; a sub-millisecond prediction on a shared machine needs more
     /// than 3). `difference` is ‖z_sim − z_pred‖/‖z_pred‖ for the limit-only
