@@ -262,6 +262,26 @@ struct WNRootSearchTests {
         #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-9 * wn.gInf)
     }
 
+    @Test("the scan (L = 3) finds a root next to grid points where the GF predictor fails")
+    func scanLooksBesideFailedPoints() throws {
+        // Figure 4's L = 3 WN run at α = 1 (M = 25, N = 100, s = 6, x₀ = (α/√N)^{1/3}·1,
+        // g₀ = 4.64): g₀ is just above the limit's norm, and the downward scan's next grid
+        // point (g ≈ 2.1, log ρ ≈ −180) overflows the GF predictor. The scan used to skip it
+        // and report no root (`predict` exit 3); it now bisects towards the failure.
+        let p = try Fixture.problem(m: 25, n: 100, depth: 3, seed: 1, sparsity: 6)
+        let x0 = [Double](repeating: pow(0.1, 1.0 / 3), count: 100)
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 3, x0: x0, etaG: 0.05, etaV: 1)
+        #expect(wn.roots.count == 1)
+        #expect(wn.gInf < norm2(x0) && wn.gInf > 4.6)
+        let logRho = try #require(wn.logRho)
+        let gf = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: 3, logX0: x0.map { log($0) - logRho })
+        #expect(abs(norm2(gf.x) - wn.gInf) <= 1e-12 * wn.gInf)
+        let sim = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, etaG: 0.05)).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-9 * wn.gInf)
+        #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= 1e-9)
+    }
+
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")
     func hermiteRoot() {
         // f(x) = (x − 0.3)(x² + 1): a cubic, so its Hermite interpolant is exact.

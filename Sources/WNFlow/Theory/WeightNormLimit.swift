@@ -45,7 +45,11 @@ public enum WeightNormLimit {
     /// `[g₀, g_hi]`, `g_hi = 2 max(g₀, ‖X(x₀)‖)` (extended an octave at a time, at the same
     /// spacing, until φ(g_hi) < 0) and, when φ(g₀) < 0, one on
     /// `[g₀·1e-8, g₀]`, each sign change refined to a relative 1e-14 in g. λ is warm-started
-    /// along the scan. All roots found are reported in `roots`.
+    /// along the scan. Next to a grid point where the GF predictor fails (x₀/ρ(g) so large
+    /// that the dual overflows: g far below g₀ with c g₀² large), the scan bisects towards the
+    /// failure for the nearest point that evaluates, so that a root between is not hidden
+    /// (Figure 4's L = 3 WN run at α = 1 has its root there). All roots found are reported
+    /// in `roots`.
     ///
     /// L = 2 speed-ups (of the scan, and of `monotoneRoot`'s evaluations): λ' = dλ/d log ρ solves `H λ' = 2y` with the
     /// Newton Hessian `H = A diag(z) Aᵀ` at the solution, so each evaluation also yields
@@ -274,21 +278,36 @@ public enum WeightNormLimit {
         var roots: [Double] = []
         var prev = first
         let k = max(points, 2)
+        /// A root between two evaluated points of opposite sign, refined; the scan goes on from
+        /// the refined root's full solve (its λ, exact λ' and factor), or from where it was
+        /// when the refinement failed.
+        func bracketed(_ a: Evaluator.Value, _ b: Evaluator.Value) {
+            guard a.phi != 0, b.phi != 0, a.phi.isFinite, b.phi.isFinite, (a.phi < 0) != (b.phi < 0) else { return }
+            let saved = eval.warm, savedFactor = eval.workspace?.savedFactor()
+            if let root = try? refine(a, b, eval: eval) {
+                roots.append(root)
+            } else {
+                eval.warm = saved
+                eval.workspace?.restoreFactor(savedFactor)
+            }
+        }
         for i in 1..<k {
             let g = from * Foundation.pow(to / from, Double(i) / Double(k - 1))
-            // A g where the GF predictor fails (e.g. x₀/ρ(g) so large that
-            // the dual overflows) is skipped, not fatal: no sign change is
-            // read across it.
-            let cur = (try? eval.evaluate(g, signOnly: true)) ?? Evaluator.Value(g: g, phi: .nan, slope: nil)
-            let f = cur.phi, fPrev = prev.phi
-            if f == 0 { roots.append(g); eval.keepRoot(g) }
-            else if fPrev != 0 && f.isFinite && fPrev.isFinite && (f < 0) != (fPrev < 0) {
-                // The scan goes on from the refined root's full solve (its λ, exact λ' and
-                // factor), or from where it was when the refinement failed.
-                let saved = eval.warm, savedFactor = eval.workspace?.savedFactor()
-                if let root = try? refine(prev, cur, eval: eval) {
-                    roots.append(root)
-                } else {
+            let cur = evaluateOrFail(g, eval: eval)
+            if cur.phi == 0 { roots.append(g); eval.keepRoot(g) }
+            if cur.phi.isFinite && prev.phi.isFinite {
+                bracketed(prev, cur)
+            } else if prev.phi.isFinite && prev.phi != 0 {
+                // The GF predictor fails at g (e.g. x₀/ρ(g) so large that the dual overflows)
+                // but not at the previous point: the nearest point to the failure that still
+                // evaluates may show a root the failed point would hide.
+                if let e = evaluableEdge(from: prev, toward: g, eval: eval) { bracketed(prev, e) }
+            } else if cur.phi.isFinite && cur.phi != 0 {
+                // Out of a failing stretch: the same from this side. Unless that finds a root
+                // (whose solve the scan goes on from), it goes on from g's solve.
+                let saved = eval.warm, savedFactor = eval.workspace?.savedFactor(), found = roots.count
+                if let e = evaluableEdge(from: cur, toward: prev.g, eval: eval) { bracketed(e, cur) }
+                if roots.count == found {
                     eval.warm = saved
                     eval.workspace?.restoreFactor(savedFactor)
                 }
@@ -296,6 +315,35 @@ public enum WeightNormLimit {
             prev = cur
         }
         return (roots, prev)
+    }
+
+    /// φ at g, or NaN when the GF predictor fails there (skipped by the scan: no sign change
+    /// is read across it).
+    private static func evaluateOrFail(_ g: Double, eval: Evaluator) -> Evaluator.Value {
+        (try? eval.evaluate(g, signOnly: true)) ?? Evaluator.Value(g: g, phi: .nan, slope: nil)
+    }
+
+    /// Between an evaluated point `good` and a g where the GF predictor fails: bisection in
+    /// log g for the evaluable point nearest the failure (to 1e-3 of the interval, at most
+    /// 30 evaluations), stopping early at the first point where φ has the other sign than at
+    /// `good`. Nil when no point other than `good` evaluates.
+    private static func evaluableEdge(from good: Evaluator.Value, toward bad: Double,
+                                      eval: Evaluator) -> Evaluator.Value? {
+        var inside = good, outside = bad
+        let width = abs(Foundation.log(bad / good.g))
+        var found: Evaluator.Value? = nil
+        for _ in 0..<30 {
+            guard abs(Foundation.log(outside / inside.g)) > 1e-3 * width else { break }
+            let mid = (inside.g * outside).squareRoot()
+            let v = evaluateOrFail(mid, eval: eval)
+            if v.phi.isFinite {
+                inside = v; found = v
+                if v.phi == 0 || (v.phi < 0) != (good.phi < 0) { break }
+            } else {
+                outside = mid
+            }
+        }
+        return found
     }
 
     /// A root of φ between two evaluations of opposite sign. With φ' at both ends (L = 2):
