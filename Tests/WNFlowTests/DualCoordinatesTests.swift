@@ -192,8 +192,8 @@ extension DualCoordinatesTests {
         // One run for the recorder: times increase, the start is recorded once.
         let ts = dual.trajectory.map(\.t)
         #expect(zip(ts, ts.dropFirst()).allSatisfy { $0 < $1 } && ts.first == 0)
-        // WN hands over too, at its own bound (‖μ‖∞ > 1e4: normalized weights
-        // cannot overflow), and ends where bsimp in weight space ends.
+        // WN hands over too, at its own bound (‖μ‖∞ > 1.1e5 at rtol 1e-10: normalized
+        // weights cannot overflow), and ends where bsimp in weight space ends.
         let (wnDual, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .dual, tEnd: 1e6, lossBelow: 0))
             .runMonitored()
         let (wnRef, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .gsl(.bsimp), tEnd: 1e6,
@@ -201,6 +201,29 @@ extension DualCoordinatesTests {
         #expect(wnDual.dualHandover != nil && wnDual.method == "dual+bsimp" && wnDual.status == .tEnd)
         #expect(abs(wnDual.loss - wnRef.loss) <= 1e-8 * wnRef.loss)
         #expect(wnDual.monitor.map { "\($0.name) \($0.passed)" } == wnRef.monitor.map { "\($0.name) \($0.passed)" })
+    }
+
+    /// WN from a large x₀ on a problem without the kernel assumption (M = 10, N = 25): a
+    /// weight decays by about e^{-1e4} and later grows back to 0.41. Handed over to weight
+    /// space at ‖μ‖∞ = 1e4 (the former bound) it had underflowed to 0 and the run stalled
+    /// at loss 2.9e-4; within the rtol-based bound the run stays dual and ends at the
+    /// predicted limit.
+    @Test func wnWeightThatGrowsBackStaysDual() throws {
+        let p = try Fixture.problem(m: 10, n: 25, seed: 2, sparsity: 2)
+        let x0 = InitDirection.uniform.vector(25).map { (3 * $0).squareRoot() }
+        let r = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, etaG: 0.05)).run(recordTrajectory: false)
+        #expect(r.method == "dual" && r.dualHandover == nil)
+        #expect(r.loss <= 1e-20, "loss \(r.loss)")
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1)
+        #expect(Fixture.maxRelativeDifference(r.z, wn.z) <= 1e-8)
+        // The run needs ‖μ‖∞ beyond 1e4: with that bound and no fallback it stops there.
+        let flow = WeightNormFlow(problem: p, rate: .constant(0.05))
+        let bounded = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 200_000)
+        #expect(bounded.maxDeparture == DualSolver.weightNormDeparture(rtol: 1e-10) && bounded.maxDeparture > 1e5)
+        bounded.maxDeparture = 1e4
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        let stopped = bounded.integrate(from: 0, y0: y0, to: 1e12)
+        #expect(stopped.termination == .failed && bounded.handoverTime != nil)
     }
 
     /// Zero entries of x₀ stay exactly zero (never 0·∞).

@@ -502,9 +502,14 @@ public final class DualWeightNormSystem: DualCoordinates {
 /// state with the weight-space solver `fallback` makes; `handoverTime` says
 /// when. The observers see one run (one initial state, consecutive step
 /// numbers). WN's weights are normalized and cannot overflow: there the
-/// bound is 1e4, where μ's rounding (4ε|μ| ≈ 1e-11) nears the tolerance.
+/// bound is `weightNormDeparture(rtol:)`, where μ's rounding reaches the tolerance.
 /// (At 300, WN with N = 10000 handed over at t = 2.7e10 although its loss
-/// went on to 1e-20: entries of v off the support had decayed by e^{-300}.)
+/// went on to 1e-20: entries of v off the support had decayed by e^{-300}. At
+/// 1e4, WN from a large x₀ on a problem without the kernel assumption handed
+/// over at ‖μ‖∞ = 1e4 while a weight that had decayed by about e^{-1e4} was
+/// still to grow back: in weight space it had underflowed to 0, and the run
+/// stalled at loss 2.9e-4 where the flow goes on to zero loss; its ‖μ‖∞ peaks
+/// at 1.6e4.)
 public final class DualSolver: ODESolver {
     public let system: any DualCoordinates
     let inner: any ODESolver
@@ -522,6 +527,12 @@ public final class DualSolver: ODESolver {
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
 
+    /// WN's hand-over bound on `‖μ‖∞`: the largest |μ| whose rounding `4ε|μ|` stays within
+    /// the tolerance `rtol` (1.1e5 at the default 1e-10), and at least 1e4.
+    public static func weightNormDeparture(rtol: Double) -> Double {
+        max(1e4, rtol / (4 * .ulpOfOne))
+    }
+
     /// - Parameters:
     ///   - stepper: a GSL stepper, or nil for `BDFSolver`.
     ///   - fallback: makes the weight-space solver for a hand-over; without
@@ -532,7 +543,7 @@ public final class DualSolver: ODESolver {
         self.system = system
         self.fallback = fallback
         naturalDimension = flow.dimension
-        maxDeparture = system is DualWeightNormSystem ? 1e4 : 300
+        maxDeparture = system is DualWeightNormSystem ? Self.weightNormDeparture(rtol: rtol) : 300
         // Absolute control on the scaled state, plus the state's own rounding
         // (4ε|μ|): without it rtol ≲ 1e-14 asks for less than μ's last bit
         // (GF N = 400, rtol 1e-14: 51,015 steps against bdf's 12,864).

@@ -306,7 +306,9 @@ public final class Simulation {
         if let handover {
             result.dualHandover = handover
             result.method = "dual+\(weightSpaceMethod)"
-            let moved = config.model.flow.isWeightNormalized ? "the dual state passed ‖μ‖∞ = 1e4" : "a weight moved by e^300 from its start"
+            let moved = config.model.flow.isWeightNormalized
+                ? "the dual state passed ‖μ‖∞ = \(JSON.format(DualSolver.weightNormDeparture(rtol: config.integrator.rtol)))"
+                : "a weight moved by e^300 from its start"
             result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀); continued in weight space with \(weightSpaceMethod)")
         }
         return result
