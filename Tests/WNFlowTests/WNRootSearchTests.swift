@@ -282,6 +282,26 @@ struct WNRootSearchTests {
         #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= 1e-9)
     }
 
+    @Test("an effective init whose z overflows at λ = 0 (log ρ below −600) is predicted", arguments: [2, 3])
+    func overflowingEffectiveInit(depth: Int) throws {
+        // M = 10, N = 25 without the kernel assumption (S₊ bounded, so the limit is finite from
+        // any init). WN from x₀ = (3d)^{1/L}, η_g = 0.01: g falls from ‖x₀‖ to about 1, and
+        // log ρ_∞ is −699 (L = 2) or −828 (L = 3), so z̃₀ overflows at λ = 0; the dual Newton
+        // starts from the LP `minimaxStart` instead (it threw "non-finite values" or
+        // "x0^(2-L) overflows" before).
+        let p = try Fixture.problem(m: 10, n: 25, depth: depth, seed: 2, sparsity: 2)
+        #expect(try !KernelAssumption.check(A: p.A).holds)
+        let x0 = InitDirection.uniform.vector(25).map { pow(3 * $0, 1 / Double(depth)) }
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: depth, x0: x0, etaG: 0.01, etaV: 1)
+        #expect(try #require(wn.logRho) < -600)
+        #expect(wn.gf.kktResidual <= 1e-10)
+        // The flow nears that limit only algebraically (entries of z → 0): by t = 1e12 its
+        // loss is 1e-22 (L = 2) or 1e-18 (L = 3), and z agrees to what that allows.
+        let sim = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)).run(recordTrajectory: false)
+        #expect(sim.loss <= 1e-17)
+        #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= (depth == 2 ? 1e-8 : 1e-6))
+    }
+
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")
     func hermiteRoot() {
         // f(x) = (x − 0.3)(x² + 1): a cubic, so its Hermite interpolant is exact.

@@ -237,6 +237,13 @@ public enum LimitPredictor {
             if !started {
                 ws.cur.lambda.update(repeating: 0, count: m)
                 entropicState(ws.cur, a: a, ws: ws)
+                // x̃₀ so large that z overflows at λ = 0: start where max log z is least.
+                if !(ws.cur.f.isFinite && ws.cur.r.isFinite),
+                   let start = minimaxStart(A: A, c: Array(UnsafeBufferPointer(start: a, count: n)), floor: 0),
+                   start.t <= 600 {
+                    for i in 0..<m { ws.cur.lambda[i] = start.lambda[i] }
+                    entropicState(ws.cur, a: a, ws: ws)
+                }
             }
             ws.best.copy(from: ws.cur)
             ws.factorNearBest = false
@@ -436,6 +443,43 @@ public enum LimitPredictor {
         return giveUp()
     }
 
+    /// A start for the dual Newton where λ = 0 overflows (an effective initialization
+    /// `x̃₀ = x₀/ρ` so large, log ρ ≈ −700, that its z does): λ minimizing
+    /// `t = max_j (c + Aᵀλ)_j` down to `floor`, by the LP `min t s.t. Aᵀλ − t·1 ≤ −c,
+    /// t ≥ floor` (GLPK; λ split into two non-negative parts, one slack per entry). For L = 2,
+    /// `c = log z̃₀` and t bounds log z; a t far below `max c` exists only without the kernel
+    /// assumption (Gordan: some `Aᵀλ < 0` iff no `w > 0` has `Aw = 0`), where S₊ is bounded
+    /// and the limit finite. Returns `t` recomputed from λ. Nil when the LP fails or has more
+    /// than 2e7 entries.
+    static func minimaxStart(A: Matrix, c: [Double], floor: Double) -> (lambda: [Double], t: Double)? {
+        let m = A.rows, n = A.cols
+        let cols = 2 * m + 1 + n
+        guard m > 0, n > 0, c.count == n, n * cols <= 20_000_000 else { return nil }
+        var lp = Matrix(rows: n, cols: cols)
+        var b = [Double](repeating: 0, count: n)
+        for j in 0..<n {
+            let row = j * cols
+            for i in 0..<m {
+                let v = A.storage[i * n + j]
+                lp.storage[row + i] = v
+                lp.storage[row + m + i] = -v
+            }
+            lp.storage[row + 2 * m] = -1
+            lp.storage[row + 2 * m + 1 + j] = 1
+            b[j] = floor - c[j]
+        }
+        var cost = [Double](repeating: 0, count: cols)
+        cost[2 * m] = 1
+        guard let sol = try? LinearProgram.minimize(A: lp, b: b, c: cost, lower: [Double](repeating: 0, count: cols)) else {
+            return nil
+        }
+        let lambda = (0..<m).map { sol.x[$0] - sol.x[m + $0] }
+        let u = A.multiplyTransposed(lambda)
+        var t = -Double.infinity
+        for j in 0..<n { t = max(t, c[j] + u[j]) }
+        return t.isFinite ? (lambda, t) : nil
+    }
+
     /// Chord steps `chordSettles` tries before Newton.
     static let maxChordSteps = 3
     /// The largest measured contraction `q` at which `chordSettles` still trusts its estimate
@@ -507,6 +551,13 @@ public enum LimitPredictor {
             }
             if !ok {
                 ws.cur.lambda.update(repeating: 0, count: m)
+                ok = powerState(ws.cur, b: b, p: p, q: q, ws: ws)
+            }
+            // x̃₀ so large that z = s^{−p} overflows at λ = 0 (s = b ≈ 0): start where the
+            // smallest s is largest (up to 1), λ = −μ with μ minimizing max(Aᵀμ − b).
+            if !ok, let start = minimaxStart(A: A, c: bArr.map { -$0 }, floor: -1),
+               start.t < 0, -p * Foundation.log(-start.t) < 600 {
+                for i in 0..<m { ws.cur.lambda[i] = -start.lambda[i] }
                 ok = powerState(ws.cur, b: b, p: p, q: q, ws: ws)
             }
             guard ok else { throw TheoryError.notConverged("L >= 3: x0^(2-L) overflows") }
