@@ -143,21 +143,21 @@ public enum BenchSuite {
     /// (limit, three LPs, bounds) and the limit alone (`predict --limit-only`:
     /// dual Newton; for WN the root search of `g = ‖X(x₀/ρ(g))‖` included), each
     /// the best of `repeats`, as is the simulation (the same number of tries on
-    /// both sides; a sub-millisecond prediction on a shared machine needs more
-    /// than 3). `difference` is ‖z_sim − z_pred‖/‖z_pred‖ for the limit-only
+    /// both sides, interleaved; a sub-millisecond prediction on a shared machine
+    /// needs more than 3). `difference` is ‖z_sim − z_pred‖/‖z_pred‖ for the limit-only
     /// prediction.
     public static func predictVersusSimulate(config text: String, repeats: Int = 10) throws
         -> (predict: Double, limitOnly: Double, simulate: Double, difference: Double) {
         let cfg = try SimulationConfig.parse(text)
         let simulation = Simulation(config: cfg)
-        var sim = simulation.run(recordTrajectory: false)
-        for _ in 1..<max(repeats, 1) {
-            let again = simulation.run(recordTrajectory: false)
-            if again.wallSeconds < sim.wallSeconds { sim = again }
-        }
+        var sim: SimulationResult? = nil
         var full = Double.infinity, limit = Double.infinity
         var z: [Double] = []
+        // Interleaved (a simulation, then both predictions, per try), so that slow phases of a
+        // shared machine, which last from 0.1 s to seconds here, fall on both sides alike.
         for _ in 0..<max(repeats, 1) {
+            let again = simulation.run(recordTrajectory: false)
+            if again.wallSeconds < (sim?.wallSeconds ?? .infinity) { sim = again }
             var t0 = DispatchTime.now().uptimeNanoseconds
             _ = try Prediction(config: cfg)
             full = min(full, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -165,6 +165,7 @@ public enum BenchSuite {
             z = try Prediction(config: cfg, limitOnly: true).z
             limit = min(limit, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
+        guard let sim else { return (full, limit, .nan, .nan) }
         let d = zip(sim.z, z).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / norm2(z)
         return (full, limit, sim.wallSeconds, d)
     }
