@@ -226,6 +226,28 @@ extension DualCoordinatesTests {
         #expect(stopped.termination == .failed && bounded.handoverTime != nil)
     }
 
+    /// A stale Jacobian held WN's dual BDF (M = 25, N = 100, η_g = 0.01, α = 0.03) at the
+    /// edge of BDF5's stability: local errors alternating 0.5 / 0.06 at h ≈ 3.1, 2 million
+    /// steps to t = 6e6 on the Jacobian of its second step. `BDFSolver.jacobianMaxAge`
+    /// refreshes it; without the limit the same run is still crawling after 20,000 steps.
+    @Test func staleJacobianIsRefreshed() throws {
+        let p = try Fixture.problem(m: 25, n: 100, seed: 4, sparsity: 6)
+        let x0 = [Double](repeating: (0.03 / 10).squareRoot(), count: 100)
+        var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        cfg.integrator.maxSteps = 20_000
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.method == "dual" && r.status == .converged, "\(r.status) after \(r.stats.acceptedSteps) steps")
+        #expect(r.stats.jacobianEvaluations >= 10)
+        // The same run with the Jacobian kept until Newton fails.
+        let flow = WeightNormFlow(problem: p, rate: .constant(0.01))
+        let dual = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 20_000)
+        let bdf = try #require(dual.inner as? BDFSolver)
+        bdf.jacobianMaxAge = Int.max
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        let stale = dual.integrate(from: 0, y0: y0, to: 1e12)
+        #expect(stale.termination == .maxSteps && stale.t < 1e6)
+    }
+
     /// Zero entries of x₀ stay exactly zero (never 0·∞).
     @Test func zeroEntriesStayZero() throws {
         let (p, start) = try smallCase()
