@@ -7,6 +7,21 @@ import Testing
 struct LibraryRobustnessTests {
     static let base = #"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}}"#
 
+    @Test("a run out of max_steps suggests an implicit method only when its own is explicit")
+    func maxStepsAdvice() throws {
+        let p = try Fixture.problem(seed: 1)
+        let x0 = [Double](repeating: 0.01, count: 25)
+        for (method, implicitAdvice) in [(Method.gsl(.rk8pd), true), (.bdf, false), (.dual, false)] {
+            var cfg = Fixture.config(p, flow: .gf, x0: x0, method: method)
+            cfg.integrator.maxSteps = 5
+            let r = Simulation(config: cfg).run(recordTrajectory: false)
+            #expect(r.status == .maxSteps)
+            let message = r.message ?? ""
+            #expect(message.contains("use an implicit method") == implicitAdvice, "\(method): \(message)")
+            #expect(message.contains("raise integrator.max_steps"))
+        }
+    }
+
     @Test("SweepSpec.parse rejects a grid whose size overflows or exceeds maxRuns")
     func gridSize() throws {
         let values = "[" + (1...100).map(String.init).joined(separator: ",") + "]"

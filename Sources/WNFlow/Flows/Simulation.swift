@@ -286,7 +286,10 @@ public final class Simulation {
         case .reachedEnd: status = stop.converged ? .converged : .tEnd
         case .maxSteps:
             status = .maxSteps
-            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps or use an implicit method (msbdf)"
+            let explicit: Bool
+            if case let .gsl(stepper) = resolvedMethod { explicit = !stepper.isImplicit } else { explicit = false }
+            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps"
+                + (explicit ? " or use an implicit method (msbdf)" : " or try another method (bsimp, msbdf)")
         case .failed:
             status = .failed
             message = run.failure.map { "\($0)" } ?? "integration failed"
