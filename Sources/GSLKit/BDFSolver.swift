@@ -48,14 +48,15 @@ public final class BDFSolver: ODESolver {
     /// (a second iteration is forced), as CVODE re-sets up every 20 steps.
     public var rateRefresh = 20
     /// Accepted steps after which the Jacobian is evaluated afresh even though Newton
-    /// still converges (CVODE re-evaluates after 51); nil: `max(50, 3·factorCost)`, so that
-    /// large problems, whose Jacobian and factorization cost grows with `factorCost` (the
-    /// Woodbury rank or dense dimension, M or M + 1 here) against an RHS, refresh rarely. Without an age limit a stale Jacobian can hold
-    /// the step at the edge of BDF5's stability for good: WN in dual coordinates (M = 25,
-    /// N = 100, η_g = 0.01, α = 0.03) alternated local errors 0.5 / 0.06 at h ≈ 3.1 and ran
-    /// out of 2 million steps at t = 6e6 (loss 1.6e-13) on the Jacobian of its second step;
-    /// with the limit it converges in 5,000 steps. On the bench problems fresher Jacobians
-    /// also cut RHS evaluations by 5–35%.
+    /// still converges (CVODE re-evaluates after 51); nil: `max(50, 3·factorCost)`, so
+    /// that large problems, whose Jacobian and factorization cost grows with `factorCost`
+    /// (the Woodbury rank or dense dimension: M or M + 1 here) against an RHS, refresh
+    /// rarely. Without an age limit a stale Jacobian can hold the step at the edge of
+    /// BDF5's stability for good: WN in dual coordinates (M = 25, N = 100, η_g = 0.01,
+    /// α = 0.03) alternated local errors 0.5 / 0.06 at h ≈ 3.1 and ran out of 2 million
+    /// steps at t = 6e6 (loss 1.6e-13) on the Jacobian of its second step; with the limit
+    /// it converges in 4,952 steps. On the bench problems fresher Jacobians also cut the
+    /// RHS evaluations by 10–38% (Benchmarks/PROFILE.md).
     public var jacobianMaxAge: Int? = nil
     /// Refactor when `σ/σ_f` leaves `[1/(1+r), 1+r]`; nil: 0.1 when the
     /// factorization cost (`ShiftedJacobian.factorCost`: the Woodbury rank k,
