@@ -11,7 +11,7 @@ struct LibraryRobustnessTests {
     func maxStepsAdvice() throws {
         let p = try Fixture.problem(seed: 1)
         let x0 = [Double](repeating: 0.01, count: 25)
-        for (method, implicitAdvice) in [(Method.gsl(.rk8pd), true), (.bdf, false), (.dual, false)] {
+        for (method, implicitAdvice) in [(Method.gsl(.rk8pd), true), (.bdf, false), (.dual, false), (.gsl(.msbdf), false)] {
             var cfg = Fixture.config(p, flow: .gf, x0: x0, method: method)
             cfg.integrator.maxSteps = 5
             let r = Simulation(config: cfg).run(recordTrajectory: false)
@@ -19,6 +19,7 @@ struct LibraryRobustnessTests {
             let message = r.message ?? ""
             #expect(message.contains("use an implicit method") == implicitAdvice, "\(method): \(message)")
             #expect(message.contains("raise integrator.max_steps"))
+            #expect(!message.contains("(\(method.description)") && !message.contains(", \(method.description)"), "\(message)")
         }
     }
 

@@ -286,10 +286,16 @@ public final class Simulation {
         case .reachedEnd: status = stop.converged ? .converged : .tEnd
         case .maxSteps:
             status = .maxSteps
-            let explicit: Bool
-            if case let .gsl(stepper) = resolvedMethod { explicit = !stepper.isImplicit } else { explicit = false }
-            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps"
-                + (explicit ? " or use an implicit method (msbdf)" : " or try another method (bsimp, msbdf)")
+            var advice = ""
+            if !config.model.flow.isDiscrete {
+                if case let .gsl(stepper) = resolvedMethod, !stepper.isImplicit {
+                    advice = " or use an implicit method (msbdf)"
+                } else {
+                    let others = ["bsimp", "msbdf", "bdf"].filter { $0 != resolvedMethod.description }
+                    advice = " or try another method (\(others.joined(separator: ", ")))"
+                }
+            }
+            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps" + advice
         case .failed:
             status = .failed
             message = run.failure.map { "\($0)" } ?? "integration failed"

@@ -447,9 +447,9 @@ public enum LimitPredictor {
     /// `x̃₀ = x₀/ρ` so large, log ρ ≈ −700, that its z does): λ minimizing
     /// `t = max_j (c + Aᵀλ)_j` down to `floor`, by the LP `min t s.t. Aᵀλ − t·1 ≤ −c,
     /// t ≥ floor` (GLPK; λ split into two non-negative parts, one slack per entry). For L = 2,
-    /// `c = log z̃₀` and t bounds log z; a t far below `max c` exists only without the kernel
-    /// assumption (Gordan: some `Aᵀλ < 0` iff no `w > 0` has `Aw = 0`), where S₊ is bounded
-    /// and the limit finite. Returns `t` recomputed from λ. Nil when the LP fails or has more
+    /// `c = log z̃₀` and t bounds log z. With a kernel vector `w > 0` (the kernel assumption),
+    /// `t ≥ Σ w_j c_j / Σ w_j` whatever λ; without one (Gordan: then some `Aᵀλ < 0`) t can
+    /// go as low as `floor`, and S₊ is bounded, so the limit is finite. Returns `t` recomputed from λ. Nil when the LP fails or has more
     /// than 2e7 entries.
     static func minimaxStart(A: Matrix, c: [Double], floor: Double) -> (lambda: [Double], t: Double)? {
         let m = A.rows, n = A.cols
