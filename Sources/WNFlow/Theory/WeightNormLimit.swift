@@ -119,14 +119,7 @@ public enum WeightNormLimit {
         // L = 2: φ has at most one root (docs/math.md §4b), found by Newton on log g.
         if depth == 2 && f0 != 0 && search == .monotone,
            let root = try? monotoneRoot(first: first, eval: eval) {
-            let logRho = logMagnification(g: root, g0: g0, c: c)
-            let gf: GFLimitPrediction
-            if let kept = eval.rootPredictions[root.bitPattern] { gf = kept } else {
-                eval.warm = Evaluator.Warm()
-                gf = try eval.predict(logRho: logRho)
-            }
-            return WNLimitPrediction(gInf: root, logRho: logRho, z: gf.z, x: gf.x, roots: [root], gf: gf,
-                                     g0: g0, c: c, warnings: warnings)
+            return try answer(at: root, roots: [root], eval: eval, g0: g0, c: c, warnings: warnings)
         }
         if depth == 2 && f0 != 0 {
             // The monotone search failed (an evaluation threw or it did not converge): the scan
@@ -175,11 +168,16 @@ public enum WeightNormLimit {
         if roots.count > 1 {
             warnings.append("several roots g = \(roots); chose \(gInf), the nearest to g0 = \(g0) in the direction of phi(g0) (heuristic)")
         }
+        return try answer(at: gInf, roots: roots, eval: eval, g0: g0, c: c, warnings: warnings)
+    }
+
+    /// The prediction at the chosen root `gInf`: the search's own full solve there when it
+    /// evaluated that g (L = 2, solved to the same tolerance as a fresh one), else a fresh one.
+    private static func answer(at gInf: Double, roots: [Double], eval: Evaluator, g0: Double, c: Double,
+                               warnings: [String]) throws -> WNLimitPrediction {
         let logRho = logMagnification(g: gInf, g0: g0, c: c)
         let gf: GFLimitPrediction
         if let kept = eval.rootPredictions[gInf.bitPattern] {
-            // The root is a point the search evaluated (L = 2): its prediction, solved to the
-            // same tolerance as a fresh one, is the answer.
             gf = kept
         } else {
             eval.warm = Evaluator.Warm()
