@@ -302,6 +302,93 @@ struct WNRootSearchTests {
         #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= (depth == 2 ? 1e-8 : 1e-6))
     }
 
+    @Test("one minimax LP serves a root search: shifted (L = 2) and scaled (L ≥ 3) c reuse it exactly")
+    func minimaxStartIsCached() throws {
+        let (a, y, _) = try setup(seed: 21)
+        let rng = RNG(seed: 22)
+        // L = 2 (floor 0): c = log z̃₀ near 800, where the kernel assumption bounds t above the floor.
+        let c0 = (0..<a.cols).map { _ in 800 + 5 * rng.uniform() }
+        let ws = DualWorkspace(A: a, y: y)
+        let first = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0, floor: 0, relation: .shift))
+        #expect(first.t > 0)
+        for k in [-7.5, 3.0] {
+            let moved = c0.map { $0 + k }
+            let cached = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: moved, floor: 0, relation: .shift))
+            let fresh = try #require(LimitPredictor.minimaxStart(A: a, c: moved, floor: 0))
+            #expect(abs(cached.t - fresh.t) <= 1e-9 * abs(fresh.t), "shift \(k): cached t \(cached.t), fresh \(fresh.t)")
+            #expect(abs(cached.t - first.t - k) <= 1e-9 * abs(first.t))
+        }
+        #expect(ws.minimaxSolves == 1)
+        // A c that is not a shift of the cached one gets its own LP (the cache must not answer it).
+        var other = c0
+        other[0] += 1
+        _ = LimitPredictor.cachedMinimaxStart(ws: ws, c: other, floor: 0, relation: .shift)
+        #expect(ws.minimaxSolves == 2)
+        // L ≥ 3 (floor −1): c = −b scaled by S; the optimum (above the floor here) scales with it.
+        let b0 = (0..<a.cols).map { _ in 0.5 + rng.uniform() }
+        let ws3 = DualWorkspace(A: a, y: y)
+        let reference = try #require(LimitPredictor.minimaxStart(A: a, c: b0.map { -$0 }, floor: -1))
+        #expect(reference.t > -1 && reference.t < 0)
+        for s in [1.0, 0.01, 1e-200] {
+            let start = try #require(LimitPredictor.cachedMinimaxStart(ws: ws3, c: b0.map { -s * $0 }, floor: -1,
+                                                                       relation: .scale))
+            #expect(abs(start.t - s * reference.t) <= 1e-9 * s * abs(reference.t), "scale \(s)")
+        }
+        #expect(ws3.minimaxSolves == 1)
+    }
+
+    @Test("a minimax optimum pinned at its floor is solved afresh when the shift lifts it")
+    func minimaxStartAtTheFloor() throws {
+        // Without the kernel assumption t can go down to the floor: the cached optimum t = 0
+        // moved by +3 would be a start with log z up to 3 where 0 is possible.
+        let p = try Fixture.problem(m: 10, n: 25, depth: 2, seed: 2, sparsity: 2)
+        #expect(try !KernelAssumption.check(A: p.A).holds)
+        let rng = RNG(seed: 5)
+        let c0 = (0..<25).map { _ in 800 + 5 * rng.uniform() }
+        let ws = DualWorkspace(A: p.A, y: p.y)
+        let first = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0, floor: 0, relation: .shift))
+        #expect(abs(first.t) <= 1e-6)
+        let up = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0.map { $0 + 3 }, floor: 0, relation: .shift))
+        #expect(ws.minimaxSolves == 2)
+        #expect(abs(up.t) <= 1e-6)
+        // Below the cached (+3) solve the floor does not bind: its λ serves, t moves by −6.
+        let down = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0.map { $0 - 3 }, floor: 0, relation: .shift))
+        #expect(ws.minimaxSolves == 2)
+        #expect(abs(down.t + 6) <= 1e-6)
+        // L ≥ 3: c = −S·b stays pinned at the floor −1 as S shrinks. Scaling the pinned λ down
+        // would lift t to −S, so 1 → 1e-3 takes a new LP; once c is negligible against the floor
+        // (x̃₀^{2−L} underflowing) the cached λ itself reaches the floor for every S.
+        let b0 = (0..<25).map { _ in 0.5 + rng.uniform() }
+        let ws3 = DualWorkspace(A: p.A, y: p.y)
+        for (s, solves) in [(1.0, 1), (1e-3, 2), (1e-100, 3), (1e-150, 3), (1e-200, 3)] {
+            let pinned = try #require(LimitPredictor.cachedMinimaxStart(ws: ws3, c: b0.map { -s * $0 }, floor: -1,
+                                                                        relation: .scale))
+            #expect(abs(pinned.t + 1) <= 1e-6, "scale \(s): t = \(pinned.t)")
+            #expect(ws3.minimaxSolves == solves, "scale \(s)")
+        }
+    }
+
+    @Test("the weighted-ℓ1 fallback (L = 3, tiny x̃₀) solves one LP per root search, with the fresh LP's answer")
+    func weightedLPIsCached() throws {
+        let p = try Fixture.problem(m: 15, n: 40, depth: 3, seed: 23, sparsity: 3)
+        let x0 = Fixture.positivePoint(40, seed: 24, scale: 1e-12)
+        let g0 = norm2(x0)
+        let eval = try WeightNormLimit.Evaluator(A: p.A, y: p.y, depth: 3, x0: x0, g0: g0, c: 10)
+        for k in 0..<5 {
+            let g = g0 * pow(3, Double(k))
+            _ = try eval.evaluate(g)
+            let logRho = WeightNormLimit.logMagnification(g: g, g0: g0, c: 10)
+            var warm: [Double]? = nil
+            let fresh = try LimitPredictor.power(A: p.A, y: p.y, depth: 3, logX0: x0.map { log($0) - logRho },
+                                                 warmStart: &warm)
+            let cached = try LimitPredictor.power(A: p.A, y: p.y, depth: 3, logX0: x0.map { log($0) - logRho },
+                                                  warmStart: &warm, workspace: eval.workspace)
+            #expect(fresh.method == "weighted-l1-lp")
+            #expect(cached.z == fresh.z, "g = \(g): the cached minimizer differs from a fresh LP")
+        }
+        #expect(eval.workspace!.weightedL1Solves == 1)
+    }
+
     @Test("the Hermite start lies inside the bracket, at the root for a cubic")
     func hermiteRoot() {
         // f(x) = (x − 0.3)(x² + 1): a cubic, so its Hermite interpolant is exact.

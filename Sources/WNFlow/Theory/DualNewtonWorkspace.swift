@@ -86,6 +86,14 @@ final class DualWorkspace {
     var chordShortcut = true
     private(set) var chordStops = 0
     func countChordStop() { chordStops += 1 }
+    /// The last `LimitPredictor.minimaxStart` LP solved for this problem: its `c`, floor,
+    /// answer λ and `t` (see `LimitPredictor.cachedMinimaxStart`), and how many LPs were solved.
+    var minimaxCache: (c: [Double], floor: Double, lambda: [Double], t: Double)?
+    var minimaxSolves = 0
+    /// The last weighted-ℓ1 LP of `LimitPredictor.weightedLP`: its normalized weights and
+    /// minimizer, and how many such LPs were solved.
+    var weightedL1Cache: (weights: [Double], z: [Double])?
+    var weightedL1Solves = 0
 
     init(A: Matrix, y: [Double]) {
         self.A = A; self.y = y

@@ -239,7 +239,8 @@ public enum LimitPredictor {
                 entropicState(ws.cur, a: a, ws: ws)
                 // x̃₀ so large that z overflows at λ = 0: start where max log z is least.
                 if !(ws.cur.f.isFinite && ws.cur.r.isFinite),
-                   let start = minimaxStart(A: A, c: Array(UnsafeBufferPointer(start: a, count: n)), floor: 0),
+                   let start = cachedMinimaxStart(ws: ws, c: Array(UnsafeBufferPointer(start: a, count: n)), floor: 0,
+                                                  relation: .shift),
                    start.t <= 600 {
                     for i in 0..<m { ws.cur.lambda[i] = start.lambda[i] }
                     entropicState(ws.cur, a: a, ws: ws)
@@ -480,6 +481,63 @@ public enum LimitPredictor {
         return t.isFinite ? (lambda, t) : nil
     }
 
+    /// How a new `c` of `minimaxStart` may follow from the cached one: the WN root search
+    /// moves log ρ, which shifts every `c = 2 log x̃₀` by one constant (L = 2) and scales
+    /// every `c = −x̃₀^{⊙(2−L)}` by one positive factor (L ≥ 3).
+    enum MinimaxRelation { case shift, scale }
+
+    /// `minimaxStart` without a new LP when `c` is the cached one shifted by a constant `k`
+    /// (λ is the same, `t` moves by `k`) or scaled by a factor `S > 0` (λ and `t` scale by
+    /// `S`): the LP's optimum moves exactly so, unless the cached optimum sat at its floor (a
+    /// direction with `Aᵀλ < 0`) and the moved `t` lies above it; the LP is then solved
+    /// afresh (a moved `t` below the floor is a start at least as good), except where the
+    /// cached λ itself still reaches the floor. One LP per WN root search instead of one per
+    /// evaluation. Nil when `c` is not finite or the LP fails.
+    static func cachedMinimaxStart(ws: DualWorkspace, c: [Double], floor: Double,
+                                   relation: MinimaxRelation) -> (lambda: [Double], t: Double)? {
+        let n = c.count
+        guard n > 0, c.allSatisfy({ $0.isFinite }) else { return nil }
+        func start(_ lambda: [Double]) -> (lambda: [Double], t: Double)? {
+            let u = ws.A.multiplyTransposed(lambda)
+            var t = -Double.infinity
+            for j in 0..<n { t = max(t, c[j] + u[j]) }
+            return t.isFinite ? (lambda, t) : nil
+        }
+        if let cache = ws.minimaxCache, cache.c.count == n, cache.floor == floor {
+            if cache.c == c { return (cache.lambda, cache.t) }
+            var factor = 1.0, shift = 0.0, matches = true
+            switch relation {
+            case .shift:
+                shift = c[0] - cache.c[0]
+                for j in 0..<n where abs(c[j] - cache.c[j] - shift) > 1e-9 * max(1, abs(c[j]), abs(cache.c[j])) {
+                    matches = false; break
+                }
+            case .scale:
+                var jmax = 0
+                for j in 1..<n where abs(cache.c[j]) > abs(cache.c[jmax]) { jmax = j }
+                factor = c[jmax] / cache.c[jmax]
+                matches = factor > 0 && factor.isFinite
+                for j in 0..<n where matches && abs(c[j] - factor * cache.c[j]) > 1e-9 * max(abs(c[j]), factor * abs(cache.c[j])) {
+                    matches = false
+                }
+            }
+            let moved = factor * cache.t + shift, tolerance = 1e-9 * max(1, abs(floor))
+            if matches, cache.t > floor + tolerance || moved <= floor + tolerance,
+               let candidate = start(cache.lambda.map { factor * $0 }) {
+                return candidate
+            }
+            // A cached optimum at the floor that also reaches it for the new c is optimal there
+            // (L ≥ 3 without the kernel assumption, as c = −b shrinks).
+            if cache.t <= floor + tolerance, let same = start(cache.lambda), same.t <= floor + tolerance {
+                return same
+            }
+        }
+        ws.minimaxSolves += 1
+        guard let start = minimaxStart(A: ws.A, c: c, floor: floor) else { return nil }
+        ws.minimaxCache = (c, floor, start.lambda, start.t)
+        return start
+    }
+
     /// Chord steps `chordSettles` tries before Newton.
     static let maxChordSteps = 3
     /// The largest measured contraction `q` at which `chordSettles` still trusts its estimate
@@ -538,7 +596,8 @@ public enum LimitPredictor {
         let logRLow = Double(L - 2) * (Foundation.log(zLow) / Double(L) - maxLogX0)
         let logThreshold = Foundation.log(lostDigitsTolerance / (p * Double.ulpOfOne))
         if ny == 0 || logRLow > logThreshold || (logb.max() ?? 0) > 600 {
-            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: max(logRLow, 0))
+            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: max(logRLow, 0),
+                                  workspace: workspace)
         }
         let ws = workspace ?? DualWorkspace(A: A, y: y)
         let bArr = logb.map { Foundation.exp($0) }
@@ -555,7 +614,7 @@ public enum LimitPredictor {
             }
             // x̃₀ so large that z = s^{−p} overflows at λ = 0 (s = b ≈ 0): start where the
             // smallest s is largest (up to 1), λ = −μ with μ minimizing max(Aᵀμ − b).
-            if !ok, let start = minimaxStart(A: A, c: bArr.map { -$0 }, floor: -1),
+            if !ok, let start = cachedMinimaxStart(ws: ws, c: bArr.map { -$0 }, floor: -1, relation: .scale),
                start.t < 0, -p * Foundation.log(-start.t) < 600 {
                 for i in 0..<m { ws.cur.lambda[i] = -start.lambda[i] }
                 ok = powerState(ws.cur, b: b, p: p, q: q, ws: ws)
@@ -636,7 +695,7 @@ public enum LimitPredictor {
                     0, lambda)
         }
         guard let prediction = outcome.prediction else {
-            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR)
+            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
         }
         warmStart = outcome.lambda
         return prediction
@@ -650,9 +709,21 @@ public enum LimitPredictor {
         return (logX0.map { Foundation.exp(Double(2 - L) * ($0 - lo)) }, Double(2 - L) * lo)
     }
 
-    static func weightedLP(A: Matrix, y: [Double], depth L: Int, logX0: [Double], amplificationLog: Double) throws -> GFLimitPrediction {
+    /// The weighted-ℓ1 fallback of `power`. Its weights are normalized, so they do not move
+    /// with log ρ: a `workspace` keeps the last minimizer and a WN root search solves one LP
+    /// instead of one per evaluation (weights equal to 1e-12 relative).
+    static func weightedLP(A: Matrix, y: [Double], depth L: Int, logX0: [Double], amplificationLog: Double,
+                           workspace: DualWorkspace? = nil) throws -> GFLimitPrediction {
         let w = normalizedPowerWeights(depth: L, logX0: logX0).weights
-        let (_, z) = try L1Minimization.minimum(A: A, y: y, weights: w)
+        let z: [Double]
+        if let cache = workspace?.weightedL1Cache, cache.weights.count == w.count,
+           zip(cache.weights, w).allSatisfy({ abs($0 - $1) <= 1e-12 * max($0, $1) }) {
+            z = cache.z
+        } else {
+            z = try L1Minimization.minimum(A: A, y: y, weights: w).minimizer
+            workspace?.weightedL1Solves += 1
+            workspace?.weightedL1Cache = (w, z)
+        }
         let ny = norm2(y)
         let res = residualNorm(A, z, y)
         let logx = z.map { $0 > 0 ? Foundation.log($0) / Double(L) : -Double.infinity }
