@@ -302,6 +302,30 @@ struct WNRootSearchTests {
         #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= (depth == 2 ? 1e-8 : 1e-6))
     }
 
+    @Test("L = 2 with 2cg² = 3.6e9: the root polished in log ρ gives ‖x∞‖ = g∞ and the flow's limit")
+    func rootPolishedInLogRho() throws {
+        // η_g = 1e-4, ‖v₀‖ = 0.05, ‖x₀‖ = 30: c = 2e6. A g right to 1e-14 leaves ℓ(g) wrong by
+        // k·1e-14 = 3.6e-5; unpolished, x∞ was 1.9e-6 off in norm and 3.8e-6 off the flow's.
+        let p = try Fixture.problem(m: 40, n: 100, depth: 2, seed: 2, sparsity: 5)
+        let x0 = InitDirection.uniform.vector(100).map { 30 * $0 }
+        func predict(polish: Bool) throws -> WNLimitPrediction {
+            try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 1e-4, etaV: 1, vNorm: 0.05,
+                                             scanPoints: 24, chordShortcut: true, polish: polish)
+        }
+        var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 1e-4)
+        cfg.vNorm = 0.05
+        let sim = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        let wn = try predict(polish: true)
+        #expect(abs(norm2(wn.x) / wn.gInf - 1) <= 1e-13)
+        #expect(abs((sim.g ?? 0) / wn.gInf - 1) <= 1e-13)
+        #expect(Fixture.maxRelativeDifference(wn.z, sim.z) <= 1e-12)
+        // The same search without the polish: these checks would fail.
+        let raw = try predict(polish: false)
+        #expect(abs(norm2(raw.x) / raw.gInf - 1) > 1e-8)
+        #expect(Fixture.maxRelativeDifference(raw.z, sim.z) > 1e-8)
+    }
+
     @Test("one minimax LP serves a root search: shifted (L = 2) and scaled (L ≥ 3) c reuse it exactly")
     func minimaxStartIsCached() throws {
         let (a, y, _) = try setup(seed: 21)

@@ -52,7 +52,7 @@ public final class Lemma38Invariant: Check {
         let d: Double = context.projectedHBase.withUnsafeBufferPointer { a in
             target.withUnsafeBufferPointer { b in
                 if L == 2 {
-                    let delta = c * (g * g - g0 * g0)
+                    let delta = magnificationExponent(c: c, g: g, g0: g0)
                     var acc = 0.0
                     context.projectedOnes.withUnsafeBufferPointer { p1 in
                         for i in 0..<n {

@@ -28,7 +28,7 @@ public struct WNLimitPrediction: Sendable {
 public enum WeightNormLimit {
     /// `log ρ(g) = log(g₀/g) + c(g² − g₀²)` (MATH.md (2.4), Lemma 3.9), for g > 0.
     public static func logMagnification(g: Double, g0: Double, c: Double) -> Double {
-        Foundation.log(g0 / g) + c * (g * g - g0 * g0)
+        Foundation.log(g0 / g) + magnificationExponent(c: c, g: g, g0: g0)
     }
 
     /// The WN limit with constant rates (MATH.md §4 "WN limit"): by Lemma 3.9 the flow ends
@@ -83,10 +83,11 @@ public enum WeightNormLimit {
     /// one root, docs/math.md §4b) or the grid scan that every other depth uses (tests).
     enum Search { case monotone, scan }
 
-    /// `constantRate` with the chord shortcut of the sign-only solves switchable (tests).
+    /// `constantRate` with the chord shortcut of the sign-only solves and the log ρ polish of
+    /// the L = 2 root (`polishInLogRho`) switchable (tests).
     static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double], etaG: Double, etaV: Double,
                              vNorm: Double, scanPoints: Int, chordShortcut: Bool,
-                             search: Search = .monotone) throws -> WNLimitPrediction {
+                             search: Search = .monotone, polish: Bool = true) throws -> WNLimitPrediction {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard etaG > 0, etaV > 0, vNorm > 0, etaG.isFinite, etaV.isFinite, vNorm.isFinite else {
             throw TheoryError.invalidInput("eta_g, eta_v and v_norm must be finite and > 0")
@@ -119,7 +120,7 @@ public enum WeightNormLimit {
         // L = 2: φ has at most one root (docs/math.md §4b), found by Newton on log g.
         if depth == 2 && f0 != 0 && search == .monotone,
            let root = try? monotoneRoot(first: first, eval: eval) {
-            return try answer(at: root, roots: [root], eval: eval, g0: g0, c: c, warnings: warnings)
+            return try answer(at: root, roots: [root], eval: eval, g0: g0, c: c, warnings: warnings, polish: polish)
         }
         if depth == 2 && f0 != 0 {
             // The monotone search failed (an evaluation threw or it did not converge): the scan
@@ -168,23 +169,60 @@ public enum WeightNormLimit {
         if roots.count > 1 {
             warnings.append("several roots g = \(roots); chose \(gInf), the nearest to g0 = \(g0) in the direction of phi(g0) (heuristic)")
         }
-        return try answer(at: gInf, roots: roots, eval: eval, g0: g0, c: c, warnings: warnings)
+        return try answer(at: gInf, roots: roots, eval: eval, g0: g0, c: c, warnings: warnings, polish: polish)
     }
 
     /// The prediction at the chosen root `gInf`: the search's own full solve there when it
     /// evaluated that g (L = 2, solved to the same tolerance as a fresh one), else a fresh one.
     private static func answer(at gInf: Double, roots: [Double], eval: Evaluator, g0: Double, c: Double,
-                               warnings: [String]) throws -> WNLimitPrediction {
-        let logRho = logMagnification(g: gInf, g0: g0, c: c)
-        let gf: GFLimitPrediction
+                               warnings: [String], polish: Bool) throws -> WNLimitPrediction {
+        var logRho = logMagnification(g: gInf, g0: g0, c: c)
+        var gf: GFLimitPrediction
         if let kept = eval.rootPredictions[gInf.bitPattern] {
             gf = kept
         } else {
             eval.warm = Evaluator.Warm()
             gf = try eval.predict(logRho: logRho)
         }
-        return WNLimitPrediction(gInf: gInf, logRho: logRho, z: gf.z, x: gf.x, roots: roots, gf: gf,
+        var g = gInf, roots = roots
+        if polish, eval.depth == 2, abs(eval.norm(gf) - gInf) > consistencyTolerance * gInf,
+           let polished = try? polishInLogRho(logRho, g0: g0, c: c, eval: eval) {
+            g = polished.g; logRho = polished.logRho; gf = polished.prediction
+            roots = roots.map { $0 == gInf ? g : $0 }
+        }
+        return WNLimitPrediction(gInf: g, logRho: logRho, z: gf.z, x: gf.x, roots: roots, gf: gf,
                                  g0: g0, c: c, warnings: warnings)
+    }
+
+    /// Relative mismatch `|‖x_∞‖ − g_∞|/g_∞` above which `answer` polishes the root in log ρ.
+    static let consistencyTolerance = 1e-13
+
+    /// L = 2: the root found in g, refined in `ℓ = log ρ` by Newton on
+    /// `ψ(ℓ) = log(g₀/‖X(ℓ)‖) + c(‖X(ℓ)‖² − g₀²) − ℓ`. Where `k = 2cg²` is large, a g
+    /// that is right to 1e-14 relative still leaves ℓ(g) wrong by about k·1e-14 (the map
+    /// g ↦ ℓ amplifies by k), and x∞ with it (η_g = 1e-4, ‖v₀‖ = 0.05, ‖x₀‖ = 30, k = 3.6e9:
+    /// ‖x∞‖/g∞ − 1 = 1.9e-6). In ℓ the fixed point is well conditioned: `ψ' = (2c‖X‖ −
+    /// 1/‖X‖)·d‖X‖/dℓ − 1 ≤ −1` when k ≥ 1 (‖X‖ does not grow with ℓ, docs/math.md §4b), so
+    /// the rounding of ψ (about k·ε) moves ℓ by only about k·ε/|ψ'|. `g_∞` is then
+    /// `‖X(ℓ_∞)‖` itself. Returns the iterate with the smallest |ψ| (at most 6 full solves).
+    static func polishInLogRho(_ start: Double, g0: Double, c: Double, eval: Evaluator) throws
+        -> (g: Double, logRho: Double, prediction: GFLimitPrediction) {
+        var l = start
+        var best: (psi: Double, g: Double, logRho: Double, prediction: GFLimitPrediction)? = nil
+        for _ in 0..<6 {
+            let (pred, norm, dNorm) = try eval.normAndSlope(logRho: l)
+            guard norm > 0, norm.isFinite else { break }
+            let psi = Foundation.log(g0 / norm) + magnificationExponent(c: c, g: norm, g0: g0) - l
+            if abs(psi) < (best?.psi ?? .infinity) { best = (abs(psi), norm, l, pred) }
+            guard let dNorm else { break }
+            let dPsi = (2 * c * norm - 1 / norm) * dNorm - 1
+            guard dPsi < 0, dPsi.isFinite else { break }
+            let step = -psi / dPsi
+            if abs(step) <= 1e-15 * max(1, abs(l)) { break }
+            l += step
+        }
+        guard let best else { throw TheoryError.notConverged("log rho polish: no finite evaluation") }
+        return (best.g, best.logRho, best.prediction)
     }
 
     /// WN with the time-dependent rate `η_g(t) = η_v g²/‖v‖²` (Thm 2.4, MATH.md §1, §4):
@@ -463,15 +501,24 @@ public enum WeightNormLimit {
         /// ℓ = log ρ(g), dℓ/dg = −1/g + 2cg and d log x/dℓ = (Aᵀλ' − 2)/2.
         func evaluate(_ g: Double, signOnly: Bool = false) throws -> Value {
             let logRho = logMagnification(g: g, g0: g0, c: c)
-            let pred = try predict(logRho: logRho, signFor: signOnly ? g : nil)
+            let (pred, xNorm, dNorm) = try normAndSlope(logRho: logRho, signFor: signOnly ? g : nil)
             last = (g, pred)
+            let phi = xNorm - g
+            guard let dNorm else { return Value(g: g, phi: phi, slope: nil) }
+            let dPhi = dNorm * (-1 / g + 2 * c * g) - 1
+            return Value(g: g, phi: phi, slope: dPhi.isFinite ? dPhi : nil)
+        }
+
+        /// The prediction at `logRho`, `‖x‖` and (L = 2) `d‖x‖/dℓ`.
+        func normAndSlope(logRho: Double, signFor: Double? = nil) throws
+            -> (prediction: GFLimitPrediction, norm: Double, slope: Double?) {
+            let pred = try predict(logRho: logRho, signFor: signFor)
             // L = 2: ‖x‖ = √Σz and d‖x‖/dℓ = Σ z (Aᵀλ'/2 − 1)/‖x‖ straight from z when its
             // largest entry is a normal number; otherwise in logs.
             let fromZ = zIsNormal(pred)
             let xNorm = norm(pred)
-            let phi = xNorm - g
             guard depth == 2, let slope = warm.slope, let lx = pred.logX, let ws = workspace else {
-                return Value(g: g, phi: phi, slope: nil)
+                return (pred, xNorm, nil)
             }
             let m = A.rows, n = A.cols
             if m > 0 && n > 0 {
@@ -486,7 +533,7 @@ public enum WeightNormLimit {
                 dNorm = ds / xNorm
             } else {
                 let mx = lx.max() ?? -.infinity
-                guard mx.isFinite else { return Value(g: g, phi: phi, slope: nil) }
+                guard mx.isFinite else { return (pred, xNorm, nil) }
                 var s = 0.0, ds = 0.0
                 for j in 0..<n {
                     let e = Foundation.exp(lx[j] - mx), e2 = e * e
@@ -495,8 +542,7 @@ public enum WeightNormLimit {
                 }
                 dNorm = Foundation.exp(mx) * ds / s.squareRoot()
             }
-            let dPhi = dNorm * (-1 / g + 2 * c * g) - 1
-            return Value(g: g, phi: phi, slope: dPhi.isFinite ? dPhi : nil)
+            return (pred, xNorm, dNorm.isFinite ? dNorm : nil)
         }
 
         /// The GF prediction at `logRho`. With `signFor: g` (L = 2), the dual Newton may stop
