@@ -68,6 +68,12 @@ public final class BDFSolver: ODESolver {
     public var refactorRatio: Double? = nil
     /// Smallest and largest factor `h_new/h`.
     public var minFactor = 0.2, maxFactor = 10.0
+    /// Called after every accepted step with `t` and the solution; it may translate the
+    /// solution in place by a constant, together with a matching change of the system's own
+    /// coordinates (`DualSolver`'s re-centering). The interpolating polynomial moves with
+    /// it: only its constant term (`D[0]`) changes, and the Jacobian and its factorization
+    /// stay valid. Returns whether it did.
+    public var stateTranslation: ((Double, UnsafeMutableBufferPointer<Double>) -> Bool)?
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
 
@@ -402,6 +408,8 @@ public final class BDFSolver: ODESolver {
                 jacobianAge += 1
                 stepsSinceRate += 1
                 equalSteps += 1
+                // A change of coordinates by a constant moves the solution row only.
+                _ = stateTranslation?(t, UnsafeMutableBufferPointer(start: D, count: n))
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))

@@ -192,6 +192,50 @@ private func relErr(_ a: [Double], _ b: [Double]) -> Double {
     }
 }
 
+/// `y' = −(y − c(t))·k` with `c = cos t + offset`: a translation of y by s together with
+/// `offset −= s` is a change of coordinates that leaves `y − offset` unchanged.
+private final class ShiftedRelaxation: LowRankJacobianSystem {
+    var offset = 0.0
+    var dimension: Int { 1 }
+    func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        dydt[0] = -50 * (y[0] - cos(t) - offset)
+    }
+    func makeLowRankJacobian() -> LowRankJacobian { LowRankJacobian(dimension: 1) }
+    func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
+                         dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        j.diagonal[0] = -50
+        dfdt[0] = -50 * sin(t)
+    }
+}
+
+@Suite struct BDFTranslationTests {
+    /// `stateTranslation` moves only the constant term of the history: a run translated
+    /// every 10 steps by 1000 follows the run that never is, step for step (absolute error
+    /// control, as `DualSolver` uses, so that the tolerance does not move with y).
+    @Test func translationFollowsTheSameSolution() throws {
+        let options = ODEOptions(rtol: 1e-30, atol: 1e-10)
+        let plain = try BDFSolver(system: ShiftedRelaxation(), options: options)
+        let a = plain.integrate(from: 0, y0: [2], to: 20)
+        let moved = ShiftedRelaxation()
+        let s = try BDFSolver(system: moved, options: options)
+        var count = 0
+        s.stateTranslation = { _, y in
+            count += 1
+            guard count % 10 == 0 else { return false }
+            y[0] -= 1000
+            moved.offset -= 1000
+            return true
+        }
+        let b = s.integrate(from: 0, y0: [2], to: 20)
+        #expect(count == b.stats.acceptedSteps && moved.offset <= -1000)
+        #expect(abs(b.stats.acceptedSteps - a.stats.acceptedSteps) <= 2)
+        // The state carries the rounding of |offset| (up to ~1e5: ~1e-11).
+        #expect(abs((b.y[0] - moved.offset) - a.y[0]) <= 1e-9)
+        // Both at the periodic solution (k² cos t + k sin t)/(k² + 1), k = 50.
+        #expect(abs(a.y[0] - (2500 * cos(20.0) + 50 * sin(20.0)) / 2501) <= 1e-8)
+    }
+}
+
 /// `ForcedLinear` seen as a plain system with a dense Jacobian, so that
 /// `BDFSolver` factors `σI − J` by LU (`DenseShiftedJacobian`).
 private class DenseForced: ODESystem {

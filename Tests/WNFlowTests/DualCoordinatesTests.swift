@@ -192,15 +192,23 @@ extension DualCoordinatesTests {
         // One run for the recorder: times increase, the start is recorded once.
         let ts = dual.trajectory.map(\.t)
         #expect(zip(ts, ts.dropFirst()).allSatisfy { $0 < $1 } && ts.first == 0)
-        // WN hands over too, at its own bound (‖μ‖∞ > 1.1e5 at rtol 1e-10: normalized
-        // weights cannot overflow), and ends where bsimp in weight space ends.
+        // WN (normalized weights cannot overflow) re-centers each time ‖μ‖∞ passes half its
+        // bound (1.1e5 at rtol 1e-10) and stays dual: to t = 1e6 it ends where bsimp in
+        // weight space ends, with the same verdicts.
         let (wnDual, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .dual, tEnd: 1e6, lossBelow: 0))
             .runMonitored()
         let (wnRef, _) = Simulation(config: Fixture.config(p, flow: .wn, x0: x0, method: .gsl(.bsimp), tEnd: 1e6,
                                                            lossBelow: 0)).runMonitored()
-        #expect(wnDual.dualHandover != nil && wnDual.method == "dual+bsimp" && wnDual.status == .tEnd)
+        #expect(wnDual.dualHandover == nil && wnDual.method == "dual" && wnDual.status == .tEnd)
         #expect(abs(wnDual.loss - wnRef.loss) <= 1e-8 * wnRef.loss)
         #expect(wnDual.monitor.map { "\($0.name) \($0.passed)" } == wnRef.monitor.map { "\($0.name) \($0.passed)" })
+        // After `maxRecenterings` it hands over (λ grows linearly here: 1000 by t = 1.2e10).
+        let wnFlow = WeightNormFlow(problem: p, rate: .constant(0.05))
+        let few = try DualSolver(flow: wnFlow, rtol: 1e-10, maxSteps: 100_000)
+        few.maxRecenterings = 3
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        let left = few.integrate(from: 0, y0: y0, to: 1e12)
+        #expect(few.recenterTimes.count == 3 && few.handoverTime == left.t && left.termination == .failed)
     }
 
     /// WN from a large x₀ on a problem without the kernel assumption (M = 10, N = 25): a
@@ -216,14 +224,63 @@ extension DualCoordinatesTests {
         #expect(r.loss <= 1e-20, "loss \(r.loss)")
         let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1)
         #expect(Fixture.maxRelativeDifference(r.z, wn.z) <= 1e-8)
-        // The run needs ‖μ‖∞ beyond 1e4: with that bound and no fallback it stops there.
+        // The run needs ‖μ‖∞ beyond 1e4: with that bound, no re-centering and no fallback it
+        // stops there; re-centered it goes on to the same limit.
         let flow = WeightNormFlow(problem: p, rate: .constant(0.05))
         let bounded = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 200_000)
         #expect(bounded.maxDeparture == DualSolver.weightNormDeparture(rtol: 1e-10) && bounded.maxDeparture > 1e5)
         bounded.maxDeparture = 1e4
+        bounded.maxRecenterings = 0
         let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
         let stopped = bounded.integrate(from: 0, y0: y0, to: 1e12)
         #expect(stopped.termination == .failed && bounded.handoverTime != nil)
+        bounded.maxRecenterings = 1000
+        let followed = bounded.integrate(from: 0, y0: y0, to: 1e12)
+        #expect(followed.termination == .reachedEnd && bounded.handoverTime == nil && !bounded.recenterTimes.isEmpty)
+        let z = p.endToEnd(flow.weights(of: followed.y))
+        #expect(Fixture.maxRelativeDifference(z, wn.z) <= 1e-8)
+    }
+
+    /// The same problem from x₀ = (30 d)^{1/2}, η_g = 0.01: ‖μ‖∞ travels about 6e5 in all,
+    /// beyond any bound that keeps μ's rounding within rtol (1.1e5). Before re-centering
+    /// the run handed over at 1.1e5 and stalled in weight space at loss 1.2e-2 (bsimp,
+    /// msbdf and rk8pd from the start stall at 2.9e-4); re-centered it stays dual and ends,
+    /// as the flow does, algebraically close to the predicted limit.
+    @Test func wnFarFromTheLimitRecenters() throws {
+        let p = try Fixture.problem(m: 10, n: 25, seed: 2, sparsity: 2)
+        let x0 = InitDirection.uniform.vector(25).map { (30 * $0).squareRoot() }
+        let cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.method == "dual" && r.dualHandover == nil)
+        #expect(r.loss <= 1e-20, "loss \(r.loss)")
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.01, etaV: 1)
+        #expect(Fixture.maxRelativeDifference(r.z, wn.z) <= 1e-8)
+        // Without re-centering: the hand-over and the stall.
+        let flow = WeightNormFlow(problem: p, rate: .constant(0.01))
+        let plain = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 200_000)
+        plain.maxRecenterings = 0
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        _ = plain.integrate(from: 0, y0: y0, to: 1e12)
+        #expect(plain.handoverTime != nil)
+    }
+
+    /// Re-centering is a change of coordinates, not of the flow: with the bound at 4 (a
+    /// re-centering whenever ‖μ‖∞ passes 2) a WN run ends at the limit of the run that
+    /// never re-centers, in about as many steps.
+    @Test func recenteringKeepsTheTrajectory() throws {
+        let p = try Fixture.problem(m: 15, n: 40, seed: 8, sparsity: 3)
+        let x0 = Fixture.positivePoint(40, seed: 9, scale: 0.05)
+        let flow = WeightNormFlow(problem: p, rate: .constant(0.05))
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        let reference = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 200_000)
+        let a = reference.integrate(from: 0, y0: y0, to: 1e6)
+        #expect(reference.recenterTimes.isEmpty && a.termination == .reachedEnd)
+        let often = try DualSolver(flow: flow, rtol: 1e-10, maxSteps: 200_000)
+        often.maxDeparture = 4
+        let b = often.integrate(from: 0, y0: y0, to: 1e6)
+        #expect(often.recenterTimes.count >= 5 && often.handoverTime == nil && b.termination == .reachedEnd)
+        #expect(Fixture.maxRelativeDifference(b.y, a.y) <= 1e-9)
+        #expect(abs(Double(b.stats.acceptedSteps - a.stats.acceptedSteps)) <= 0.1 * Double(a.stats.acceptedSteps))
     }
 
     /// A stale Jacobian held WN's dual BDF (M = 25, N = 100, η_g = 0.01, α = 0.03) at the

@@ -35,6 +35,10 @@ public protocol DualCoordinates: ODESystem {
     /// `state` lies from where that was (O(M), no mat-vec; nil before any evaluation).
     /// See `DualKernel.lossLowerBound`.
     func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double?
+    /// Moves the base to the weights of `state` in log form (nothing is exponentiated, so a
+    /// weight far below double range keeps its log) and writes the dual state of the same
+    /// weights in the new frame (`μ = 0`) into `state`; false where the coordinates cannot (GF).
+    func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool
 }
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
@@ -347,6 +351,9 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
         kernel.lossLowerBound(state.baseAddress!, theta: 0, normalize: false)
     }
 
+    /// GF hands over instead: its bound (e^{300}) is about weights leaving double range.
+    public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool { false }
+
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
         k.residual(y.baseAddress!, theta: 0, normalize: false)
@@ -424,6 +431,26 @@ public final class DualWeightNormSystem: DualCoordinates {
 
     public func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double? {
         kernel.lossLowerBound(state.baseAddress! + 1, theta: state[0], normalize: true)
+    }
+
+    /// `log v² ← log v₀² + 2Aᵀμ/κ − max` (u is normalized, so the shift changes nothing),
+    /// `μ ← 0`, θ kept: the same `u` and `g`, and `log u − log u₀ ∈ range(Aᵀ) + R·1` as
+    /// before, so Lemmas 3.2 and 3.3 still hold by construction. A `log v²` of −1e5 is an
+    /// ordinary number here, while `v` itself would be 0 in weight space.
+    public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool {
+        let k = kernel, m = k.m, n = k.n
+        guard state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
+        var shifted = [Double](repeating: 0, count: n)
+        shifted.withUnsafeMutableBufferPointer {
+            k.matrix.gemv(transpose: true, alpha: 2 / k.kappa, x: state.baseAddress! + 1, into: $0.baseAddress!)
+        }
+        var top = -Double.infinity
+        for j in 0..<n { shifted[j] += k.logBase[j]; top = max(top, shifted[j]) }
+        guard top.isFinite else { return false }
+        for j in 0..<n { k.logBase[j] = shifted[j] - top }
+        k.invalidateReference()
+        for i in 1...m { state[i] = 0 }
+        return true
     }
 
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
@@ -509,7 +536,9 @@ public final class DualWeightNormSystem: DualCoordinates {
 /// over at ‖μ‖∞ = 1e4 while a weight that had decayed by about e^{-1e4} was
 /// still to grow back: in weight space it had underflowed to 0, and the run
 /// stalled at loss 2.9e-4 where the flow goes on to zero loss; its ‖μ‖∞ peaks
-/// at 1.6e4.)
+/// at 1.6e4.) Before that bound WN re-centers (`maxRecenterings`), so a run whose
+/// ‖μ‖∞ travels further than any bound can (6e5 from x₀ = (30d)^{1/2}, docs/math.md
+/// §6a) stays in dual coordinates.
 public final class DualSolver: ODESolver {
     public let system: any DualCoordinates
     let inner: any ODESolver
@@ -526,6 +555,15 @@ public final class DualSolver: ODESolver {
     public var maxDeparture: Double
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
+    /// When the last run re-centered the coordinates (`DualCoordinates.recenter`).
+    public private(set) var recenterTimes: [Double] = []
+    /// How often a run with WNFlow's BDF re-centers (WN; GF cannot; nor GSL's steppers):
+    /// when `‖μ‖∞` passes `maxDeparture/2`, `DualCoordinates.recenter` moves the base to the
+    /// current weights in log form and μ to 0, inside the BDF's history (no restart). A
+    /// weight that decays far below double range and grows back is then followed (weight
+    /// space would hold it at 0 and stall). A residual that does not vanish makes λ grow
+    /// linearly; the run hands over after these.
+    public var maxRecenterings = 1000
 
     /// WN's hand-over bound on `‖μ‖∞`: the largest |μ| whose rounding `4ε|μ|` stays within
     /// the tolerance `rtol` (1.1e5 at the default 1e-10), and at least 1e4.
@@ -559,6 +597,7 @@ public final class DualSolver: ODESolver {
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         handoverTime = nil
+        recenterTimes = []
         if let invalid = invalidInputRun(dimension: naturalDimension, t0: t0, y0: y0, t1: t1) { return invalid }
         let base: [Double]
         do { base = try system.setBase(y0) } catch {
@@ -574,9 +613,10 @@ public final class DualSolver: ODESolver {
         let canSkip = skipsUnreadSteps && onDemand.count == observers.count
         var skipped = 0
         let forward = ClosureObserver { step in
+            let number = step.stepNumber
             if canSkip && !step.isInitial {
                 let lower = system.lossLowerBound(step.y)
-                if !onDemand.contains(where: { $0.needsState(stepNumber: step.stepNumber, saveIndex: step.saveIndex,
+                if !onDemand.contains(where: { $0.needsState(stepNumber: number, saveIndex: step.saveIndex,
                                                              lossLowerBound: lower) }) {
                     for v in step.y where !v.isFinite { nonFinite = true; return .stop }
                     lastGoodDual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: step.y.baseAddress!, count: step.y.count) }
@@ -592,12 +632,25 @@ public final class DualSolver: ODESolver {
                 lastGood.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: nb.baseAddress!, count: nb.count) }
                 lastGoodIsDual = false
                 observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
-                                                                  saveIndex: step.saveIndex, stepNumber: step.stepNumber))
+                                                                  saveIndex: step.saveIndex, stepNumber: number))
                 departed = system.departure(step.y) > bound
                 return observersStopped || departed ? .stop : .proceed
             }
         }
+        // Half-way to the bound, WN re-centers the coordinates in the BDF's history (up to
+        // `maxRecenterings` times) and goes on in dual coordinates from the same weights.
+        var recentered: [Double] = []
+        let cap = maxRecenterings, trigger = 0.5 * bound
+        let bdf = inner as? BDFSolver
+        bdf?.stateTranslation = { t, state in
+            guard recentered.count < cap, system.departure(UnsafeBufferPointer(state)) > trigger,
+                  system.recenter(state) else { return false }
+            recentered.append(t)
+            return true
+        }
+        defer { bdf?.stateTranslation = nil }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
+        recenterTimes = recentered
         skippedSteps = skipped
         let dimension = naturalDimension
         func weights(of dual: [Double]) -> [Double] {
@@ -628,7 +681,7 @@ public final class DualSolver: ODESolver {
             out.failure = error
             return out
         }
-        // The second leg: its initial state was the first leg's last step.
+        // The weight-space leg: its initial state was the dual legs' last step.
         let offset = run.stats.acceptedSteps
         let relay = ClosureObserver { step in
             if step.isInitial { return .proceed }
@@ -636,11 +689,7 @@ public final class DualSolver: ODESolver {
                                                   stepNumber: step.stepNumber + offset)) ? .stop : .proceed
         }
         var second = next.integrate(from: run.t, y0: out.y, to: t1, saveTimes: saveTimes, observers: [relay])
-        second.stats.acceptedSteps += run.stats.acceptedSteps
-        second.stats.rejectedSteps += run.stats.rejectedSteps
-        second.stats.rhsEvaluations += run.stats.rhsEvaluations
-        second.stats.jacobianEvaluations += run.stats.jacobianEvaluations
-        second.stats.factorizations += run.stats.factorizations
+        second.stats = second.stats + run.stats
         return second
     }
 }

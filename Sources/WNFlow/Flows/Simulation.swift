@@ -274,12 +274,13 @@ public final class Simulation {
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
-        var handover: Double?
+        var handover: Double?, recenterings = 0
         do {
             let solver = try makeSolver()
             run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
                                    observers: [stop] + extra + [recorder])
             handover = (solver as? DualSolver)?.handoverTime
+            recenterings = (solver as? DualSolver)?.recenterTimes.count ?? 0
         } catch {
             run = ODERun(t: 0, y: initialState, stats: ODEStatistics(), termination: .failed, failure: error)
             method = config.integrator.method.description
@@ -326,6 +327,7 @@ public final class Simulation {
             result.method = "dual+\(weightSpaceMethod)"
             let moved = config.model.flow.isWeightNormalized
                 ? "the dual state passed ‖μ‖∞ = \(JSON.format(DualSolver.weightNormDeparture(rtol: config.integrator.rtol)))"
+                    + (recenterings > 0 ? " after \(recenterings) re-centerings" : "")
                 : "a weight moved by e^300 from its start"
             result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀); continued in weight space with \(weightSpaceMethod)")
         }
