@@ -56,6 +56,17 @@ struct WNRootSearchTests {
                 let reused = try #require(try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
                     .evaluate(g).slope)
                 #expect(abs(reused - d) <= 1e-3 * max(abs(d), 1))
+                // λ' kept from a point 1e-11 away in g (log ρ within `slopeReuse`): still this
+                // close; from a point 10% away it must be computed afresh.
+                let near = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+                near.exactSlopes = true
+                _ = try near.evaluate(g * (1 + 1e-11))
+                let kept = try #require(try near.evaluate(g).slope)
+                #expect(abs(kept - d) <= 1e-8 * max(abs(d), 1))
+                let far = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c)
+                far.exactSlopes = true
+                _ = try far.evaluate(g * 0.9)
+                #expect(abs(try #require(try far.evaluate(g).slope) - d) <= 1e-8 * max(abs(d), 1))
                 let h = 1e-6 * g
                 let fp = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(g + h).phi
                 let fm = try WeightNormLimit.Evaluator(A: a, y: y, depth: 2, x0: x0, g0: g0, c: c).evaluate(g - h).phi

@@ -469,8 +469,9 @@ public enum WeightNormLimit {
         /// Predictions at the roots found on evaluated points, by `g.bitPattern`.
         var rootPredictions: [UInt64: GFLimitPrediction] = [:]
         private var last: (g: Double, prediction: GFLimitPrediction)?
-        /// λ' from a fresh factorization of H at every solution, never from the Newton
+        /// λ' from a fresh factorization of H whenever it is computed, never from the Newton
         /// iteration's last factor (which leaves a relative error up to ~1e-4; for tests).
+        /// λ' is still kept across moves of log ρ up to `slopeReuse`.
         var exactSlopes = false
         /// Newton buffers for depth ≥ 2, reused by every evaluation.
         let workspace: DualWorkspace?
@@ -568,7 +569,9 @@ public enum WeightNormLimit {
                 predictor = zip(lam, sl).map { $0 + dl * $1 }
             }
             var lambda = warm.lambda
-            // Whatever happens, λ now belongs to this log ρ and the old slope is stale.
+            // Whatever happens, λ now belongs to this log ρ and the old slope is stale, unless
+            // log ρ moved by at most `slopeReuse` (see there).
+            let previousSlope = warm.slope, moved = abs(logRho - warm.logRho)
             defer { warm = Warm(lambda: lambda, slope: warm.slope, logRho: logRho) }
             warm.slope = nil
             var settled: LimitPredictor.SignTest? = nil
@@ -584,7 +587,9 @@ public enum WeightNormLimit {
             }
             let p = try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, logX0: lx, warmStart: &lambda,
                                                    predictor: predictor, workspace: workspace, signSettled: settled)
-            if depth == 2, let ws = workspace, p.method == "dual-newton" {
+            if depth == 2, let previousSlope, moved <= Self.slopeReuse, p.method == "dual-newton" {
+                warm.slope = previousSlope
+            } else if depth == 2, let ws = workspace, p.method == "dual-newton" {
                 if exactSlopes { ws.factorNearBest = false }
                 var sl = [Double](repeating: 0, count: A.rows)
                 let ok = sl.withUnsafeMutableBufferPointer { ws.entropicSlope(ws.best, into: $0.baseAddress ?? ws.tm) }
@@ -592,6 +597,13 @@ public enum WeightNormLimit {
             }
             return p
         }
+
+        /// Largest move of log ρ over which λ' is kept instead of computed afresh (a Gram
+        /// matrix and its Cholesky factor): λ' changes by O(Δℓ), so φ' and the next warm
+        /// start are off by a relative O(1e-8) at most, far below what Newton on g or the
+        /// dual Newton can notice. Saves the slope of the last evaluations of a root
+        /// search, which land within 1e-10 of each other.
+        static let slopeReuse = 1e-8
 
         /// Whether an L = 2 prediction's `z` can stand in for `exp(2 log x)`: its largest
         /// entry is a normal number (`LimitPredictor.normalLogZ`).
