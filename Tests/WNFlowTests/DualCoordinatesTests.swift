@@ -325,12 +325,12 @@ extension DualCoordinatesTests {
             let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)
             return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n))).resolvedMethod
         }
-        #expect(try method(.gf, depth: 2, n: 100) == .bdf)
-        #expect(try method(.gf, depth: 2, n: Simulation.dualThreshold) == .dual)
-        let p = try Fixture.problem(m: 2, n: Simulation.dualThreshold, depth: 2, seed: 1)
+        #expect(try method(.gf, depth: 2, n: 10) == .dual)
+        #expect(try method(.gf, depth: 2, n: 400) == .dual)
+        let p = try Fixture.problem(m: 2, n: 400, depth: 2, seed: 1)
         let tight = Fixture.config(p, flow: .gf, x0: [Double](repeating: 0.1, count: p.n), rtol: 1e-14)
         #expect(Simulation(config: tight).resolvedMethod == .bdf)
-        #expect(try method(.gf, depth: 3, n: Simulation.dualThreshold) == .bdf)
+        #expect(try method(.gf, depth: 3, n: 400) == .bdf)
         #expect(try method(.wn, depth: 2, n: 25) == .dual)
         #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
         #expect(try method(.wn, depth: 3, n: 100) == .gsl(.bsimp))

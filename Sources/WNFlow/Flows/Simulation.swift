@@ -147,15 +147,17 @@ public final class Simulation {
     ///   At depth 3 msbdf is 1.1–2.7× faster on runs that converge (0.05–0.4 s)
     ///   but 1.6–2× slower on those that stall to t_end (85,000–103,000 steps,
     ///   2.5–7.5 s), and those dominate Figure 4 (64 s with msbdf, 54 s with bsimp);
-    /// - GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse and
-    ///   Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
+    /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
+    ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
+    ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
+    ///   N = 50 4.0/6.7 vs 6.2/15.6, N = 100 8.9/16.7 vs 20.7/29.8, N = 400
+    ///   144/449 vs 304/980; N = 1000/2000/10000: 1.45/3.1/176 s vs
+    ///   2.3/7.0/350 s. Lemma 3.7 then holds by construction (as 3.2/3.3 for
+    ///   WN); run `bdf` to test it against the integration;
+    /// - other GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse
+    ///   and Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
-    ///   msbdf 79 s), and for depth-2 GF from `dualThreshold` weights on the
-    ///   same BDF in dual coordinates (`dual`; N = 400/1000/2000/10000:
-    ///   0.26/1.45/3.1/176 s vs bdf 0.36/2.3/7.0/350 s; at N = 100 both take
-    ///   0.02 s, at N = 50 dual is 1.3× slower). Below the threshold the
-    ///   weight-space run keeps Lemma 3.7 an independent check (under `dual`
-    ///   it holds by construction). Not `bdf` in weight space for WN: at
+    ///   msbdf 79 s). Not `bdf` in weight space for WN: at
     ///   η = 0.01 it lets entries of v far below atol cross zero, and the
     ///   log-invariants of Lemmas 3.8/3.9 fail (6 of 18 verify runs); at
     ///   depth 3 it is faster but failed Lemma 3.2 in 2 of 18;
@@ -165,11 +167,10 @@ public final class Simulation {
     public var resolvedMethod: Method {
         switch config.integrator.method {
         case .auto:
-            let d = config.model.depth, dim = flow.dimension
+            let d = config.model.depth
             // Below rtol 1e-13 the dual state's rounding (≈ 4ε|μ|) nears the tolerance:
             // N = 400, rtol 1e-14: dual 1.99 s vs bdf 1.54 s (1e-13: 0.72 vs 0.93 s).
-            if config.model.flow == .gf && d == 2 && dim >= Simulation.dualThreshold
-                && config.integrator.rtol >= 1e-13 { return .dual }
+            if config.model.flow == .gf && d == 2 && config.integrator.rtol >= 1e-13 { return .dual }
             // dual integrates log g: not from g₀ = 0.
             if (config.model.flow == .wn || config.model.flow == .wnTimeDependent) && d == 2
                 && config.integrator.rtol >= 1e-13 && initialState.first != 0 { return .dual }
@@ -192,9 +193,6 @@ public final class Simulation {
             return config.integrator.method
         }
     }
-
-    /// Weight count from which `auto` runs depth-2 GF in dual coordinates.
-    public static let dualThreshold = 400
 
     /// Dimension above which `auto` switches to the structured solver.
     /// Measured (GF, L = 2, M = 0.4N, α = 0.1 uniform, rtol 1e-10, release):
