@@ -309,6 +309,12 @@ extension DualCoordinatesTests {
         }
         #expect(try method(.gf, depth: 2, n: 10) == .dual)
         #expect(try method(.gf, depth: 2, n: 400) == .dual)
+        // Not from a large x₀ (the dual's residual floor): x₀ = 100 ended at t_end where bdf converges.
+        let big = try Fixture.problem(m: 2, n: 5, depth: 2, seed: 1, sparsity: 1)
+        let far = Fixture.config(big, flow: .gf, x0: [Double](repeating: 100, count: 5))
+        #expect(Simulation(config: far).resolvedMethod == .bdf)
+        let farRun = Simulation(config: far).run(recordTrajectory: false)
+        #expect(farRun.status == .converged)
         let p = try Fixture.problem(m: 2, n: 400, depth: 2, seed: 1)
         let tight = Fixture.config(p, flow: .gf, x0: [Double](repeating: 0.1, count: p.n), rtol: 1e-14)
         #expect(Simulation(config: tight).resolvedMethod == .bdf)

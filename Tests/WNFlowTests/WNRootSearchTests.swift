@@ -372,7 +372,25 @@ struct WNRootSearchTests {
         #expect(ws3.minimaxSolves == 1)
     }
 
-    @Test("a minimax optimum pinned at its floor is solved afresh when the shift lifts it")
+    /// Root searches whose LP starts sit at the floor (no kernel assumption, M = 10, N = 25):
+    /// a cache that took t = 1e-8 for c ≈ 7.6e4 as above the floor moved it to t = 1388 and
+    /// the search found no root (L = 2, x₀ = (1000d)^{1/2}); one that moved a floor-pinned L = 5
+    /// start to λ·1e19 made Newton fail. Each prediction now equals a fresh, uncached solve
+    /// at its log ρ.
+    @Test("WN root searches from floor-pinned LP starts find the root", arguments: [(2, 1000.0, 0.01), (2, 1e4, 0.1), (5, 0.05, 0.01)])
+    func pinnedStartsFindTheRoot(depth: Int, scale: Double, etaG: Double) throws {
+        let p = try Fixture.problem(m: 10, n: 25, depth: depth, seed: 2, sparsity: 2)
+        let x0 = InitDirection.uniform.vector(25).map { pow(scale * $0, 1 / Double(depth)) }
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: depth, x0: x0, etaG: etaG, etaV: 1)
+        let logRho = try #require(wn.logRho)
+        var warm: [Double]? = nil
+        let fresh = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: depth, logX0: x0.map { log($0) - logRho },
+                                                    warmStart: &warm)
+        #expect(Fixture.maxRelativeDifference(wn.z, fresh.z) <= 1e-9)
+        #expect(abs(norm2(wn.x) / wn.gInf - 1) <= 1e-9)
+    }
+
+    @Test("a minimax optimum pinned at its floor is solved afresh when a shift moves it")
     func minimaxStartAtTheFloor() throws {
         // Without the kernel assumption t can go down to the floor: the cached optimum t = 0
         // moved by +3 would be a start with log z up to 3 where 0 is possible.
@@ -386,10 +404,10 @@ struct WNRootSearchTests {
         let up = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0.map { $0 + 3 }, floor: 0, relation: .shift))
         #expect(ws.minimaxSolves == 2)
         #expect(abs(up.t) <= 1e-6)
-        // Below the cached (+3) solve the floor does not bind: its λ serves, t moves by −6.
+        // Nor is it moved down to t = −6 (a start below the floor lets z collapse): a fresh LP.
         let down = try #require(LimitPredictor.cachedMinimaxStart(ws: ws, c: c0.map { $0 - 3 }, floor: 0, relation: .shift))
-        #expect(ws.minimaxSolves == 2)
-        #expect(abs(down.t + 6) <= 1e-6)
+        #expect(ws.minimaxSolves == 3)
+        #expect(abs(down.t) <= 1e-6)
         // L ≥ 3: c = −S·b stays pinned at the floor −1 as S shrinks. Scaling the pinned λ down
         // would lift t to −S, so 1 → 1e-3 takes a new LP; once c is negligible against the floor
         // (x̃₀^{2−L} underflowing) the cached λ itself reaches the floor for every S.

@@ -439,7 +439,7 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// ordinary number here, while `v` itself would be 0 in weight space.
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool {
         let k = kernel, m = k.m, n = k.n
-        guard state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
+        guard m > 0, state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
         var shifted = [Double](repeating: 0, count: n)
         shifted.withUnsafeMutableBufferPointer {
             k.matrix.gemv(transpose: true, alpha: 2 / k.kappa, x: state.baseAddress! + 1, into: $0.baseAddress!)

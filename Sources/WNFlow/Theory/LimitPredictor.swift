@@ -488,11 +488,12 @@ public enum LimitPredictor {
 
     /// `minimaxStart` without a new LP when `c` is the cached one shifted by a constant `k`
     /// (λ is the same, `t` moves by `k`) or scaled by a factor `S > 0` (λ and `t` scale by
-    /// `S`): the LP's optimum moves exactly so, unless the cached optimum sat at its floor (a
-    /// direction with `Aᵀλ < 0`) and the moved `t` lies above it; the LP is then solved
-    /// afresh (a moved `t` below the floor is a start at least as good), except where the
-    /// cached λ itself still reaches the floor. One LP per WN root search instead of one per
-    /// evaluation. Nil when `c` is not finite or the LP fails.
+    /// `S`): the LP's optimum moves exactly so while the floor stays inactive, i.e. when the
+    /// cached optimum was above its floor and the moved one still is. A cached optimum at the
+    /// floor (a direction with `Aᵀλ < 0`: no kernel assumption) is reused only where its λ
+    /// is at the floor for the new `c` too; otherwise the LP is solved afresh. One LP per WN
+    /// root search instead of one per evaluation where the kernel assumption holds. Nil when
+    /// `c` is not finite or the LP fails.
     static func cachedMinimaxStart(ws: DualWorkspace, c: [Double], floor: Double,
                                    relation: MinimaxRelation) -> (lambda: [Double], t: Double)? {
         let n = c.count
@@ -521,14 +522,21 @@ public enum LimitPredictor {
                     matches = false
                 }
             }
-            let moved = factor * cache.t + shift, tolerance = 1e-9 * max(1, abs(floor))
-            if matches, cache.t > floor + tolerance || moved <= floor + tolerance,
-               let candidate = start(cache.lambda.map { factor * $0 }) {
+            // GLPK's optimum is exact to about 1e-9 of the data: whether it sits at the floor is
+            // read to that (t = 1e-8 for c ≈ 7.6e4 is at the floor 0).
+            let size = max(c.reduce(0) { max($0, abs($1)) }, cache.c.reduce(0) { max($0, abs($1)) })
+            let tolerance = 1e-9 * max(1, abs(floor), size)
+            let pinned = cache.t <= floor + tolerance
+            // Away from the floor, and staying above it, the moved optimum is the new LP's.
+            // (Moved below the floor it is not: the floor keeps z from collapsing, and a start
+            // far below it, λ·1e19 for L = 3, made Newton fail where a fresh LP's did not.)
+            let moved = factor * cache.t + shift
+            if matches, !pinned, moved > floor + tolerance, let candidate = start(cache.lambda.map { factor * $0 }) {
                 return candidate
             }
-            // A cached optimum at the floor that also reaches it for the new c is optimal there
-            // (L ≥ 3 without the kernel assumption, as c = −b shrinks).
-            if cache.t <= floor + tolerance, let same = start(cache.lambda), same.t <= floor + tolerance {
+            // At the floor: the cached λ, when it is at the floor for the new c too, is optimal
+            // there (L ≥ 3 without the kernel assumption once c = −b is negligible).
+            if pinned, let same = start(cache.lambda), abs(same.t - floor) <= tolerance {
                 return same
             }
         }

@@ -458,6 +458,8 @@ public enum WeightNormLimit {
             var lambda: [Double]? = nil
             var slope: [Double]? = nil
             var logRho: Double = 0
+            /// The log ρ at which `slope` was computed (a kept slope keeps it).
+            var slopeLogRho: Double = 0
         }
         var warm = Warm()
         /// φ at g with φ'(g) when known.
@@ -571,8 +573,9 @@ public enum WeightNormLimit {
             var lambda = warm.lambda
             // Whatever happens, λ now belongs to this log ρ and the old slope is stale, unless
             // log ρ moved by at most `slopeReuse` (see there).
-            let previousSlope = warm.slope, moved = abs(logRho - warm.logRho)
-            defer { warm = Warm(lambda: lambda, slope: warm.slope, logRho: logRho) }
+            let previousSlope = warm.slope, moved = abs(logRho - warm.slopeLogRho)
+            var slopeAt = logRho
+            defer { warm = Warm(lambda: lambda, slope: warm.slope, logRho: logRho, slopeLogRho: slopeAt) }
             warm.slope = nil
             var settled: LimitPredictor.SignTest? = nil
             if let g = signFor {
@@ -589,6 +592,7 @@ public enum WeightNormLimit {
                                                    predictor: predictor, workspace: workspace, signSettled: settled)
             if depth == 2, let previousSlope, moved <= Self.slopeReuse, p.method == "dual-newton" {
                 warm.slope = previousSlope
+                slopeAt = warm.slopeLogRho
             } else if depth == 2, let ws = workspace, p.method == "dual-newton" {
                 if exactSlopes { ws.factorNearBest = false }
                 var sl = [Double](repeating: 0, count: A.rows)
