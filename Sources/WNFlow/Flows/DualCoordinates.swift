@@ -613,10 +613,9 @@ public final class DualSolver: ODESolver {
         let canSkip = skipsUnreadSteps && onDemand.count == observers.count
         var skipped = 0
         let forward = ClosureObserver { step in
-            let number = step.stepNumber
             if canSkip && !step.isInitial {
                 let lower = system.lossLowerBound(step.y)
-                if !onDemand.contains(where: { $0.needsState(stepNumber: number, saveIndex: step.saveIndex,
+                if !onDemand.contains(where: { $0.needsState(stepNumber: step.stepNumber, saveIndex: step.saveIndex,
                                                              lossLowerBound: lower) }) {
                     for v in step.y where !v.isFinite { nonFinite = true; return .stop }
                     lastGoodDual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: step.y.baseAddress!, count: step.y.count) }
@@ -632,7 +631,7 @@ public final class DualSolver: ODESolver {
                 lastGood.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: nb.baseAddress!, count: nb.count) }
                 lastGoodIsDual = false
                 observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
-                                                                  saveIndex: step.saveIndex, stepNumber: number))
+                                                                  saveIndex: step.saveIndex, stepNumber: step.stepNumber))
                 departed = system.departure(step.y) > bound
                 return observersStopped || departed ? .stop : .proceed
             }
@@ -681,7 +680,7 @@ public final class DualSolver: ODESolver {
             out.failure = error
             return out
         }
-        // The weight-space leg: its initial state was the dual legs' last step.
+        // The weight-space leg: its initial state was the dual leg's last step.
         let offset = run.stats.acceptedSteps
         let relay = ClosureObserver { step in
             if step.isInitial { return .proceed }
