@@ -246,6 +246,23 @@ extension DualCoordinatesTests {
         #expect(Fixture.maxRelativeDifference(z, wn.z) <= 1e-8)
     }
 
+    /// GF's hand-over bound is about the weights (a move by e^300), which ‖μ‖∞ only bounds
+    /// from above: from x₀ = 3.9 (M = 30, N = 60) ‖μ‖∞ passed 300 while no weight had moved
+    /// by more than e^94, and the run handed over to `bdf` with a warning that the residual
+    /// does not vanish, although it converged. The exact check keeps it dual.
+    @Test func gfHandsOverOnWeightsNotOnMu() throws {
+        let p = try Fixture.problem(m: 30, n: 60, seed: 3, sparsity: 15)
+        let x0 = [Double](repeating: 30 / 60.0.squareRoot(), count: 60)
+        let r = Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).run(recordTrajectory: false)
+        #expect(r.method == "dual" && r.dualHandover == nil && r.status == .converged && r.warnings.isEmpty)
+        let moved = zip(r.x, x0).map { abs(log($0 / $1)) }.max()!
+        #expect(moved < 300)
+        // Without a fallback a hand-over is a failure: the run must reach its end.
+        let dual = try DualSolver(flow: GradientFlow(problem: p), rtol: 1e-10, maxSteps: 100_000)
+        let run = dual.integrate(from: 0, y0: x0, to: 1e6)
+        #expect(run.termination == .reachedEnd && dual.handoverTime == nil)
+    }
+
     /// Re-centering is a change of coordinates, not of the flow: with the bound at 4 (a
     /// re-centering whenever ‖μ‖∞ passes 2) a WN run ends at the limit of the run that
     /// never re-centers, in about as many steps.

@@ -30,6 +30,11 @@ public protocol DualCoordinates: ODESystem {
     /// `‖μ‖_∞`, which bounds `|log(x_n/x₀_n)|` (GF; for WN the change of
     /// `log v_n` up to the common normalization).
     func departure(_ state: UnsafeBufferPointer<Double>) -> Double
+    /// What the hand-over bound is about, read only once `departure` has passed it: GF
+    /// `max_n |log(x_n/x₀_n)|` exactly (a mat-vec; `‖μ‖∞` can be far larger: 300 passed
+    /// where no weight had moved by more than e^94); WN `departure` itself (its bound is
+    /// about μ's rounding).
+    func exactDeparture(_ state: UnsafeBufferPointer<Double>) -> Double
     /// A lower bound on the loss (1.10) that `LossWorkspace` computes at the weights of
     /// `state`, from the residual of the last RHS or Jacobian evaluation and how far
     /// `state` lies from where that was (O(M), no mat-vec; nil before any evaluation).
@@ -354,6 +359,17 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     /// GF hands over instead: its bound (e^{300}) is about weights leaving double range.
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool { false }
 
+    /// `max_n |(Aᵀμ)_n|/κ = max_n |log(x_n/x₀_n)|`.
+    public func exactDeparture(_ state: UnsafeBufferPointer<Double>) -> Double {
+        let k = kernel
+        return k.t.withUnsafeMutableBufferPointer { tb in
+            k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: state.baseAddress!, into: tb.baseAddress!)
+            var d = 0.0
+            for j in 0..<k.n { d = max(d, abs(tb[j])) }
+            return d
+        }
+    }
+
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
         k.residual(y.baseAddress!, theta: 0, normalize: false)
@@ -428,6 +444,8 @@ public final class DualWeightNormSystem: DualCoordinates {
     }
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
+
+    public func exactDeparture(_ state: UnsafeBufferPointer<Double>) -> Double { departure(state) }
 
     public func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double? {
         kernel.lossLowerBound(state.baseAddress! + 1, theta: state[0], normalize: true)
@@ -621,7 +639,7 @@ public final class DualSolver: ODESolver {
                     lastGoodDual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: step.y.baseAddress!, count: step.y.count) }
                     lastGoodIsDual = true
                     skipped += 1
-                    departed = system.departure(step.y) > bound
+                    departed = system.departure(step.y) > bound && system.exactDeparture(step.y) > bound
                     return departed ? .stop : .proceed
                 }
             }
@@ -632,7 +650,7 @@ public final class DualSolver: ODESolver {
                 lastGoodIsDual = false
                 observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
                                                                   saveIndex: step.saveIndex, stepNumber: step.stepNumber))
-                departed = system.departure(step.y) > bound
+                departed = system.departure(step.y) > bound && system.exactDeparture(step.y) > bound
                 return observersStopped || departed ? .stop : .proceed
             }
         }
