@@ -263,6 +263,20 @@ extension DualCoordinatesTests {
         #expect(run.termination == .reachedEnd && dual.handoverTime == nil)
     }
 
+    /// WN from x₀ = (1e4 d)^{1/2} (M = 24, N = 60, η_g = 0.01) moves its weights further than
+    /// 1000 re-centerings follow (by t ≈ 1): it hands over, and the warning says that this,
+    /// not only a residual that does not vanish, can be why (docs/math.md §6a).
+    @Test func handOverAfterRecenteringsSaysWhy() throws {
+        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
+        let x0 = InitDirection.uniform.vector(60).map { (1e4 * $0).squareRoot() }
+        var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        cfg.integrator.tEnd = 10
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.dualHandover != nil)
+        #expect(r.warnings.contains { $0.contains("after 1000 re-centerings") && $0.contains("moved further than the re-centerings follow") },
+                "\(r.warnings)")
+    }
+
     /// Re-centering is a change of coordinates, not of the flow: with the bound at 4 (a
     /// re-centering whenever ‖μ‖∞ passes 2) a WN run ends at the limit of the run that
     /// never re-centers, in about as many steps.

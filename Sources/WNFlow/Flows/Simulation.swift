@@ -336,7 +336,12 @@ public final class Simulation {
                 ? "the dual state passed ‖μ‖∞ = \(JSON.format(DualSolver.weightNormDeparture(rtol: config.integrator.rtol)))"
                     + (recenterings > 0 ? " after \(recenterings) re-centerings" : "")
                 : "a weight moved by e^300 from its start"
-            result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀); continued in weight space with \(weightSpaceMethod)")
+            // WN: a long enough run of re-centerings also comes from a flow that moves its
+            // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.96, docs/math.md §6a).
+            let why = recenterings > 0
+                ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow"
+                : "the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀"
+            result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (\(why)); continued in weight space with \(weightSpaceMethod)")
         }
         return result
     }
