@@ -72,8 +72,8 @@ public final class BDFSolver: ODESolver {
     /// solution in place by a constant, together with a matching change of the system's own
     /// coordinates (`DualSolver`'s re-centering). The interpolating polynomial moves with
     /// it: only its constant term (`D[0]`) changes, and the Jacobian and its factorization
-    /// stay valid. Returns whether it did.
-    public var stateTranslation: ((Double, UnsafeMutableBufferPointer<Double>) -> Bool)?
+    /// stay valid.
+    public var stateTranslation: ((Double, UnsafeMutableBufferPointer<Double>) -> Void)?
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
 
@@ -409,7 +409,7 @@ public final class BDFSolver: ODESolver {
                 stepsSinceRate += 1
                 equalSteps += 1
                 // A change of coordinates by a constant moves the solution row only.
-                _ = stateTranslation?(t, UnsafeMutableBufferPointer(start: D, count: n))
+                stateTranslation?(t, UnsafeMutableBufferPointer(start: D, count: n))
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))

@@ -458,14 +458,15 @@ public final class DualWeightNormSystem: DualCoordinates {
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool {
         let k = kernel, m = k.m, n = k.n
         guard m > 0, state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
-        var shifted = [Double](repeating: 0, count: n)
-        shifted.withUnsafeMutableBufferPointer {
-            k.matrix.gemv(transpose: true, alpha: 2 / k.kappa, x: state.baseAddress! + 1, into: $0.baseAddress!)
+        // `t` is the kernel's scratch (N), as in `natural`.
+        let top: Double = k.t.withUnsafeMutableBufferPointer { tb in
+            k.matrix.gemv(transpose: true, alpha: 2 / k.kappa, x: state.baseAddress! + 1, into: tb.baseAddress!)
+            var top = -Double.infinity
+            for j in 0..<n { tb[j] += k.logBase[j]; top = max(top, tb[j]) }
+            return top
         }
-        var top = -Double.infinity
-        for j in 0..<n { shifted[j] += k.logBase[j]; top = max(top, shifted[j]) }
         guard top.isFinite else { return false }
-        for j in 0..<n { k.logBase[j] = shifted[j] - top }
+        for j in 0..<n { k.logBase[j] = k.t[j] - top }
         k.invalidateReference()
         for i in 1...m { state[i] = 0 }
         return true
@@ -630,6 +631,10 @@ public final class DualSolver: ODESolver {
         let onDemand = observers.compactMap { $0 as? StateOnDemandObserver }
         let canSkip = skipsUnreadSteps && onDemand.count == observers.count
         var skipped = 0
+        /// Past the hand-over bound: the cheap `departure` first, its exact form only then.
+        func leaves(_ y: UnsafeBufferPointer<Double>) -> Bool {
+            system.departure(y) > bound && system.exactDeparture(y) > bound
+        }
         let forward = ClosureObserver { step in
             if canSkip && !step.isInitial {
                 let lower = system.lossLowerBound(step.y)
@@ -639,7 +644,7 @@ public final class DualSolver: ODESolver {
                     lastGoodDual.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: step.y.baseAddress!, count: step.y.count) }
                     lastGoodIsDual = true
                     skipped += 1
-                    departed = system.departure(step.y) > bound && system.exactDeparture(step.y) > bound
+                    departed = leaves(step.y)
                     return departed ? .stop : .proceed
                 }
             }
@@ -650,7 +655,7 @@ public final class DualSolver: ODESolver {
                 lastGoodIsDual = false
                 observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
                                                                   saveIndex: step.saveIndex, stepNumber: step.stepNumber))
-                departed = system.departure(step.y) > bound && system.exactDeparture(step.y) > bound
+                departed = leaves(step.y)
                 return observersStopped || departed ? .stop : .proceed
             }
         }
@@ -660,10 +665,9 @@ public final class DualSolver: ODESolver {
         let cap = maxRecenterings, trigger = 0.5 * bound
         let bdf = inner as? BDFSolver
         bdf?.stateTranslation = { t, state in
-            guard recentered.count < cap, system.departure(UnsafeBufferPointer(state)) > trigger,
-                  system.recenter(state) else { return false }
-            recentered.append(t)
-            return true
+            if recentered.count < cap, system.departure(UnsafeBufferPointer(state)) > trigger, system.recenter(state) {
+                recentered.append(t)
+            }
         }
         defer { bdf?.stateTranslation = nil }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])

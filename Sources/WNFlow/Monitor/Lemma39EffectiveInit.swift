@@ -56,13 +56,13 @@ public final class Lemma39EffectiveInit: Check {
             d = context.distanceOfProjectedHx(to: target, ref: h0Norm, logScale: log(abs(ratio)) - magnificationExponent(c: c, g: g, g0: g0),
                                               sign: ratio < 0 ? -1 : 1)
         case 2:
-            let lr = log(g0 / g) + magnificationExponent(c: c, g: g, g0: g0)
+            let lr = WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
             lastLogRho = lr
             let n = Double(context.weightCount)
             let ref = max(h0Norm * h0Norm - 2 * lr * h0Sum + n * lr * lr, 0).squareRoot()
             d = context.distanceOfProjectedHx(to: target, ref: ref, shift: -lr)
         default:
-            let lr = log(g0 / g) + magnificationExponent(c: c, g: g, g0: g0)
+            let lr = WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
             lastLogRho = lr
             d = context.distanceOfProjectedHx(to: target, ref: h0Norm, logScale: Double(L - 2) * lr)
         }

@@ -474,10 +474,14 @@ public enum LimitPredictor {
         guard let sol = try? LinearProgram.minimize(A: lp, b: b, c: cost, lower: [Double](repeating: 0, count: cols)) else {
             return nil
         }
-        let lambda = (0..<m).map { sol.x[$0] - sol.x[m + $0] }
+        return minimaxValue(A: A, c: c, lambda: (0..<m).map { sol.x[$0] - sol.x[m + $0] })
+    }
+
+    /// `(λ, t = max_j (c + Aᵀλ)_j)`, nil when t is not finite.
+    private static func minimaxValue(A: Matrix, c: [Double], lambda: [Double]) -> (lambda: [Double], t: Double)? {
         let u = A.multiplyTransposed(lambda)
         var t = -Double.infinity
-        for j in 0..<n { t = max(t, c[j] + u[j]) }
+        for j in 0..<c.count { t = max(t, c[j] + u[j]) }
         return t.isFinite ? (lambda, t) : nil
     }
 
@@ -498,12 +502,7 @@ public enum LimitPredictor {
                                    relation: MinimaxRelation) -> (lambda: [Double], t: Double)? {
         let n = c.count
         guard n > 0, c.allSatisfy({ $0.isFinite }) else { return nil }
-        func start(_ lambda: [Double]) -> (lambda: [Double], t: Double)? {
-            let u = ws.A.multiplyTransposed(lambda)
-            var t = -Double.infinity
-            for j in 0..<n { t = max(t, c[j] + u[j]) }
-            return t.isFinite ? (lambda, t) : nil
-        }
+        func start(_ lambda: [Double]) -> (lambda: [Double], t: Double)? { minimaxValue(A: ws.A, c: c, lambda: lambda) }
         if let cache = ws.minimaxCache, cache.c.count == n, cache.floor == floor {
             if cache.c == c { return (cache.lambda, cache.t) }
             var factor = 1.0, shift = 0.0, matches = true

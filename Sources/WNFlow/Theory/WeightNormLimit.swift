@@ -212,7 +212,7 @@ public enum WeightNormLimit {
         for _ in 0..<6 {
             let (pred, norm, dNorm) = try eval.normAndSlope(logRho: l)
             guard norm > 0, norm.isFinite else { break }
-            let psi = Foundation.log(g0 / norm) + magnificationExponent(c: c, g: norm, g0: g0) - l
+            let psi = logMagnification(g: norm, g0: g0, c: c) - l
             if abs(psi) < (best?.psi ?? .infinity) { best = (abs(psi), norm, l, pred) }
             guard let dNorm else { break }
             let dPsi = (2 * c * norm - 1 / norm) * dNorm - 1
