@@ -74,6 +74,16 @@ public final class BDFSolver: ODESolver {
     /// it: only its constant term (`D[0]`) changes, and the Jacobian and its factorization
     /// stay valid.
     public var stateTranslation: ((Double, UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// The norm of a local error `v` of the state `y` in place of the weighted max norm
+    /// `max_i |v_i|/(atol + rtol|y_i|)` (1 is the tolerance); `y` is the state the scale is
+    /// taken at (the prediction in the Newton iteration, the new solution afterwards).
+    /// `DualSolver` measures there the error of the weights the state stands for.
+    public var errorNormOverride: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
+    /// How far a new state lies relative to the range its coordinates hold (above 1: outside);
+    /// such a step is rejected and shortened like one whose error is too large. `DualSolver`:
+    /// `‖μ‖∞` against the range where μ's rounding stays within the tolerance (WN) or the
+    /// weights within double range (GF).
+    public var stateReach: ((UnsafePointer<Double>) -> Double)?
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
 
@@ -141,7 +151,11 @@ public final class BDFSolver: ODESolver {
         /// The weighted max norm `max_i |c·v_i|/(atol + rtol|y_i|)` of GSL's
         /// standard control (an RMS norm, as in CVODE or scipy, lets an error
         /// concentrated in the few support entries pass √N times larger).
+        let override = errorNormOverride, stateReach = self.stateReach
+        // The state `scale` was last taken at (`yPred` or `yNew`).
+        var scaleState = yPred
         func errorNorm(_ v: UnsafeMutablePointer<Double>, times c: Double = 1) -> Double {
+            if let override { return abs(c) * override(v, scaleState) }
             var s = 0.0
             for i in 0..<n { s = max(s, abs(v[i] / scale[i])) }
             return abs(c) * s
@@ -266,7 +280,17 @@ public final class BDFSolver: ODESolver {
                     let row = D + i * n
                     for p in 0..<n { psi[p] += g * row[p] }
                 }
+                // A prediction past the state's range: shorten the step before solving.
+                if let reach = stateReach?(yPred), reach > 1 {
+                    let factor = max(minFactor, 0.5 / reach)
+                    rescaleDifferences(order: order, factor: factor)
+                    h *= factor
+                    equalSteps = 0
+                    landing = false
+                    continue attempt
+                }
                 for p in 0..<n { scale[p] = atol + rtol * abs(yPred[p]) }
+                scaleState = yPred
                 let c = h / a
                 let sigma = 1 / c
                 var converged = false
@@ -369,6 +393,7 @@ public final class BDFSolver: ODESolver {
                     if !yNew[p].isFinite { finite = false; break }
                     scale[p] = atol + rtol * abs(yNew[p])
                 }
+                scaleState = yNew
                 errNorm = finite ? errorNorm(dAcc, times: Self.errorConst[order]) : .nan
                 if !errNorm.isFinite {
                     nonFiniteInARow += 1
@@ -383,6 +408,17 @@ public final class BDFSolver: ODESolver {
                 }
                 nonFiniteInARow = 0
                 let safety = 0.9 * Double(2 * newtonMaxIterations + 1) / Double(2 * newtonMaxIterations + nIter)
+                // A new state past its range: shorten the step (the move is about linear in h).
+                if let reach = stateReach?(yNew), reach > 1 {
+                    stats.rejectedSteps += 1
+                    lastRejectNonFinite = false
+                    let factor = max(minFactor, 0.5 / reach)
+                    rescaleDifferences(order: order, factor: factor)
+                    h *= factor
+                    equalSteps = 0
+                    landing = false
+                    continue attempt
+                }
                 if errNorm > 1 {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = false

@@ -42,6 +42,7 @@ let badCases: [BadCase] = [
     BadCase(label: "discrete flow without step", config: validConfig.replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn-gd\""), field: "config.model.step"),
     BadCase(label: "missing data file", config: "{\"problem\": {\"A_file\": \"nope.csv\", \"y\": [1]}, \"init\": {\"x0\": [1]}}", field: "config.problem.A_file"),
     BadCase(label: "wrong type for signed", config: validConfig.replacingOccurrences(of: "\"depth\": 2", with: "\"depth\": 2, \"signed\": \"yes\""), field: "config.model.signed"),
+    BadCase(label: "negative max_recenterings", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 100, \"max_recenterings\": -1"), field: "config.integrator.max_recenterings"),
     BadCase(label: "negative t_end", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": -5"), field: "config.integrator.t_end"),
     BadCase(label: "unknown init direction", config: validConfig.replacingOccurrences(of: "\"x0\": [0.1, 0.1, 0.1]", with: "\"scale\": 0.1, \"direction\": \"gaussian\""), field: "config.init.direction"),
     BadCase(label: "generate with sparsity > N", config: "{\"problem\": {\"generate\": {\"M\": 2, \"N\": 3, \"sparsity\": 5}}, \"init\": {\"scale\": 0.1}}", field: "config.problem.generate.sparsity"),

@@ -235,6 +235,64 @@ private final class ShiftedRelaxation: LowRankJacobianSystem {
     }
 }
 
+/// `y' = −50(y − t − offset)`: after a transient `y` drifts linearly, which BDF follows
+/// exactly, so its steps grow without bound.
+private final class Drift: LowRankJacobianSystem {
+    var offset = 0.0
+    var dimension: Int { 1 }
+    func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
+        dydt[0] = -50 * (y[0] - t - offset)
+    }
+    func makeLowRankJacobian() -> LowRankJacobian { LowRankJacobian(dimension: 1) }
+    func lowRankJacobian(t: Double, y: UnsafeBufferPointer<Double>, into j: LowRankJacobian,
+                         dfdt: UnsafeMutableBufferPointer<Double>) throws {
+        j.diagonal[0] = -50
+        dfdt[0] = 50
+    }
+}
+
+@Suite struct BDFHookTests {
+    /// `stateReach` keeps every accepted state within range, also where the solution drifts
+    /// and the steps grow: translated back past 5, the state never passes 10 (it does
+    /// without the hook), and the run still follows `y = t + offset − 1/50`.
+    @Test(arguments: [false, true]) func stateReachBoundsEveryStep(limited: Bool) throws {
+        let system = Drift()
+        let s = try BDFSolver(system: system, options: ODEOptions(rtol: 1e-30, atol: 1e-10))
+        var largest = 0.0
+        s.stateTranslation = { _, y in
+            largest = max(largest, abs(y[0]))
+            guard y[0] > 5 else { return }
+            let c = y[0].rounded(.down)
+            y[0] -= c
+            system.offset -= c
+        }
+        if limited { s.stateReach = { abs($0[0]) / 10 } }
+        let run = s.integrate(from: 0, y0: [0], to: 1e6)
+        #expect(run.termination == .reachedEnd)
+        #expect(abs((run.y[0] - system.offset) - (1e6 - 0.02)) <= 1e-6 * 1e6)
+        if limited {
+            #expect(largest <= 10)
+            #expect(run.stats.acceptedSteps > 10_000)
+        } else {
+            #expect(largest > 1000)
+        }
+    }
+
+    /// `errorNormOverride` is measured at the state the scale is taken at: the standard
+    /// weighted max norm given as an override reproduces the run exactly.
+    @Test func errorNormOverrideSeesTheScaleState() throws {
+        let options = ODEOptions(rtol: 1e-8, atol: 1e-12)
+        let a = try BDFSolver(system: ShiftedRelaxation(), options: options).integrate(from: 0, y0: [2], to: 20)
+        let s = try BDFSolver(system: ShiftedRelaxation(), options: options)
+        s.errorNormOverride = { v, y in abs(v[0]) / (1e-12 + 1e-8 * abs(y[0])) }
+        let b = s.integrate(from: 0, y0: [2], to: 20)
+        #expect(a.y == b.y && a.stats.acceptedSteps == b.stats.acceptedSteps && a.stats.rhsEvaluations == b.stats.rhsEvaluations)
+        // A norm twice as strict takes more steps (the override is read).
+        s.errorNormOverride = { v, y in 2 * abs(v[0]) / (1e-12 + 1e-8 * abs(y[0])) }
+        #expect(s.integrate(from: 0, y0: [2], to: 20).stats.acceptedSteps > a.stats.acceptedSteps)
+    }
+}
+
 /// `ForcedLinear` seen as a plain system with a dense Jacobian, so that
 /// `BDFSolver` factors `σI − J` by LU (`DenseShiftedJacobian`).
 private class DenseForced: ODESystem {

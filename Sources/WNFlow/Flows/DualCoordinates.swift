@@ -44,6 +44,15 @@ public protocol DualCoordinates: ODESystem {
     /// weight far below double range keeps its log) and writes the dual state of the same
     /// weights in the new frame (`μ = 0`) into `state`; false where the coordinates cannot (GF).
     func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool
+    /// The local error `v` of the dual state `y` measured on the weight-space state it stands
+    /// for, as GSL measures weight space: `max |δ log w_i| / (rtol + atol/|w_i| + ρ)` over
+    /// GF's `x` (WN: `g` and `v`), `δ log x = Aᵀv/κ` exactly (one mat-vec), `|w|` from the
+    /// last evaluation, `ρ = 4ε max(‖μ‖∞, recentSize)` the dual state's own rounding, also of
+    /// the history rows made before a re-centering (`recentSize`: their largest `‖μ‖∞`). So `|δx| ≤ rtol|x| + atol`
+    /// for every weight (GSL's control), relative also below atol/rtol; atol = 0: relative
+    /// for every weight (docs/math.md §6a).
+    func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
+                         recentSize: Double) -> Double
 }
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
@@ -120,10 +129,8 @@ final class DualKernel {
         scratch = []
     }
 
-    /// `w = exp(logBase + 2Aᵀμ/κ − shift)` with `shift = 0` (GF) or the max
-    /// (WN, then normalized to `Σw = 1`; in log space, so nothing overflows),
-    /// and `aw = A w`.
-    func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) {
+    /// `t = logBase + 2Aᵀμ/κ` (log z or log v²); returns `max t` (normalize) or 0.
+    func logWeights(_ mu: UnsafePointer<Double>, normalize: Bool) -> Double {
         t.withUnsafeMutableBufferPointer { tb in
             matrix.gemv(transpose: true, alpha: 2 / kappa, x: mu, into: tb.baseAddress!)
             var shift = 0.0
@@ -133,6 +140,16 @@ final class DualKernel {
             } else {
                 for j in 0..<n { tb[j] += logBase[j] }
             }
+            return shift
+        }
+    }
+
+    /// `w = exp(logBase + 2Aᵀμ/κ − shift)` with `shift = 0` (GF) or the max
+    /// (WN, then normalized to `Σw = 1`; in log space, so nothing overflows),
+    /// and `aw = A w`. Only evaluations write `w` (`weightErrorNorm` reads it).
+    func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) {
+        let shift = logWeights(mu, normalize: normalize)
+        t.withUnsafeBufferPointer { tb in
             var s = 0.0
             w.withUnsafeMutableBufferPointer { wb in
                 for j in 0..<n { wb[j] = Foundation.exp(tb[j] - shift); s += wb[j] }
@@ -370,6 +387,23 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
         }
     }
 
+    /// `δ log x = Aᵀv/κ`, `|x| = √z` of the last evaluation.
+    public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
+                                recentSize: Double) -> Double {
+        let k = kernel
+        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y, k.m), recentSize)
+        return k.t.withUnsafeMutableBufferPointer { tb in
+            k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: v, into: tb.baseAddress!)
+            return k.w.withUnsafeBufferPointer { wb in
+                var s = 0.0
+                for j in 0..<k.n where wb[j] > 0 {
+                    s = max(s, abs(tb[j]) / (floor + atol / wb[j].squareRoot()))
+                }
+                return s
+            }
+        }
+    }
+
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         let k = kernel
         k.residual(y.baseAddress!, theta: 0, normalize: false)
@@ -437,10 +471,16 @@ public final class DualWeightNormSystem: DualCoordinates {
     }
 
     public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        // Not through `exponentiate`: the kernel's `w` stays the last evaluation's.
         let k = kernel
-        k.exponentiate(state.baseAddress! + 1, normalize: true)
+        let shift = k.logWeights(state.baseAddress! + 1, normalize: true)
         out[0] = gSign * Foundation.exp(state[0])
-        for j in 0..<k.n { out[j + 1] = r * sign0[j] * k.w[j].squareRoot() }
+        var s = 0.0
+        k.t.withUnsafeBufferPointer { tb in
+            for j in 0..<k.n { let p = Foundation.exp(tb[j] - shift); out[j + 1] = p; s += p }
+        }
+        let scale = r / s.squareRoot()
+        for j in 0..<k.n { out[j + 1] = scale * sign0[j] * out[j + 1].squareRoot() }
     }
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
@@ -470,6 +510,27 @@ public final class DualWeightNormSystem: DualCoordinates {
         k.invalidateReference()
         for i in 1...m { state[i] = 0 }
         return true
+    }
+
+    /// `δθ` against `g`, and `δ log v_n = (Aᵀv)_n/κ − Σ_k p_k (Aᵀv)_k/κ` (‖v‖ is constant,
+    /// Lemma 3.2) against `|v_n| = ‖v₀‖√p_n`, `p` of the last evaluation.
+    public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
+                                recentSize: Double) -> Double {
+        let k = kernel
+        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y + 1, k.m), recentSize)
+        var s = abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0]))
+        let radius = r
+        k.t.withUnsafeMutableBufferPointer { tb in
+            k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: v + 1, into: tb.baseAddress!)
+            k.w.withUnsafeBufferPointer { wb in
+                var mean = 0.0
+                for j in 0..<k.n { mean += wb[j] * tb[j] }
+                for j in 0..<k.n where wb[j] > 0 {
+                    s = max(s, abs(tb[j] - mean) / (floor + atol / (radius * wb[j].squareRoot())))
+                }
+            }
+        }
+        return s
     }
 
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
@@ -537,10 +598,12 @@ public final class DualWeightNormSystem: DualCoordinates {
 /// with WNFlow's BDF (`BDFSolver`; dense Cholesky of the small Jacobian for
 /// GF, LU for WN; what `Simulation` uses) or one of GSL's steppers, and shows its observers the
 /// weight-space state at every step, so monitor, stop rules and recorder see
-/// the same states as with any other method. Error control: absolute
-/// tolerance `rtol` on `μ` and `log g` (plus their rounding, `4ε|μ|`), i.e.
-/// a local error of at most `rtol` relative in every GF weight `x_n` (no weaker than GSL's `rtol|x| + atol`
-/// in weight space, and relative also where `|x| < atol/rtol`; WN: `3·rtol`).
+/// the same states as with any other method. Error control (WNFlow's BDF): on the
+/// weight-space state itself, `|δw| ≤ rtol|w| + atol` for every entry as GSL's steppers
+/// measure weight space, in log form so that it holds also far below double range
+/// (`DualCoordinates.weightErrorNorm`, docs/math.md §6a); no step lands beyond 1.1× the
+/// bound below (`BDFSolver.stateReach`). GSL's steppers: absolute tolerance `rtol` on
+/// `μ` and `log g` plus their rounding `4ε|μ|`, which bounds the same relative error.
 ///
 /// Hand-over: when `‖μ‖_∞` passes `maxDeparture` (GF: a weight has moved by
 /// a factor `e^{300}` from its start, as when the residual does not vanish
@@ -584,6 +647,21 @@ public final class DualSolver: ODESolver {
     /// linearly; the run hands over after these.
     public var maxRecenterings = 1000
 
+    /// `‖μ‖∞` of the last accepted steps before any re-centering: the BDF history still
+    /// carries their rounding (as many rows as BDF5 keeps).
+    final class RecentSizes: @unchecked Sendable {
+        private var sizes = [Double](repeating: 0, count: 6)
+        private var next = 0
+        private(set) var largest = 0.0
+        func reset() { for i in sizes.indices { sizes[i] = 0 }; next = 0; largest = 0 }
+        func record(_ size: Double) {
+            sizes[next] = size
+            next = (next + 1) % sizes.count
+            largest = sizes.max()!
+        }
+    }
+    private let recentSizes = RecentSizes()
+
     /// WN's hand-over bound on `‖μ‖∞`: the largest |μ| whose rounding `4ε|μ|` stays within
     /// the tolerance `rtol` (1.1e5 at the default 1e-10), and at least 1e4.
     public static func weightNormDeparture(rtol: Double) -> Double {
@@ -594,7 +672,7 @@ public final class DualSolver: ODESolver {
     ///   - stepper: a GSL stepper, or nil for `BDFSolver`.
     ///   - fallback: makes the weight-space solver for a hand-over; without
     ///     it the run stops there with `.failed`.
-    public init(flow: any Flow, stepper: Stepper? = nil, rtol: Double, initialStep: Double? = nil,
+    public init(flow: any Flow, stepper: Stepper? = nil, rtol: Double, atol: Double = 0, initialStep: Double? = nil,
                 maxSteps: Int, fallback: (() throws -> any ODESolver)? = nil) throws {
         let system = try makeDualCoordinates(for: flow)
         self.system = system
@@ -609,7 +687,12 @@ public final class DualSolver: ODESolver {
             options.stepper = stepper
             inner = try ODEIntegrator(system: system, options: options)
         } else {
-            inner = try BDFSolver(system: system, options: options)
+            let bdf = try BDFSolver(system: system, options: options)
+            let memory = recentSizes
+            bdf.errorNormOverride = { v, y in
+                system.weightErrorNorm(v, at: y, rtol: rtol, atol: atol, recentSize: memory.largest)
+            }
+            inner = bdf
         }
     }
 
@@ -664,19 +747,30 @@ public final class DualSolver: ODESolver {
         var recentered: [Double] = []
         let cap = maxRecenterings, trigger = 0.5 * bound
         let bdf = inner as? BDFSolver
+        let memory = recentSizes
+        memory.reset()
         bdf?.stateTranslation = { t, state in
+            memory.record(system.departure(UnsafeBufferPointer(state)))
             if recentered.count < cap, system.departure(UnsafeBufferPointer(state)) > trigger, system.recenter(state) {
                 recentered.append(t)
             }
         }
-        defer { bdf?.stateTranslation = nil }
+        // No step jumps far past the bound: there μ's rounding (WN) or the weights (GF) leave
+        // what the coordinates hold; the step lands within 1.1× the bound instead.
+        let reachLimit = 1.1 * bound, dimension = system.dimension
+        bdf?.stateReach = { y in
+            let state = UnsafeBufferPointer(start: y, count: dimension)
+            let cheap = system.departure(state) / reachLimit
+            return cheap > 1 ? system.exactDeparture(state) / reachLimit : cheap
+        }
+        defer { bdf?.stateTranslation = nil; bdf?.stateReach = nil }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
         recenterTimes = recentered
         skippedSteps = skipped
-        let dimension = naturalDimension
+        let naturalDimension = self.naturalDimension
         func weights(of dual: [Double]) -> [Double] {
             dual.withUnsafeBufferPointer { b in
-                var x = [Double](repeating: 0, count: dimension)
+                var x = [Double](repeating: 0, count: naturalDimension)
                 x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
                 return x
             }

@@ -258,9 +258,11 @@ public final class Simulation {
             // evaluations where the BDF takes 7,007 in the same wall time, and
             // its solves contend for OpenBLAS's dtrsv lock in parallel runs:
             // README Performance).
-            return try DualSolver(flow: flow, stepper: nil,
-                                  rtol: it.rtol, initialStep: it.initialStep, maxSteps: it.maxSteps,
-                                  fallback: { try self.makeSolver(method: fallback) })  // no cycle: the solver is not stored
+            let dual = try DualSolver(flow: flow, stepper: nil,
+                                      rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps,
+                                      fallback: { try self.makeSolver(method: fallback) })  // no cycle: the solver is not stored
+            dual.maxRecenterings = it.maxRecenterings
+            return dual
         case .auto:
             // `resolvedMethod` never returns `.auto`; report rather than trap.
             throw ODEError.invalidOptions("method auto did not resolve to a concrete method")
@@ -337,9 +339,10 @@ public final class Simulation {
                     + (recenterings > 0 ? " after \(recenterings) re-centerings" : "")
                 : "a weight moved by e^300 from its start"
             // WN: a long enough run of re-centerings also comes from a flow that moves its
-            // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.96, docs/math.md §6a).
+            // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.65, and 60,584 on the way to
+            // its limit, docs/math.md §6a).
             let why = recenterings > 0
-                ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow"
+                ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
                 : "the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀"
             result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (\(why)); continued in weight space with \(weightSpaceMethod)")
         }

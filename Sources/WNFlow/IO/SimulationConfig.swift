@@ -79,6 +79,9 @@ public struct IntegratorSpec: Sendable {
     public var tEnd = 1e12
     public var initialStep: Double?
     public var maxSteps = 2_000_000
+    /// `max_recenterings`: how often `dual` may re-center WN's coordinates before it hands
+    /// the run to weight space (`DualSolver.maxRecenterings`).
+    public var maxRecenterings = 1000
     /// `stop.loss_below`; `nil` means the default `1e-24 · ½‖y‖²` (scale-aware).
     public var lossBelow: Double?
     /// `stop.speed_below`: stop when ‖state'‖ falls below.
@@ -250,7 +253,7 @@ extension SimulationConfig {
         }
 
         if let it = try root.object("integrator") {
-            try it.allowOnly(["method", "rtol", "atol", "t_end", "h0", "max_steps", "stop"])
+            try it.allowOnly(["method", "rtol", "atol", "t_end", "h0", "max_steps", "max_recenterings", "stop"])
             if let name = try it.string("method") {
                 guard let m = Method(name: name) else {
                     throw ConfigError(it.field("method"), "unknown method '\(name)'; expected one of \(Method.allNames.joined(separator: ", "))")
@@ -277,6 +280,7 @@ extension SimulationConfig {
             if let t = try it.positive("t_end") { config.integrator.tEnd = t }
             if let h = try it.positive("h0") { config.integrator.initialStep = h }
             if let n = try it.int("max_steps", min: 1) { config.integrator.maxSteps = n }
+            if let n = try it.int("max_recenterings", min: 0) { config.integrator.maxRecenterings = n }
             if let s = try it.object("stop") {
                 try s.allowOnly(["loss_below", "speed_below"])
                 if let l = try s.positive("loss_below") { config.integrator.lossBelow = l }
