@@ -432,14 +432,17 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     /// `δ log x = Aᵀv/κ`, `|x| = √z` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                 recentSize: Double) -> Double {
-        let k = kernel
-        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y, k.m), recentSize)
-        return k.logErrorNorm(v, floor: floor, atol: atol, radius: 1, centered: false)
+        kernel.logErrorNorm(v, floor: roundingFloor(y, rtol: rtol, recentSize: recentSize), atol: atol, radius: 1, centered: false)
     }
 
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                  recentSize: Double) -> Double {
-        maxAbs(v, kernel.m) / (rtol + 4 * .ulpOfOne * max(maxAbs(y, kernel.m), recentSize))
+        maxAbs(v, kernel.m) / roundingFloor(y, rtol: rtol, recentSize: recentSize)
+    }
+
+    /// `rtol + 4ε max(‖μ‖∞, recentSize)`.
+    private func roundingFloor(_ y: UnsafePointer<Double>, rtol: Double, recentSize: Double) -> Double {
+        rtol + 4 * .ulpOfOne * max(maxAbs(y, kernel.m), recentSize)
     }
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
@@ -554,19 +557,22 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// Lemma 3.2) against `|v_n| = ‖v₀‖√p_n`, `p` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                 recentSize: Double) -> Double {
-        let k = kernel
-        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y + 1, k.m), recentSize)
-        let s = abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0]))
-        return max(s, k.logErrorNorm(v + 1, floor: floor, atol: atol, radius: r, centered: true))
+        let (g, floor) = gErrorAndFloor(v, at: y, rtol: rtol, atol: atol, recentSize: recentSize)
+        return max(g, kernel.logErrorNorm(v + 1, floor: floor, atol: atol, radius: r, centered: true))
     }
 
     /// `|t_n − Σ p t| ≤ 2‖t‖∞`.
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                  recentSize: Double) -> Double {
-        let m = kernel.m
-        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y + 1, m), recentSize)
-        let s = abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0]))
-        return max(s, 2 * maxAbs(v + 1, m) / floor)
+        let (g, floor) = gErrorAndFloor(v, at: y, rtol: rtol, atol: atol, recentSize: recentSize)
+        return max(g, 2 * maxAbs(v + 1, kernel.m) / floor)
+    }
+
+    /// `g`'s part of the weight norm, `|δθ|/(rtol + 4ε|θ| + atol/g)`, and μ's rounding floor.
+    private func gErrorAndFloor(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
+                                recentSize: Double) -> (Double, Double) {
+        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y + 1, kernel.m), recentSize)
+        return (abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0])), floor)
     }
 
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
@@ -685,7 +691,7 @@ public final class DualSolver: ODESolver {
 
     /// `‖μ‖∞` of the last accepted steps before any re-centering: the BDF history still
     /// carries their rounding (as many rows as BDF5 keeps).
-    final class RecentSizes: @unchecked Sendable {
+    final class RecentSizes {
         private var sizes = [Double](repeating: 0, count: 6)
         private var next = 0
         private(set) var largest = 0.0
@@ -693,7 +699,7 @@ public final class DualSolver: ODESolver {
         func record(_ size: Double) {
             sizes[next] = size
             next = (next + 1) % sizes.count
-            largest = sizes.max()!
+            largest = sizes.reduce(0, max)
         }
     }
     private let recentSizes = RecentSizes()
