@@ -82,7 +82,9 @@ public final class BDFSolver: ODESolver {
     /// A cheap upper bound on `errorNormOverride` (never below it) for the Newton iteration's
     /// convergence test, divided there by the factor `b/n ∈ [1, maxBoundRatio]` by which it
     /// overstated the last error estimate: Newton then runs without the override's cost
-    /// (`DualSolver`: a mat-vec per iteration), the error estimate in the override itself.
+    /// (`DualSolver`: a mat-vec per iteration), the error estimate in the override itself,
+    /// except between order selections where the bound alone shows the error within the
+    /// tolerance (the same acceptance as the norm's).
     public var newtonBound: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
     /// Cap on that factor: a Newton correction whose bound overstates it less than the error
     /// estimate's did is still held to `maxBoundRatio` times the test's tolerance.
@@ -409,9 +411,17 @@ public final class BDFSolver: ODESolver {
                     scale[p] = atol + rtol * abs(yNew[p])
                 }
                 scaleState = yNew
-                errNorm = finite ? errorNorm(dAcc, times: Self.errorConst[order]) : .nan
-                if let bound = newtonBound, errNorm > 0, errNorm.isFinite {
-                    boundRatio = min(maxBoundRatio, max(1, bound(dAcc, scaleState) * abs(Self.errorConst[order]) / errNorm))
+                // Between order and step selections the estimate only decides acceptance: a
+                // bound within the tolerance accepts as the norm would, without the norm.
+                let selects = equalSteps + 1 >= order + 1
+                let bounded = !finite || selects ? nil : newtonBound.map { abs(Self.errorConst[order]) * $0(dAcc, scaleState) }
+                if let bounded, bounded <= 1 {
+                    errNorm = bounded
+                } else {
+                    errNorm = finite ? errorNorm(dAcc, times: Self.errorConst[order]) : .nan
+                    if let bound = newtonBound, errNorm > 0, errNorm.isFinite {
+                        boundRatio = min(maxBoundRatio, max(1, (bounded ?? abs(Self.errorConst[order]) * bound(dAcc, scaleState)) / errNorm))
+                    }
                 }
                 if !errNorm.isFinite {
                     nonFiniteInARow += 1

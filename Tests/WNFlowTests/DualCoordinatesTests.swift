@@ -202,7 +202,7 @@ extension DualCoordinatesTests {
         #expect(wnDual.dualHandover == nil && wnDual.method == "dual" && wnDual.status == .tEnd)
         #expect(abs(wnDual.loss - wnRef.loss) <= 1e-8 * wnRef.loss)
         #expect(wnDual.monitor.map { "\($0.name) \($0.passed)" } == wnRef.monitor.map { "\($0.name) \($0.passed)" })
-        // After `maxRecenterings` it hands over (λ grows linearly here: 1000 by t = 7.8e6 at atol 1e-18).
+        // After `maxRecenterings` it hands over (λ grows linearly here: 1000 by t = 8.0e6 at atol 1e-18).
         let wnFlow = WeightNormFlow(problem: p, rate: .constant(0.05))
         let few = try DualSolver(flow: wnFlow, rtol: 1e-10, maxSteps: 100_000)
         few.maxRecenterings = 3
@@ -279,7 +279,7 @@ extension DualCoordinatesTests {
                 "\(r.warnings)")
     }
 
-    /// With `integrator.max_recenterings` raised, the same run stays dual (68,882
+    /// With `integrator.max_recenterings` raised, the same run stays dual (68,900
     /// re-centerings, each step kept within 1.1× the bound by `BDFSolver.stateReach`) and
     /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there).
     @Test func farMovingWeightsReachTheLimitWithMoreRecenterings() throws {
@@ -329,13 +329,13 @@ extension DualCoordinatesTests {
             expected = max(expected, abs(log(abs(wv[j] / w[j]))) / (floor + atol / abs(w[j])))
         }
         let got = v.withUnsafeBufferPointer { vb in
-            y.withUnsafeBufferPointer { system.weightErrorNorm(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, recentSize: 0) }
+            y.withUnsafeBufferPointer { system.weightErrorNorm(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, roundingSize: mu) }
         }
         #expect(expected > 10 && abs(got - expected) <= 1e-5 * expected, "\(got) vs \(expected)")
-        // A large recent size (history before a re-centering) raises μ's rounding floor
+        // A large rounding size (history before a re-centering) raises μ's rounding floor
         // (not θ's: WN's norm may then rest on δθ).
         let relaxed = v.withUnsafeBufferPointer { vb in
-            y.withUnsafeBufferPointer { system.weightErrorNorm(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, recentSize: 1e6) }
+            y.withUnsafeBufferPointer { system.weightErrorNorm(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, roundingSize: 1e6) }
         }
         #expect(relaxed < (kind == .gf ? 0.2 : 1) * got)
     }

@@ -47,15 +47,16 @@ public protocol DualCoordinates: ODESystem {
     /// The local error `v` of the dual state `y` measured on the weight-space state it stands
     /// for, as GSL measures weight space: `max |δ log w_i| / (rtol + atol/|w_i| + ρ)` over
     /// GF's `x` (WN: `g` and `v`), `δ log x = Aᵀv/κ` exactly (one mat-vec), `|w|` from the
-    /// last evaluation, `ρ = 4ε max(‖μ‖∞, recentSize)` the dual state's own rounding, also of
-    /// the history rows made before a re-centering (`recentSize`: their largest `‖μ‖∞`). So `|δx| ≤ rtol|x| + atol`
+    /// last evaluation, `ρ = 4ε·roundingSize` the dual state's own rounding, `roundingSize` the
+    /// largest `‖μ‖∞` of the recent steps (the BDF history's rows, also those made before a
+    /// re-centering; `DualSolver` keeps it). So `|δx| ≤ rtol|x| + atol`
     /// for every weight (GSL's control), relative also below atol/rtol; atol = 0: relative
     /// for every weight (docs/math.md §6a).
     func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                         recentSize: Double) -> Double
+                         roundingSize: Double) -> Double
     /// An upper bound on `weightErrorNorm` without the mat-vec (`|(Aᵀv)_n|/κ ≤ ‖v‖∞`), O(M).
     func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                          recentSize: Double) -> Double
+                          roundingSize: Double) -> Double
 }
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
@@ -431,18 +432,13 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
 
     /// `δ log x = Aᵀv/κ`, `|x| = √z` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                                recentSize: Double) -> Double {
-        kernel.logErrorNorm(v, floor: roundingFloor(y, rtol: rtol, recentSize: recentSize), atol: atol, radius: 1, centered: false)
+                                roundingSize: Double) -> Double {
+        kernel.logErrorNorm(v, floor: rtol + 4 * .ulpOfOne * roundingSize, atol: atol, radius: 1, centered: false)
     }
 
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                                 recentSize: Double) -> Double {
-        maxAbs(v, kernel.m) / roundingFloor(y, rtol: rtol, recentSize: recentSize)
-    }
-
-    /// `rtol + 4ε max(‖μ‖∞, recentSize)`.
-    private func roundingFloor(_ y: UnsafePointer<Double>, rtol: Double, recentSize: Double) -> Double {
-        rtol + 4 * .ulpOfOne * max(maxAbs(y, kernel.m), recentSize)
+                                 roundingSize: Double) -> Double {
+        maxAbs(v, kernel.m) / (rtol + 4 * .ulpOfOne * roundingSize)
     }
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
@@ -556,23 +552,20 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// `δθ` against `g`, and `δ log v_n = (Aᵀv)_n/κ − Σ_k p_k (Aᵀv)_k/κ` (‖v‖ is constant,
     /// Lemma 3.2) against `|v_n| = ‖v₀‖√p_n`, `p` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                                recentSize: Double) -> Double {
-        let (g, floor) = gErrorAndFloor(v, at: y, rtol: rtol, atol: atol, recentSize: recentSize)
-        return max(g, kernel.logErrorNorm(v + 1, floor: floor, atol: atol, radius: r, centered: true))
+                                roundingSize: Double) -> Double {
+        let floor = rtol + 4 * .ulpOfOne * roundingSize
+        return max(gError(v, at: y, rtol: rtol, atol: atol), kernel.logErrorNorm(v + 1, floor: floor, atol: atol, radius: r, centered: true))
     }
 
     /// `|t_n − Σ p t| ≤ 2‖t‖∞`.
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                                 recentSize: Double) -> Double {
-        let (g, floor) = gErrorAndFloor(v, at: y, rtol: rtol, atol: atol, recentSize: recentSize)
-        return max(g, 2 * maxAbs(v + 1, kernel.m) / floor)
+                                 roundingSize: Double) -> Double {
+        max(gError(v, at: y, rtol: rtol, atol: atol), 2 * maxAbs(v + 1, kernel.m) / (rtol + 4 * .ulpOfOne * roundingSize))
     }
 
-    /// `g`'s part of the weight norm, `|δθ|/(rtol + 4ε|θ| + atol/g)`, and μ's rounding floor.
-    private func gErrorAndFloor(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
-                                recentSize: Double) -> (Double, Double) {
-        let floor = rtol + 4 * .ulpOfOne * max(maxAbs(y + 1, kernel.m), recentSize)
-        return (abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0])), floor)
+    /// `g`'s part of the weight norm, `|δθ|/(rtol + 4ε|θ| + atol/g)`.
+    private func gError(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double) -> Double {
+        abs(v[0]) / (rtol + 4 * .ulpOfOne * abs(y[0]) + atol / Foundation.exp(y[0]))
     }
 
     /// Evaluates `p`, `Ap`, `e`; returns `(g, ⟨Ap, e⟩)`.
@@ -689,8 +682,10 @@ public final class DualSolver: ODESolver {
     /// linearly; the run hands over after these.
     public var maxRecenterings = 1000
 
-    /// `‖μ‖∞` of the last accepted steps before any re-centering: the BDF history still
-    /// carries their rounding (as many rows as BDF5 keeps).
+    /// `‖μ‖∞` of the last accepted steps (before any re-centering), the size whose rounding
+    /// the BDF history carries (as many rows as BDF5 keeps): the weight norm's rounding floor.
+    /// A step's own new state is not measured (O(M) per norm): within a step that moves μ
+    /// further the floor is the smaller, stricter one.
     final class RecentSizes {
         private var sizes = [Double](repeating: 0, count: 6)
         private var next = 0
@@ -732,14 +727,14 @@ public final class DualSolver: ODESolver {
             let bdf = try BDFSolver(system: system, options: options)
             let memory = recentSizes
             bdf.errorNormOverride = { v, y in
-                system.weightErrorNorm(v, at: y, rtol: rtol, atol: atol, recentSize: memory.largest)
+                system.weightErrorNorm(v, at: y, rtol: rtol, atol: atol, roundingSize: memory.largest)
             }
             // Newton runs in the O(M) bound scaled by the last estimate's overstatement (≤ 10):
             // in the weight norm (a mat-vec per iteration) the GF bench case took 0.0149 s, so
             // 0.0094 s (1,402 steps both); in the bare bound (factor 1) WN from x₀ = (1e4 d)^{1/2}
             // took 82,990 steps and 246,363 evaluations, with the factor 71,364 and 175,332.
             bdf.newtonBound = { v, y in
-                system.weightErrorBound(v, at: y, rtol: rtol, atol: atol, recentSize: memory.largest)
+                system.weightErrorBound(v, at: y, rtol: rtol, atol: atol, roundingSize: memory.largest)
             }
             inner = bdf
         }
@@ -799,8 +794,9 @@ public final class DualSolver: ODESolver {
         let memory = recentSizes
         memory.reset()
         bdf?.stateTranslation = { t, state in
-            memory.record(system.departure(UnsafeBufferPointer(state)))
-            if recentered.count < cap, system.departure(UnsafeBufferPointer(state)) > trigger, system.recenter(state) {
+            let size = system.departure(UnsafeBufferPointer(state))
+            memory.record(size)
+            if recentered.count < cap, size > trigger, system.recenter(state) {
                 recentered.append(t)
             }
         }

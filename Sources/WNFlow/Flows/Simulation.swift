@@ -339,7 +339,7 @@ public final class Simulation {
                     + (recenterings > 0 ? " after \(recenterings) re-centerings" : "")
                 : "a weight moved by e^300 from its start"
             // WN: a long enough run of re-centerings also comes from a flow that moves its
-            // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.55, and 68,882 on the way to
+            // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.55, and 68,900 on the way to
             // its limit, docs/math.md §6a).
             let why = recenterings > 0
                 ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
