@@ -258,6 +258,13 @@ public final class BDFSolver: ODESolver {
             // Limit and land on the target.
             var hTry = min(h, hmax)
             var landing = false
+            /// Retries the step at `factor·h` (the history rescaled, no landing).
+            func shorten(by factor: Double) {
+                rescaleDifferences(order: order, factor: factor)
+                h *= factor
+                equalSteps = 0
+                landing = false
+            }
             if t + hTry * 1.0001 >= target {
                 hTry = target - t
                 landing = true
@@ -295,11 +302,7 @@ public final class BDFSolver: ODESolver {
                 }
                 // A prediction past the state's range: shorten the step before solving.
                 if let reach = stateReach?(yPred), reach > 1 {
-                    let factor = max(minFactor, 0.5 / reach)
-                    rescaleDifferences(order: order, factor: factor)
-                    h *= factor
-                    equalSteps = 0
-                    landing = false
+                    shorten(by: max(minFactor, 0.5 / reach))
                     continue attempt
                 }
                 for p in 0..<n { scale[p] = atol + rtol * abs(yPred[p]) }
@@ -398,10 +401,7 @@ public final class BDFSolver: ODESolver {
                 if !converged {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = sawNonFinite
-                    rescaleDifferences(order: order, factor: 0.5)
-                    h *= 0.5
-                    equalSteps = 0
-                    landing = false
+                    shorten(by: 0.5)
                     continue attempt
                 }
                 // Error estimate.
@@ -428,10 +428,7 @@ public final class BDFSolver: ODESolver {
                     if nonFiniteInARow > 10 { return finish(.failed, ODEError.nonFiniteState(t: tNew)) }
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = true
-                    rescaleDifferences(order: order, factor: 0.25)
-                    h *= 0.25
-                    equalSteps = 0
-                    landing = false
+                    shorten(by: 0.25)
                     continue attempt
                 }
                 nonFiniteInARow = 0
@@ -440,21 +437,13 @@ public final class BDFSolver: ODESolver {
                 if let reach = stateReach?(yNew), reach > 1 {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = false
-                    let factor = max(minFactor, 0.5 / reach)
-                    rescaleDifferences(order: order, factor: factor)
-                    h *= factor
-                    equalSteps = 0
-                    landing = false
+                    shorten(by: max(minFactor, 0.5 / reach))
                     continue attempt
                 }
                 if errNorm > 1 {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = false
-                    let factor = max(minFactor, safety * pow(errNorm, -1 / Double(order + 1)))
-                    rescaleDifferences(order: order, factor: factor)
-                    h *= factor
-                    equalSteps = 0
-                    landing = false
+                    shorten(by: max(minFactor, safety * pow(errNorm, -1 / Double(order + 1))))
                     continue attempt
                 }
                 accepted = true

@@ -263,14 +263,19 @@ extension DualCoordinatesTests {
         #expect(run.termination == .reachedEnd && dual.handoverTime == nil)
     }
 
+    /// WN from x₀ = (1e4 d)^{1/2} on M = 24, N = 60 (seed 2), η_g = 0.01.
+    private static func farMovingConfig() throws -> SimulationConfig {
+        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
+        let x0 = InitDirection.uniform.vector(60).map { (1e4 * $0).squareRoot() }
+        return Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+    }
+
     /// WN from x₀ = (1e4 d)^{1/2} (M = 24, N = 60, η_g = 0.01) moves its weights further than
     /// 1000 re-centerings follow (by t = 0.55): it hands over, and the warning says that this,
     /// not only a residual that does not vanish, can be why, and which setting to raise
     /// (docs/math.md §6a).
     @Test func handOverAfterRecenteringsSaysWhy() throws {
-        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
-        let x0 = InitDirection.uniform.vector(60).map { (1e4 * $0).squareRoot() }
-        var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        var cfg = try Self.farMovingConfig()
         cfg.integrator.tEnd = 10
         let r = Simulation(config: cfg).run(recordTrajectory: false)
         #expect(r.dualHandover != nil)
@@ -283,9 +288,7 @@ extension DualCoordinatesTests {
     /// re-centerings, each step kept within 1.1× the bound by `BDFSolver.stateReach`) and
     /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there).
     @Test func farMovingWeightsReachTheLimitWithMoreRecenterings() throws {
-        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
-        let x0 = InitDirection.uniform.vector(60).map { (1e4 * $0).squareRoot() }
-        var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        var cfg = try Self.farMovingConfig()
         cfg.integrator.maxRecenterings = 200_000
         let r = Simulation(config: cfg).run(recordTrajectory: false)
         #expect(r.method == "dual" && r.dualHandover == nil && r.warnings.isEmpty, "\(r.warnings)")
