@@ -159,14 +159,14 @@ public final class BDFSolver: ODESolver {
                            dydt: UnsafeMutableBufferPointer(start: out, count: n))
         }
         let override = errorNormOverride, stateReach = self.stateReach
+        let newtonBound = override == nil ? nil : self.newtonBound, maxBoundRatio = max(1, self.maxBoundRatio)
+        // How far the bound overstates the norm, from the last error estimate (≤ maxBoundRatio).
+        var boundRatio = 1.0
         // The state `scale` was last taken at (`yPred` or `yNew`).
         var scaleState = yPred
         /// The weighted max norm `max_i |c·v_i|/(atol + rtol|y_i|)` of GSL's
         /// standard control (an RMS norm, as in CVODE or scipy, lets an error
         /// concentrated in the few support entries pass √N times larger), or the override.
-        let newtonBound = override == nil ? nil : self.newtonBound, maxBoundRatio = max(1, self.maxBoundRatio)
-        // How far the bound overstates the norm, from the last error estimate (≤ maxBoundRatio).
-        var boundRatio = 1.0
         func errorNorm(_ v: UnsafeMutablePointer<Double>, times c: Double = 1) -> Double {
             if let override { return abs(c) * override(v, scaleState) }
             var s = 0.0
@@ -360,8 +360,6 @@ public final class BDFSolver: ODESolver {
                         for p in 0..<n { dy[p] = c * f[p] - psi[p] - dAcc[p] }
                         linear.solve(dy)
                         for p in 0..<n { dy[p] *= corr }
-                        // With a cheap bound (`newtonBound`) the first iteration tries it first:
-                        // an iteration that passes in the bound passes in the norm.
                         // With a cheap bound on the norm the iteration runs in the bound, divided by
                         // how far it overstated the last error estimate (at most `maxBoundRatio`).
                         let dyNorm = if let bound = newtonBound { bound(dy, scaleState) / boundRatio } else { errorNorm(dy) }
