@@ -85,7 +85,7 @@ public final class BDFSolver: ODESolver {
     /// (`DualSolver`: a mat-vec per iteration), the error estimate in the override itself,
     /// except between order selections where the bound alone shows the error within the
     /// tolerance (the same acceptance as the norm's).
-    public var newtonBound: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
+    public var errorNormBound: ((_ v: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double)?
     /// Cap on that factor: a Newton correction whose bound overstates it less than the error
     /// estimate's did is still held to `maxBoundRatio` times the test's tolerance.
     public var maxBoundRatio = 10.0
@@ -159,7 +159,7 @@ public final class BDFSolver: ODESolver {
                            dydt: UnsafeMutableBufferPointer(start: out, count: n))
         }
         let override = errorNormOverride, stateReach = self.stateReach
-        let newtonBound = override == nil ? nil : self.newtonBound, maxBoundRatio = max(1, self.maxBoundRatio)
+        let errorNormBound = override == nil ? nil : self.errorNormBound, maxBoundRatio = max(1, self.maxBoundRatio)
         // How far the bound overstates the norm, from the last error estimate (≤ maxBoundRatio).
         var boundRatio = 1.0
         // The state `scale` was last taken at (`yPred` or `yNew`).
@@ -362,7 +362,7 @@ public final class BDFSolver: ODESolver {
                         for p in 0..<n { dy[p] *= corr }
                         // With a cheap bound on the norm the iteration runs in the bound, divided by
                         // how far it overstated the last error estimate (at most `maxBoundRatio`).
-                        let dyNorm = if let bound = newtonBound { bound(dy, scaleState) / boundRatio } else { errorNorm(dy) }
+                        let dyNorm = if let bound = errorNormBound { bound(dy, scaleState) / boundRatio } else { errorNorm(dy) }
                         if !dyNorm.isFinite { sawNonFinite = true; break }
                         let rate: Double? = oldNorm >= 0 ? dyNorm / oldNorm : nil
                         if let r = rate {
@@ -412,12 +412,12 @@ public final class BDFSolver: ODESolver {
                 // Between order and step selections the estimate only decides acceptance: a
                 // bound within the tolerance accepts as the norm would, without the norm.
                 let selects = equalSteps + 1 >= order + 1
-                let bounded = !finite || selects ? nil : newtonBound.map { abs(Self.errorConst[order]) * $0(dAcc, scaleState) }
+                let bounded = !finite || selects ? nil : errorNormBound.map { abs(Self.errorConst[order]) * $0(dAcc, scaleState) }
                 if let bounded, bounded <= 1 {
                     errNorm = bounded
                 } else {
                     errNorm = finite ? errorNorm(dAcc, times: Self.errorConst[order]) : .nan
-                    if let bound = newtonBound, errNorm > 0, errNorm.isFinite {
+                    if let bound = errorNormBound, errNorm > 0, errNorm.isFinite {
                         boundRatio = min(maxBoundRatio, max(1, (bounded ?? abs(Self.errorConst[order]) * bound(dAcc, scaleState)) / errNorm))
                     }
                 }

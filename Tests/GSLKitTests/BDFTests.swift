@@ -289,10 +289,10 @@ private final class Drift: LowRankJacobianSystem {
         #expect(a.y == b.y && a.stats.acceptedSteps == b.stats.acceptedSteps && a.stats.rhsEvaluations == b.stats.rhsEvaluations)
         // Newton in a cheap bound on the norm (here 3× it, scaled back by the last error
         // estimate's overstatement, at most 10): the same solution to within the tolerance.
-        s.newtonBound = { v, y in 3 * abs(v[0]) / (1e-12 + 1e-8 * abs(y[0])) }
+        s.errorNormBound = { v, y in 3 * abs(v[0]) / (1e-12 + 1e-8 * abs(y[0])) }
         let c = s.integrate(from: 0, y0: [2], to: 20)
         #expect(c.termination == .reachedEnd && abs(c.y[0] - a.y[0]) <= 1e-8 * abs(a.y[0]) + 1e-12)
-        s.newtonBound = nil
+        s.errorNormBound = nil
         // A norm twice as strict takes more steps (the override is read).
         s.errorNormOverride = { v, y in 2 * abs(v[0]) / (1e-12 + 1e-8 * abs(y[0])) }
         #expect(s.integrate(from: 0, y0: [2], to: 20).stats.acceptedSteps > a.stats.acceptedSteps)

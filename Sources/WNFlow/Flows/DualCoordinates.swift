@@ -153,14 +153,20 @@ final class DualKernel {
     /// and `aw = A w`. Only evaluations write `w` (`weightErrorNorm` reads it).
     func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) {
         let shift = logWeights(mu, normalize: normalize)
-        t.withUnsafeBufferPointer { tb in
-            var s = 0.0
-            w.withUnsafeMutableBufferPointer { wb in
-                for j in 0..<n { wb[j] = Foundation.exp(tb[j] - shift); s += wb[j] }
-                if normalize { let r = 1 / s; for j in 0..<n { wb[j] *= r } }
-            }
+        w.withUnsafeMutableBufferPointer { wb in
+            let s = exponentials(shift: shift, into: wb.baseAddress!)
+            if normalize { let r = 1 / s; for j in 0..<n { wb[j] *= r } }
         }
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
+    }
+
+    /// `out = exp(t − shift)` (N) after `logWeights`; returns their sum.
+    func exponentials(shift: Double, into out: UnsafeMutablePointer<Double>) -> Double {
+        t.withUnsafeBufferPointer { tb in
+            var s = 0.0
+            for j in 0..<n { out[j] = Foundation.exp(tb[j] - shift); s += out[j] }
+            return s
+        }
     }
 
     deinit { refBlock.deallocate(); lastMu.deallocate() }
@@ -512,11 +518,7 @@ public final class DualWeightNormSystem: DualCoordinates {
         let k = kernel
         let shift = k.logWeights(state.baseAddress! + 1, normalize: true)
         out[0] = gSign * Foundation.exp(state[0])
-        var s = 0.0
-        k.t.withUnsafeBufferPointer { tb in
-            for j in 0..<k.n { let p = Foundation.exp(tb[j] - shift); out[j + 1] = p; s += p }
-        }
-        let scale = r / s.squareRoot()
+        let scale = r / k.exponentials(shift: shift, into: out + 1).squareRoot()
         for j in 0..<k.n { out[j + 1] = scale * sign0[j] * out[j + 1].squareRoot() }
     }
 
@@ -707,6 +709,8 @@ public final class DualSolver: ODESolver {
 
     /// - Parameters:
     ///   - stepper: a GSL stepper, or nil for `BDFSolver`.
+    ///   - atol: the weights' absolute tolerance in `weightErrorNorm` (BDF only; 0: every
+    ///     weight relative, as GSL's steppers here, whose control is `rtol` on μ).
     ///   - fallback: makes the weight-space solver for a hand-over; without
     ///     it the run stops there with `.failed`.
     public init(flow: any Flow, stepper: Stepper? = nil, rtol: Double, atol: Double = 0, initialStep: Double? = nil,
@@ -734,7 +738,7 @@ public final class DualSolver: ODESolver {
             // 0.0094 s (1,402 steps both); in the bare bound (factor 1) WN from x₀ = (1e4 d)^{1/2}
             // took 82,990 steps and 246,363 evaluations, with the factor 71,364 and 175,332 (both
             // measured before the acceptance shortcut, which moved them by under 1%).
-            bdf.newtonBound = { v, y in
+            bdf.errorNormBound = { v, y in
                 system.weightErrorBound(v, at: y, rtol: rtol, atol: atol, roundingSize: memory.largest)
             }
             inner = bdf
