@@ -364,3 +364,58 @@ private final class DenseForcedSymmetric: DenseForced, NegativeSemidefiniteJacob
         #expect(throws: ODEError.jacobianUnavailable) { try BDFSolver(system: NoJac(), options: ODEOptions()) }
     }
 }
+
+/// `y' = B(y − g(t)) + g'(t)`, `g_i(t) = 1 + sin(t + 0.1 i)`, with `B = Q diag(λ) Qᵀ`
+/// symmetric (λ from −1 to −10⁴, `Q` a Householder reflection): exact solution `g(t)`.
+private func forcedSymmetric(n: Int = 12, realSpectrum: Bool) -> (FnSystem, (Double) -> [Double]) {
+    let v = (0..<n).map { 1 + 0.3 * Double($0 % 5) }
+    let vv = v.reduce(0) { $0 + $1 * $1 }
+    var b = [Double](repeating: 0, count: n * n)
+    for i in 0..<n { for j in 0..<n {
+        var s = 0.0
+        for k in 0..<n {
+            let qik = (i == k ? 1 : 0) - 2 * v[i] * v[k] / vv, qjk = (j == k ? 1 : 0) - 2 * v[j] * v[k] / vv
+            s += qik * -pow(10, 4 * Double(k) / Double(n - 1)) * qjk
+        }
+        b[i * n + j] = s
+    } }
+    func g(_ t: Double) -> [Double] { (0..<n).map { 1 + sin(t + 0.1 * Double($0)) } }
+    let sys = FnSystem(dimension: n, rhs: { t, y, dydt in
+        for i in 0..<n {
+            var s = cos(t + 0.1 * Double(i))
+            for j in 0..<n { s += b[i * n + j] * (y[j] - 1 - sin(t + 0.1 * Double(j))) }
+            dydt[i] = s
+        }
+    }, jacobian: { t, _, dfdy, dfdt in
+        for k in 0..<(n * n) { dfdy[k] = b[k] }
+        for i in 0..<n {
+            var s = -sin(t + 0.1 * Double(i))
+            for j in 0..<n { s -= b[i * n + j] * cos(t + 0.1 * Double(j)) }
+            dfdt[i] = s
+        }
+    })
+    sys.realSpectrum = realSpectrum
+    return (sys, g)
+}
+
+@Suite struct BDFOrderSixTests {
+    /// A system that declares a real spectrum runs up to BDF6: as accurate, in fewer steps
+    /// than with order 5 (one that does not declare it runs exactly as with order 5).
+    @Test func realSpectrumRunsToOrderSix() throws {
+        var steps: [String: Int] = [:]
+        for (name, real, order) in [("real, auto", true, nil), ("real, 5", true, 5), ("complex, auto", false, nil)] as [(String, Bool, Int?)] {
+            let (sys, exact) = forcedSymmetric(realSpectrum: real)
+            let s = try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-10, atol: 1e-14))
+            s.maxOrder = order
+            let run = s.integrate(from: 0, y0: exact(0), to: 20)
+            #expect(run.termination == .reachedEnd)
+            let e = relErr(run.y, exact(20))
+            print("BDF order test \(name): rel error \(e), \(run.stats)")
+            #expect(e < 1e-8, "\(name): error \(e)")
+            steps[name] = run.stats.acceptedSteps
+        }
+        #expect(steps["real, auto"]! < steps["real, 5"]! * 9 / 10)
+        #expect(steps["complex, auto"] == steps["real, 5"])
+    }
+}
+

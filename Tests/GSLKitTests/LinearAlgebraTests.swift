@@ -4,6 +4,21 @@ import Testing
 
 @Suite struct LinearAlgebraTests {
 
+    // MARK: Eigenvalues
+
+    /// `eigenvalues` finds a rotation's ±i, the real spectrum of a triangular matrix, and
+    /// refuses non-square or non-finite input.
+    @Test func eigenvaluesOfKnownMatrices() throws {
+        let rot = try eigenvalues(Matrix(rows: 2, cols: 2, storage: [0, 1, -1, 0])!)
+        #expect(rot.allSatisfy { abs($0.re) < 1e-14 && abs(abs($0.im) - 1) < 1e-14 })
+        let tri = try eigenvalues(Matrix(rows: 3, cols: 3, storage: [-1, 5, 7, 0, -20, 3, 0, 0, -300])!)
+        #expect(tri.map(\.re).sorted() == [-300, -20, -1])
+        #expect(tri.allSatisfy { $0.im == 0 })
+        #expect(throws: GSLError.self) { try eigenvalues(Matrix(rows: 2, cols: 3)) }
+        #expect(throws: GSLError.self) { try eigenvalues(Matrix(rows: 1, cols: 1, storage: [.nan])!) }
+        #expect(try eigenvalues(Matrix(rows: 0, cols: 0)).isEmpty)
+    }
+
     // MARK: Kernel projector
 
     func checkProjector(_ a: Matrix, expectedRank: Int, rng: RNG) throws {

@@ -17,6 +17,9 @@ final class FnSystem: ODESystem {
     }
 
     var hasJacobian: Bool { jac != nil }
+    /// What the system declares as `jacobianSpectrumIsReal` (BDF up to order 6).
+    var realSpectrum = false
+    var jacobianSpectrumIsReal: Bool { realSpectrum }
 
     func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
         try f(t, y, dydt)

@@ -59,13 +59,16 @@ import GSLKit
         #expect(ours <= 1.5 * gsl)
     }
 
-    /// The comparison can fail: a bdf or dual whose error control is 100 times
-    /// weaker (rtol 1e-8 judged at 1e-10) is caught.
+    /// The comparison can fail: a bdf or dual whose error control is 1000 times
+    /// weaker (rtol 1e-7 judged at 1e-10) is caught. (100 times weaker no longer is for
+    /// `dual`: with BDF6 its global error at rtol 1e-8 is 0.7× msbdf's at 1e-10.)
     @Test(arguments: [Method.bdf, .dual]) func weakenedControlIsCaught(method: Method) throws {
         let ref = try state(.gsl(.rk8pd), rtol: 1e-13, tEnd: 30, depth: 2)
         let weak = scaledError(try state(method, rtol: 1e-8, tEnd: 30, depth: 2), ref, rtol: 1e-10)
+        let weaker = scaledError(try state(method, rtol: 1e-7, tEnd: 30, depth: 2), ref, rtol: 1e-10)
         let gsl = scaledError(try state(.gsl(.msbdf), rtol: 1e-10, tEnd: 30, depth: 2), ref, rtol: 1e-10)
-        #expect(weak > 1.5 * gsl)
+        print("\(method) weakened: global error / tolerance 1e-10: rtol 1e-8 \(weak), 1e-7 \(weaker), msbdf \(gsl)")
+        #expect(weaker > 1.5 * gsl)
     }
 }
 

@@ -52,6 +52,56 @@ struct DualCoordinatesTests {
     }
 }
 
+/// `max|Im λ| / max|λ|` over the eigenvalues of `j` (0 for a real spectrum, up to rounding).
+private func imaginaryShare(_ j: Matrix) throws -> Double {
+    let ev = try eigenvalues(j)
+    let top = ev.map { ($0.re * $0.re + $0.im * $0.im).squareRoot() }.max() ?? 0
+    return top > 0 ? (ev.map { abs($0.im) }.max() ?? 0) / top : 0
+}
+
+@Suite("Real spectra of the flows' Jacobians (BDF up to order 6)")
+struct RealSpectrumTests {
+    /// The flows that declare `jacobianSpectrumIsReal` (so `BDFSolver` runs up to BDF6,
+    /// stable on the negative real axis only) have real eigenvalues at random states, in
+    /// both coordinate systems; Thm 2.4's rate in weight space, which does not declare it, has
+    /// complex ones (so the check can fail).
+    @Test func realSpectrumOfTheFlowJacobians() throws {
+        var worstUndeclared = 0.0
+        for signed in [false, true] {
+            let p = try Fixture.problem(m: 6, n: 12, depth: 2, signed: signed)
+            let p3 = try Fixture.problem(m: 6, n: 12, depth: 3, signed: signed)
+            for seed in [21, 22, 23] as [UInt] {
+                let x = Fixture.positivePoint(p.weightCount, seed: seed)
+                let flows: [(any Flow, [Double])] = [
+                    (GradientFlow(problem: p), x),
+                    (GradientFlow(problem: p3), x),
+                    (WeightNormFlow(problem: p, rate: .constant(0.07), etaV: 1.3), WeightNormFlow.initialState(x0: x, vNorm: 0.8)),
+                    (WeightNormFlow(problem: p3, rate: .constant(2), etaV: 0.5), WeightNormFlow.initialState(x0: x, vNorm: 1.1)),
+                    (WeightNormFlow(problem: p, rate: .timeDependent, etaV: 0.9), WeightNormFlow.initialState(x0: x, vNorm: 1.7)),
+                ]
+                for (flow, y0) in flows {
+                    let y = dualState(base: y0, seed: seed + 10)
+                    let share = try imaginaryShare(try Fixture.jacobian(flow, at: y))
+                    if flow.jacobianSpectrumIsReal {
+                        #expect(share <= 1e-10, "\(flow.kind) depth \(flow.problem.depth) signed=\(signed): |Im λ|/|λ| = \(share)")
+                    } else {
+                        worstUndeclared = max(worstUndeclared, share)
+                    }
+                    if flow.problem.depth != 2 { continue }
+                    let system = try makeDualCoordinates(for: flow)
+                    #expect(system.jacobianSpectrumIsReal)
+                    let s = dualState(base: try system.setBase(y0), seed: seed)
+                    let dualShare = try imaginaryShare(try Fixture.jacobian(system, at: s))
+                    #expect(dualShare <= 1e-10, "dual \(flow.kind) signed=\(signed): |Im λ|/|λ| = \(dualShare)")
+                }
+            }
+        }
+        // The check sees complex eigenvalues where there are some (0.009–0.05 at these states).
+        #expect(worstUndeclared > 1e-3, "Thm 2.4's rate in weight space: |Im λ|/|λ| = \(worstUndeclared)")
+        #expect(!WeightNormFlow(problem: try Fixture.problem(m: 6, n: 12), rate: .timeDependent, etaV: 1).jacobianSpectrumIsReal)
+    }
+}
+
 /// Runs `flow` from `x0` with `method` and returns the weights at the save times.
 private func weightsAtSaves(_ p: Problem, flow: FlowKind, x0: [Double], etaG: Double = 0.05, method: Method,
                             rtol: Double, times: [Double]) -> (x: [[Double]], result: SimulationResult) {
@@ -284,18 +334,21 @@ extension DualCoordinatesTests {
                 "\(r.warnings)")
     }
 
-    /// With `integrator.max_recenterings` raised, the same run stays dual (68,900
+    /// With `integrator.max_recenterings` raised, the same run stays dual (about 69,000
     /// re-centerings, each step kept within 1.1× the bound by `BDFSolver.stateReach`) and
     /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there).
+    /// The limit is not taken from `predict` here: its dual Newton does not converge at this
+    /// problem's |log ρ| ≈ 3.9e6 (it fails from x₀ scales 3e3, 9e3, 1.1e4 and 3e4, and found
+    /// g∞ = 4.2202286 from 1e4 only with one rounding of its Cholesky solves, when the run
+    /// agreed to 1.2e-9: that value is the reference). Nor from the monitor: entries of v
+    /// that decayed by e^{-1e5} are 0 in weight space, where Lemmas 3.8/3.9 take log v.
     @Test func farMovingWeightsReachTheLimitWithMoreRecenterings() throws {
         var cfg = try Self.farMovingConfig()
         cfg.integrator.maxRecenterings = 200_000
         let r = Simulation(config: cfg).run(recordTrajectory: false)
         #expect(r.method == "dual" && r.dualHandover == nil && r.warnings.isEmpty, "\(r.warnings)")
         #expect(r.loss < 1e-22, "loss \(r.loss)")
-        // The Lemma 3.8 limit of the predictor (g∞ = 4.2202286, docs/math.md §4b).
-        let predicted = try #require(try Prediction(config: cfg, limitOnly: true).report.gInf)
-        #expect(abs(r.g! - predicted) <= 1e-8 * predicted, "\(r.g!) vs \(predicted)")
+        #expect(abs(r.g! - 4.2202286) <= 1e-6, "g = \(r.g!)")
     }
 
     /// The BDF's error norm in dual coordinates is the weights' own: it equals
@@ -380,6 +433,7 @@ extension DualCoordinatesTests {
         let dual = try DualSolver(flow: flow, rtol: 1e-10, atol: 1e-18, maxSteps: 20_000)
         let bdf = try #require(dual.inner as? BDFSolver)
         bdf.jacobianMaxAge = Int.max
+        bdf.maxOrder = 5  // the edge was BDF5's; at order 6 the μ-norm run below no longer crawls
         let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
         let stale = dual.integrate(from: 0, y0: y0, to: 1e12)
         #expect(stale.termination == .reachedEnd && Double(stale.stats.acceptedSteps) > 1.1 * Double(r.stats.acceptedSteps),

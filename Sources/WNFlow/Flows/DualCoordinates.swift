@@ -390,6 +390,8 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     public let gradientFlow: GradientFlow
     public var dimension: Int { kernel.m }
     public var hasJacobian: Bool { true }
+    /// True: `∂μ'/∂μ = −4 A diag(x²) Aᵀ` is symmetric (BDF up to order 6).
+    public var jacobianSpectrumIsReal: Bool { true }
     let kernel: DualKernel
     private var x0: [Double]
 
@@ -471,6 +473,12 @@ public final class DualWeightNormSystem: DualCoordinates {
     public let weightNormFlow: WeightNormFlow
     public var dimension: Int { kernel.m + 1 }
     public var hasJacobian: Bool { true }
+    /// True, for both rates: with the blocks of `jacobian`, `J = [[j₀₀, −α(Ks)ᵀ], [−γs, −δK]]`
+    /// (`α = 4η_g/κ`, `γ = 4κβg²`, `δ = 4βg⁴`, all > 0; `K` symmetric PSD). With
+    /// `T = diag(√(α/γ), K^{−1/2})`, `T⁻¹JT = [[j₀₀, −√(αγ) rᵀ], [−√(αγ) r, −δK]]`,
+    /// `r = K^{1/2}s`, is symmetric (K singular: a limit of such), so every eigenvalue is
+    /// real (BDF up to order 6; `realSpectrumOfTheFlowJacobians` checks it).
+    public var jacobianSpectrumIsReal: Bool { true }
     let kernel: DualKernel
     private var sign0: [Double]
     private var gSign = 1.0

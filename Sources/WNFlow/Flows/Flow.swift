@@ -56,6 +56,8 @@ public final class GradientFlow: Flow {
     public let kind = FlowKind.gf
     public var dimension: Int { problem.weightCount }
     public var hasJacobian: Bool { true }
+    /// True: `J = −∇²ℒ` is symmetric (BDF up to order 6).
+    public var jacobianSpectrumIsReal: Bool { true }
     let workspace: LossWorkspace
     private var scaled: [Double]
 

@@ -21,6 +21,10 @@ public final class WeightNormFlow: Flow {
     public var kind: FlowKind { rate == .timeDependent ? .wnTimeDependent : .wn }
     public var dimension: Int { problem.weightCount + 1 }
     public var hasJacobian: Bool { true }
+    /// Constant η_g: `J = −P∇²ℒ̃` with `P = diag(η_g, η_v I)` (a preconditioned gradient
+    /// flow), similar to the symmetric `−P^{1/2}∇²ℒ̃P^{1/2}`, so its spectrum is real (BDF up
+    /// to order 6). Thm 2.4's rate adds `−⟨G, u⟩ ∇η_g` to the g row: no such guarantee.
+    public var jacobianSpectrumIsReal: Bool { rate != .timeDependent }
     let workspace: LossWorkspace
     private var x: [Double]
     private var grad: [Double]
