@@ -28,12 +28,19 @@ public final class BDFSolver: ODESolver {
     public let system: any ODESystem
     public let options: ODEOptions
     /// Highest order used (1 … 6); nil: 6 when the system declares
-    /// `jacobianSpectrumIsReal` (the flows: gradient flows, MATH.md §6), else 5 as in
+    /// `jacobianSpectrumIsReal` (the flows: gradient flows, MATH.md §6) and its factorization
+    /// cost is at most `orderSixFactorCost`, else 5 as in
     /// `ode15s`, CVODE and LSODA. Order 6 is plain BDF6 (no NDF κ): stable on the negative
     /// real axis, but outside a sector of half-angle 17.8° around it, so not for
     /// Jacobians with complex eigenvalues far from that axis. At rtol 1e-10 it takes
     /// 21–27% fewer steps on the bench's depth-2 flows (README "Performance").
     public var maxOrder: Int? = nil
+    /// Largest factorization cost (`ShiftedJacobian.factorCost`: Woodbury rank or dense
+    /// dimension) at which `maxOrder` nil means 6. Above it the Jacobian is refreshed rarely
+    /// (`jacobianMaxAge` 3× the cost) and refactored less often (`refactorRatio` 0.3), and
+    /// BDF6's longer steps on that stale Newton matrix doubled the rejected steps: dual WN
+    /// M = 160 440 → 843 (RHS 6,023 → 7,146), M = 400 356 → 675, dual GF M = 400 148 → 270.
+    public static let orderSixFactorCost = 100
     /// Newton iterations per attempt.
     public var newtonMaxIterations = 4
     /// Newton convergence: the iteration has converged when the estimated
@@ -141,7 +148,12 @@ public final class BDFSolver: ODESolver {
         if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
         var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
-        let maxK = min(max(maxOrder ?? (system.jacobianSpectrumIsReal ? 6 : 5), 1), 6)
+        let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
+            LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit)
+        } else {
+            DenseShiftedJacobian(system: system)
+        }
+        let maxK = min(max(maxOrder ?? (system.jacobianSpectrumIsReal && linear.factorCost <= Self.orderSixFactorCost ? 6 : 5), 1), 6)
         let rows = maxK + 3
 
         // D (rows × n), then y_pred, y_new, ψ, d, f, scale, dy, dfdt, change_D scratch (maxK+1 rows).
@@ -217,11 +229,6 @@ public final class BDFSolver: ODESolver {
             return finish(.stoppedByObserver)
         }
 
-        let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
-            LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit)
-        } else {
-            DenseShiftedJacobian(system: system)
-        }
         let refactorRatio = self.refactorRatio ?? (linear.factorCost <= 100 ? 0.1 : 0.3)
         let maxAge = jacobianMaxAge ?? max(50, 3 * linear.factorCost)
         let span = t1 - t0

@@ -12,13 +12,18 @@ public struct AcceptedStep {
     public let saveIndex: Int?
     /// Number of accepted steps so far (0 for the initial state).
     public let stepNumber: Int
+    /// `log|y_i|` where the solver holds the state in log form (WNFlow's dual coordinates):
+    /// finite also where `y_i` is below double range and stored as 0. Nil otherwise.
+    public let logY: UnsafeBufferPointer<Double>?
 
-    public init(t: Double, y: UnsafeBufferPointer<Double>, h: Double, saveIndex: Int?, stepNumber: Int) {
+    public init(t: Double, y: UnsafeBufferPointer<Double>, h: Double, saveIndex: Int?, stepNumber: Int,
+                logY: UnsafeBufferPointer<Double>? = nil) {
         self.t = t
         self.y = y
         self.h = h
         self.saveIndex = saveIndex
         self.stepNumber = stepNumber
+        self.logY = logY
     }
 
     /// Whether this is the initial state rather than a step.

@@ -114,6 +114,32 @@ struct MonitorTrueFlowTests {
         #expect(r.passed)
     }
 
+    /// The log-invariants read the solver's logs (`AcceptedStep.logY`) where it gives them: a
+    /// weight below double range, 0 in the state, keeps its log (`h = log x` finite; without
+    /// the logs it is −∞, and Lemmas 3.8/3.9 failed with violation 1.8e308 on a WN run whose
+    /// v entries decayed by e^{-1e5}); WN's `log x = log g + log v − log‖v‖`.
+    @Test(arguments: ["gf", "wn"]) func logInvariantsReadTheSolversLogs(flow: String) throws {
+        let cfg = try smallConfig(flow: flow, depth: 2, stop: 1e-20)
+        let sim = Simulation(config: cfg)
+        let context = try MonitorContext(flow: sim.flow)
+        var y = sim.initialState
+        let off = flow == "wn" ? 1 : 0
+        y[off + 3] = 0
+        var logs = y.map { log(abs($0)) }
+        logs[off + 3] = -1e5
+        y.withUnsafeBufferPointer { context.update(AcceptedStep(t: 1, y: $0, h: 1, saveIndex: nil, stepNumber: 1)) }
+        context.ensureInvariantMap()
+        #expect(context.hBase[3] == -.infinity && context.logWeight(3) == -.infinity)
+        y.withUnsafeBufferPointer { yb in
+            logs.withUnsafeBufferPointer { context.update(AcceptedStep(t: 2, y: yb, h: 1, saveIndex: nil, stepNumber: 2, logY: $0)) }
+        }
+        context.ensureInvariantMap()
+        #expect(context.hBase[3] == -1e5 && context.hBase.allSatisfy(\.isFinite))
+        let expected = flow == "wn" ? logs[0] - 1e5 - log(context.vNorm) : -1e5
+        #expect(abs(context.logWeight(3) - expected) <= 1e-12 * 1e5)
+        #expect(abs(context.logWeight(0) - log(context.x[0])) <= 1e-13)
+    }
+
     @Test func toleranceRuleFollowsTheDocumentedFormula() {
         let rule = ToleranceRule(rtol: 1e-10, atol: 1e-14, stateScale: 0.5, dimension: 26)
         let base = 100 * (1e-10 + 1e-14 / 0.5) + 10 * 26 * Double.ulpOfOne

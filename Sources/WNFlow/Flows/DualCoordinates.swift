@@ -25,8 +25,12 @@ public protocol DualCoordinates: ODESystem {
     /// Re-bases the coordinates at the weight-space state `y0` (`x₀`, or
     /// `[g₀, v₀]`) and returns the dual state there (all zeros but `log g₀`).
     func setBase(_ y0: [Double]) throws -> [Double]
-    /// The weight-space state (`x`, or `[g, v]` with `‖v‖ = ‖v₀‖`) of a dual state.
-    func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>)
+    /// The weight-space state (`x`, or `[g, v]` with `‖v‖ = ‖v₀‖`) of a dual state, and with
+    /// `logInto` the log of each entry's magnitude from the dual state itself (`log|x|`, or
+    /// `[log|g|, log|v|]`): finite also for a weight far below double range, which `out`
+    /// holds as 0 (what the monitor's log-invariants, Lemmas 3.7–3.9 and 3.18, read).
+    func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>,
+                 logInto: UnsafeMutablePointer<Double>?)
     /// `‖μ‖_∞`, which bounds `|log(x_n/x₀_n)|` (GF; for WN the change of
     /// `log v_n` up to the common normalization).
     func departure(_ state: UnsafeBufferPointer<Double>) -> Double
@@ -57,6 +61,13 @@ public protocol DualCoordinates: ODESystem {
     /// An upper bound on `weightErrorNorm` without the mat-vec (`|(Aᵀv)_n|/κ ≤ ‖v‖∞`), O(M).
     func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                           roundingSize: Double) -> Double
+}
+
+extension DualCoordinates {
+    /// The weight-space state of a dual state (`natural(of:into:logInto:)` without the logs).
+    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        natural(of: state, into: out, logInto: nil)
+    }
 }
 
 /// Makes the dual-coordinate system of a depth-2 GF or WN flow; throws,
@@ -410,11 +421,14 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     }
 
     /// `x = x₀ ⊙ exp(Aᵀμ/κ)`; an entry with `x₀_n = 0` stays 0 (never `0·∞`).
-    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+    /// `log|x| = log|x₀| + Aᵀμ/κ` (`−∞` where `x₀_n = 0`).
+    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>,
+                        logInto logOut: UnsafeMutablePointer<Double>?) {
         let k = kernel
         k.t.withUnsafeMutableBufferPointer { tb in
             k.matrix.gemv(transpose: true, alpha: 1 / k.kappa, x: state.baseAddress!, into: tb.baseAddress!)
             for j in 0..<k.n { out[j] = x0[j] == 0 ? 0 : x0[j] * Foundation.exp(tb[j]) }
+            if let logOut { for j in 0..<k.n { logOut[j] = 0.5 * k.logBase[j] + tb[j] } }
         }
     }
 
@@ -521,13 +535,22 @@ public final class DualWeightNormSystem: DualCoordinates {
         return [log(abs(y0[0]))] + [Double](repeating: 0, count: kernel.m)
     }
 
-    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
+    /// `g = ±e^θ`, `v = r·normalize(v₀ ⊙ exp(Aᵀμ/κ))`; `log|g| = θ`,
+    /// `log|v_n| = log r + (t_n − shift − log Σ e^{t − shift})/2`, `t = log v₀² + 2Aᵀμ/κ`.
+    public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>,
+                        logInto logOut: UnsafeMutablePointer<Double>?) {
         // Not through `exponentiate`: the kernel's `w` stays the last evaluation's.
         let k = kernel
         let shift = k.logWeights(state.baseAddress! + 1, normalize: true)
         out[0] = gSign * Foundation.exp(state[0])
-        let scale = r / k.exponentials(shift: shift, into: out + 1).squareRoot()
+        let sum = k.exponentials(shift: shift, into: out + 1)
+        let scale = r / sum.squareRoot()
         for j in 0..<k.n { out[j + 1] = scale * sign0[j] * out[j + 1].squareRoot() }
+        if let logOut {
+            logOut[0] = state[0]
+            let c = Foundation.log(r) - 0.5 * (shift + Foundation.log(sum))
+            k.t.withUnsafeBufferPointer { tb in for j in 0..<k.n { logOut[j + 1] = sign0[j] == 0 ? -.infinity : c + 0.5 * tb[j] } }
+        }
     }
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
@@ -764,6 +787,7 @@ public final class DualSolver: ODESolver {
         }
         let system = self.system, bound = maxDeparture
         var natural = [Double](repeating: 0, count: naturalDimension)
+        var logNatural = [Double](repeating: 0, count: naturalDimension)
         var lastGood = y0
         // A step passed over leaves its dual state here (mapped only if the run fails).
         var lastGoodDual = base, lastGoodIsDual = false
@@ -789,12 +813,16 @@ public final class DualSolver: ODESolver {
                 }
             }
             return natural.withUnsafeMutableBufferPointer { nb in
-                system.natural(of: step.y, into: nb.baseAddress!)
+                logNatural.withUnsafeMutableBufferPointer { lb in
+                    system.natural(of: step.y, into: nb.baseAddress!, logInto: lb.baseAddress!)
+                }
                 for v in nb where !v.isFinite { nonFinite = true; return .stop }
                 lastGood.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: nb.baseAddress!, count: nb.count) }
                 lastGoodIsDual = false
-                observersStopped = notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h,
-                                                                  saveIndex: step.saveIndex, stepNumber: step.stepNumber))
+                observersStopped = logNatural.withUnsafeBufferPointer { lb in
+                    notify(observers, AcceptedStep(t: step.t, y: UnsafeBufferPointer(nb), h: step.h, saveIndex: step.saveIndex,
+                                                   stepNumber: step.stepNumber, logY: lb))
+                }
                 departed = leaves(step.y)
                 return observersStopped || departed ? .stop : .proceed
             }

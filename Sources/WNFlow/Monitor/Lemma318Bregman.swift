@@ -64,7 +64,7 @@ public final class Lemma318Bregman: Check {
             z.withUnsafeBufferPointer { z in
                 if L == 2 {
                     for i in 0..<n {
-                        let x2 = x[i] * x[i], lx = log(x[i])
+                        let x2 = x[i] * x[i], lx = context.logWeight(i)
                         phi += x2 - 2 * z[i] * lx
                         scale += x2 + 2 * abs(z[i]) * (abs(lx) + 1)
                     }

@@ -62,6 +62,10 @@ public final class MonitorContext {
     private let workspace: LossWorkspace
     /// The state of the current step (a copy; O(N)).
     public private(set) var state: [Double]
+    /// `log|state|` of the current step when the solver gave it (`AcceptedStep.logY`: dual
+    /// coordinates, where weights below double range are 0 in `state` but keep their logs).
+    public private(set) var logState: [Double]
+    public private(set) var hasLogState = false
 
     public init(flow: any Flow) throws {
         self.flow = flow
@@ -79,6 +83,7 @@ public final class MonitorContext {
         scratch = [Double](repeating: 0, count: max(projector.rank, 1))
         workspace = LossWorkspace(problem: problem)
         state = [Double](repeating: 0, count: flow.dimension)
+        logState = [Double](repeating: 0, count: flow.dimension)
     }
 
     /// Loads a step (no-op when it is already loaded).
@@ -89,6 +94,11 @@ public final class MonitorContext {
         let n = weightCount
         state.withUnsafeMutableBufferPointer { s in
             s.baseAddress!.update(from: step.y.baseAddress!, count: min(step.y.count, s.count))
+        }
+        hasLogState = false
+        if let ly = step.logY, ly.count == logState.count {
+            logState.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: ly.baseAddress!, count: ly.count) }
+            hasLogState = true
         }
         // The loss where the integrator evaluated the RHS last is cached by the flow.
         let source = x.withUnsafeMutableBufferPointer { xb -> LossWorkspace in
@@ -120,10 +130,12 @@ public final class MonitorContext {
         let n = weightCount, L = depth
         let off = isWeightNormalized ? 1 : 0
         var ss = 0.0, sum = 0.0
+        // L = 2: h = log(base), from the solver's logs where it gave them.
+        let logs = L == 2 && hasLogState
         hBase.withUnsafeMutableBufferPointer { h in
-            state.withUnsafeBufferPointer { s in
+            (logs ? logState : state).withUnsafeBufferPointer { s in
                 for i in 0..<n {
-                    let v = invariantMap(s[i + off], depth: L)
+                    let v = logs ? s[i + off] : invariantMap(s[i + off], depth: L)
                     h[i] = v
                     ss += v * v
                     sum += v
@@ -147,6 +159,14 @@ public final class MonitorContext {
         case 2: return (0, log(g / vNorm))
         default: return (Double(2 - depth) * log(g / vNorm), 0)
         }
+    }
+
+    /// `log x_i` (L = 2, `x_i ≥ 0`) of the current step: from the solver's logs where it gave
+    /// them (WN: `log g + log v_i − log‖v‖`), else `log(x_i)`.
+    @inline(__always)
+    public func logWeight(_ i: Int) -> Double {
+        guard hasLogState else { return log(x[i]) }
+        return isWeightNormalized ? logState[0] + logState[i + 1] - log(vNorm) : logState[i]
     }
 
     /// `α` for L = 1 (signed: `g/‖v‖`; GF: 1).
