@@ -11,13 +11,15 @@ public func eigenvalues(_ a: Matrix) throws -> [(re: Double, im: Double)] {
     guard a.cols == n else { throw GSLError(code: Int32(GSL_EBADLEN), context: "eigenvalues: the matrix is \(a.rows) × \(a.cols), not square") }
     guard a.isFinite else { throw GSLError(code: Int32(GSL_EDOM), context: "eigenvalues: matrix has non-finite entries") }
     if n == 0 { return [] }
-    guard let m = gsl_matrix_alloc(n, n), let eval = gsl_vector_complex_alloc(n),
-          let work = gsl_eigen_nonsymm_alloc(n) else {
+    guard let eval = gsl_vector_complex_alloc(n), let work = gsl_eigen_nonsymm_alloc(n) else {
         throw GSLError(code: cgsl_failure(), context: "eigenvalues: allocation")
     }
-    defer { gsl_matrix_free(m); gsl_vector_complex_free(eval); gsl_eigen_nonsymm_free(work) }
-    for i in 0..<n { for j in 0..<n { gsl_matrix_set(m, i, j, a.storage[i * n + j]) } }
-    let status = gsl_eigen_nonsymm(m, eval, work)
+    defer { gsl_vector_complex_free(eval); gsl_eigen_nonsymm_free(work) }
+    var copy = a.storage  // QR overwrites its input
+    let status = copy.withUnsafeMutableBufferPointer { b in
+        var view = gsl_matrix_view_array(b.baseAddress!, n, n)
+        return gsl_eigen_nonsymm(&view.matrix, eval, work)
+    }
     guard status == 0 else { throw GSLError(code: status, context: "eigenvalues: QR did not converge") }
     return (0..<n).map { i in
         let z = gsl_vector_complex_get(eval, i)

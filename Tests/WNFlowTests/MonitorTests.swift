@@ -227,6 +227,27 @@ struct MonitorBrokenFlowTests {
         #expect(!c.passed && c.maxViolation > 0.01)
     }
 
+    /// Lemmas 3.8/3.9 still test the integration when the monitor reads the logs of a dual
+    /// run (`AcceptedStep.logY`): a dual WN integrated with η_g 10% off the configured one
+    /// (a broken θ' against μ') fails them; the same run at the configured rate passes.
+    @Test func lemma38And39FailOnADualRunWithAnotherRate() throws {
+        let cfg = try smallConfig(flow: "wn", depth: 2)
+        let y0 = initialState(cfg)
+        var verdicts: [Double: (Bool?, Bool?)] = [:]
+        for eta in [cfg.model.etaG, 1.1 * cfg.model.etaG] {
+            let flow = makeFlow(problem: cfg.problem, model: cfg.model)
+            let monitor = try Monitor(config: cfg, flow: flow, initialState: y0, dualCoordinates: true)
+            let integrated = WeightNormFlow(problem: cfg.problem, rate: .constant(eta), etaV: cfg.model.etaV)
+            let dual = try DualSolver(flow: integrated, rtol: cfg.integrator.rtol, maxSteps: 100_000)
+            let run = dual.integrate(from: 0, y0: y0, to: 1e3, saveTimes: [], observers: monitor.observers)
+            #expect(run.termination == .reachedEnd && dual.handoverTime == nil)
+            let r = byName(monitor.reports())
+            verdicts[eta] = (r["lemma-3.8-invariant"]?.passed, r["lemma-3.9-effective-init"]?.passed)
+        }
+        #expect(verdicts[cfg.model.etaG]! == (true, true))
+        #expect(verdicts[1.1 * cfg.model.etaG]! == (false, false))
+    }
+
     /// WN whose v-update is not projected: `v' = −η_v (g/‖v‖) G`. Breaks
     /// lemma-3.2 (‖v‖ drifts) and lemma-3.8.
     @Test(arguments: [1, 2, 3])

@@ -66,6 +66,8 @@ public final class MonitorContext {
     /// coordinates, where weights below double range are 0 in `state` but keep their logs).
     public private(set) var logState: [Double]
     public private(set) var hasLogState = false
+    /// WN with `logState`: `log|g| − log‖v‖`, so that `log x_i = logState[i + 1] + logGOverV`.
+    private var logGOverV = 0.0
 
     public init(flow: any Flow) throws {
         self.flow = flow
@@ -115,6 +117,7 @@ public final class MonitorContext {
         if isWeightNormalized {
             g = step.y[0]
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
+            if hasLogState { logGOverV = logState[0] - log(vNorm) }
         }
     }
 
@@ -166,7 +169,7 @@ public final class MonitorContext {
     @inline(__always)
     public func logWeight(_ i: Int) -> Double {
         guard hasLogState else { return log(x[i]) }
-        return isWeightNormalized ? logState[0] + logState[i + 1] - log(vNorm) : logState[i]
+        return isWeightNormalized ? logState[i + 1] + logGOverV : logState[i]
     }
 
     /// `α` for L = 1 (signed: `g/‖v‖`; GF: 1).
