@@ -48,6 +48,9 @@ public protocol DualCoordinates: ODESystem {
     /// weight far below double range keeps its log) and writes the dual state of the same
     /// weights in the new frame (`μ = 0`) into `state`; false where the coordinates cannot (GF).
     func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool
+    /// `‖e‖₂/‖y‖∞` of the last RHS or Jacobian evaluation (∞ before one): how near the run is
+    /// to its zero-loss limit, where `DualSolver` re-centers early (see `precisionDeparture`).
+    var lastRelativeResidual: Double { get }
     /// The local error `v` of the dual state `y` measured on the weight-space state it stands
     /// for, as GSL measures weight space: `max |δ log w_i| / (rtol + atol/|w_i| + ρ)` over
     /// GF's `x` (WN: `g` and `v`), `δ log x = Aᵀv/κ` exactly (one mat-vec), `|w|` from the
@@ -217,6 +220,12 @@ final class DualKernel {
 
     /// `½‖e‖²` of the last `residual` call (for tests of `lossLowerBound`).
     var lastEvaluationLoss: Double? { hasLast ? 0.5 * lastENorm * lastENorm : nil }
+
+    /// `‖e‖₂/‖y‖∞` of the last `residual` call (∞ before one or for y = 0).
+    var lastRelativeResidual: Double {
+        let ny = accuracy.yScale
+        return hasLast && ny > 0 ? lastENorm / ny : .infinity
+    }
 
     /// A lower bound on `½‖e‖²` as `LossWorkspace` computes it at the weights of `(μ, θ)`,
     /// from the last `residual` call at `(μ₁, θ₁)` (nil before one). With `d = ‖μ − μ₁‖∞`:
@@ -441,6 +450,8 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     /// GF hands over instead: its bound (e^{300}) is about weights leaving double range.
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool { false }
 
+    public var lastRelativeResidual: Double { kernel.lastRelativeResidual }
+
     /// `max_n |(Aᵀμ)_n|/κ = max_n |log(x_n/x₀_n)|`.
     public func exactDeparture(_ state: UnsafeBufferPointer<Double>) -> Double {
         let k = kernel
@@ -565,6 +576,8 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// `μ ← 0`, θ kept: the same `u` and `g`, and `log u − log u₀ ∈ range(Aᵀ) + R·1` as
     /// before, so Lemmas 3.2 and 3.3 still hold by construction. A `log v²` of −1e5 is an
     /// ordinary number here, while `v` itself would be 0 in weight space.
+    public var lastRelativeResidual: Double { kernel.lastRelativeResidual }
+
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool {
         let k = kernel, m = k.m, n = k.n
         guard m > 0, state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
@@ -738,6 +751,18 @@ public final class DualSolver: ODESolver {
         max(1e4, rtol / (4 * .ulpOfOne))
     }
 
+    /// Near the limit (`lastRelativeResidual` ≤ `precisionResidual`) WN re-centers already
+    /// past this `‖μ‖∞`: the weights are `exp(log base + 2Aᵀμ/κ)` rounded, off by about
+    /// `2ε‖μ‖∞` relative, and so is the residual that the stop criterion reads. With μ left
+    /// up to half the hand-over bound (5.6e4) that floor was a loss of 2e-24 to 1e-23 (WN,
+    /// η_g = 0.01, from x₀ = (10 d)^{1/2}), above the default stop, and such runs went on
+    /// to t_end; at 64 it is `3e-14` relative. `.infinity` turns the early re-centering off.
+    public var precisionDeparture = DualSolver.defaultPrecisionDeparture
+    /// The default of `precisionDeparture`.
+    public static let defaultPrecisionDeparture = 64.0
+    /// See `precisionDeparture`.
+    public var precisionResidual = 1e-8
+
     /// - Parameters:
     ///   - stepper: a GSL stepper, or nil for `BDFSolver`.
     ///   - atol: the weights' absolute tolerance in `weightErrorNorm` (BDF only; 0: every
@@ -834,10 +859,12 @@ public final class DualSolver: ODESolver {
         let bdf = inner as? BDFSolver
         let memory = recentSizes
         memory.reset()
+        let precise = precisionDeparture, nearLimit = precisionResidual
         bdf?.stateTranslation = { t, state in
             let size = system.departure(UnsafeBufferPointer(state))
             memory.record(size)
-            if recentered.count < cap, size > trigger, system.recenter(state) {
+            let due = size > trigger || (size > precise && system.lastRelativeResidual <= nearLimit)
+            if recentered.count < cap, due, system.recenter(state) {
                 recentered.append(t)
             }
         }

@@ -28,7 +28,10 @@ public struct Verification {
         let (result0, monitor) = sim.runMonitored()
         var result = result0
         if let monitor {
-            result.monitor += limitChecks(simulation: sim, result: result, rule: monitor.rule)
+            // The monitor saw the last step: under dual coordinates it holds that step's logs.
+            let ctx = monitor.context
+            let finalLog = ctx.hasLogState && ctx.t == result.t ? ctx.logState : nil
+            result.monitor += limitChecks(simulation: sim, result: result, rule: monitor.rule, finalLogState: finalLog)
         }
         result.monitor += extraChecks(config, result)
         result.warnings += predictionWarnings(config)
@@ -108,8 +111,11 @@ public struct Verification {
     ///   (MATH.md §4, KKT `h_L(x_∞) = h_L(x̃₀) + Ãᵀλ`), i.e.
     ///   `P h_L(x_∞) = P h_L(x̃₀)` with `x̃₀ = x₀` (GF, time-dependent WN) or
     ///   `x₀/ρ_∞` (constant-rate WN), measured as Lemma 3.7/3.9 on the two
-    ///   end points only, same tolerance.
-    public static func limitChecks(simulation sim: Simulation, result: SimulationResult, rule: ToleranceRule) -> [CheckReport] {
+    ///   end points only, same tolerance. `finalLogState` is `log|state|` at the end where the
+    ///   solver kept it (dual coordinates, `AcceptedStep.logY`): weights below double range
+    ///   are 0 in `result.state`, and their logs are what the check needs.
+    public static func limitChecks(simulation sim: Simulation, result: SimulationResult, rule: ToleranceRule,
+                                   finalLogState: [Double]? = nil) -> [CheckReport] {
         let cfg = sim.config
         var out: [CheckReport] = []
         let yn = norm2(cfg.problem.y)
@@ -133,7 +139,14 @@ public struct Verification {
                                          vNorm0: norm2(Array(sim.initialState.dropFirst())))
         }
         sim.initialState.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: 0, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
-        result.state.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: result.t, y: $0, h: 0, saveIndex: nil, stepNumber: max(1, result.stats.acceptedSteps))) }
+        let logs = finalLogState?.count == result.state.count ? finalLogState : nil
+        result.state.withUnsafeBufferPointer { y in
+            func observe(_ logY: UnsafeBufferPointer<Double>?) {
+                _ = check.observe(AcceptedStep(t: result.t, y: y, h: 0, saveIndex: nil,
+                                               stepNumber: max(1, result.stats.acceptedSteps), logY: logY))
+            }
+            if let logs { logs.withUnsafeBufferPointer { observe($0) } } else { observe(nil) }
+        }
         var r = check.report()
         // GF under dual coordinates: P log x_∞ = P log x₀ exactly (Lemma 3.7's construction).
         r.byConstruction = result.method == Method.dual.description && !kind.isWeightNormalized
