@@ -390,6 +390,24 @@ struct WNRootSearchTests {
         #expect(abs(norm2(wn.x) / wn.gInf - 1) <= 1e-9)
     }
 
+    /// WN from x₀ = (s d)^{1/2} on M = 24, N = 60 (seed 2), η_g = 0.01: log ρ ≈ −3.9e5
+    /// (s = 1000) and −1.2e6 (s = 3000). There the Bregman projection is an LP's entropic
+    /// regularization at temperature ~1/|log ρ|, and plain dual Newton stopped at its 3000
+    /// iteration cap (s = 1000, residual 2.4e-8) or found no root (s = 3000). With the
+    /// continuation in the shift of log x̃₀ both agree with the g∞ that the dual BDF
+    /// integrates to (status converged; `wnflow verify` on the same configs).
+    @Test("far magnifications: the WN root from continuation matches the integrated g∞",
+          arguments: [(1000.0, 4.220228623294491, 1e-10), (3000.0, 4.220228623299302, 1e-8)])
+    func farMagnificationsFindTheIntegratedRoot(scale: Double, integrated: Double, tolerance: Double) throws {
+        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
+        let x0 = InitDirection.uniform.vector(60).map { (scale * $0).squareRoot() }
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.01, etaV: 1)
+        #expect(abs(wn.gInf - integrated) <= tolerance * integrated, "g∞ \(wn.gInf)")
+        let logRho = try #require(wn.logRho)
+        #expect(logRho < -3e5)
+        #expect(wn.gf.kktResidual <= 1e-6)
+    }
+
     @Test("a minimax optimum pinned at its floor is solved afresh when a shift moves it")
     func minimaxStartAtTheFloor() throws {
         // Without the kernel assumption t can go down to the floor: the cached optimum t = 0

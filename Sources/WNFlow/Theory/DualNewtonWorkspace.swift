@@ -164,6 +164,17 @@ final class DualWorkspace {
         return blasNorm(m, tm)
     }
 
+    /// `out = |A|ᵀ x` (N) for `x ≥ 0` (M): the size of the rounding of `Aᵀλ` for `x = |λ|`.
+    func absTransposedProduct(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        if m == 0 || n == 0 { out.update(repeating: 0, count: n); return }
+        blasGemv(transpose: true, rows: m, cols: n, alpha: 1, a: absA, x: x, beta: 0, out: out)
+    }
+
+    /// `max(1e-15‖y‖, 4ε‖ |A| x ‖₂)` (x ≥ 0, N): the level `withinRoundingFloor` tests.
+    func roundingFloor(_ x: UnsafePointer<Double>) -> Double {
+        max(1e-15 * ny, 4 * Double.ulpOfOne * absProductNorm(x))
+    }
+
     /// Whether `r ≤ max(1e-15‖y‖, 4ε‖ |A| x ‖₂)` (x ≥ 0, N): the stopping test of the dual
     /// Newton solvers. The dgemv on |A| runs only when `r` is below the cheap upper bound
     /// `4ε‖A‖_F‖x‖₂` of the second term.

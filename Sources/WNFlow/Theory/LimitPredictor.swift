@@ -209,7 +209,7 @@ public enum LimitPredictor {
     /// sign it settled (the WN root search uses it where only the sign of φ matters).
     static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?,
                          predictor: [Double]? = nil, workspace: DualWorkspace? = nil,
-                         signSettled: SignTest? = nil) throws -> GFLimitPrediction {
+                         signSettled: SignTest? = nil, continuing: Bool = false) throws -> GFLimitPrediction {
         let ws = workspace ?? DualWorkspace(A: A, y: y)
         let m = ws.m, n = ws.n
         let ny = ws.ny
@@ -246,6 +246,15 @@ public enum LimitPredictor {
                     entropicState(ws.cur, a: a, ws: ws)
                 }
             }
+            // Far from every start (log x̃₀ shifted by |s| ≫ 1 from where a start is known, e.g.
+            // x₀/ρ with |log ρ| ~ 1e4): continuation in that shift (`entropicByContinuation`).
+            if !continuing && m > 0 && n > 0 && !(ws.cur.r.isFinite && ws.cur.r <= continuationStartResidual * ny) {
+                let shift = logX0.reduce(0, +) / Double(n)
+                if abs(shift) > continuationShift {
+                    return try entropicByContinuation(A: A, y: y, logX0: logX0, shift: shift, workspace: ws,
+                                                      signSettled: signSettled, warmStart: &warmStart)
+                }
+            }
             ws.best.copy(from: ws.cur)
             ws.factorNearBest = false
             var lastStep = Double.infinity  // max|AᵀΔλ| of the last accepted step
@@ -255,6 +264,7 @@ public enum LimitPredictor {
             var cap = 5.0
             var iterations = 0
             var stall = 0
+            var stallLevel = 1e-9 * ny
             var bestIteration = 0
             let maxIterations = 3000
             // Sign-only callers first try chord steps with the factor a previous solve left
@@ -270,7 +280,19 @@ public enum LimitPredictor {
                 // Rounding floor: log z carries an absolute error ≈ ε(|2 log x̃₀| + 1).
                 for j in 0..<n { ws.w[j] = cur.z[j] * (1 + abs(a[j])) }
                 if m == 0 || ws.withinRoundingFloor(cur.r, ws.w) { break }
-                if iterations - bestIteration >= 15 && ws.best.r <= 1e-9 * ny { break }  // stagnation at the floor
+                // Stagnation: no halving for 15 iterations (or 3 full steps without) once the
+                // residual is within 100× the floor that also counts the rounding of Aᵀλ,
+                // ε(|A|ᵀ|λ|)/√M (a length-M sum's typical rounding), or below 1e-9‖y‖. With
+                // |log x̃₀| ~ 1e5 that term is what the residual stalls at (2e-9‖y‖ at
+                // log ρ = −3.8e4, where the search ran 3000 iterations before).
+                if cur.r <= 1e-3 * ny && n > 0 {
+                    let typical = 1 / Double(m).squareRoot()
+                    for i in 0..<m { ws.d2[i] = typical * abs(cur.lambda[i]) }
+                    ws.absTransposedProduct(ws.d2, into: ws.u)
+                    for j in 0..<n { ws.u[j] = ws.w[j] + cur.z[j] * ws.u[j] }
+                    stallLevel = max(1e-9 * ny, 100 * ws.roundingFloor(ws.u))
+                }
+                if iterations - bestIteration >= 15 && ws.best.r <= stallLevel { break }
                 // Early exit for callers that only need a sign (see `signSettled`): after a full
                 // step, the chord correction Δc = −H⁻¹g (with the factor of that step, one
                 // triangular solve pair) estimates what is left of log z.
@@ -347,7 +369,7 @@ public enum LimitPredictor {
                 guard accepted else { break }
                 if capped && alpha == 1 { cap = min(cap * 4, 1e4) } else if alpha < 1 { cap = max(5, cap * 0.5) }
                 // Stagnation at the rounding floor (only counted once the residual is tiny).
-                if !capped && alpha == 1 && cand.r > 0.5 * cur.r && cand.r <= 1e-9 * ny { stall += 1 } else if cand.r <= 0.5 * cur.r { stall = 0 }
+                if !capped && alpha == 1 && cand.r > 0.5 * cur.r && cand.r <= stallLevel { stall += 1 } else if cand.r <= 0.5 * cur.r { stall = 0 }
                 let halved = cand.r < 0.5 * ws.best.r
                 ws.swapCurrentAndCandidate()
                 lastStep = alpha * mu * scale
@@ -380,6 +402,52 @@ public enum LimitPredictor {
                                      lambda: lambda, iterations: iterations, kktResidual: rel,
                                      lostDigits: false, amplification: nil, method: "dual-newton")
         }
+    }
+
+    /// `entropic` continues in the shift of log x̃₀ when its best start has a residual above
+    /// this multiple of ‖y‖ and the shift exceeds `continuationShift`.
+    static let continuationStartResidual = 0.1
+    static let continuationShift = 16.0
+
+    /// L = 2 where no start is near (MATH.md §4): with `s` the mean of `log x̃₀` and
+    /// `b = log x̃₀ − s`, the Bregman projection from `x̃₀ = e^{b + s}` is the entropic
+    /// regularization of an LP at temperature ~1/|s| (`Σ z log(z/e^{2b}) − z − 2s Σ z`):
+    /// for |s| ~ 1e4 plain Newton moves log z by ~1 per iteration (it stopped at 3000
+    /// iterations with residual 2e-9 at log ρ = −3.8e4, and found no WN root at −1.2e6). Here
+    /// it solves from `e^{b}` first, then along `s_k = ±4^k` up to `s`, each stage started
+    /// from the last two solutions extrapolated linearly in `s_k` (λ is asymptotically affine
+    /// in s, as the LP limit's support fixes `A_Sᵀλ ≈ log z_S − 2b_S − 2s`) and from the last
+    /// one. `iterations` counts all stages; `signSettled` applies to the last stage only.
+    private static func entropicByContinuation(A: Matrix, y: [Double], logX0: [Double], shift: Double,
+                                               workspace ws: DualWorkspace, signSettled: SignTest?,
+                                               warmStart: inout [Double]?) throws -> GFLimitPrediction {
+        let base = logX0.map { $0 - shift }
+        var stages: [Double] = [0]
+        var step = 4.0
+        while step < abs(shift) { stages.append(shift < 0 ? -step : step); step *= 4 }
+        stages.append(shift)
+        var last: (s: Double, lambda: [Double])?, before: (s: Double, lambda: [Double])?
+        var total = 0
+        var result: GFLimitPrediction?
+        for (k, s) in stages.enumerated() {
+            var warm = last?.lambda
+            var predictor: [Double]?
+            if let p1 = last, let p0 = before, p1.s != p0.s {
+                let f = (s - p1.s) / (p1.s - p0.s)
+                predictor = zip(p1.lambda, p0.lambda).map { $0 + f * ($0 - $1) }
+            }
+            let final = k == stages.count - 1
+            let r = try entropic(A: A, y: y, logX0: base.map { $0 + s }, warmStart: &warm, predictor: predictor,
+                                 workspace: ws, signSettled: final ? signSettled : nil, continuing: true)
+            total += r.iterations
+            before = last
+            last = (s, r.lambda)
+            result = r
+        }
+        guard var answer = result else { throw TheoryError.notConverged("L = 2 continuation had no stage") }
+        answer.iterations = total
+        warmStart = answer.lambda
+        return answer
     }
 
     /// The sign-only shortcut of `entropic`: up to `maxChordSteps` chord steps
