@@ -342,13 +342,12 @@ extension DualCoordinatesTests {
 
     /// With `integrator.max_recenterings` raised, the same run stays dual (about 69,000
     /// re-centerings, each step kept within 1.1× the bound by `BDFSolver.stateReach`) and
-    /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there).
-    /// The limit is not taken from `predict` here: its dual Newton does not converge at this
-    /// problem's |log ρ| ≈ 3.9e6 (it fails from x₀ scales 3e3, 9e3, 1.1e4 and 3e4, and found
-    /// g∞ = 4.2202286 from 1e4 only with one rounding of its Cholesky solves, when the run
-    /// agreed to 1.2e-9: that value is the reference). The monitor's Lemmas 3.8/3.9 hold
-    /// along the run: they read log v from the dual state (`AcceptedStep.logY`), where
-    /// entries that decayed by e^{-1e5} are 0 in weight space.
+    /// reaches the zero-loss limit that the hand-over misses (loss 6.7e-3 there), and
+    /// stops there (it re-centers near the limit: `DualSolver.precisionDeparture`).
+    /// The reference g∞ = 4.2202286 is `predict`'s, which since its continuation in log ρ
+    /// (docs/math.md §4) agrees with this run to 2.5e-10 at |log ρ| ≈ 3.9e6. The monitor's
+    /// Lemmas 3.8/3.9 hold along the run: they read log v from the dual state
+    /// (`AcceptedStep.logY`), where entries that decayed by e^{-1e5} are 0 in weight space.
     @Test func farMovingWeightsReachTheLimitWithMoreRecenterings() throws {
         var cfg = try Self.farMovingConfig()
         cfg.integrator.maxRecenterings = 200_000

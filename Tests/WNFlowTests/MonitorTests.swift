@@ -248,6 +248,35 @@ struct MonitorBrokenFlowTests {
         #expect(verdicts[1.1 * cfg.model.etaG]! == (false, false))
     }
 
+    /// At large |log ρ| the L = 2 log-invariants hold each step to its own κ_t (docs/monitor.md):
+    /// WN from x₀ = (10 d)^{1/2} (M = 24, N = 60, seed 2, η_g = 0.01, log ρ ≈ −3e3) integrated
+    /// with η_g off by 1e-4 relative fails Lemma 3.9 (measured 1.6e-6 against 5.4e-8; at the
+    /// configured rate 3.1e-11 against 5.2e-8, and Lemma 3.8 passes too). With the run's
+    /// largest κ = 2 + 2c·max g² (before stop 19) the tolerance was 3.5e-4 and the broken run
+    /// passed.
+    @Test func lemma39CatchesASmallRateErrorAtLargeMagnification() throws {
+        let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
+        let x0 = InitDirection.uniform.vector(60).map { (10 * $0).squareRoot() }
+        let cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.01)
+        let y0 = WeightNormFlow.initialState(x0: x0, vNorm: 1, g0: nil, v0: nil)
+        var reports: [Double: [String: CheckReport]] = [:]
+        for eta in [0.01, 0.01 * (1 + 1e-4)] {
+            let flow = WeightNormFlow(problem: p, rate: .constant(0.01))
+            let monitor = try Monitor(config: cfg, flow: flow, initialState: y0, dualCoordinates: true)
+            let integrated = WeightNormFlow(problem: p, rate: .constant(eta))
+            let dual = try DualSolver(flow: integrated, rtol: cfg.integrator.rtol, atol: cfg.integrator.atol, maxSteps: 100_000)
+            let stop = StopCriteria(flow: flow, lossBelow: cfg.lossThreshold, speedBelow: nil)
+            let run = dual.integrate(from: 0, y0: y0, to: 1e12, saveTimes: [], observers: [stop] + monitor.observers)
+            #expect(run.termination == .stoppedByObserver)
+            reports[eta] = byName(monitor.reports())
+        }
+        let good = try #require(reports[0.01]?["lemma-3.9-effective-init"])
+        let bad = try #require(reports[0.01 * (1 + 1e-4)]?["lemma-3.9-effective-init"])
+        #expect(good.passed && reports[0.01]?["lemma-3.8-invariant"]?.passed == true)
+        #expect(good.tolerance < 1e-6, "tolerance \(good.tolerance)")
+        #expect(!bad.passed && bad.maxViolation < 3.5e-4, "\(bad.maxViolation) vs \(bad.tolerance)")
+    }
+
     /// WN whose v-update is not projected: `v' = −η_v (g/‖v‖) G`. Breaks
     /// lemma-3.2 (‖v‖ drifts) and lemma-3.8.
     @Test(arguments: [1, 2, 3])

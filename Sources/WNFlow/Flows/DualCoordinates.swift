@@ -725,7 +725,8 @@ public final class DualSolver: ODESolver {
     /// current weights in log form and μ to 0, inside the BDF's history (no restart). A
     /// weight that decays far below double range and grows back is then followed (weight
     /// space would hold it at 0 and stall). A residual that does not vanish makes λ grow
-    /// linearly; the run hands over after these.
+    /// linearly; the run hands over after these. The near-limit re-centerings
+    /// (`precisionDeparture`) are not counted.
     public var maxRecenterings = 1000
 
     /// `‖μ‖∞` of the last accepted steps (before any re-centering), the size whose rounding
@@ -854,7 +855,7 @@ public final class DualSolver: ODESolver {
         }
         // Half-way to the bound, WN re-centers the coordinates in the BDF's history (up to
         // `maxRecenterings` times) and goes on in dual coordinates from the same weights.
-        var recentered: [Double] = []
+        var recentered: [Double] = [], farRecenterings = 0
         let cap = maxRecenterings, trigger = 0.5 * bound
         let bdf = inner as? BDFSolver
         let memory = recentSizes
@@ -863,9 +864,13 @@ public final class DualSolver: ODESolver {
         bdf?.stateTranslation = { t, state in
             let size = system.departure(UnsafeBufferPointer(state))
             memory.record(size)
-            let due = size > trigger || (size > precise && system.lastRelativeResidual <= nearLimit)
-            if recentered.count < cap, due, system.recenter(state) {
+            // Near-limit re-centerings do not count against the cap (which is about weights
+            // that travel further than re-centering follows).
+            let far = size > trigger
+            let due = far ? farRecenterings < cap : size > precise && system.lastRelativeResidual <= nearLimit
+            if due, system.recenter(state) {
                 recentered.append(t)
+                if far { farRecenterings += 1 }
             }
         }
         // No step jumps far past the bound: there μ's rounding (WN) or the weights (GF) leave

@@ -84,6 +84,31 @@ struct WorstTracker {
     }
 }
 
+/// For checks whose conditioning factor κ changes along the run (the WN log-invariants at
+/// L = 2): the step with the largest `violation/κ_t`, with that step's violation and κ, so
+/// that the report compares a violation with the tolerance of its own step. NaN and ±∞
+/// count as the worst possible violation.
+struct ConditionedWorstTracker {
+    private(set) var value = 0.0
+    private(set) var kappa = 1.0
+    private(set) var t = 0.0
+    private(set) var seen = false
+    private var ratio = 0.0
+
+    mutating func record(_ v: Double, kappa k: Double, at time: Double) {
+        let x = v.isNaN || v.isInfinite ? Double.greatestFiniteMagnitude : v
+        let kk = k.isFinite ? max(k, 1) : Double.greatestFiniteMagnitude
+        let r = x / kk
+        if !seen || r > ratio {
+            value = x
+            kappa = kk
+            ratio = r
+            t = time
+        }
+        seen = true
+    }
+}
+
 /// The distance `‖e^{sa} a − e^{sb} b‖ / max(e^{sa} ra, e^{sb} rb)` computed in
 /// log space (with optional signs of the two scale factors), so that neither scale factor has to be representable: both are
 /// divided by the larger of `e^{sa} ra`, `e^{sb} rb` first. `ra`, `rb` are
