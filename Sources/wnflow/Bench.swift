@@ -66,10 +66,12 @@ struct Bench: ParsableCommand {
         }
         // Ensembles.
         let count = quick ? 8 : 32
-        let ensembleRepeats = quick ? 2 : 5
+        // 15 passes (stop 19; 5 before): this shared VM's phases last from 0.1 s to seconds, and
+        // with 5 the same code measured 1.37×, 1.52×, 1.87× and 1.98× in four runs.
+        let ensembleRepeats = quick ? 2 : 15
         var one = (wall: Double.nan, runsPerSecond: Double.nan), all = one
         if selected("ensemble") {
-            // Best of 5 each, alternating, so that a burst of other load hits
+            // Best of `ensembleRepeats` each, alternating, so that a burst of other load hits
             // both (one pass is under a second since runs take ~20 ms).
             for _ in 0..<ensembleRepeats {
                 let a = try BenchSuite.ensemble(count: count, jobs: 1)
