@@ -572,12 +572,12 @@ public final class DualWeightNormSystem: DualCoordinates {
         kernel.lossLowerBound(state.baseAddress! + 1, theta: state[0], normalize: true)
     }
 
+    public var lastRelativeResidual: Double { kernel.lastRelativeResidual }
+
     /// `log v² ← log v₀² + 2Aᵀμ/κ − max` (u is normalized, so the shift changes nothing),
     /// `μ ← 0`, θ kept: the same `u` and `g`, and `log u − log u₀ ∈ range(Aᵀ) + R·1` as
     /// before, so Lemmas 3.2 and 3.3 still hold by construction. A `log v²` of −1e5 is an
     /// ordinary number here, while `v` itself would be 0 in weight space.
-    public var lastRelativeResidual: Double { kernel.lastRelativeResidual }
-
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool {
         let k = kernel, m = k.m, n = k.n
         guard m > 0, state.count == m + 1, state.allSatisfy({ $0.isFinite }) else { return false }
@@ -718,15 +718,20 @@ public final class DualSolver: ODESolver {
     public var maxDeparture: Double
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
-    /// When the last run re-centered the coordinates (`DualCoordinates.recenter`).
+    /// When the last run re-centered the coordinates (`DualCoordinates.recenter`), for
+    /// either reason.
     public private(set) var recenterTimes: [Double] = []
+    /// How many of those were past half the hand-over bound (the ones `maxRecenterings`
+    /// counts; the rest were near the limit, `precisionDeparture`).
+    public private(set) var farRecenterings = 0
     /// How often a run with WNFlow's BDF re-centers (WN; GF cannot; nor GSL's steppers):
     /// when `‖μ‖∞` passes `maxDeparture/2`, `DualCoordinates.recenter` moves the base to the
     /// current weights in log form and μ to 0, inside the BDF's history (no restart). A
     /// weight that decays far below double range and grows back is then followed (weight
     /// space would hold it at 0 and stall). A residual that does not vanish makes λ grow
     /// linearly; the run hands over after these. The near-limit re-centerings
-    /// (`precisionDeparture`) are not counted.
+    /// (`precisionDeparture`) are not counted, and 0 does not turn those off (set
+    /// `precisionDeparture` to ∞ for that).
     public var maxRecenterings = 1000
 
     /// `‖μ‖∞` of the last accepted steps (before any re-centering), the size whose rounding
@@ -806,6 +811,7 @@ public final class DualSolver: ODESolver {
                           observers: [any StepObserver]) -> ODERun {
         handoverTime = nil
         recenterTimes = []
+        farRecenterings = 0
         if let invalid = invalidInputRun(dimension: naturalDimension, t0: t0, y0: y0, t1: t1) { return invalid }
         let base: [Double]
         do { base = try system.setBase(y0) } catch {
@@ -884,6 +890,7 @@ public final class DualSolver: ODESolver {
         defer { bdf?.stateTranslation = nil; bdf?.stateReach = nil }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
         recenterTimes = recentered
+        self.farRecenterings = farRecenterings
         skippedSteps = skipped
         let naturalDimension = self.naturalDimension
         func weights(of dual: [Double]) -> [Double] {

@@ -289,7 +289,7 @@ public final class Simulation {
             run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
                                    observers: [stop] + extra + [recorder])
             handover = (solver as? DualSolver)?.handoverTime
-            recenterings = (solver as? DualSolver)?.recenterTimes.count ?? 0
+            recenterings = (solver as? DualSolver)?.farRecenterings ?? 0
         } catch {
             run = ODERun(t: 0, y: initialState, stats: ODEStatistics(), termination: .failed, failure: error)
             method = config.integrator.method.description

@@ -97,7 +97,7 @@ struct ConditionedWorstTracker {
 
     mutating func record(_ v: Double, kappa k: Double, at time: Double) {
         let x = v.isNaN || v.isInfinite ? Double.greatestFiniteMagnitude : v
-        let kk = k.isFinite ? max(k, 1) : Double.greatestFiniteMagnitude
+        let kk = k.isFinite ? max(k, 1) : 1  // no κ known: the strictest
         let r = x / kk
         if !seen || r > ratio {
             value = x

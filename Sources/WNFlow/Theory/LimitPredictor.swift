@@ -250,9 +250,16 @@ public enum LimitPredictor {
             // x₀/ρ with |log ρ| ~ 1e4): continuation in that shift (`entropicByContinuation`).
             if !continuing && m > 0 && n > 0 && !(ws.cur.r.isFinite && ws.cur.r <= continuationStartResidual * ny) {
                 let shift = logX0.reduce(0, +) / Double(n)
-                if abs(shift) > continuationShift {
-                    return try entropicByContinuation(A: A, y: y, logX0: logX0, shift: shift, workspace: ws,
-                                                      signSettled: signSettled, warmStart: &warmStart)
+                if shift.isFinite && abs(shift) > continuationShift {
+                    var warm = warmStart
+                    if let r = try? entropicByContinuation(A: A, y: y, logX0: logX0, shift: shift, workspace: ws,
+                                                           signSettled: signSettled, warmStart: &warm) {
+                        warmStart = warm
+                        return r
+                    }
+                    // A stage failed: plain Newton from the same starts.
+                    return try entropic(A: A, y: y, logX0: logX0, warmStart: &warmStart, predictor: predictor,
+                                        workspace: ws, signSettled: signSettled, continuing: true)
                 }
             }
             ws.best.copy(from: ws.cur)
@@ -282,7 +289,9 @@ public enum LimitPredictor {
                 if m == 0 || ws.withinRoundingFloor(cur.r, ws.w) { break }
                 // Stagnation: no halving for 15 iterations (or 3 full steps without) once the
                 // residual is within 100× the floor that also counts the rounding of Aᵀλ,
-                // ε(|A|ᵀ|λ|)/√M (a length-M sum's typical rounding), or below 1e-9‖y‖. With
+                // ε(|A|ᵀ|λ|)/√M (a length-M sum's typical rounding), or below 1e-9‖y‖ (and
+                // never above the 1e-6‖y‖ the answer must meet; at log ρ = −3.9e6 the floor is
+                // 2e-7…8e-7‖y‖, and a cap at 1e-7 ran into the 3000-iteration limit). With
                 // |log x̃₀| ~ 1e5 that term is what the residual stalls at (2e-9‖y‖ at
                 // log ρ = −3.8e4, where the search ran 3000 iterations before).
                 if cur.r <= 1e-3 * ny && n > 0 {
@@ -290,7 +299,7 @@ public enum LimitPredictor {
                     for i in 0..<m { ws.d2[i] = typical * abs(cur.lambda[i]) }
                     ws.absTransposedProduct(ws.d2, into: ws.u)
                     for j in 0..<n { ws.u[j] = ws.w[j] + cur.z[j] * ws.u[j] }
-                    stallLevel = max(1e-9 * ny, 100 * ws.roundingFloor(ws.u))
+                    stallLevel = min(max(1e-9 * ny, 100 * ws.roundingFloor(ws.u)), 1e-6 * ny)
                 }
                 if iterations - bestIteration >= 15 && ws.best.r <= stallLevel { break }
                 // Early exit for callers that only need a sign (see `signSettled`): after a full
@@ -407,7 +416,10 @@ public enum LimitPredictor {
     /// `entropic` continues in the shift of log x̃₀ when its best start has a residual above
     /// this multiple of ‖y‖ and the shift exceeds `continuationShift`.
     static let continuationStartResidual = 0.1
-    static let continuationShift = 16.0
+    /// Plain Newton handles shifts up to a few hundred (GF from x₀ = 1e-100: 11–32
+    /// iterations, where continuation took 22–43); the runs that needed continuation had
+    /// shifts of 3e3 and more.
+    static let continuationShift = 300.0
 
     /// L = 2 where no start is near (MATH.md §4): with `s` the mean of `log x̃₀` and
     /// `b = log x̃₀ − s`, the Bregman projection from `x̃₀ = e^{b + s}` is the entropic
@@ -437,8 +449,10 @@ public enum LimitPredictor {
                 predictor = zip(p1.lambda, p0.lambda).map { $0 + f * ($0 - $1) }
             }
             let final = k == stages.count - 1
-            let r = try entropic(A: A, y: y, logX0: base.map { $0 + s }, warmStart: &warm, predictor: predictor,
-                                 workspace: ws, signSettled: final ? signSettled : nil, continuing: true)
+            // The last stage solves `logX0` itself, not `(logX0 − s) + s` rounded.
+            let r = try entropic(A: A, y: y, logX0: final ? logX0 : base.map { $0 + s }, warmStart: &warm,
+                                 predictor: predictor, workspace: ws, signSettled: final ? signSettled : nil,
+                                 continuing: true)
             total += r.iterations
             before = last
             last = (s, r.lambda)
