@@ -107,6 +107,15 @@ struct ConditionedWorstTracker {
         }
         seen = true
     }
+
+    /// The report of that step: its violation against its own tolerance after `steps`;
+    /// `quantity` is extended with κ_t and the largest violation over the run (`overall`).
+    func report(name: String, rule: ToleranceRule, steps: Int, quantity: String, overall: WorstTracker) -> CheckReport {
+        let tol = rule.tolerance(conditioning: kappa, steps: steps)
+        return CheckReport(name: name, maxViolation: value, tolerance: tol, passed: value <= tol, tWorst: t,
+                           quantity: quantity + "; at the step closest to its tolerance (κ_t = \(JSON.format(kappa)); "
+                               + "largest over the run \(JSON.format(overall.value)) at t = \(JSON.format(overall.t)))")
+    }
 }
 
 /// The distance `‖e^{sa} a − e^{sb} b‖ / max(e^{sa} ra, e^{sb} rb)` computed in

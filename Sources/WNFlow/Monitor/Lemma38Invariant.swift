@@ -99,10 +99,7 @@ public final class Lemma38Invariant: Check {
             ? "‖P[log v + c g² 1](t) − P[log v + c g² 1](0)‖ / max ‖log v + c g² 1‖, c = \(JSON.format(c)) (relative, dimensionless)"
             : "‖e^{(2−L)cg²} P v^{2−L} (t) − (0)‖ / max e^{(2−L)cg²}‖v^{2−L}‖, L = \(context.depth), c = \(JSON.format(c)) (relative, dimensionless, log-space)"
         if context.depth == 2 && closest.seen {
-            let tol2 = rule.tolerance(conditioning: closest.kappa, steps: context.stepNumber)
-            return CheckReport(name: name, maxViolation: closest.value, tolerance: tol2, passed: closest.value <= tol2,
-                               tWorst: closest.t,
-                               quantity: q + "; at the step closest to its tolerance (κ_t = \(JSON.format(closest.kappa)); largest over the run \(JSON.format(worst.value)) at t = \(JSON.format(worst.t)))")
+            return closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst)
         }
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t, quantity: q)

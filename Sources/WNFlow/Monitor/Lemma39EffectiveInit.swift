@@ -85,10 +85,7 @@ public final class Lemma39EffectiveInit: Check {
     public func report() -> CheckReport {
         let q = "‖P h_L(x(t)) − P h_L(x₀/ρ(t))‖ / max(‖h_L(x(t))‖, ‖h_L(x₀/ρ)‖), h_L = \(hName(context.depth)), c = \(JSON.format(c)) (relative, dimensionless; via log ρ)"
         if context.depth == 2 && closest.seen {
-            let tol = rule.tolerance(conditioning: closest.kappa, steps: context.stepNumber)
-            return CheckReport(name: name, maxViolation: closest.value, tolerance: tol, passed: closest.value <= tol,
-                               tWorst: closest.t,
-                               quantity: q + "; at the step closest to its tolerance (κ_t = \(JSON.format(closest.kappa)); largest over the run \(JSON.format(worst.value)) at t = \(JSON.format(worst.t)))")
+            return closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst)
         }
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
