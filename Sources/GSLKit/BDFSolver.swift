@@ -153,7 +153,9 @@ public final class BDFSolver: ODESolver {
         } else {
             DenseShiftedJacobian(system: system)
         }
-        let maxK = min(max(maxOrder ?? (system.jacobianSpectrumIsReal && linear.factorCost <= Self.orderSixFactorCost ? 6 : 5), 1), 6)
+        // A small factorization: refactored at every 10% change of σ, and (real spectra) BDF6.
+        let smallFactor = linear.factorCost <= Self.orderSixFactorCost
+        let maxK = min(max(maxOrder ?? (system.jacobianSpectrumIsReal && smallFactor ? 6 : 5), 1), 6)
         let rows = maxK + 3
 
         // D (rows × n), then y_pred, y_new, ψ, d, f, scale, dy, dfdt, change_D scratch (maxK+1 rows).
@@ -229,7 +231,7 @@ public final class BDFSolver: ODESolver {
             return finish(.stoppedByObserver)
         }
 
-        let refactorRatio = self.refactorRatio ?? (linear.factorCost <= 100 ? 0.1 : 0.3)
+        let refactorRatio = self.refactorRatio ?? (smallFactor ? 0.1 : 0.3)
         let maxAge = jacobianMaxAge ?? max(50, 3 * linear.factorCost)
         let span = t1 - t0
         let hmax = min(options.maxStepSize ?? span, span)

@@ -381,6 +381,12 @@ final class DualKernel {
         }
     }
 
+    /// The relative floor of the weights' local error, `rtol + 4ε·roundingSize`: the
+    /// tolerance plus the rounding a dual state of size `roundingSize` carries.
+    static func errorFloor(rtol: Double, roundingSize: Double) -> Double {
+        rtol + 4 * .ulpOfOne * roundingSize
+    }
+
     /// `‖state[offset...]‖_∞`.
     func departure(_ state: UnsafeBufferPointer<Double>, offset: Int) -> Double {
         var d = 0.0
@@ -466,12 +472,12 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
     /// `δ log x = Aᵀv/κ`, `|x| = √z` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                 roundingSize: Double) -> Double {
-        kernel.logErrorNorm(v, floor: rtol + 4 * .ulpOfOne * roundingSize, atol: atol, radius: 1, centered: false)
+        kernel.logErrorNorm(v, floor: DualKernel.errorFloor(rtol: rtol, roundingSize: roundingSize), atol: atol, radius: 1, centered: false)
     }
 
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                  roundingSize: Double) -> Double {
-        maxAbs(v, kernel.m) / (rtol + 4 * .ulpOfOne * roundingSize)
+        maxAbs(v, kernel.m) / DualKernel.errorFloor(rtol: rtol, roundingSize: roundingSize)
     }
 
     public func rhs(t: Double, y: UnsafeBufferPointer<Double>, dydt: UnsafeMutableBufferPointer<Double>) throws {
@@ -599,14 +605,14 @@ public final class DualWeightNormSystem: DualCoordinates {
     /// Lemma 3.2) against `|v_n| = ‖v₀‖√p_n`, `p` of the last evaluation.
     public func weightErrorNorm(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                 roundingSize: Double) -> Double {
-        let floor = rtol + 4 * .ulpOfOne * roundingSize
+        let floor = DualKernel.errorFloor(rtol: rtol, roundingSize: roundingSize)
         return max(gError(v, at: y, rtol: rtol, atol: atol), kernel.logErrorNorm(v + 1, floor: floor, atol: atol, radius: r, centered: true))
     }
 
     /// `|t_n − Σ p t| ≤ 2‖t‖∞`.
     public func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                                  roundingSize: Double) -> Double {
-        max(gError(v, at: y, rtol: rtol, atol: atol), 2 * maxAbs(v + 1, kernel.m) / (rtol + 4 * .ulpOfOne * roundingSize))
+        max(gError(v, at: y, rtol: rtol, atol: atol), 2 * maxAbs(v + 1, kernel.m) / DualKernel.errorFloor(rtol: rtol, roundingSize: roundingSize))
     }
 
     /// `g`'s part of the weight norm, `|δθ|/(rtol + 4ε|θ| + atol/g)`.

@@ -183,8 +183,14 @@ final class DualWorkspace {
         if r <= floor { return true }
         var x2 = 0.0
         for j in 0..<n { x2 += x[j] * x[j] }
-        if r > 4 * Double.ulpOfOne * frobeniusA * x2.squareRoot() * (1 + 1e-12) { return false }
-        return r <= max(floor, 4 * Double.ulpOfOne * absProductNorm(x))
+        if r > roundingFloorBound(x2.squareRoot()) { return false }
+        return r <= roundingFloor(x)
+    }
+
+    /// `4ε‖A‖_F‖x‖₂ (1 + 1e-12)` for `‖x‖₂ = xNorm`: an upper bound on `roundingFloor`'s second
+    /// term without the mat-vec (`‖ |A| x ‖₂ ≤ ‖A‖_F‖x‖₂`), with room for its own rounding.
+    func roundingFloorBound(_ xNorm: Double) -> Double {
+        4 * Double.ulpOfOne * frobeniusA * xNorm * (1 + 1e-12)
     }
 
     /// The lower triangle of `chol = A diag(x) Aᵀ` (M×M; all the Cholesky factorization reads)

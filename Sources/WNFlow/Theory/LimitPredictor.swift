@@ -294,12 +294,22 @@ public enum LimitPredictor {
                 // 2e-7…8e-7‖y‖, and a cap at 1e-7 ran into the 3000-iteration limit). With
                 // |log x̃₀| ~ 1e5 that term is what the residual stalls at (2e-9‖y‖ at
                 // log ρ = −3.8e4, where the search ran 3000 iterations before).
+                // (The two mat-vecs only where a bound says the level can exceed 1e-9‖y‖:
+                // (|A|ᵀ|λ|)_j ≤ ‖A‖_F‖λ‖₂, so ‖u‖₂ ≤ ‖w‖₂ + ‖z‖₂‖A‖_F‖λ‖₂/√M.)
                 if cur.r <= 1e-3 * ny && n > 0 {
                     let typical = 1 / Double(m).squareRoot()
-                    for i in 0..<m { ws.d2[i] = typical * abs(cur.lambda[i]) }
-                    ws.absTransposedProduct(ws.d2, into: ws.u)
-                    for j in 0..<n { ws.u[j] = ws.w[j] + cur.z[j] * ws.u[j] }
-                    stallLevel = min(max(1e-9 * ny, 100 * ws.roundingFloor(ws.u)), 1e-6 * ny)
+                    var w2 = 0.0, z2 = 0.0, l2 = 0.0
+                    for j in 0..<n { w2 += ws.w[j] * ws.w[j]; z2 += cur.z[j] * cur.z[j] }
+                    for i in 0..<m { l2 += cur.lambda[i] * cur.lambda[i] }
+                    let uBound = w2.squareRoot() + z2.squareRoot() * ws.frobeniusA * l2.squareRoot() * typical
+                    if 100 * max(1e-15 * ny, ws.roundingFloorBound(uBound * (1 + 1e-12))) <= 1e-9 * ny {
+                        stallLevel = 1e-9 * ny
+                    } else {
+                        for i in 0..<m { ws.d2[i] = typical * abs(cur.lambda[i]) }
+                        ws.absTransposedProduct(ws.d2, into: ws.u)
+                        for j in 0..<n { ws.u[j] = ws.w[j] + cur.z[j] * ws.u[j] }
+                        stallLevel = min(max(1e-9 * ny, 100 * ws.roundingFloor(ws.u)), 1e-6 * ny)
+                    }
                 }
                 if iterations - bestIteration >= 15 && ws.best.r <= stallLevel { break }
                 // Early exit for callers that only need a sign (see `signSettled`): after a full
