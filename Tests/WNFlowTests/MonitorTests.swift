@@ -248,6 +248,26 @@ struct MonitorBrokenFlowTests {
         #expect(verdicts[1.1 * cfg.model.etaG]! == (false, false))
     }
 
+    /// Lemma 3.18 also tests a dual run while it reads the dual state's logs
+    /// (`MonitorContext.logWeight`): a GF integrated in dual coordinates on `2y` (its
+    /// `Ax²` passes 1.5y, where `d/dt D_F(z, x²) = −4⟨Ax² − y, Ax² − 2y⟩ > 0` for `Az = y`)
+    /// fails it against the configured `y`; the run on `y` passes.
+    @Test func lemma318FailsOnADualRunOfAnotherProblem() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2)
+        let y0 = initialState(cfg)
+        var verdicts: [Bool?] = []
+        for factor in [1.0, 2.0] {
+            let flow = makeFlow(problem: cfg.problem, model: cfg.model)
+            let monitor = try Monitor(config: cfg, flow: flow, initialState: y0, dualCoordinates: true)
+            let integrated = try Problem(A: cfg.problem.A, y: cfg.problem.y.map { factor * $0 }, depth: 2)
+            let dual = try DualSolver(flow: GradientFlow(problem: integrated), rtol: cfg.integrator.rtol, maxSteps: 100_000)
+            let run = dual.integrate(from: 0, y0: y0, to: 1e3, saveTimes: [], observers: monitor.observers)
+            #expect(run.termination == .reachedEnd && dual.handoverTime == nil)
+            verdicts.append(byName(monitor.reports())["lemma-3.18-bregman"]?.passed)
+        }
+        #expect(verdicts == [true, false])
+    }
+
     /// At large |log ρ| the L = 2 log-invariants hold each step to its own κ_t (docs/monitor.md):
     /// WN from x₀ = (10 d)^{1/2} (M = 24, N = 60, seed 2, η_g = 0.01, log ρ ≈ −3e3) integrated
     /// with η_g off by 1e-4 relative fails Lemma 3.9 (measured 1.6e-6 against 5.4e-8; at the
