@@ -38,6 +38,7 @@ struct Predict: ParsableCommand {
         let r = prediction.report
         var lines = ["flow \(cfg.model.flow.rawValue)  depth \(cfg.model.depth)\(cfg.problem.signed ? "  signed" : "")  M=\(cfg.problem.m) N=\(cfg.problem.n)  method \(r.prediction.method) (\(r.prediction.iterations) iterations)"]
         if let g = r.gInf { lines.append("g_inf            \(fmt(g))") }
+        if let b = r.negativeBranch { lines.append("g_inf if g < 0   \(fmt(b.gInf))  (negative_branch: z, x of that limit)") }
         if let lr = r.logRho { lines.append("log rho          \(fmt(lr))") }
         if let q = r.l1Min { lines.append("l1 min (Q)       \(fmt(q))   gap ‖z‖₁ − Q = \(r.bounds.l1Gap.map(fmt) ?? "–")") }
         if let qw = r.weightedL1Min { lines.append("weighted l1 min  \(fmt(qw))   gap \(r.bounds.weightedGap.map(fmt) ?? "–") ≤ bound \(r.bounds.weightedGapBound.map(fmt) ?? "–")") }

@@ -171,3 +171,72 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("bound-weighted-l1-gap", cfg, broken) == false)
     }
 }
+
+@Suite("Depth-1 WN whose g crosses 0: the mirrored root (docs/math.md §4c)")
+struct NegativeBranchTests {
+    /// M = 10, N = 25 from init 0.01: `abs-gaussian` seed 4 ends with g < 0, seed 1 with g > 0.
+    static func config(initSeed: Int) throws -> SimulationConfig {
+        try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 3}},
+         "model": {"flow": "wn", "depth": 1, "eta_g": 0.5},
+         "init": {"scale": 0.01, "direction": "abs-gaussian", "seed": \(initSeed)}, "record": {"points": 0}}
+        """)
+    }
+
+    @Test("a run whose g crosses 0 ends at negative_branch, and verify's comparisons pass on it")
+    func negativeRunMatchesMirroredRoot() throws {
+        let cfg = try Self.config(initSeed: 4)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let g = try #require(r.g)
+        #expect(g < 0)
+        let pred = try Prediction(config: cfg)
+        let b = try #require(pred.negativeBranch)
+        let gi = try #require(pred.report.gInf)
+        #expect(b.gInf == -gi && b.logRho == pred.report.logRho)
+        #expect(Fixture.relativeError(r.z, b.z) <= 1e-8, "\(Fixture.relativeError(r.z, b.z))")
+        #expect(abs(g - b.gInf) <= 1e-8 * abs(b.gInf))
+        // The g > 0 limit is another point of S with the same invariants.
+        #expect(Fixture.relativeError(r.z, pred.z) > 0.1)
+        let comparisons = Verification.predictorComparisons(cfg, r)
+        #expect(comparisons.map(\.name).contains("predict-limit") && comparisons.map(\.name).contains("predict-g-inf"))
+        for c in comparisons { #expect(c.passed, "\(c.name): \(c.maxViolation)") }
+        let json = pred.json(config: cfg).serialized()
+        #expect(json.contains("\"negative_branch\": {"))
+    }
+
+    @Test("the branch follows the run's sign: a g < 0 run at the g > 0 limit, or the reverse, fails")
+    func wrongBranchIsCaught() throws {
+        let cfg = try Self.config(initSeed: 4)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        let pred = try Prediction(config: cfg)
+        var wrong = r
+        wrong.z = pred.z
+        wrong.x = pred.x
+        #expect(PredictorComparisonBreakTests.verdict("predict-limit", cfg, wrong) == false)
+        var flipped = r
+        flipped.g = -r.g!
+        #expect(PredictorComparisonBreakTests.verdict("predict-limit", cfg, flipped) == false)
+
+        let up = try Self.config(initSeed: 1)
+        let rp = Simulation(config: up).run(recordTrajectory: false)
+        #expect(rp.status == .converged && rp.g! > 0)
+        #expect(Verification.predictorComparisons(up, rp).allSatisfy { $0.passed })
+        let predUp = try Prediction(config: up)
+        var mirrored = rp
+        mirrored.z = try #require(predUp.negativeBranch).z
+        #expect(PredictorComparisonBreakTests.verdict("predict-limit", up, mirrored) == false)
+    }
+
+    @Test("negative_branch is null at depth 2 and for the time-dependent rate")
+    func onlyDepthOneConstantRate() throws {
+        let p = try Fixture.problem(m: 8, n: 24, depth: 2, seed: 102)
+        let cfg = Fixture.config(p, flow: .wn, x0: [Double](repeating: 0.02, count: p.n), etaG: 0.1)
+        let pred = try Prediction(config: cfg, limitOnly: true)
+        #expect(pred.negativeBranch == nil)
+        #expect(pred.json(config: cfg).serialized().contains("\"negative_branch\": null"))
+        let p1 = try Fixture.problem(m: 8, n: 24, depth: 1, seed: 102)
+        let td = Fixture.config(p1, flow: .wnTimeDependent, x0: [Double](repeating: 0.02, count: p1.n))
+        #expect(try Prediction(config: td, limitOnly: true).negativeBranch == nil)
+    }
+}

@@ -61,11 +61,16 @@ public struct Verification {
             out.append(CheckReport(name: name, maxViolation: v, tolerance: tolerance, passed: v <= tolerance,
                                    tWorst: result.t, quantity: quantity))
         }
-        let dz = zip(result.z, pred.z).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-        add("predict-limit", dz / max(norm2(pred.z), .leastNormalMagnitude), tol,
-            "‖z_∞ − z_pred‖/‖z_pred‖, z_pred the Bregman projection (\(pred.report.prediction.method)); relative, dimensionless")
-        if let gi = pred.report.gInf, let g = result.g, config.model.flow == .wn || config.model.flow == .wnGD {
-            add("predict-g-inf", abs(g - gi) / abs(gi), tol, "|g_∞ − g_pred|/g_pred from g = ‖X(x₀/ρ(g))‖; relative")
+        // Depth-1 constant-rate WN: g may cross 0, and both signs of the root satisfy every
+        // invariant (docs/math.md §4c); the run's sign of g_∞ picks the branch compared.
+        let branch = (result.g ?? 0) < 0 ? pred.negativeBranch : nil
+        let zPred = branch?.z ?? pred.z
+        let which = branch == nil ? "" : ", its g < 0 branch (depth 1: g crossed 0)"
+        let dz = zip(result.z, zPred).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        add("predict-limit", dz / max(norm2(zPred), .leastNormalMagnitude), tol,
+            "‖z_∞ − z_pred‖/‖z_pred‖, z_pred the Bregman projection (\(pred.report.prediction.method))\(which); relative, dimensionless")
+        if let gi = branch?.gInf ?? pred.report.gInf, let g = result.g, config.model.flow == .wn || config.model.flow == .wnGD {
+            add("predict-g-inf", abs(g - gi) / abs(gi), tol, "|g_∞ − g_pred|/|g_pred| from g = ‖X(x₀/ρ(g))‖\(which); relative")
         }
         if let lp = pred.report.logRho, let lr = result.logRho {
             add("predict-log-rho", abs(lr - lp) / max(1, abs(lp)), tol, "|log ρ_∞ − log ρ_pred|/max(1, |log ρ_pred|); dimensionless")

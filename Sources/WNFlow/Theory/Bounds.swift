@@ -131,6 +131,8 @@ public struct TheoryReport: Sendable {
     /// The underlying GF prediction (method, Newton iterations, residual, lost digits).
     public var prediction: GFLimitPrediction
     public var warnings: [String]
+    /// Depth-1 constant-rate WN: the limit if g ends below 0 (`WNLimitPrediction.negativeBranch`).
+    public var negativeBranch: WNBranch? = nil
 }
 
 /// The theory side of `wnflow predict` (MATH.md §4).
@@ -171,6 +173,7 @@ public enum Theory {
 
         // The limit.
         var gInf: Double? = nil, logRho: Double? = nil, roots: [Double] = []
+        var negativeBranch: WNBranch? = nil
         let pred: GFLimitPrediction
         var c: Double? = nil
         switch flow {
@@ -179,6 +182,7 @@ public enum Theory {
         case let .wn(etaG, etaV, vNorm):
             let wn = try WeightNormLimit.constantRate(A: A, y: y, depth: depth, x0: x0, etaG: etaG, etaV: etaV, vNorm: vNorm)
             pred = wn.gf; gInf = wn.gInf; logRho = wn.logRho; roots = wn.roots; c = wn.c
+            negativeBranch = wn.negativeBranch
             warnings += wn.warnings
         case let .wnTimeDependent(etaV):
             let wn = try WeightNormLimit.timeDependent(A: A, y: y, depth: depth, x0: x0, etaV: etaV)
@@ -233,6 +237,6 @@ public enum Theory {
         return TheoryReport(depth: depth, flow: flow, z: pred.z, x: pred.x, gInf: gInf, logRho: logRho,
                             wnRoots: roots, l1Min: q, l1Minimizer: zQ, weightedL1Min: qw, weightedL1Minimizer: zw,
                             weights: weights, kernelPositive: kernel?.holds, kernelWitness: kernel?.witness,
-                            bounds: bounds, prediction: pred, warnings: warnings)
+                            bounds: bounds, prediction: pred, warnings: warnings, negativeBranch: negativeBranch)
     }
 }

@@ -18,6 +18,15 @@ public struct Prediction: Sendable {
     /// Whether only the limit was computed (`Theory.report`'s `limitOnly`).
     public var limitOnly: Bool
 
+    /// Depth-1 constant-rate WN: the limit if g ends below 0 (docs/math.md §4c), `z` end to end
+    /// like `z`. Nil otherwise.
+    public var negativeBranch: WNBranch? {
+        guard var b = report.negativeBranch else { return nil }
+        if signed { b.z = Prediction.foldSigned(b.z) }
+        return b
+    }
+    private var signed = false
+
     /// Predicts the limit of `config`'s flow from its start; with `limitOnly`, the
     /// limit alone (no LPs, no bounds: `wnflow predict --limit-only`).
     /// - Throws: `ConfigError` for inputs the predictor cannot take (an
@@ -26,6 +35,7 @@ public struct Prediction: Sendable {
     public init(config: SimulationConfig, limitOnly: Bool = false) throws {
         self.limitOnly = limitOnly
         let p = config.problem
+        signed = p.signed
         let flow: TheoryFlow
         switch config.model.flow {
         case .gf, .gd: flow = .gf
@@ -78,6 +88,9 @@ public struct Prediction: Sendable {
             ("kkt_residual", .number(r.prediction.kktResidual)),
             ("lost_digits", .bool(r.prediction.lostDigits)),
             ("wn_roots", .numbers(r.wnRoots)),
+            ("negative_branch", negativeBranch.map { b in
+                .object([("g_inf", .number(b.gInf)), ("log_rho", .number(b.logRho)), ("z", .numbers(b.z)), ("x", .numbers(b.x))])
+            } ?? .null),
             ("limit_only", .bool(limitOnly)),
         ]
         if let zq = r.l1Minimizer { pairs.append(("l1_minimizer", .numbers(config.problem.signed ? Prediction.foldSigned(zq) : zq))) }

@@ -22,6 +22,19 @@ public struct WNLimitPrediction: Sendable {
     public var c: Double?
     /// Caveats (several roots, L = 1 sign changes of g, …).
     public var warnings: [String]
+    /// Depth 1, constant rates: the limit of the mirrored root `−g_∞` (g crossed 0 during the
+    /// flow). `φ` depends on g only through g² at L = 1 (docs/math.md §4c), so both signs
+    /// satisfy every invariant; nil at other depths and for the time-dependent rate.
+    public var negativeBranch: WNBranch? = nil
+}
+
+/// One sign of a depth-1 WN limit (docs/math.md §4c): `g_∞ < 0`, `log|ρ_∞|` (the same as the
+/// positive root's), and `x_∞ = z_∞ = A⁺y − P x₀/|ρ_∞|`, the kernel part flipped.
+public struct WNBranch: Sendable {
+    public var gInf: Double
+    public var logRho: Double
+    public var z: [Double]
+    public var x: [Double]
 }
 
 /// WN limits (MATH.md §3–4).
@@ -68,8 +81,9 @@ public enum WeightNormLimit {
     /// case of small initialization), the largest root below g₀ when φ(g₀) < 0 (g₀ above it;
     /// then ρ first grows through log(g₀/g)). Several roots add a warning.
     ///
-    /// L ≥ 2 needs x₀ > 0 (Lemma 3.3); L = 1 allows signs, but g may cross 0 during the flow
-    /// (Lemma 3.3 does not hold for L = 1): the prediction assumes g stays positive.
+    /// L ≥ 2 needs x₀ > 0 (Lemma 3.3); L = 1 allows signs, and g may cross 0 during the flow
+    /// (Lemma 3.3 does not hold for L = 1): `gInf`, `z`, `x` are the limit with g > 0, and
+    /// `negativeBranch` the mirrored one with g < 0 (docs/math.md §4c).
     /// - Parameters: `etaG`, `etaV` the constant rates, `vNorm = ‖v₀‖` (MATH.md §1 init:
     ///   `g₀ = ‖x₀‖`, `v₀ = vNorm·x₀/‖x₀‖`).
     public static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double],
@@ -103,7 +117,9 @@ public enum WeightNormLimit {
         let c = etaV / (2 * etaG * vNorm * vNorm)
         var warnings: [String] = []
         if depth == 1 {
-            warnings.append("depth 1: g may change sign during the WN flow (MATH.md Lemma 3.3); this prediction assumes g > 0 throughout")
+            warnings.append("depth 1: g may change sign during the WN flow (MATH.md Lemma 3.3): z, x and g_inf are the "
+                + "limit with g > 0, negative_branch the one where g ends below 0 (both satisfy every invariant; "
+                + "only the trajectory tells them apart)")
         }
 
         let eval = try Evaluator(A: A, y: y, depth: depth, x0: x0, g0: g0, c: c)
@@ -190,8 +206,14 @@ public enum WeightNormLimit {
             g = polished.g; logRho = polished.logRho; gf = polished.prediction
             roots = roots.map { $0 == gInf ? g : $0 }
         }
+        var branch: WNBranch? = nil
+        if eval.depth == 1 {
+            // ρ(−g) = −ρ(g): the same X with the kernel part's sign flipped.
+            let mirrored = eval.linearLimit(kernelScale: -Foundation.exp(-logRho))
+            branch = WNBranch(gInf: -g, logRho: logRho, z: mirrored, x: mirrored)
+        }
         return WNLimitPrediction(gInf: g, logRho: logRho, z: gf.z, x: gf.x, roots: roots, gf: gf,
-                                 g0: g0, c: c, warnings: warnings)
+                                 g0: g0, c: c, warnings: warnings, negativeBranch: branch)
     }
 
     /// Relative mismatch `|‖x_∞‖ − g_∞|/g_∞` above which `answer` polishes the root in log ρ.
@@ -233,10 +255,10 @@ public enum WeightNormLimit {
     public static func timeDependent(A: Matrix, y: [Double], depth: Int, x0: [Double], etaV: Double = 1) throws -> WNLimitPrediction {
         guard etaV > 0, etaV.isFinite else { throw TheoryError.invalidInput("eta_v must be finite and > 0") }
         let gf = try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, x0: x0)
-        var warnings: [String] = []
-        if depth == 1 { warnings.append("depth 1: g may change sign during the WN flow; the GF limit is reported") }
+        // Unlike the constant rate, g keeps its sign here at every depth: g' = −η_v (g/‖v‖)² ⟨G, u⟩
+        // vanishes at g = 0 (docs/math.md §4c).
         return WNLimitPrediction(gInf: norm2(gf.x), logRho: nil, z: gf.z, x: gf.x, roots: [], gf: gf,
-                                 g0: norm2(x0), c: nil, warnings: warnings)
+                                 g0: norm2(x0), c: nil, warnings: [])
     }
 
     /// L = 2: the root of φ by Newton on `t = log g` applied to `Φ(t) = log‖X‖ − t`, which is
@@ -555,9 +577,7 @@ public enum WeightNormLimit {
         /// Such a prediction is only used for its sign and as a warm start.
         func predict(logRho: Double, signFor: Double? = nil) throws -> GFLimitPrediction {
             if depth == 1 {
-                let s = Foundation.exp(-logRho)
-                var x = [Double](repeating: 0, count: x0.count)
-                for j in 0..<x.count { x[j] = px0[j] * s + pinvY[j] }
+                let x = linearLimit(kernelScale: Foundation.exp(-logRho))
                 let res = residualNorm(A, x, y)
                 let ny = norm2(y)
                 return GFLimitPrediction(depth: 1, z: x, x: x, logX: nil, lambda: [], iterations: 0,
@@ -600,6 +620,13 @@ public enum WeightNormLimit {
                 if ok { warm.slope = sl }
             }
             return p
+        }
+
+        /// L = 1: `X(σ x₀) = σ P x₀ + A⁺y` (σ = 1/ρ; negative for the g < 0 branch).
+        func linearLimit(kernelScale s: Double) -> [Double] {
+            var x = [Double](repeating: 0, count: x0.count)
+            for j in 0..<x.count { x[j] = px0[j] * s + pinvY[j] }
+            return x
         }
 
         /// Largest move of log ρ over which λ' is kept instead of computed afresh (a Gram
