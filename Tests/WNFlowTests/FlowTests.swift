@@ -180,3 +180,38 @@ struct FlowTests {
         #expect(norm2(resid) <= 1e-10 * norm2(p.y))
     }
 }
+
+@Suite("Runs that end at t_end say why (Simulation.lossRate, tEndAdvice)")
+struct TEndAdviceTests {
+    @Test("lossRate is dℒ/dt: the derivative of the loss along the velocity (Lemma 3.5)",
+          arguments: [FlowKind.gf, .wn, .wnTimeDependent])
+    func lossRateIsTheDerivativeAlongTheFlow(_ kind: FlowKind) throws {
+        let p = try Fixture.problem(m: 6, n: 15, depth: 2, seed: 31)
+        let cfg = Fixture.config(p, flow: kind, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3), etaG: 0.2)
+        let sim = Simulation(config: cfg)
+        let s = sim.initialState
+        let v = try sim.flow.velocity(of: s)
+        let h = 1e-6
+        let fd = (sim.flow.loss(of: zip(s, v).map { $0 + h * $1 }) - sim.flow.loss(of: zip(s, v).map { $0 - h * $1 })) / (2 * h)
+        let rate = try #require(sim.lossRate(t: 0, state: s))
+        #expect(rate < 0 && abs(rate - fd) <= 1e-6 * abs(fd), "\(kind): \(rate) vs \(fd)")
+    }
+
+    @Test("a stalled depth-3 WN run is told a larger t_end may not help; a cut-short GF run is told to raise it")
+    func messages() throws {
+        let stalled = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
+         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+        let r = Simulation(config: stalled).run(recordTrajectory: false)
+        #expect(r.status == .tEnd && r.loss > 1e-3)
+        #expect(r.message?.contains("all but stopped falling") == true, "\(r.message ?? "nil")")
+        let p = try Fixture.problem(m: 6, n: 15, depth: 2, seed: 31)
+        let short = Fixture.config(p, flow: .gf, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3), tEnd: 1)
+        let q = Simulation(config: short).run(recordTrajectory: false)
+        #expect(q.status == .tEnd)
+        #expect(q.message?.contains("raise integrator.t_end") == true && q.message?.contains("all but stopped") == false,
+                "\(q.message ?? "nil")")
+    }
+}

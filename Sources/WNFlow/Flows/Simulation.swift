@@ -319,6 +319,7 @@ public final class Simulation {
             status = .failed
             message = run.failure.map { "\($0)" } ?? "integration failed"
         }
+        if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: config.problem.loss(x)) }
         var result = SimulationResult(
             status: status, t: run.t, loss: config.problem.loss(x), x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
@@ -424,6 +425,47 @@ public final class StopCriteria: StateOnDemandObserver {
             if ok && norm2(f) <= speedBelow { converged = true; return .stop }
         }
         return .proceed
+    }
+}
+
+extension Simulation {
+    /// `dℒ/dt` at `state` (Lemma 3.5): minus the flow's dissipation, `‖x'‖²` for GF and
+    /// `g'²/η_g + ‖v'‖²/η_v` for WN (η_g = η_v g²/‖v‖² for the Thm 2.4 rate). Nil for the
+    /// discrete flows and where the velocity is not finite.
+    public func lossRate(t: Double, state: [Double]) -> Double? {
+        let kind = config.model.flow
+        guard !kind.isDiscrete, let v = try? flow.velocity(of: state, t: t), v.allSatisfy(\.isFinite) else { return nil }
+        if !kind.isWeightNormalized { return -v.reduce(0) { $0 + $1 * $1 } }
+        let etaV = config.model.etaV
+        let vv = v.dropFirst().reduce(0) { $0 + $1 * $1 }
+        let etaG: Double
+        if kind == .wnTimeDependent {
+            let g = state[0], nv2 = state.dropFirst().reduce(0) { $0 + $1 * $1 }
+            etaG = etaV * g * g / nv2
+        } else {
+            etaG = config.model.etaG
+        }
+        let rate = -(etaG > 0 ? v[0] * v[0] / etaG : 0) - vv / etaV
+        return rate.isFinite ? rate : nil
+    }
+
+    /// The `message` of a run that reached t_end above its stop. When the loss's e-folding
+    /// time at the end, `ℒ/|dℒ/dt|`, exceeds 10 t_end, the flow has all but stopped (MATH.md §4:
+    /// the saddle g → 0, depth 3 with a small rate) and a larger t_end may not help. A short
+    /// e-folding time says less: near the stop, the state's small errors along stiff directions
+    /// dominate `|dℒ/dt|` (signed WN, η_g = 0.01, M = 10, N = 25: 3.9e6 from the final state at
+    /// t_end = 1e12, where the trajectory decays like t^{−1.9}, alike under dual, bdf and msbdf,
+    /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
+    func tEndAdvice(t: Double, state: [Double], loss: Double) -> String {
+        let head = "t_end = \(JSON.format(t)) reached at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
+        if let rate = lossRate(t: t, state: state), rate < 0 {
+            let tau = loss / -rate
+            if tau > 10 * t {
+                return head + "; the loss has all but stopped falling (e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end): "
+                    + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help"
+            }
+        }
+        return head + "; raise integrator.t_end (or integrator.stop.loss_below); the trajectory (record.points) shows whether the loss still falls"
     }
 }
 
