@@ -213,5 +213,9 @@ struct TEndAdviceTests {
         #expect(q.status == .tEnd)
         #expect(q.message?.contains("raise integrator.t_end") == true && q.message?.contains("all but stopped") == false,
                 "\(q.message ?? "nil")")
+        // The Gauss methods do not damp stiff components: the advice names other methods.
+        let gauss = Fixture.config(p, flow: .gf, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3), method: .gsl(.rk4imp), tEnd: 1)
+        let g = Simulation(config: gauss).run(recordTrajectory: false)
+        #expect(g.status == .tEnd && g.message?.contains("not L-stable") == true, "\(g.message ?? "nil")")
     }
 }

@@ -465,6 +465,13 @@ extension Simulation {
                     + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help"
             }
         }
+        // The Gauss methods are A- but not L-stable (|R(∞)| = 1): at large steps the stiff
+        // components do not decay (rk4imp, WN M = 6, N = 15: the loss fell to 3.4e-23 at
+        // t = 1.7e4, then rose to 2.1e-17 by t_end; bsimp converges at t = 5.3e3).
+        if case let .gsl(stepper) = resolvedMethod, stepper == .rk2imp || stepper == .rk4imp {
+            return head + "; \(stepper.rawValue) is A-stable but not L-stable, so at large steps the stiff components "
+                + "do not decay and the loss can stall or rise: use bdf, msbdf or bsimp"
+        }
         return head + "; raise integrator.t_end (or integrator.stop.loss_below); the trajectory (record.points) shows whether the loss still falls"
     }
 }
