@@ -319,9 +319,10 @@ public final class Simulation {
             status = .failed
             message = run.failure.map { "\($0)" } ?? "integration failed"
         }
-        if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: config.problem.loss(x)) }
+        let loss = config.problem.loss(x)
+        if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss) }
         var result = SimulationResult(
-            status: status, t: run.t, loss: config.problem.loss(x), x: x, z: config.problem.endToEnd(x),
+            status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
             trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
         if config.model.flow.isWeightNormalized {

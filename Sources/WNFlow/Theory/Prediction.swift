@@ -20,12 +20,7 @@ public struct Prediction: Sendable {
 
     /// Depth-1 constant-rate WN: the limit if g ends below 0 (docs/math.md §4c), `z` end to end
     /// like `z`. Nil otherwise.
-    public var negativeBranch: WNBranch? {
-        guard var b = report.negativeBranch else { return nil }
-        if signed { b.z = Prediction.foldSigned(b.z) }
-        return b
-    }
-    private var signed = false
+    public var negativeBranch: WNBranch?
 
     /// Predicts the limit of `config`'s flow from its start; with `limitOnly`, the
     /// limit alone (no LPs, no bounds: `wnflow predict --limit-only`).
@@ -35,7 +30,6 @@ public struct Prediction: Sendable {
     public init(config: SimulationConfig, limitOnly: Bool = false) throws {
         self.limitOnly = limitOnly
         let p = config.problem
-        signed = p.signed
         let flow: TheoryFlow
         switch config.model.flow {
         case .gf, .gd: flow = .gf
@@ -58,6 +52,11 @@ public struct Prediction: Sendable {
         wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         x = report.x
         z = p.signed ? Prediction.foldSigned(report.z) : report.z
+        negativeBranch = report.negativeBranch.map { b in
+            var folded = b
+            if p.signed { folded.z = Prediction.foldSigned(b.z) }
+            return folded
+        }
     }
 
     /// The JSON of `wnflow predict` (INTERFACE.md "predict FILE").
