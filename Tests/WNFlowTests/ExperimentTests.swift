@@ -66,4 +66,21 @@ struct ExperimentTests {
         let f5 = FigurePlan(figure: .figure5, settings: .tiny)
         #expect(f5.points.allSatisfy { $0.config["model"]?["signed"] == .bool(true) })
     }
+
+    @Test("summary.md names the saddle for a WN run whose g ended at 0, and only for it")
+    func summaryNamesTheSaddle() throws {
+        func row(_ g: Double, instance: Int) throws -> FigureRow {
+            let line = try JSON.parse("""
+            {"params": {"figure": "figure2", "flow": "wn", "depth": 2, "alpha": 0.001, "eta": 0.05,
+             "direction": "abs-gaussian", "instance": \(instance), "seed": 1},
+             "rec_error": 0.5, "g_inf": \(g), "loss": 0.079, "status": "t_end", "stats": {"rhs_evals": 263}}
+            """)
+            return try #require(FigureRow(line: line))
+        }
+        let text = FigureReport(figure: .figure2, settings: .tiny, rows: [try row(0, instance: 0), try row(0.3, instance: 1)]).summary
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("- wn") }
+        #expect(lines.count == 2)
+        #expect(lines.first { $0.contains("instance 0") }?.contains("saddle x = 0") == true)
+        #expect(lines.first { $0.contains("instance 1") }?.contains("saddle") == false)
+    }
 }

@@ -197,7 +197,7 @@ struct TEndAdviceTests {
         #expect(rate < 0 && abs(rate - fd) <= 1e-6 * abs(fd), "\(kind): \(rate) vs \(fd)")
     }
 
-    @Test("a stalled depth-3 WN run is told a larger t_end may not help; a cut-short GF run is told to raise it")
+    @Test("a stalled depth-3 WN run and a WN run at the saddle g = 0 are told a larger t_end may not help; a cut-short GF run is told to raise it")
     func messages() throws {
         let stalled = try SimulationConfig.parse("""
         {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
@@ -213,6 +213,14 @@ struct TEndAdviceTests {
         #expect(q.status == .tEnd)
         #expect(q.message?.contains("raise integrator.t_end") == true && q.message?.contains("all but stopped") == false,
                 "\(q.message ?? "nil")")
+        // WN whose g decayed to 0: the saddle, not a short t_end.
+        let saddle = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 40, "N": 100, "sparsity": 5, "seed": 1}},
+         "model": {"flow": "wn", "depth": 2, "eta_g": 0.05},
+         "init": {"scale": 0.001, "direction": "abs-gaussian", "seed": 2}, "record": {"points": 0}}
+        """)
+        let sd = Simulation(config: saddle).run(recordTrajectory: false)
+        #expect(sd.status == .tEnd && sd.message?.contains("saddle x = 0") == true, "\(sd.message ?? "nil")")
         // The Gauss methods do not damp stiff components: the advice names other methods.
         let gauss = Fixture.config(p, flow: .gf, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3), method: .gsl(.rk4imp), tEnd: 1)
         let g = Simulation(config: gauss).run(recordTrajectory: false)

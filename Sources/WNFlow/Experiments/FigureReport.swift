@@ -229,7 +229,9 @@ public struct FigureReport: Sendable {
         } else {
             t += " (included in the means above; listed in the CSV with their status):\n\n"
             for r in nc.prefix(30) {
-                t += "- \(r.flow) L=\(r.depth) α=\(JSON.format(r.alpha))\(r.eta.map { " η=\(JSON.format($0))" } ?? "") \(r.direction) instance \(r.instance): status \(r.status), loss \(r.loss.map(FigureReport.f3) ?? "–"), error \(r.recError.map(FigureReport.f3) ?? "–")\n"
+                // WN whose g decayed to ~0: the saddle x = 0 (the run's `message` says the same).
+                let saddle = r.gInf.map { abs($0) < 1e-30 } == true ? "; g = 0: stuck at the saddle x = 0 (MATH.md §4: η too large for this α)" : ""
+                t += "- \(r.flow) L=\(r.depth) α=\(JSON.format(r.alpha))\(r.eta.map { " η=\(JSON.format($0))" } ?? "") \(r.direction) instance \(r.instance): status \(r.status), loss \(r.loss.map(FigureReport.f3) ?? "–"), error \(r.recError.map(FigureReport.f3) ?? "–")\(saddle)\n"
             }
             if nc.count > 30 { t += "- … and \(nc.count - 30) more (see the CSV)\n" }
         }

@@ -459,8 +459,15 @@ extension Simulation {
     /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
     func tEndAdvice(t: Double, state: [Double], loss: Double) -> String {
         let head = "t_end = \(JSON.format(t)) reached at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
-        if let rate = lossRate(t: t, state: state), rate < 0 {
-            let tau = loss / -rate
+        // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
+        // vanishes (M = 40, N = 100, η_g = 0.05 from 1e-3: g = 0 at t_end, loss 0.13).
+        if config.model.flow.isWeightNormalized, let g0 = initialState.first, g0 != 0, let g = state.first,
+           abs(g) <= 1e-8 * abs(g0) {
+            return head + "; g fell from g₀ = \(JSON.format(g0)) to \(JSON.format(g)): the flow sits at the saddle x = 0 "
+                + "(MATH.md §4: η_g too large for this start), so a larger t_end will not help; lower eta_g or start from a larger init"
+        }
+        if let rate = lossRate(t: t, state: state) {
+            let tau = loss / abs(rate)  // ∞ where the dissipation vanishes
             if tau > 10 * t {
                 return head + "; the loss has all but stopped falling (e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end): "
                     + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help"
