@@ -297,6 +297,47 @@ struct MonitorBrokenFlowTests {
         #expect(!bad.passed && bad.maxViolation < 3.5e-4, "\(bad.maxViolation) vs \(bad.tolerance)")
     }
 
+    /// At the saddle x = 0 (WN, η_g = 0.05 from 1e-3, M = 40, N = 100) g decays below double
+    /// range in dual coordinates: 0 in the state, log g kept. Lemma 3.9 reads log ρ from log g
+    /// there (it reported 1.8e308, "log ρ undefined", before). At L = 2 log g cancels between
+    /// `P log x` and `P log(x₀/ρ)`, so moving it by 1 changes nothing. The check is relative to
+    /// ‖log x‖ ≈ 1.3e10 here (log g = −1.26e9 at t_end), so it resolves log v only to ~1e2
+    /// (Lemma 3.8 is the sharp check at the saddle): one log v_i moved by 1e3 fails it.
+    @Test func lemma39ReadsLogGAtTheSaddle() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 40, "N": 100, "sparsity": 5, "seed": 1}},
+         "model": {"flow": "wn", "depth": 2, "eta_g": 0.05},
+         "init": {"scale": 0.001, "direction": "abs-gaussian", "seed": 2}, "record": {"points": 0}}
+        """)
+        let sim = Simulation(config: cfg)
+        let (r, monitor) = sim.runMonitored(recordTrajectory: false)
+        let m = try #require(monitor)
+        #expect(r.status == .tEnd && r.g == 0 && m.context.hasLogState)
+        // log ρ∞ from log g (it was +∞, written as null): log g₀ − log g + c(g² − g₀²).
+        let logRho = try #require(r.logRho)
+        let g0 = sim.initialState[0], c = magnificationConstant(etaG: 0.05, etaV: 1, vNorm0: 1)
+        #expect(logRho.isFinite && abs(logRho - (log(g0) - m.context.logState[0] - c * g0 * g0)) <= 1e-12 * logRho)
+        let report = try #require(byName(m.reports())["lemma-3.9-effective-init"])
+        #expect(report.passed && report.maxViolation < 1e-10, "\(report.maxViolation)")
+        // The two end points alone: as run, log g + 1, log v₁ + 1e3.
+        var verdicts: [Bool] = []
+        for (index, shift) in [(0, 0.0), (0, 1.0), (1, 1e3)] {
+            let ctx = try MonitorContext(flow: sim.flow)
+            let check = Lemma39EffectiveInit(context: ctx, rule: m.rule, etaG: 0.05, etaV: 1,
+                                             vNorm0: norm2(Array(sim.initialState.dropFirst())))
+            sim.initialState.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: 0, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
+            var logs = m.context.logState
+            logs[index] += shift
+            r.state.withUnsafeBufferPointer { y in
+                logs.withUnsafeBufferPointer { l in
+                    _ = check.observe(AcceptedStep(t: r.t, y: y, h: 0, saveIndex: nil, stepNumber: 1, logY: l))
+                }
+            }
+            verdicts.append(check.report().passed)
+        }
+        #expect(verdicts == [true, true, false])
+    }
+
     /// WN whose v-update is not projected: `v' = −η_v (g/‖v‖) G`. Breaks
     /// lemma-3.2 (‖v‖ drifts) and lemma-3.8.
     @Test(arguments: [1, 2, 3])

@@ -724,6 +724,9 @@ public final class DualSolver: ODESolver {
     public var maxDeparture: Double
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
+    /// `log|y_i|` of the last run's final state when it ended in dual coordinates (nil after a
+    /// hand-over): finite also where a weight (or WN's g, at the saddle x = 0) is 0 in `y`.
+    public private(set) var finalLogState: [Double]?
     /// When the last run re-centered the coordinates (`DualCoordinates.recenter`), for
     /// either reason.
     public private(set) var recenterTimes: [Double] = []
@@ -816,6 +819,7 @@ public final class DualSolver: ODESolver {
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         handoverTime = nil
+        finalLogState = nil
         recenterTimes = []
         farRecenterings = 0
         if let invalid = invalidInputRun(dimension: naturalDimension, t0: t0, y0: y0, t1: t1) { return invalid }
@@ -908,7 +912,15 @@ public final class DualSolver: ODESolver {
         }
         if lastGoodIsDual { lastGood = weights(of: lastGoodDual) }
         var out = run
-        out.y = weights(of: run.y)
+        var finalLogs = [Double](repeating: 0, count: naturalDimension)
+        out.y = run.y.withUnsafeBufferPointer { b in
+            var x = [Double](repeating: 0, count: naturalDimension)
+            x.withUnsafeMutableBufferPointer { xb in
+                finalLogs.withUnsafeMutableBufferPointer { system.natural(of: b, into: xb.baseAddress!, logInto: $0.baseAddress!) }
+            }
+            return x
+        }
+        finalLogState = finalLogs
         if nonFinite || !out.y.allSatisfy({ $0.isFinite }) {
             // Keep the last state the observers saw (the partial trajectory).
             return ODERun(t: run.t, y: lastGood, stats: run.stats, termination: .failed,
@@ -916,6 +928,7 @@ public final class DualSolver: ODESolver {
         }
         guard departed, !observersStopped, run.termination == .stoppedByObserver, run.t < t1 else { return out }
         handoverTime = run.t
+        finalLogState = nil
         guard let fallback else {
             out.termination = .failed
             out.failure = ODEError.invalidOptions("method dual: the weights left the dual coordinates' range at t = \(run.t) (the residual does not vanish); use bdf")

@@ -283,13 +283,14 @@ public final class Simulation {
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
-        var handover: Double?, recenterings = 0
+        var handover: Double?, recenterings = 0, finalLogs: [Double]?
         do {
             let solver = try makeSolver()
             run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
                                    observers: [stop] + extra + [recorder])
             handover = (solver as? DualSolver)?.handoverTime
             recenterings = (solver as? DualSolver)?.farRecenterings ?? 0
+            finalLogs = (solver as? DualSolver)?.finalLogState
         } catch {
             run = ODERun(t: 0, y: initialState, stats: ODEStatistics(), termination: .failed, failure: error)
             method = config.integrator.method.description
@@ -330,7 +331,14 @@ public final class Simulation {
             result.v = Array(run.y.dropFirst())
             if case let .constant(eg) = (flow as? WeightNormFlow)?.rate ?? .timeDependent {
                 let v0 = Array(initialState.dropFirst())
-                result.logRho = logMagnification(g0: initialState[0], g: run.y[0], etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+                let g0 = initialState[0], g = run.y[0]
+                if !(abs(g) >= .leastNormalMagnitude), let lg = finalLogs?.first {
+                    // g below double range (the saddle x = 0, dual coordinates): from log g.
+                    let c = magnificationConstant(etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+                    result.logRho = log(abs(g0)) - lg + magnificationExponent(c: c, g: g, g0: g0)
+                } else {
+                    result.logRho = logMagnification(g0: g0, g: g, etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+                }
             }
         }
         if let handover {

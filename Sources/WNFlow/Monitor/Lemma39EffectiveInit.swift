@@ -64,7 +64,9 @@ public final class Lemma39EffectiveInit: Check {
             d = context.distanceOfProjectedHx(to: target, ref: h0Norm, logScale: log(abs(ratio)) - magnificationExponent(c: c, g: g, g0: g0),
                                               sign: ratio < 0 ? -1 : 1)
         case 2:
-            let lr = WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
+            // From log g where g underflowed in the state (the saddle x = 0, dual coordinates).
+            let lr = context.gBelowRange ? log(g0) - context.logG + magnificationExponent(c: c, g: g, g0: g0)
+                : WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
             lastLogRho = lr
             let n = Double(context.weightCount)
             let ref = max(h0Norm * h0Norm - 2 * lr * h0Sum + n * lr * lr, 0).squareRoot()

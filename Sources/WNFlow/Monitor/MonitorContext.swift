@@ -157,12 +157,21 @@ public final class MonitorContext {
     /// `(log α, β)` of `h_L(x) = α h_L(base) + β 1` (L = 1 uses `alpha1`).
     public var logAlphaBeta: (logAlpha: Double, beta: Double) {
         guard isWeightNormalized else { return (0, 0) }
+        let lr = gBelowRange ? logGOverV : log(abs(g / vNorm))
         switch depth {
-        case 1: return (log(abs(g / vNorm)), 0)
-        case 2: return (0, log(g / vNorm))
-        default: return (Double(2 - depth) * log(g / vNorm), 0)
+        case 1: return (lr, 0)
+        case 2: return (0, lr)
+        default: return (Double(2 - depth) * lr, 0)
         }
     }
+
+    /// WN: `log|g|` of the current step; from the solver's logs where g is below the normal
+    /// range (dual coordinates: a g that decayed at the saddle x = 0 is 0 in `state` but keeps
+    /// its log there).
+    public var logG: Double { gBelowRange ? logState[0] : log(abs(g)) }
+
+    /// WN with the solver's logs, and g not a normal number (0 or subnormal in `state`).
+    var gBelowRange: Bool { isWeightNormalized && hasLogState && !(abs(g) >= .leastNormalMagnitude) }
 
     /// `log x_i` (L = 2, `x_i ≥ 0`) of the current step: from the solver's logs where it gave
     /// them (WN: `log g + log v_i − log‖v‖`), else `log(x_i)`.
