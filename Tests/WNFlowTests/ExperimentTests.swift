@@ -67,20 +67,24 @@ struct ExperimentTests {
         #expect(f5.points.allSatisfy { $0.config["model"]?["signed"] == .bool(true) })
     }
 
-    @Test("summary.md names the saddle for a WN run whose g ended at 0, and only for it")
+    @Test("summary.md names the saddle for a WN run whose g ended at 0, and only for it; mean log ρ∞ is over converged runs")
     func summaryNamesTheSaddle() throws {
-        func row(_ g: Double, instance: Int) throws -> FigureRow {
+        func row(_ g: Double, instance: Int, logRho: Double, status: String = "t_end") throws -> FigureRow {
             let line = try JSON.parse("""
             {"params": {"figure": "figure2", "flow": "wn", "depth": 2, "alpha": 0.001, "eta": 0.05,
              "direction": "abs-gaussian", "instance": \(instance), "seed": 1},
-             "rec_error": 0.5, "g_inf": \(g), "loss": 0.079, "status": "t_end", "stats": {"rhs_evals": 263}}
+             "rec_error": 0.5, "g_inf": \(g), "log_rho": \(logRho), "loss": 0.079, "status": "\(status)", "stats": {"rhs_evals": 263}}
             """)
             return try #require(FigureRow(line: line))
         }
-        let text = FigureReport(figure: .figure2, settings: .tiny, rows: [try row(0, instance: 0), try row(0.3, instance: 1)]).summary
+        let rows = [try row(0, instance: 0, logRho: 1.26e9), try row(0.3, instance: 1, logRho: 7),
+                    try row(1, instance: 2, logRho: 3, status: "converged")]
+        let text = FigureReport(figure: .figure2, settings: .tiny, rows: rows).summary
         let lines = text.split(separator: "\n").filter { $0.hasPrefix("- wn") }
         #expect(lines.count == 2)
         #expect(lines.first { $0.contains("instance 0") }?.contains("saddle x = 0") == true)
         #expect(lines.first { $0.contains("instance 1") }?.contains("saddle") == false)
+        // The t_end runs' log ρ (1.26e9 at the saddle grows with t_end) stay out of the mean.
+        #expect(PointStat(x: 0.001, rows: rows).meanLogRho == 3)
     }
 }

@@ -209,7 +209,7 @@ public struct FigureReport: Sendable {
             }
         case .figure3:
             let g = ss[0].points.first
-            t += "GF (no η): \(FigureReport.pm(g))\n\n| η | WN error | GF/WN | WN mean log ρ | not converged |\n|---|---|---|---|---|\n"
+            t += "GF (no η): \(FigureReport.pm(g))\n\n| η | WN error | GF/WN | WN mean log ρ∞ (converged) | not converged |\n|---|---|---|---|---|\n"
             for p in ss[1].points {
                 let gain = g.map { FigureReport.f3($0.mean / p.mean) } ?? "–"
                 t += "| \(JSON.format(p.x)) | \(FigureReport.pm(p)) | \(gain) | \(p.meanLogRho.map(FigureReport.f3) ?? "–") | \(p.notConverged)/\(p.count) |\n"
@@ -239,7 +239,7 @@ public struct FigureReport: Sendable {
     }
 
     func table(x: String, gf: Series, wn: Series) -> String {
-        var t = "| \(x) | GF error | WN error | gain GF/WN | WN mean log ρ | not converged (GF, WN) |\n|---|---|---|---|---|---|\n"
+        var t = "| \(x) | GF error | WN error | gain GF/WN | WN mean log ρ∞ (converged) | not converged (GF, WN) |\n|---|---|---|---|---|---|\n"
         for p in gf.points {
             let w = wn.points.first { $0.x == p.x }
             let gain = w.map { FigureReport.f3(p.mean / $0.mean) } ?? "–"

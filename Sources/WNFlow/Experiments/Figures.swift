@@ -180,10 +180,12 @@ public struct FigurePlan: Sendable {
 
     /// `‖x_∞^L‖_{w,1} − Q_w` with weights from the effective init `x̃₀ = x₀/ρ`
     /// (MATH.md §4; L = 2: `log(1/x̃₀²)`, L ≥ 3: `x̃₀^{2−L}` normalized to
-    /// max weight 1, so the gap is in those units). Nil when undefined (L = 1, a weight ≤ 0, x₀ ≯ 0).
+    /// max weight 1, so the gap is in those units). Nil when undefined (L = 1, a weight ≤ 0, x₀ ≯ 0),
+    /// and for WN stuck at the saddle x = 0 (g below double range: its log ρ ~ 1e9 grows with t_end).
     public static func weightedGap(config cfg: SimulationConfig, result: SimulationResult) -> Double? {
         let L = cfg.model.depth
         guard L >= 2, cfg.x0.allSatisfy({ $0 > 0 }), result.status != .failed else { return nil }
+        if let g = result.g, !(abs(g) >= .leastNormalMagnitude) { return nil }
         let lr = result.logRho ?? 0
         let logXt = cfg.x0.map { Foundation.log($0) - lr }
         let w: [Double]
@@ -266,6 +268,7 @@ public struct PointStat: Sendable {
     public var sd: Double
     public var count: Int
     public var notConverged: Int
+    /// Mean log ρ∞ over the converged rows (nil when none has one).
     public var meanLogRho: Double?
 
     public init(x: Double, rows: [FigureRow]) {
@@ -277,7 +280,9 @@ public struct PointStat: Sendable {
         let v = e.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(max(count - 1, 1))
         sd = v.squareRoot()
         notConverged = rows.filter { !$0.converged }.count
-        let lr = rows.compactMap(\.logRho)
+        // log ρ∞ is a limit quantity: the converged runs only (a run stuck at the saddle
+        // x = 0 ends with log ρ ~ 1e9 that grows with t_end).
+        let lr = rows.filter(\.converged).compactMap(\.logRho)
         meanLogRho = lr.isEmpty ? nil : lr.reduce(0, +) / Double(lr.count)
     }
 }
