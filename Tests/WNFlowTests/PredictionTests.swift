@@ -156,6 +156,24 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("bound-log-rho", cfg, lr) == false)
     }
 
+    @Test("predict-log-rho carries g's error through (2cg² − 1): a converged depth-4 run passes, log ρ moved by 10× the tolerance fails")
+    func logRhoToleranceFollowsG() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
+         "init": {"scale": 0.03, "direction": "abs-gaussian", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let report = try #require(Verification.predictorComparisons(cfg, r).first { $0.name == "predict-log-rho" })
+        // Measured 1.1e-8 with g off by 3.2e-10 (κ·1e-8 = 3.6e-7; 1e-8 before κ).
+        #expect(report.passed && report.tolerance > 1e-8, "\(report.maxViolation) vs \(report.tolerance)")
+        var moved = r
+        let lr = try #require(r.logRho)
+        moved.logRho = lr + 10 * report.tolerance * max(1, abs(lr))
+        #expect(Self.verdict("predict-log-rho", cfg, moved) == false)
+    }
+
     @Test("a limit with a larger weighted ℓ1 norm fails bound-weighted-l1-gap")
     func wrongWeightedGap() throws {
         let (cfg, r) = try Self.wnRun()

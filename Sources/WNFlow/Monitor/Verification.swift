@@ -43,7 +43,8 @@ public struct Verification {
     /// - `predict-limit`: `‖z_∞ − z_pred‖ / ‖z_pred‖` (Bregman projection);
     /// - `predict-g-inf`, `predict-log-rho` (constant-rate WN): the WN fixed
     ///   point `g = ‖X(x₀/ρ(g))‖` against the run's `g` and `log ρ`
-    ///   (log ρ compared relative to `max(1, |log ρ|)`);
+    ///   (log ρ compared relative to `max(1, |log ρ|)`, with the tolerance times
+    ///   `κ = 1 + |2c g∞² − 1|/max(1, |log ρ|)`: a relative error δ of g moves log ρ by `(2cg² − 1)δ`);
     /// - `bound-weighted-l1-gap`: the run's own weighted ℓ1 gap stays below
     ///   the a-posteriori bound computed from the prediction;
     /// - `bound-log-rho` (3.19): the run's log ρ is at least the lower bound.
@@ -73,7 +74,14 @@ public struct Verification {
             add("predict-g-inf", abs(g - gi) / abs(gi), tol, "|g_∞ − g_pred|/|g_pred| from g = ‖X(x₀/ρ(g))‖\(which); relative")
         }
         if let lp = pred.report.logRho, let lr = result.logRho {
-            add("predict-log-rho", abs(lr - lp) / max(1, abs(lp)), tol, "|log ρ_∞ − log ρ_pred|/max(1, |log ρ_pred|); dimensionless")
+            // log ρ inherits g's error: a relative error δ of g moves it by (2cg² − 1)δ, which
+            // the measure divides by max(1, |log ρ|) (signed WN, L = 4, M = 10, N = 25: g off
+            // by 3.2e-10 gave 1.1e-8 here, with 2cg² = 28 and log ρ = 6.6).
+            let gi = abs(branch?.gInf ?? pred.report.gInf ?? 0)
+            let c = magnificationConstant(etaG: config.model.etaG, etaV: config.model.etaV, vNorm0: config.vNorm)
+            let kappa = 1 + abs(2 * c * gi * gi - 1) / max(1, abs(lp))
+            add("predict-log-rho", abs(lr - lp) / max(1, abs(lp)), rule.tolerance(conditioning: kappa, steps: result.stats.acceptedSteps),
+                "|log ρ_∞ − log ρ_pred|/max(1, |log ρ_pred|) (dimensionless); tolerance × κ = 1 + |2c g_∞² − 1|/max(1, |log ρ_pred|) = \(JSON.format(kappa))")
         }
         let b = pred.report.bounds
         if let w = pred.report.weights, let qw = pred.report.weightedL1Min, let bound = b.weightedGapBound {
