@@ -185,7 +185,7 @@ public struct FigurePlan: Sendable {
     public static func weightedGap(config cfg: SimulationConfig, result: SimulationResult) -> Double? {
         let L = cfg.model.depth
         guard L >= 2, cfg.x0.allSatisfy({ $0 > 0 }), result.status != .failed else { return nil }
-        if let g = result.g, !(abs(g) >= .leastNormalMagnitude) { return nil }
+        if let g = result.g, isBelowNormalRange(g) { return nil }
         let lr = result.logRho ?? 0
         let logXt = cfg.x0.map { Foundation.log($0) - lr }
         let w: [Double]

@@ -903,23 +903,26 @@ public final class DualSolver: ODESolver {
         self.farRecenterings = farRecenterings
         skippedSteps = skipped
         let naturalDimension = self.naturalDimension
-        func weights(of dual: [Double]) -> [Double] {
+        /// The weights of a dual state, and their logs into `logs` when given.
+        func weights(of dual: [Double], logs: inout [Double]?) -> [Double] {
             dual.withUnsafeBufferPointer { b in
                 var x = [Double](repeating: 0, count: naturalDimension)
-                x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) }
+                x.withUnsafeMutableBufferPointer { xb in
+                    if var l = logs {
+                        l.withUnsafeMutableBufferPointer { system.natural(of: b, into: xb.baseAddress!, logInto: $0.baseAddress!) }
+                        logs = l
+                    } else {
+                        system.natural(of: b, into: xb.baseAddress!)
+                    }
+                }
                 return x
             }
         }
-        if lastGoodIsDual { lastGood = weights(of: lastGoodDual) }
+        var noLogs: [Double]? = nil
+        if lastGoodIsDual { lastGood = weights(of: lastGoodDual, logs: &noLogs) }
         var out = run
-        var finalLogs = [Double](repeating: 0, count: naturalDimension)
-        out.y = run.y.withUnsafeBufferPointer { b in
-            var x = [Double](repeating: 0, count: naturalDimension)
-            x.withUnsafeMutableBufferPointer { xb in
-                finalLogs.withUnsafeMutableBufferPointer { system.natural(of: b, into: xb.baseAddress!, logInto: $0.baseAddress!) }
-            }
-            return x
-        }
+        var finalLogs: [Double]? = [Double](repeating: 0, count: naturalDimension)
+        out.y = weights(of: run.y, logs: &finalLogs)
         finalLogState = finalLogs
         if nonFinite || !out.y.allSatisfy({ $0.isFinite }) {
             // Keep the last state the observers saw (the partial trajectory).

@@ -115,6 +115,17 @@ public func magnificationExponent(c: Double, g: Double, g0: Double) -> Double {
     c * ((g - g0) * (g + g0))
 }
 
+/// (2.4) in log form from `log|g|` (`logAbsG`): dual coordinates keep it where g itself
+/// underflows to 0 (WN at the saddle x = 0), and `log(g₀/g)` would be +∞.
+public func logMagnification(g0: Double, g: Double, logAbsG: Double, c: Double) -> Double {
+    log(abs(g0)) - logAbsG + magnificationExponent(c: c, g: g, g0: g0)
+}
+
+/// Whether `x` is 0 or subnormal: where a g held as `exp(log g)` has lost its value and only
+/// its log (dual coordinates) still says where it is.
+@inline(__always)
+func isBelowNormalRange(_ x: Double) -> Bool { !(abs(x) >= .leastNormalMagnitude) }
+
 /// Runs one simulation: the config's flow, integrator, stop criteria and
 /// recording, plus any extra observers (the monitor).
 public final class Simulation {
@@ -332,10 +343,10 @@ public final class Simulation {
             if case let .constant(eg) = (flow as? WeightNormFlow)?.rate ?? .timeDependent {
                 let v0 = Array(initialState.dropFirst())
                 let g0 = initialState[0], g = run.y[0]
-                if !(abs(g) >= .leastNormalMagnitude), let lg = finalLogs?.first {
+                if isBelowNormalRange(g), let lg = finalLogs?.first {
                     // g below double range (the saddle x = 0, dual coordinates): from log g.
                     let c = magnificationConstant(etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
-                    result.logRho = log(abs(g0)) - lg + magnificationExponent(c: c, g: g, g0: g0)
+                    result.logRho = logMagnification(g0: g0, g: g, logAbsG: lg, c: c)
                 } else {
                     result.logRho = logMagnification(g0: g0, g: g, etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
                 }
@@ -445,16 +456,10 @@ extension Simulation {
         let kind = config.model.flow
         guard !kind.isDiscrete, let v = try? flow.velocity(of: state, t: t), v.allSatisfy(\.isFinite) else { return nil }
         if !kind.isWeightNormalized { return -v.reduce(0) { $0 + $1 * $1 } }
-        let etaV = config.model.etaV
+        guard let wn = flow as? WeightNormFlow else { return nil }
         let vv = v.dropFirst().reduce(0) { $0 + $1 * $1 }
-        let etaG: Double
-        if kind == .wnTimeDependent {
-            let g = state[0], nv2 = state.dropFirst().reduce(0) { $0 + $1 * $1 }
-            etaG = etaV * g * g / nv2
-        } else {
-            etaG = config.model.etaG
-        }
-        let rate = -(etaG > 0 ? v[0] * v[0] / etaG : 0) - vv / etaV
+        let etaG = wn.etaG(g: state[0], vNorm2: state.dropFirst().reduce(0) { $0 + $1 * $1 })
+        let rate = -(etaG > 0 ? v[0] * v[0] / etaG : 0) - vv / wn.etaV
         return rate.isFinite ? rate : nil
     }
 

@@ -65,7 +65,7 @@ public final class Lemma39EffectiveInit: Check {
                                               sign: ratio < 0 ? -1 : 1)
         case 2:
             // From log g where g underflowed in the state (the saddle x = 0, dual coordinates).
-            let lr = context.gBelowRange ? log(g0) - context.logG + magnificationExponent(c: c, g: g, g0: g0)
+            let lr = context.gBelowRange ? logMagnification(g0: g0, g: g, logAbsG: context.logG, c: c)
                 : WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
             lastLogRho = lr
             let n = Double(context.weightCount)

@@ -171,7 +171,7 @@ public final class MonitorContext {
     public var logG: Double { gBelowRange ? logState[0] : log(abs(g)) }
 
     /// WN with the solver's logs, and g not a normal number (0 or subnormal in `state`).
-    var gBelowRange: Bool { isWeightNormalized && hasLogState && !(abs(g) >= .leastNormalMagnitude) }
+    var gBelowRange: Bool { isWeightNormalized && hasLogState && isBelowNormalRange(g) }
 
     /// `log x_i` (L = 2, `x_i ≥ 0`) of the current step: from the solver's logs where it gave
     /// them (WN: `log g + log v_i − log‖v‖`), else `log(x_i)`.
