@@ -86,6 +86,12 @@ public final class BDFSolver: ODESolver {
     /// it: only its constant term (`D[0]`) changes, and the Jacobian and its factorization
     /// stay valid.
     public var stateTranslation: ((Double, UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// Called after every accepted step, before the observers, with the new solution; it may
+    /// move it onto an invariant manifold of the flow (a projection method: Hairer, Lubich &
+    /// Wanner, *Geometric Numerical Integration* §IV.4; CVODE's `CVodeSetProjFn`). Only the
+    /// solution row `D[0]` changes, so the whole interpolating polynomial moves by the
+    /// (rounding-sized) correction; the order of the method is kept.
+    public var projection: ((UnsafeMutableBufferPointer<Double>) -> Void)?
     /// The norm of a local error `v` of the state `y` in place of the weighted max norm
     /// `max_i |v_i|/(atol + rtol|y_i|)` (1 is the tolerance); `y` is the state the scale is
     /// taken at (the prediction in the Newton iteration, the new solution afterwards).
@@ -473,6 +479,7 @@ public final class BDFSolver: ODESolver {
                 jacobianAge += 1
                 stepsSinceRate += 1
                 equalSteps += 1
+                projection?(UnsafeMutableBufferPointer(start: D, count: n))
                 // A change of coordinates by a constant moves the solution row only.
                 stateTranslation?(t, UnsafeMutableBufferPointer(start: D, count: n))
                 let hit = landing ? saves.hit(at: t) : nil

@@ -419,3 +419,35 @@ private func forcedSymmetric(n: Int = 12, realSpectrum: Bool) -> (FnSystem, (Dou
     }
 }
 
+
+@Suite struct BDFProjectionTests {
+    /// The rotation `y' = (−y₂, y₁)` keeps `‖y‖`; BDF does not (it damps the rotation). With
+    /// the projection hook moving each accepted solution back onto the unit circle, every
+    /// observed state has `‖y‖ = 1` to rounding and the solution stays within the
+    /// tolerance's reach of `(cos t, sin t)`; without it `‖y‖` drifts far more.
+    @Test func projectionKeepsTheInvariantAndTheSolution() throws {
+        let rotation = FnSystem(dimension: 2, rhs: { _, y, dydt in dydt[0] = -y[1]; dydt[1] = y[0] },
+                                jacobian: { _, _, dfdy, dfdt in
+                                    dfdy[0] = 0; dfdy[1] = -1; dfdy[2] = 1; dfdy[3] = 0
+                                    dfdt[0] = 0; dfdt[1] = 0 })
+        var drift: [Bool: Double] = [:], error: [Bool: Double] = [:]
+        for projected in [false, true] {
+            let s = try BDFSolver(system: rotation, options: ODEOptions(rtol: 1e-8, atol: 1e-12))
+            if projected {
+                s.projection = { y in
+                    let r = (y[0] * y[0] + y[1] * y[1]).squareRoot()
+                    y[0] /= r; y[1] /= r
+                }
+            }
+            let rec = Recorder()
+            let run = s.integrate(from: 0, y0: [1, 0], to: 50, saveTimes: [], observers: [rec])
+            #expect(run.termination == .reachedEnd)
+            drift[projected] = rec.entries.map { abs(($0.y[0] * $0.y[0] + $0.y[1] * $0.y[1]).squareRoot() - 1) }.max() ?? .nan
+            error[projected] = max(abs(run.y[0] - cos(50)), abs(run.y[1] - sin(50)))
+            print("rotation to t = 50, projected \(projected): max |‖y‖ − 1| \(drift[projected]!), error \(error[projected]!), \(run.stats)")
+        }
+        #expect(drift[true]! <= 4 * Double.ulpOfOne)
+        #expect(drift[false]! > 1e3 * drift[true]!)
+        #expect(error[true]! < 1e-5)
+    }
+}

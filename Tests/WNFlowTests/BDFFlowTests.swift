@@ -106,3 +106,58 @@ import GSLKit
         }
     }
 }
+
+/// `bdf` in weight space for WN (docs/math.md §6c): Lemma 3.2 as a projection, and relative
+/// error control on every entry of v.
+@Suite struct BDFWeightNormTests {
+    /// Depth-3 WN at η_g = 0.01 from 1e-3 stalls (MATH.md §4) with entries of v near 1e-16.
+    static let stall = #"""
+    {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+     "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
+     "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6},
+     "integrator": {"method": "bdf"}, "record": {"points": 0}}
+    """#
+
+    /// Runs `bdf` with the monitor's checks as observers; `gslNorm` drops the relative norm.
+    private func monitored(_ text: String, gslNorm: Bool) throws -> [CheckReport] {
+        let sim = Simulation(config: try SimulationConfig.parse(text))
+        let monitor = try Monitor(simulation: sim)
+        let solver = try #require(try sim.makeSolver() as? BDFSolver)
+        #expect(solver.errorNormOverride != nil && solver.projection != nil)
+        if gslNorm { solver.errorNormOverride = nil }
+        let run = solver.integrate(from: 0, y0: sim.initialState, to: sim.config.integrator.tEnd, saveTimes: [],
+                                   observers: monitor.observers)
+        #expect(run.termination == .reachedEnd)
+        return monitor.reports()
+    }
+
+    /// With the relative norm every lemma holds on the stalling run; with GSL's
+    /// `atol + rtol|v|` (an entry near 1e-16 then carries atol's 1e-18, 1% of itself) the
+    /// log-invariants fail: the checks see the lost accuracy.
+    @Test func tinyEntriesKeepTheLogInvariants() throws {
+        let ours = try monitored(Self.stall, gslNorm: false)
+        let gsl = try monitored(Self.stall, gslNorm: true)
+        let failed = ours.filter { !$0.passed }.map(\.name), gslFailed = gsl.filter { !$0.passed }.map(\.name)
+        for r in ours + gsl where r.name.hasPrefix("lemma-3.8") { print("stall \(r.name): \(r.maxViolation) / \(r.tolerance)") }
+        #expect(failed.isEmpty, "\(failed)")
+        #expect(gslFailed.contains("lemma-3.8-invariant") && gslFailed.contains("lemma-3.9-effective-init"))
+    }
+
+    /// `auto` runs WN outside the dual coordinates with `bdf`; Lemma 3.2 is then held by the
+    /// projection (to rounding) and reported as by construction, and the projection leaves
+    /// the weights x = g v/‖v‖ as they were.
+    @Test func autoUsesProjectedBDF() throws {
+        let text = Self.stall.replacingOccurrences(of: #""method": "bdf""#, with: #""method": "auto""#)
+        let sim = Simulation(config: try SimulationConfig.parse(text))
+        #expect(sim.resolvedMethod == .bdf)
+        let (r, _) = sim.runMonitored(recordTrajectory: false)
+        let norm = try #require(r.monitor.first { $0.name == "lemma-3.2-norm" })
+        #expect(norm.byConstruction && norm.maxViolation <= 8 * Double.ulpOfOne)
+        let wn = try #require(sim.flow as? WeightNormFlow)
+        var state = [0.7, 3e-16, 0.2, 1.5] + [Double](repeating: 0.1, count: wn.dimension - 4)
+        let before = wn.weights(of: state)
+        state.withUnsafeMutableBufferPointer { wn.normProjection(radius: 2)($0) }
+        #expect(abs(norm2(Array(state.dropFirst())) - 2) <= 4 * Double.ulpOfOne)
+        #expect(Fixture.maxRelativeDifference(wn.weights(of: state), before) <= 4 * Double.ulpOfOne)
+    }
+}

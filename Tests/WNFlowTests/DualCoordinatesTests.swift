@@ -549,14 +549,15 @@ extension DualCoordinatesTests {
         #expect(try method(.gf, depth: 3, n: 400) == .bdf)
         #expect(try method(.wn, depth: 2, n: 25) == .dual)
         #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
-        #expect(try method(.wn, depth: 3, n: 100) == .gsl(.bsimp))
+        #expect(try method(.wn, depth: 3, n: 100) == .bdf)
+        #expect(try method(.wnTimeDependent, depth: 1, n: 100) == .bdf)
         // Not from g₀ = 0 (dual integrates log g), nor below rtol 1e-13.
         let q = try Fixture.problem(m: 2, n: 25, depth: 2, seed: 1)
         var zeroG = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25))
         zeroG.g0 = 0
-        #expect(Simulation(config: zeroG).resolvedMethod == .gsl(.bsimp))
+        #expect(Simulation(config: zeroG).resolvedMethod == .bdf)
         let tightWN = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25), rtol: 1e-14)
-        #expect(Simulation(config: tightWN).resolvedMethod == .gsl(.bsimp))
+        #expect(Simulation(config: tightWN).resolvedMethod == .bdf)
         #expect(try method(.wnTimeDependent, depth: 2, n: Simulation.structuredThreshold) == .dual)
         #expect(try method(.wn, depth: 3, n: Simulation.structuredThreshold) == .rosenbrock)
     }

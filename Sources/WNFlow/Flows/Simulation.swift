@@ -153,11 +153,20 @@ public final class Simulation {
     ///   N = 2000 (M = 500, to loss 1e-20) 7.8–8.8 s vs msbdf 179 s. Lemmas
     ///   3.2 and 3.3 then hold by construction; 3.8 and 3.9 stay checks of
     ///   the integration;
-    /// - other constant-rate WN (depth ≠ 2; or g₀ = 0, rtol < 1e-13, or the
-    ///   weight space a `dual` run hands over to) up to dimension 400: bsimp.
-    ///   At depth 3 msbdf is 1.1–2.7× faster on runs that converge (0.05–0.4 s)
-    ///   but 1.6–2× slower on those that stall to t_end (85,000–103,000 steps,
-    ///   2.5–7.5 s), and those dominate Figure 4 (64 s with msbdf, 54 s with bsimp);
+    /// - other WN, either rate (depth ≠ 2; or g₀ = 0, rtol < 1e-13, or the
+    ///   weight space a `dual` run hands over to), up to `structuredThreshold`:
+    ///   `bdf` with Lemma 3.2 as a projection and every entry of v under
+    ///   relative error control (`WeightNormFlow.normProjection`,
+    ///   `relativeErrorNorm`; docs/math.md §6d). `wnflow verify` on the 768 WN
+    ///   configurations of `Benchmarks/sweeps.py verify`/`verify-signed` at
+    ///   depths 1–3 in weight space: the same verdicts as bsimp (msbdf for
+    ///   the Thm 2.4 rate) at depths 1 and 3, and at depth 2 it passes the 9
+    ///   where bsimp fails Lemmas 3.8/3.9 (entries of v far below atol lose
+    ///   their relative accuracy); total wall time 2.6× (plain) and 5.5×
+    ///   (signed) lower at depths 1 and 3. The bench's depth-3 WN case:
+    ///   0.135 s vs bsimp 0.38 s. (Before: bsimp up to dimension 400, msbdf
+    ///   above; `bdf` with GSL's norm and no projection failed Lemma 3.2 on
+    ///   that case by 1.25× and Lemma 3.8 by 5× on stalling runs.)
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
     ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
@@ -173,12 +182,9 @@ public final class Simulation {
     /// - other GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse
     ///   and Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
-    ///   msbdf 79 s). Not `bdf` in weight space for WN: at
-    ///   η = 0.01 it lets entries of v far below atol cross zero, and the
-    ///   log-invariants of Lemmas 3.8/3.9 fail (6 of 18 verify runs); at
-    ///   depth 3 it is faster but failed Lemma 3.2 in 2 of 18;
-    /// - every other flow: GSL's BDF (`msbdf`) with the analytic Jacobian;
-    /// - above `structuredThreshold`: the structured Rosenbrock solver, whose
+    ///   msbdf 79 s);
+    /// - a flow without the structured Jacobian: GSL's BDF (`msbdf`) with the analytic Jacobian;
+    /// - WN above `structuredThreshold`: the structured Rosenbrock solver, whose
     ///   memory is O(NM) instead of msbdf's dense N × N (3.2 GB at N = 10000).
     public var resolvedMethod: Method {
         switch config.integrator.method {
@@ -204,11 +210,18 @@ public final class Simulation {
         case .auto, .dual:
             if config.model.flow == .gf && flow is any LowRankJacobianSystem { return .bdf }
             if flow.dimension > Simulation.structuredThreshold && flow is any LowRankJacobianSystem { return .rosenbrock }
-            if config.model.flow == .wn && flow.dimension <= 400 { return .gsl(.bsimp) }
+            if flow is WeightNormFlow { return .bdf }
             return .gsl(.msbdf)
         default:
             return config.integrator.method
         }
+    }
+
+    /// Whether `method` keeps Lemma 3.2 by construction by projection for this run's flow:
+    /// `bdf` moves a WN state onto `‖v‖ = ‖v₀‖` after every step (`makeSolver`). (`dual`
+    /// keeps it through its coordinates; `Monitor` knows that separately.)
+    public func projectsNorm(method: Method) -> Bool {
+        flow is WeightNormFlow && !config.model.flow.isDiscrete && method == .bdf
     }
 
     /// Largest |x₀_n| from which `auto` runs depth-2 GF in dual coordinates.
@@ -261,8 +274,15 @@ public final class Simulation {
             guard let structured = flow as? any LowRankJacobianSystem else {
                 throw ODEError.invalidOptions("method bdf needs a flow with a structured Jacobian")
             }
-            return try BDFSolver(system: structured, options: ODEOptions(
+            let bdf = try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
+            if let wn = flow as? WeightNormFlow {
+                bdf.projection = wn.normProjection(radius: norm2(Array(initialState.dropFirst())))
+                if wn.problem.depth >= 2 && initialState.allSatisfy({ $0 >= 0 }) {
+                    bdf.errorNormOverride = WeightNormFlow.relativeErrorNorm(dimension: wn.dimension, rtol: it.rtol, atol: it.atol)
+                }
+            }
+            return bdf
         case .dual:
             let fallback = weightSpaceMethod
             // WNFlow's BDF for GF and WN (WN: GSL's bsimp took 14,043 RHS

@@ -64,6 +64,40 @@ public final class WeightNormFlow: Flow {
 
     public var lossWorkspace: LossWorkspace? { workspace }
 
+    /// A local-error norm for a weight-space integrator of a positive WN state `[g, v]` (depth
+    /// ≥ 2, Lemma 3.3): GSL's `|δg|/(atol + rtol|g|)` for g, and `|δv_n|/(rtol|v_n|)` for v,
+    /// relative however small `v_n` is. `v_n' ∝ v_n` in (1.14) at depth ≥ 2, so a tiny entry
+    /// moves on the scale of its own size, and the log-invariants of Lemmas 3.8/3.9 read its
+    /// relative error: under GSL's norm an entry far below atol/rtol carries only atol's absolute
+    /// accuracy (depth-3 WN runs that stall with entries near 1e-16 failed Lemma 3.8 by 5×;
+    /// docs/math.md §6d).
+    public static func relativeErrorNorm(dimension n: Int, rtol: Double, atol: Double)
+        -> @Sendable (UnsafePointer<Double>, UnsafePointer<Double>) -> Double {
+        { v, y in
+            var s = abs(v[0]) / (atol + rtol * abs(y[0]))
+            for i in 1..<max(n, 1) {
+                let d = abs(v[i]), sc = rtol * abs(y[i])
+                if d > s * sc { s = sc > 0 ? d / sc : (d > 0 ? .infinity : s) }
+            }
+            return s
+        }
+    }
+
+    /// Lemma 3.2 as a projection for a weight-space integrator: `v ← r·v/‖v‖` on a state
+    /// `[g, v]`. It leaves `x = g·v/‖v‖` unchanged and removes only the integrator's drift of
+    /// `‖v‖` (a multistep method does not keep quadratic invariants), which the flow feels
+    /// through `g/‖v‖` in (1.14) and in Thm 2.4's rate (docs/math.md §6d).
+    public func normProjection(radius r: Double) -> @Sendable (UnsafeMutableBufferPointer<Double>) -> Void {
+        { state in
+            let n = state.count - 1
+            guard n > 0, r > 0, let base = state.baseAddress else { return }
+            let nv = blasNorm(n, base + 1)
+            guard nv > 0, nv.isFinite else { return }
+            let s = r / nv
+            for i in 1...n { state[i] *= s }
+        }
+    }
+
     /// The value of η_g at a state.
     @inline(__always)
     func etaG(g: Double, vNorm2: Double) -> Double {

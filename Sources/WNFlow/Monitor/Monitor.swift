@@ -28,7 +28,9 @@ import GSLKit
 /// `lemma-3.7-invariant` and `signed-coordinate-invariant`, WN's
 /// `lemma-3.2-norm` and `lemma-3.3-sign`. The others (3.5, 3.8, 3.9, 3.18,
 /// 3.7 for time-dependent WN) relate quantities the coordinates do not tie
-/// together and remain checks of the integration.
+/// together and remain checks of the integration. Under `bdf` in weight space a WN run's
+/// `lemma-3.2-norm` holds by construction too: the solver projects `v` back onto
+/// `‖v‖ = ‖v₀‖` after every step (`WeightNormFlow.normProjection`).
 public final class Monitor {
     public let context: MonitorContext
     public let rule: ToleranceRule
@@ -39,8 +41,10 @@ public final class Monitor {
     public let byConstruction: Set<String>
 
     /// Builds the checks for `flow` started at `initialState` under `config`;
-    /// `dualCoordinates` when the run integrates in dual coordinates.
-    public init(config: SimulationConfig, flow: any Flow, initialState: [Double], dualCoordinates: Bool = false) throws {
+    /// `dualCoordinates` when the run integrates in dual coordinates; `projectedNorm` when the
+    /// integrator projects WN's `v` onto `‖v‖ = ‖v₀‖` (Lemma 3.2).
+    public init(config: SimulationConfig, flow: any Flow, initialState: [Double], dualCoordinates: Bool = false,
+                projectedNorm: Bool = false) throws {
         context = try MonitorContext(flow: flow)
         rule = ToleranceRule(config: config, initialState: initialState)
         let kind = config.model.flow
@@ -82,7 +86,7 @@ public final class Monitor {
         checks = cs
         skipped = skip
         if !dualCoordinates {
-            byConstruction = []
+            byConstruction = projectedNorm && wn ? ["lemma-3.2-norm"] : []
         } else if kind.isWeightNormalized {
             byConstruction = ["lemma-3.2-norm", "lemma-3.3-sign"]
         } else {
@@ -93,7 +97,8 @@ public final class Monitor {
     /// The monitor of a simulation's flow and start.
     public convenience init(simulation: Simulation) throws {
         try self.init(config: simulation.config, flow: simulation.flow, initialState: simulation.initialState,
-                      dualCoordinates: !simulation.config.model.flow.isDiscrete && simulation.resolvedMethod == .dual)
+                      dualCoordinates: !simulation.config.model.flow.isDiscrete && simulation.resolvedMethod == .dual,
+                      projectedNorm: simulation.projectsNorm(method: simulation.resolvedMethod))
     }
 
     /// The checks as observers, for `Simulation.run(observers:)`.
@@ -125,8 +130,12 @@ extension Simulation {
         var result = run(observers: (monitor?.observers ?? []) + extra, recordTrajectory: recordTrajectory,
                          monitorContext: monitor?.context)
         result.monitor = monitor?.reports() ?? []
-        // After a hand-over to weight space nothing holds by construction.
-        if result.dualHandover != nil { for i in result.monitor.indices { result.monitor[i].byConstruction = false } }
+        // After a hand-over to weight space nothing holds by construction, except Lemma 3.2
+        // when the weight-space method projects onto it.
+        if result.dualHandover != nil {
+            let kept = projectsNorm(method: weightSpaceMethod) ? "lemma-3.2-norm" : nil
+            for i in result.monitor.indices where result.monitor[i].name != kept { result.monitor[i].byConstruction = false }
+        }
         if let warning { result.warnings.append(warning) }
         return (result, monitor)
     }
