@@ -548,7 +548,7 @@ extension DualCoordinatesTests {
         #expect(Simulation(config: tight).resolvedMethod == .bdf)
         #expect(try method(.gf, depth: 3, n: 400) == .bdf)
         #expect(try method(.wn, depth: 2, n: 25) == .dual)
-        #expect(try method(.wn, depth: 2, n: Simulation.structuredThreshold) == .dual)
+        #expect(try method(.wn, depth: 2, n: 5000) == .dual)
         #expect(try method(.wn, depth: 3, n: 100) == .bdf)
         #expect(try method(.wnTimeDependent, depth: 1, n: 100) == .bdf)
         // Not from g₀ = 0 (dual integrates log g), nor below rtol 1e-13.
@@ -558,7 +558,7 @@ extension DualCoordinatesTests {
         #expect(Simulation(config: zeroG).resolvedMethod == .bdf)
         let tightWN = Fixture.config(q, flow: .wn, x0: [Double](repeating: 0.1, count: 25), rtol: 1e-14)
         #expect(Simulation(config: tightWN).resolvedMethod == .bdf)
-        #expect(try method(.wnTimeDependent, depth: 2, n: Simulation.structuredThreshold) == .dual)
-        #expect(try method(.wn, depth: 3, n: Simulation.structuredThreshold) == .rosenbrock)
+        #expect(try method(.wnTimeDependent, depth: 2, n: 5000) == .dual)
+        #expect(try method(.wn, depth: 3, n: 5000) == .bdf)
     }
 }

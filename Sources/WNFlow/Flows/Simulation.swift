@@ -154,8 +154,7 @@ public final class Simulation {
     ///   3.2 and 3.3 then hold by construction; 3.8 and 3.9 stay checks of
     ///   the integration;
     /// - other WN, either rate (depth ≠ 2; or g₀ = 0, rtol < 1e-13, or the
-    ///   weight space a `dual` run hands over to), up to `structuredThreshold`:
-    ///   `bdf` with Lemma 3.2 as a projection and every entry of v under
+    ///   weight space a `dual` run hands over to), at every size: `bdf` with Lemma 3.2 as a projection and every entry of v under
     ///   relative error control (`WeightNormFlow.normProjection`,
     ///   `relativeErrorNorm`; docs/math.md §6d). `wnflow verify` on the 768 WN
     ///   configurations of `Benchmarks/sweeps.py verify`/`verify-signed` at
@@ -164,9 +163,11 @@ public final class Simulation {
     ///   where bsimp fails Lemmas 3.8/3.9 (entries of v far below atol lose
     ///   their relative accuracy); total wall time 2.6× (plain) and 5.5×
     ///   (signed) lower at depths 1 and 3. The bench's depth-3 WN case:
-    ///   0.135 s vs bsimp 0.38 s. (Before: bsimp up to dimension 400, msbdf
-    ///   above; `bdf` with GSL's norm and no projection failed Lemma 3.2 on
-    ///   that case by 1.25× and Lemma 3.8 by 5× on stalling runs.)
+    ///   0.135 s vs bsimp 0.38 s; N = 1000, M = 400 (η_g = 0.2, x₀ = 1): 21 s
+    ///   vs `rosenbrock` 257 s, both in 32 MB. (Before: bsimp up to dimension
+    ///   400, msbdf (dense N × N) up to 5000, `rosenbrock` above; `bdf` with
+    ///   GSL's norm and no projection failed Lemma 3.2 on that case by 1.25× and
+    ///   Lemma 3.8 by 5× on stalling runs.)
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
     ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
@@ -183,9 +184,7 @@ public final class Simulation {
     ///   and Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
     ///   msbdf 79 s);
-    /// - a flow without the structured Jacobian: GSL's BDF (`msbdf`) with the analytic Jacobian;
-    /// - WN above `structuredThreshold`: the structured Rosenbrock solver, whose
-    ///   memory is O(NM) instead of msbdf's dense N × N (3.2 GB at N = 10000).
+    /// - a flow without the structured Jacobian: GSL's BDF (`msbdf`) with the analytic Jacobian.
     public var resolvedMethod: Method {
         switch config.integrator.method {
         case .auto:
@@ -208,9 +207,7 @@ public final class Simulation {
     public var weightSpaceMethod: Method {
         switch config.integrator.method {
         case .auto, .dual:
-            if config.model.flow == .gf && flow is any LowRankJacobianSystem { return .bdf }
-            if flow.dimension > Simulation.structuredThreshold && flow is any LowRankJacobianSystem { return .rosenbrock }
-            if flow is WeightNormFlow { return .bdf }
+            if (config.model.flow == .gf || flow is WeightNormFlow) && flow is any LowRankJacobianSystem { return .bdf }
             return .gsl(.msbdf)
         default:
             return config.integrator.method
@@ -226,16 +223,6 @@ public final class Simulation {
 
     /// Largest |x₀_n| from which `auto` runs depth-2 GF in dual coordinates.
     public static let dualInitLimit = 10.0
-
-    /// Dimension above which `auto` switches to the structured solver.
-    /// Measured (GF, L = 2, M = 0.4N, α = 0.1 uniform, rtol 1e-10, release):
-    /// with gslcblas msbdf 0.19/1.28/7.2 s vs rosenbrock 0.62/2.9/24.9 s at
-    /// N = 100/200/400; with OpenBLAS at N = 400 msbdf 1.4 s vs rosenbrock
-    /// 5.8 s; at N = 2000 (M = 500) msbdf 81 s. msbdf is faster wherever it
-    /// was measured; the switch is for memory: msbdf keeps several dense
-    /// N × N matrices (≈ 4·8N² bytes, 800 MB at N = 5000), the structured
-    /// solver O(NM).
-    public static let structuredThreshold = 5000
 
     /// The save times of the recorder.
     public var saveTimes: [Double] {
