@@ -46,6 +46,7 @@ struct Predict: ParsableCommand {
         let kernel = r.kernelPositive.map { $0 ? "holds" : "fails" } ?? "not checked (--limit-only)"
         lines.append("kernel assumption \(kernel)   (Gaussian probability \(fmt(r.bounds.kernelProbabilityGaussian)))")
         lines.append("KKT residual     \(fmt(r.prediction.kktResidual))")
+        if let e = r.prediction.errorEstimate { lines.append("own error        \(fmt(e.z)) in z, \(fmt(e.g)) in g (relative; verify widens by it)") }
         if let truth = cfg.problem.groundTruth {
             let err = zip(prediction.z, truth).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
             lines.append("‖z − z*‖         \(fmt(err))")

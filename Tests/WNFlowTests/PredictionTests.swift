@@ -174,6 +174,46 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("predict-log-rho", cfg, moved) == false)
     }
 
+    @Test("depth 4 from 1e-3 (R = 3.3e7, support 2 < M): Newton with its own error estimate; the run passes, g or log ρ moved by 10× the widened tolerance fails")
+    func predictorOwnErrorWidensTolerance() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
+         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true}, "record": {"points": 0}}
+        """)
+        let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
+        // Past lostDigitsTolerance (p·ε·R = 1.4e-8) Newton still wins: the LP's dropped entries
+        // (x_n ≈ 3e-4) moved g by 7.3e-7 (a false FAIL of verify before stop 21).
+        #expect(pred.method == "dual-newton" && (pred.amplification ?? 0) > 1e7)
+        let own = try #require(pred.errorEstimate)
+        #expect(own.g > 1e-7 && own.g < 1e-5 && own.z < 1e-6, "\(own)")
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let reports = Verification.predictorComparisons(cfg, r)
+        for name in ["predict-limit", "predict-g-inf", "predict-log-rho"] {
+            let rep = try #require(reports.first { $0.name == name })
+            #expect(rep.passed, "\(name): \(rep.maxViolation) vs \(rep.tolerance)")
+        }
+        let gTol = try #require(reports.first { $0.name == "predict-g-inf" }).tolerance
+        var moved = r
+        moved.g = r.g! * (1 + 10 * gTol)
+        #expect(Self.verdict("predict-g-inf", cfg, moved) == false)
+        let lrTol = try #require(reports.first { $0.name == "predict-log-rho" }).tolerance
+        moved = r
+        moved.logRho = r.logRho! + 10 * lrTol * max(1, abs(r.logRho!))
+        #expect(Self.verdict("predict-log-rho", cfg, moved) == false)
+    }
+
+    @Test("depth 2 and ordinary depth 3 carry no widening: errorEstimate nil or below 1e-9")
+    func ownErrorIsSmallWhereNewtonIsExact() throws {
+        let (cfg, _) = try Self.wnRun()
+        #expect(try Prediction(config: cfg, limitOnly: true).report.prediction.errorEstimate == nil)
+        let p3 = try Fixture.problem(m: 8, n: 24, depth: 3, seed: 102)
+        let c3 = Fixture.config(p3, flow: .wn, x0: [Double](repeating: 0.3, count: p3.n), etaG: 0.1)
+        let e3 = try #require(try Prediction(config: c3, limitOnly: true).report.prediction.errorEstimate)
+        #expect(e3.z < 1e-9 && e3.g < 1e-9, "\(e3)")
+    }
+
     @Test("a limit with a larger weighted ℓ1 norm fails bound-weighted-l1-gap")
     func wrongWeightedGap() throws {
         let (cfg, r) = try Self.wnRun()

@@ -29,16 +29,46 @@ public struct GFLimitPrediction: Sendable {
     public var amplification: Double?
     /// `"closed-form"` (L = 1), `"dual-newton"` (L ≥ 2), `"weighted-l1-lp"` (L ≥ 3, lost digits).
     public var method: String
+    /// L ≥ 3: the estimated relative error of the answer (`PredictionError`); nil at L ≤ 2
+    /// and for an LP answer Newton did not precede. `verify` adds it to its tolerances.
+    public var errorEstimate: PredictionError?
+
+    init(depth: Int, z: [Double], x: [Double], logX: [Double]?, lambda: [Double], iterations: Int, kktResidual: Double,
+         lostDigits: Bool, amplification: Double?, method: String, errorEstimate: PredictionError? = nil) {
+        self.depth = depth; self.z = z; self.x = x; self.logX = logX; self.lambda = lambda; self.iterations = iterations
+        self.kktResidual = kktResidual; self.lostDigits = lostDigits; self.amplification = amplification
+        self.method = method; self.errorEstimate = errorEstimate
+    }
+}
+
+/// How far an L ≥ 3 prediction may be from the Bregman projection, relative: in `z`
+/// (‖δz‖/‖z‖, what `predict-limit` compares), and in `g = ‖x‖` (what the WN root reads).
+/// Two parts. Newton's rounding: `s = x̃₀^{2−L} + Aᵀλ` carries `ε·b_n`, so z is off by
+/// `p·ε·R` and x by `p·ε·R/L`. And the entries at the level of the answer's residual
+/// (`z_n ≤ 100·kktResidual·max z`, or the LP's zeros): when the support has fewer than M
+/// entries (y = A z* with sparse z*) λ's components along the directions the support leaves
+/// free are fixed only by those entries, which the residual does not resolve, so they are
+/// known to a factor of order 1 (signed WN, L = 4, M = 10, N = 25, support 2: Newton's
+/// off-support x_n ≈ 2e-4 were 5–34% off the integrated ones; ‖x_off‖/‖x‖ = 1e-3). They move
+/// `g` by up to `‖x_U‖²/‖x‖²` and z by `‖z_U‖/‖z‖`.
+public struct PredictionError: Sendable, Equatable {
+    /// Relative error of `z`.
+    public var z: Double
+    /// Relative error of `g = ‖x‖` (and so of WN's `g∞`).
+    public var g: Double
 }
 
 /// The gradient-flow limit `z_∞ = argmin_{z∈S₊} D_F(z, x̃₀^{⊙L})` (MATH.md §4) by Newton
 /// on the dual; no integration.
 public enum LimitPredictor {
-    /// L ≥ 3: Newton is declared to have lost its digits when its estimated relative error
-    /// `p·ε·R` exceeds this (R ≈ 1.5e7 for L = 3). Beyond that the weighted-ℓ1 LP is the better
-    /// answer: for a unique, non-degenerate LP minimizer with relative reduced-cost gap δ the
-    /// Bregman projection differs from it by about `(R·δ)^{−p}` (off-support entries
-    /// `z_n = s_n^{−p}` with `s_n ≈ δ·b_n`), far below `p·ε·R`.
+    /// L ≥ 3: below this estimated relative error `p·ε·R` Newton's answer is returned as is
+    /// (R ≈ 1.5e7 for L = 3). Above it the weighted-ℓ1 LP may be the better answer: for a
+    /// unique, non-degenerate LP minimizer with relative reduced-cost gap δ the Bregman
+    /// projection differs from it by its off-support entries `z_n = s_n^{−p}`, `s_n ≈ δ·b_n`,
+    /// so about `(R·δ)^{−p}` in z but `(R·δ)^{−1/(L−2)}` in x. `power` then returns whichever
+    /// of the two has the smaller estimated error in x (`errorEstimate`). (Before stop 21 the
+    /// LP always won here; on signed WN, L = 4, M = 10, N = 25, R = 3.3e7, its dropped entries
+    /// x_n ≈ 3e-4 moved g∞ by 7.3e-7, where Newton's error is 3.6e-9.)
     public static let lostDigitsTolerance = 1e-8
 
     // MARK: Public entry points
@@ -677,10 +707,12 @@ public enum LimitPredictor {
     /// maximizes `Σ s^{1−p}/(1−p) − yᵀλ` by Newton (Hessian `A diag(p s^{−p−1}) Aᵀ`, scaled
     /// by its largest weight), fraction-to-boundary 0.99 to keep s > 0, backtracking until
     /// Armijo ascent or a sufficient decrease of `‖Az − y‖`.
-    /// When `p·ε·R > lostDigitsTolerance` (see `amplification`; checked first with a cheap
-    /// lower bound on R, then at Newton's answer) it returns the weighted-ℓ1 LP minimizer
-    /// with weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∝ x̃₀^{⊙(2−L)}` (the minimizer does
-    /// not depend on the common factor), `method = "weighted-l1-lp"`, `lostDigits = true`.
+    /// When `p·ε·R > lostDigitsTolerance` (see `amplification`) at Newton's answer and the
+    /// entries off its numerical support carry less of x than `p·ε·R/L`, or when a cheap lower
+    /// bound on R already puts that error above `newtonErrorLimit`, it returns the weighted-ℓ1
+    /// LP minimizer with weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∝ x̃₀^{⊙(2−L)}` (the
+    /// minimizer does not depend on the common factor), `method = "weighted-l1-lp"`,
+    /// `lostDigits = true`. Either way `errorEstimate` says how far off the answer may be.
     /// All iterates live in the preallocated `workspace` (one is made when nil).
     static func power(A: Matrix, y: [Double], depth L: Int, logX0: [Double], warmStart: inout [Double]?,
                       workspace: DualWorkspace? = nil) throws -> GFLimitPrediction {
@@ -693,14 +725,16 @@ public enum LimitPredictor {
         let maxLogX0 = logX0.max() ?? 0
         let zLow = ny / max(A.frobeniusNorm * Double(n).squareRoot(), Double.leastNormalMagnitude)
         let logRLow = Double(L - 2) * (Foundation.log(zLow) / Double(L) - maxLogX0)
-        let logThreshold = Foundation.log(lostDigitsTolerance / (p * Double.ulpOfOne))
+        // Newton is tried while its error p·ε·R/L in x may stay below `newtonErrorLimit`; past
+        // that (by the cheap bound) only the LP can answer.
+        let logThreshold = Foundation.log(newtonErrorLimit * Double(L) / (p * Double.ulpOfOne))
         if ny == 0 || logRLow > logThreshold || (logb.max() ?? 0) > 600 {
             return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: max(logRLow, 0),
                                   workspace: workspace)
         }
         let ws = workspace ?? DualWorkspace(A: A, y: y)
         let bArr = logb.map { Foundation.exp($0) }
-        let outcome: (prediction: GFLimitPrediction?, logR: Double, lambda: [Double]) = try bArr.withUnsafeBufferPointer { bb in
+        let outcome: (prediction: GFLimitPrediction?, logR: Double, lambda: [Double], lpError: PredictionError?) = try bArr.withUnsafeBufferPointer { bb in
             let b = bb.baseAddress ?? UnsafePointer(ws.w)
             var ok = false
             if let w0 = warmStart, w0.count == m {
@@ -779,25 +813,58 @@ public enum LimitPredictor {
             for j in 0..<n { ws.w[j] = best.z[j] * (1 + p * b[j] / best.v[j]) }
             let floorRel = 4 * Double.ulpOfOne * ws.absProductNorm(ws.w) / max(ny, Double.leastNormalMagnitude)
             let failed = rel > max(1e-6, 100 * floorRel)
-            if p * Double.ulpOfOne * R > lostDigitsTolerance || failed {
-                if failed && p * Double.ulpOfOne * R <= lostDigitsTolerance {
+            let newtonError = p * Double.ulpOfOne * R
+            if failed {
+                if newtonError <= lostDigitsTolerance {
                     throw TheoryError.notConverged("L >= 3 dual Newton stopped after \(iterations) iterations with relative "
                         + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
                 }
-                return (nil, Foundation.log(R), [])
+                return (nil, Foundation.log(R), [], nil)
+            }
+            let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
+            let x = logx.map { Foundation.exp($0) }
+            let z = best.zArray
+            let unresolved = shareBelow(100 * rel * (z.max() ?? 0), z: z, x: x)
+            if newtonError > lostDigitsTolerance {
+                // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
+                // the entries off the numerical support (the same as `unresolved` or fewer)?
+                let off = shareBelow(1e-8 * (z.max() ?? 0), z: z, x: x)
+                if newtonError / Double(L) > off.x * off.x {
+                    return (nil, Foundation.log(R), [],
+                            PredictionError(z: 2 * max(off.z, unresolved.z), g: 2 * max(off.x, unresolved.x) * max(off.x, unresolved.x)))
+                }
             }
             let lambda = best.lambdaArray
-            let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
-            return (GFLimitPrediction(depth: L, z: best.zArray, x: logx.map { Foundation.exp($0) }, logX: logx,
+            return (GFLimitPrediction(depth: L, z: z, x: x, logX: logx,
                                       lambda: lambda, iterations: iterations, kktResidual: rel,
-                                      lostDigits: false, amplification: R, method: "dual-newton"),
-                    0, lambda)
+                                      lostDigits: false, amplification: R, method: "dual-newton",
+                                      errorEstimate: PredictionError(z: newtonError + unresolved.z,
+                                                                     g: newtonError / Double(L) + unresolved.x * unresolved.x)),
+                    0, lambda, nil)
         }
         guard let prediction = outcome.prediction else {
-            return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
+            var lp = try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
+            lp.errorEstimate = outcome.lpError
+            return lp
         }
         warmStart = outcome.lambda
         return prediction
+    }
+
+    /// L ≥ 3: the largest error of Newton's answer (`p·ε·R/L` relative in x) for which `power`
+    /// still runs Newton; past it (by a cheap lower bound on R) it goes straight to the LP.
+    static let newtonErrorLimit = 1e-4
+
+    /// `(‖z_U‖/‖z‖, ‖x_U‖/‖x‖)` over the entries `U = {n : z_n ≤ level}` (the numerical
+    /// off-support at `1e-8·max z`, as `amplification`: what the weighted-ℓ1 LP sets to 0; or
+    /// those at the residual's level, `PredictionError`).
+    static func shareBelow(_ level: Double, z: [Double], x: [Double]) -> (z: Double, x: Double) {
+        var zo = 0.0, za = 0.0, xo = 0.0, xa = 0.0
+        for j in z.indices {
+            za += z[j] * z[j]; xa += x[j] * x[j]
+            if z[j] <= level { zo += z[j] * z[j]; xo += x[j] * x[j] }
+        }
+        return (za > 0 ? (zo / za).squareRoot() : 0, xa > 0 ? (xo / xa).squareRoot() : 0)
     }
 
     /// Normalized L ≥ 3 weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∈ (0, 1]`, proportional

@@ -86,6 +86,7 @@ public struct Prediction: Sendable {
             ("newton_iterations", .number(Double(r.prediction.iterations))),
             ("kkt_residual", .number(r.prediction.kktResidual)),
             ("lost_digits", .bool(r.prediction.lostDigits)),
+            ("error_estimate", r.prediction.errorEstimate.map { .object([("z", .number($0.z)), ("g", .number($0.g))]) } ?? .null),
             ("wn_roots", .numbers(r.wnRoots)),
             ("negative_branch", negativeBranch.map { b in
                 .object([("g_inf", .number(b.gInf)), ("log_rho", .number(b.logRho)), ("z", .numbers(b.z)), ("x", .numbers(b.x))])
