@@ -8,7 +8,7 @@ the configurations that disagree and a total.
                  depths 1-4, plain and signed, GF, WN 0.05/0.5 and the Thm 2.4 rate).
                  Flagged: predict fails, or max|z_pred - z_sim| / max|z_sim| > 1e-7.
                  A run that ends with g < 0 (depth 1) is compared with `negative_branch`.
-  verify         `wnflow verify` on 360 configs (depths 1-3; GF, WN 0.01/0.05/0.3, the
+  verify         `wnflow verify` on 480 configs (depths 1-4; GF, WN 0.01/0.05/0.3, the
                  Thm 2.4 rate; init 1e-3 ... 3). Flagged: any failed check or exit != 0.
   verify-signed  the same grid with "signed": true.
 
@@ -57,7 +57,8 @@ def predict_grid():
 def verify_grid(signed):
     sizes = [(25, 100, 6), (40, 100, 5), (10, 25, 2)]
     flows = [("gf", None), ("wn", 0.01), ("wn", 0.05), ("wn", 0.3), ("wn-timedep", None)]
-    for (m, n, s), depth, (f, e), a, d in itertools.product(sizes, [1, 2, 3], flows, [1e-3, 0.03, 1, 3],
+    # Depth 4 last, so that a run with --limit 360 is the grid of stops 19-20.
+    for depth, (m, n, s), (f, e), a, d in itertools.product([1, 2, 3, 4], sizes, flows, [1e-3, 0.03, 1, 3],
                                                            ["uniform", "abs-gaussian"]):
         yield config(m, n, s, 4, model(f, depth, e, True if signed else None), a, d, 6), 60
 
