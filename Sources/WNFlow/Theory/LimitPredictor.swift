@@ -66,7 +66,7 @@ public enum LimitPredictor {
     /// unique, non-degenerate LP minimizer with relative reduced-cost gap δ the Bregman
     /// projection differs from it by its off-support entries `z_n = s_n^{−p}`, `s_n ≈ δ·b_n`,
     /// so about `(R·δ)^{−p}` in z but `(R·δ)^{−1/(L−2)}` in x. `power` then returns whichever
-    /// of the two has the smaller estimated error in x (`errorEstimate`). (Before stop 21 the
+    /// of the two has the smaller estimated error in g = ‖x‖ (`errorEstimate`). (Before stop 21 the
     /// LP always won here; on signed WN, L = 4, M = 10, N = 25, R = 3.3e7, its dropped entries
     /// x_n ≈ 3e-4 moved g∞ by 7.3e-7, where Newton's error is 3.6e-9.)
     public static let lostDigitsTolerance = 1e-8
@@ -708,7 +708,8 @@ public enum LimitPredictor {
     /// by its largest weight), fraction-to-boundary 0.99 to keep s > 0, backtracking until
     /// Armijo ascent or a sufficient decrease of `‖Az − y‖`.
     /// When `p·ε·R > lostDigitsTolerance` (see `amplification`) at Newton's answer and the
-    /// entries off its numerical support carry less of x than `p·ε·R/L`, or when a cheap lower
+    /// entries off its numerical support carry less of ‖x‖² than `p·ε·R/L` (the LP's error in g
+    /// against Newton's), or when a cheap lower
     /// bound on R already puts that error above `newtonErrorLimit`, it returns the weighted-ℓ1
     /// LP minimizer with weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∝ x̃₀^{⊙(2−L)}` (the
     /// minimizer does not depend on the common factor), `method = "weighted-l1-lp"`,
