@@ -221,6 +221,13 @@ struct TEndAdviceTests {
         """)
         let sd = Simulation(config: saddle).run(recordTrajectory: false)
         #expect(sd.status == .tEnd && sd.message?.contains("saddle x = 0") == true, "\(sd.message ?? "nil")")
+        // g₀ = 0 at depth 2: x = 0 is stationary (nothing moves); the message says so and
+        // prints no non-finite e-folding time.
+        var still = Fixture.config(p, flow: .wn, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3))
+        still.g0 = 0
+        let st = Simulation(config: still).run(recordTrajectory: false)
+        #expect(st.status == .tEnd && st.message?.contains("stationary point") == true && st.message?.contains("null") == false,
+                "\(st.message ?? "nil")")
         // The Gauss methods do not damp stiff components: the advice names other methods.
         let gauss = Fixture.config(p, flow: .gf, x0: Fixture.positivePoint(p.n, seed: 4, scale: 0.3), method: .gsl(.rk4imp), tEnd: 1)
         let g = Simulation(config: gauss).run(recordTrajectory: false)

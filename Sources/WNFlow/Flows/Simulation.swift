@@ -486,10 +486,16 @@ extension Simulation {
             return head + "; g fell from g₀ = \(JSON.format(g0)) to \(JSON.format(g)): the flow sits at the saddle x = 0 "
                 + "(MATH.md §4: η_g too large for this start), so a larger t_end will not help; lower eta_g or start from a larger init"
         }
+        // g₀ = 0 at depth ≥ 2: x = 0 and ∇ℒ(0) = 0, so g' = 0 and v' ∝ g = 0 (1.13)–(1.14).
+        if config.model.flow.isWeightNormalized, config.model.depth >= 2, initialState.first == 0, state.first == 0 {
+            return head + "; g₀ = 0 puts x = 0, a stationary point of the flow at depth ≥ 2 (∇ℒ(0) = 0, and v' carries a factor g), "
+                + "so nothing moves; start from g₀ > 0 (drop init.g0)"
+        }
         if let rate = lossRate(t: t, state: state) {
             let tau = loss / abs(rate)  // ∞ where the dissipation vanishes
             if tau > 10 * t {
-                return head + "; the loss has all but stopped falling (e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end): "
+                let time = tau.isFinite ? "e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end" : "dℒ/dt = 0 there"
+                return head + "; the loss has all but stopped falling (\(time)): "
                     + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help"
             }
         }
