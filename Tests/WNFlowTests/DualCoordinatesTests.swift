@@ -560,5 +560,10 @@ extension DualCoordinatesTests {
         #expect(Simulation(config: tightWN).resolvedMethod == .bdf)
         #expect(try method(.wnTimeDependent, depth: 2, n: 5000) == .dual)
         #expect(try method(.wn, depth: 3, n: 5000) == .bdf)
+        #expect(try method(.wn, depth: 4, n: 100) == .bdf)
+        // Deeper WN keeps stop 20's choice (one depth-5 run failed Lemma 3.8 under bdf).
+        #expect(try method(.wn, depth: 5, n: 100) == .gsl(.bsimp))
+        #expect(try method(.wnTimeDependent, depth: 5, n: 100) == .gsl(.msbdf))
+        #expect(try method(.wn, depth: 5, n: 6000) == .rosenbrock)
     }
 }

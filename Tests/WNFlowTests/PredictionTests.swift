@@ -204,6 +204,31 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("predict-log-rho", cfg, moved) == false)
     }
 
+    @Test("past lostDigitsTolerance an unconverged Newton answer is neither kept nor read: the LP answers without an estimate")
+    func unconvergedNewtonGivesNoEstimate() throws {
+        // Signed WN, L = 4, M = 20, N = 60 from 1e-4: R = 3.5e12, Newton stopped at residual
+        // 3.6e-3 with half of x below its residual's level, which had widened verify by 0.45.
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 20, "N": 60, "sparsity": 3, "seed": 4}},
+         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
+         "init": {"scale": 0.0001, "direction": "uniform", "root_of_depth": true}, "record": {"points": 0}}
+        """)
+        let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
+        #expect(pred.method == "weighted-l1-lp" && pred.errorEstimate == nil, "\(pred.method) \(String(describing: pred.errorEstimate))")
+    }
+
+    @Test("a prediction whose own error dwarfs the tolerance gives a measurement, not a verdict")
+    func hugeOwnErrorIsNoVerdict() throws {
+        let (cfg, r) = try Self.wnRun()
+        var wrong = r
+        wrong.g = r.g! * 1.5
+        // Through the same path verify takes, with an own error forced far above the rule.
+        let reports = Verification.predictorComparisons(cfg, wrong, ownError: PredictionError(z: 1, g: 1))
+        let g = try #require(reports.first { $0.name == "predict-g-inf" })
+        #expect(g.isMeasurement && g.value != nil)
+        #expect(Self.verdict("predict-g-inf", cfg, wrong) == false)
+    }
+
     @Test("depth 2 and ordinary depth 3 carry no widening: errorEstimate nil or below 1e-9")
     func ownErrorIsSmallWhereNewtonIsExact() throws {
         let (cfg, _) = try Self.wnRun()

@@ -153,9 +153,10 @@ public final class Simulation {
     ///   N = 2000 (M = 500, to loss 1e-20) 7.8–8.8 s vs msbdf 179 s. Lemmas
     ///   3.2 and 3.3 then hold by construction; 3.8 and 3.9 stay checks of
     ///   the integration;
-    /// - other WN, either rate (depth ≠ 2; or g₀ = 0, rtol < 1e-13, or the
-    ///   weight space a `dual` run hands over to), at every size: `bdf` with Lemma 3.2 as a projection and every entry of v under
-    ///   relative error control (`WeightNormFlow.normProjection`,
+    /// - other WN up to depth `weightNormBDFDepth` (4), either rate (depth ≠ 2; or g₀ = 0,
+    ///   rtol < 1e-13, or the weight space a `dual` run hands over to), at every size: `bdf`
+    ///   with Lemma 3.2 as a projection and, from a non-negative start at depth ≥ 2, every
+    ///   entry of v under relative error control (`WeightNormFlow.normProjection`,
     ///   `relativeErrorNorm`; docs/math.md §6d). `wnflow verify` on the 768 WN
     ///   configurations of `Benchmarks/sweeps.py verify`/`verify-signed` at
     ///   depths 1–3 in weight space: the same verdicts as bsimp (msbdf for
@@ -167,7 +168,8 @@ public final class Simulation {
     ///   vs `rosenbrock` 257 s, both in 32 MB. (Before: bsimp up to dimension
     ///   400, msbdf (dense N × N) up to 5000, `rosenbrock` above; `bdf` with
     ///   GSL's norm and no projection failed Lemma 3.2 on that case by 1.25× and
-    ///   Lemma 3.8 by 5× on stalling runs.)
+    ///   Lemma 3.8 by 5× on stalling runs.) Deeper WN keeps that old choice: bsimp up to
+    ///   dimension 400 (constant rate), msbdf, `rosenbrock` above 5000;
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
     ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
@@ -207,7 +209,12 @@ public final class Simulation {
     public var weightSpaceMethod: Method {
         switch config.integrator.method {
         case .auto, .dual:
-            if (config.model.flow == .gf || flow is WeightNormFlow) && flow is any LowRankJacobianSystem { return .bdf }
+            if flow is any LowRankJacobianSystem {
+                if config.model.flow == .gf || (flow is WeightNormFlow && config.model.depth <= Simulation.weightNormBDFDepth) { return .bdf }
+                // WN deeper than measured: stop 20's choice (msbdf keeps dense N × N matrices).
+                if config.model.flow == .wn && flow.dimension <= 400 { return .gsl(.bsimp) }
+                if flow.dimension > 5000 { return .rosenbrock }
+            }
             return .gsl(.msbdf)
         default:
             return config.integrator.method
@@ -220,6 +227,13 @@ public final class Simulation {
     public func projectsNorm(method: Method) -> Bool {
         flow is WeightNormFlow && !config.model.flow.isDiscrete && method == .bdf
     }
+
+    /// Deepest WN that `auto` runs on `bdf` in weight space: the depths its sweeps covered
+    /// (1–4, 1,248 `verify` runs with bsimp's verdicts or better). At depth 5, 64 runs of the
+    /// verify grid agreed too, but WN from `(10⁻³d)^{1/5}`, M = 20, N = 60, η_g = 0.05 took
+    /// 63,284 steps (20,942 rejected) and failed Lemmas 3.8/3.9 at 2.3e-4 against 2.9e-5,
+    /// where bsimp takes 3,462 steps and passes; the same run at depths 3 and 4 passes.
+    public static let weightNormBDFDepth = 4
 
     /// Largest |x₀_n| from which `auto` runs depth-2 GF in dual coordinates.
     public static let dualInitLimit = 10.0

@@ -20,17 +20,20 @@ public struct GFLimitPrediction: Sendable {
     public var iterations: Int
     /// `‖A z − y‖₂ / ‖y‖₂` at the returned point.
     public var kktResidual: Double
-    /// L ≥ 3: `x̃₀^{⊙(2−L)}` dwarfs the entries of `s` so much that Newton's `z` would
-    /// have fewer than ~4 correct digits; the weighted-ℓ1 LP minimizer is returned instead.
+    /// L ≥ 3: the weighted-ℓ1 LP minimizer is returned instead of Newton's answer, because
+    /// `x̃₀^{⊙(2−L)}` dwarfs the entries of `s` (`power` says when). Newton's answer may be
+    /// kept a little past `lostDigitsTolerance` (then false, with `errorEstimate`).
     public var lostDigits: Bool
     /// L ≥ 3: `R = max_n x̃₀,n^{2−L} / s_n` over the numerical support (`z_n ≥ 1e-8 max z`),
     /// which equals `max_n (x_∞,n / x̃₀,n)^{L−2}`. Newton's relative accuracy in z is about
-    /// `p·ε·R` (`p = L/(L−2)`, ε = 2.2e-16); the LP stand-in's is about `1/R`.
+    /// `p·ε·R` (`p = L/(L−2)`, ε = 2.2e-16); the LP stand-in's, in x, about
+    /// `(R·δ)^{−1/(L−2)}` (δ the reduced-cost gap, `lostDigitsTolerance`).
     public var amplification: Double?
     /// `"closed-form"` (L = 1), `"dual-newton"` (L ≥ 2), `"weighted-l1-lp"` (L ≥ 3, lost digits).
     public var method: String
     /// L ≥ 3: the estimated relative error of the answer (`PredictionError`); nil at L ≤ 2
-    /// and for an LP answer Newton did not precede. `verify` adds it to its tolerances.
+    /// and for an LP answer without a converged Newton answer to read it from. `verify` adds
+    /// it to its tolerances.
     public var errorEstimate: PredictionError?
 
     init(depth: Int, z: [Double], x: [Double], logX: [Double]?, lambda: [Double], iterations: Int, kktResidual: Double,
@@ -45,7 +48,8 @@ public struct GFLimitPrediction: Sendable {
 /// (‖δz‖/‖z‖, what `predict-limit` compares), and in `g = ‖x‖` (what the WN root reads).
 /// Two parts. Newton's rounding: `s = x̃₀^{2−L} + Aᵀλ` carries `ε·b_n`, so z is off by
 /// `p·ε·R` and x by `p·ε·R/L`. And the entries at the level of the answer's residual
-/// (`z_n ≤ 100·kktResidual·max z`, or the LP's zeros): when the support has fewer than M
+/// (`z_n ≤ 100·kktResidual·max z`, counted only when fewer than M entries lie above it; or
+/// the LP's zeros): when the support has fewer than M
 /// entries (y = A z* with sparse z*) λ's components along the directions the support leaves
 /// free are fixed only by those entries, which the residual does not resolve, so they are
 /// known to a factor of order 1 (signed WN, L = 4, M = 10, N = 25, support 2: Newton's
@@ -825,14 +829,20 @@ public enum LimitPredictor {
             let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
             let x = logx.map { Foundation.exp($0) }
             let z = best.zArray
-            let unresolved = shareBelow(100 * rel * (z.max() ?? 0), z: z, x: x)
+            // Entries at the residual's level are unresolved only where the entries above it
+            // leave directions of λ free (fewer than M of them: a support smaller than M).
+            let level = 100 * rel * zmax
+            let unresolved = z.filter({ $0 > level }).count < m ? shareBelow(level, z: z, x: x) : (z: 0.0, x: 0.0)
             if newtonError > lostDigitsTolerance {
                 // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
-                // the entries off the numerical support (the same as `unresolved` or fewer)?
-                let off = shareBelow(1e-8 * (z.max() ?? 0), z: z, x: x)
-                if newtonError / Double(L) > off.x * off.x {
-                    return (nil, Foundation.log(R), [],
-                            PredictionError(z: 2 * max(off.z, unresolved.z), g: 2 * max(off.x, unresolved.x) * max(off.x, unresolved.x)))
+                // the entries off the numerical support? Newton's answer is kept only when it
+                // converged (`keptResidual`), and read for the LP's error only when it is near
+                // (`estimateResidual`; the share need only be right to a factor of order 1).
+                guard rel <= estimateResidual else { return (nil, Foundation.log(R), [], nil) }
+                let off = shareBelow(1e-8 * zmax, z: z, x: x)
+                if rel > keptResidual || newtonError / Double(L) > off.x * off.x {
+                    // The LP's g misses Σ_off x²/(2‖x‖²); its z, ‖z_off‖ and the support's answer to it.
+                    return (nil, Foundation.log(R), [], PredictionError(z: 2 * off.z, g: off.x * off.x))
                 }
             }
             let lambda = best.lambdaArray
@@ -855,6 +865,14 @@ public enum LimitPredictor {
     /// L ≥ 3: the largest error of Newton's answer (`p·ε·R/L` relative in x) for which `power`
     /// still runs Newton; past it (by a cheap lower bound on R) it goes straight to the LP.
     static let newtonErrorLimit = 1e-4
+
+    /// L ≥ 3, past `lostDigitsTolerance`: the largest relative residual at which Newton's answer
+    /// is kept (a run that stopped at 3.6e-3 had put half of x into the entries below its
+    /// residual's level).
+    static let keptResidual = 1e-7
+    /// L ≥ 3, past `lostDigitsTolerance`: the largest relative residual at which Newton's
+    /// off-support share is read as the LP's error estimate.
+    static let estimateResidual = 1e-5
 
     /// `(‖z_U‖/‖z‖, ‖x_U‖/‖x‖)` over the entries `U = {n : z_n ≤ level}` (the numerical
     /// off-support at `1e-8·max z`, as `amplification`: what the weighted-ℓ1 LP sets to 0; or
