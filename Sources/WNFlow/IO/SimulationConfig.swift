@@ -25,14 +25,16 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
     case auto
     case gsl(Stepper)
     /// Rodas4 with Woodbury solves of the diagonal-plus-low-rank Jacobian
-    /// (`RosenbrockSolver`): for large N.
+    /// (`RosenbrockSolver`), O(NM) memory: `auto` uses it only for WN deeper than
+    /// `Simulation.weightNormBDFDepth` above dimension 5000.
     case rosenbrock
-    /// Variable-order NDF/BDF with Jacobian reuse and Woodbury solves
-    /// (`BDFSolver`): for large N.
+    /// Variable-order NDF/BDF with Jacobian reuse and Woodbury solves (`BDFSolver`), O(NM)
+    /// memory; for WN with Lemma 3.2 as a projection and relative control of v
+    /// (docs/math.md §6d). `auto` for GF and WN outside `dual`.
     case bdf
     /// Depth-2 GF/WN in dual coordinates (`DualSolver`): state `λ ∈ R^M`
     /// (plus `log g`) on the invariant manifold of Lemmas 3.7–3.8, by
-    /// `BDFSolver` with a dense M×M Jacobian (WN: GSL's bsimp).
+    /// `BDFSolver` with a dense M×M Jacobian.
     case dual
 
     public init?(name: String) {
