@@ -132,6 +132,15 @@ struct PredictorComparisonBreakTests {
         return (cfg, Simulation(config: cfg).run(recordTrajectory: false))
     }
 
+    /// Signed WN at depth 4, η_g = 0.05, problem seed 4, with the given `init` object (`start`).
+    static func signedDepthFour(m: Int, n: Int, sparsity: Int, start: String) throws -> SimulationConfig {
+        try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": \(m), "N": \(n), "sparsity": \(sparsity), "seed": 4}},
+         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
+         "init": \(start), "record": {"points": 0}}
+        """)
+    }
+
     static func verdict(_ name: String, _ cfg: SimulationConfig, _ r: SimulationResult) -> Bool? {
         Verification.predictorComparisons(cfg, r).first { $0.name == name }?.passed
     }
@@ -158,11 +167,8 @@ struct PredictorComparisonBreakTests {
 
     @Test("predict-log-rho carries g's error through (2cg² − 1): a converged depth-4 run passes, log ρ moved by 10× the tolerance fails")
     func logRhoToleranceFollowsG() throws {
-        let cfg = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
-         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
-         "init": {"scale": 0.03, "direction": "abs-gaussian", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
-        """)
+        let cfg = try Self.signedDepthFour(m: 10, n: 25, sparsity: 2,
+                                           start: #"{"scale": 0.03, "direction": "abs-gaussian", "root_of_depth": true, "seed": 6}"#)
         let r = Simulation(config: cfg).run(recordTrajectory: false)
         #expect(r.status == .converged)
         let report = try #require(Verification.predictorComparisons(cfg, r).first { $0.name == "predict-log-rho" })
@@ -176,11 +182,7 @@ struct PredictorComparisonBreakTests {
 
     @Test("depth 4 from 1e-3 (R = 3.3e7, support 2 < M): Newton with its own error estimate; the run passes, g or log ρ moved by 10× the widened tolerance fails")
     func predictorOwnErrorWidensTolerance() throws {
-        let cfg = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
-         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
-         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true}, "record": {"points": 0}}
-        """)
+        let cfg = try Self.signedDepthFour(m: 10, n: 25, sparsity: 2, start: #"{"scale": 0.001, "direction": "uniform", "root_of_depth": true}"#)
         let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
         // Past lostDigitsTolerance (p·ε·R = 1.4e-8) Newton still wins: the LP's dropped entries
         // (x_n ≈ 3e-4) moved g by 7.3e-7 (a false FAIL of verify before stop 21).
@@ -208,11 +210,7 @@ struct PredictorComparisonBreakTests {
     func unconvergedNewtonGivesNoEstimate() throws {
         // Signed WN, L = 4, M = 20, N = 60 from 1e-4: R = 3.5e12, Newton stopped at residual
         // 3.6e-3 with half of x below its residual's level, which had widened verify by 0.45.
-        let cfg = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 20, "N": 60, "sparsity": 3, "seed": 4}},
-         "model": {"flow": "wn", "depth": 4, "eta_g": 0.05, "signed": true},
-         "init": {"scale": 0.0001, "direction": "uniform", "root_of_depth": true}, "record": {"points": 0}}
-        """)
+        let cfg = try Self.signedDepthFour(m: 20, n: 60, sparsity: 3, start: #"{"scale": 0.0001, "direction": "uniform", "root_of_depth": true}"#)
         let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
         #expect(pred.method == "weighted-l1-lp" && pred.errorEstimate == nil, "\(pred.method) \(String(describing: pred.errorEstimate))")
     }
