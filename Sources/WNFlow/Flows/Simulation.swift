@@ -157,7 +157,7 @@ public final class Simulation {
     ///   rtol < 1e-13, or the weight space a `dual` run hands over to), at every size: `bdf`
     ///   with Lemma 3.2 as a projection and, from a non-negative start at depth ≥ 2, every
     ///   entry of v under relative error control (`WeightNormFlow.normProjection`,
-    ///   `relativeErrorNorm`; docs/math.md §6d). `wnflow verify` on the 768 WN
+    ///   `relativeErrorNorm`; docs/math.md §6d). `wnflow verify` on the 576 WN
     ///   configurations of `Benchmarks/sweeps.py verify`/`verify-signed` at
     ///   depths 1–3 in weight space: the same verdicts as bsimp (msbdf for
     ///   the Thm 2.4 rate) at depths 1 and 3, and at depth 2 it passes the 9
@@ -229,7 +229,8 @@ public final class Simulation {
     }
 
     /// Deepest WN that `auto` runs on `bdf` in weight space: the depths its sweeps covered
-    /// (1–4, 1,248 `verify` runs with bsimp's verdicts or better). At depth 5, 64 runs of the
+    /// (1–3: 576 weight-space `verify` runs with bsimp's or msbdf's verdicts or better; 4: the
+    /// 192 WN runs of the verify grids flag only t_end stalls). At depth 5, 64 runs of the
     /// verify grid agreed too, but WN from `(10⁻³d)^{1/5}`, M = 20, N = 60, η_g = 0.05 took
     /// 63,284 steps (20,942 rejected) and failed Lemmas 3.8/3.9 at 2.3e-4 against 2.9e-5,
     /// where bsimp takes 3,462 steps and passes; the same run at depths 3 and 4 passes.
@@ -277,7 +278,8 @@ public final class Simulation {
             }
             let bdf = try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
-            if let wn = flow as? WeightNormFlow {
+            // One predicate says where the projection runs, here and in the monitor's by-construction marks.
+            if projectsNorm(method: .bdf), let wn = flow as? WeightNormFlow {
                 bdf.projection = wn.normProjection(radius: norm2(Array(initialState.dropFirst())))
                 if wn.problem.depth >= 2 && initialState.allSatisfy({ $0 >= 0 }) {
                     bdf.errorNormOverride = WeightNormFlow.relativeErrorNorm(dimension: wn.dimension, rtol: it.rtol, atol: it.atol)

@@ -832,7 +832,8 @@ public enum LimitPredictor {
             // Entries at the residual's level are unresolved only where the entries above it
             // leave directions of λ free (fewer than M of them: a support smaller than M).
             let level = 100 * rel * zmax
-            let unresolved = z.filter({ $0 > level }).count < m ? shareBelow(level, z: z, x: x) : (z: 0.0, x: 0.0)
+            let atLevel = shareBelow(level, z: z, x: x)
+            let unresolved = atLevel.above < m ? (z: atLevel.z, x: atLevel.x) : (z: 0.0, x: 0.0)
             if newtonError > lostDigitsTolerance {
                 // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
                 // the entries off the numerical support? Newton's answer is kept only when it
@@ -874,16 +875,17 @@ public enum LimitPredictor {
     /// off-support share is read as the LP's error estimate.
     static let estimateResidual = 1e-5
 
-    /// `(‖z_U‖/‖z‖, ‖x_U‖/‖x‖)` over the entries `U = {n : z_n ≤ level}` (the numerical
+    /// `(‖z_U‖/‖z‖, ‖x_U‖/‖x‖)` over the entries `U = {n : z_n ≤ level}`, and how many lie
+    /// above it (the numerical
     /// off-support at `1e-8·max z`, as `amplification`: what the weighted-ℓ1 LP sets to 0; or
     /// those at the residual's level, `PredictionError`).
-    static func shareBelow(_ level: Double, z: [Double], x: [Double]) -> (z: Double, x: Double) {
-        var zo = 0.0, za = 0.0, xo = 0.0, xa = 0.0
+    static func shareBelow(_ level: Double, z: [Double], x: [Double]) -> (z: Double, x: Double, above: Int) {
+        var zo = 0.0, za = 0.0, xo = 0.0, xa = 0.0, above = 0
         for j in z.indices {
             za += z[j] * z[j]; xa += x[j] * x[j]
-            if z[j] <= level { zo += z[j] * z[j]; xo += x[j] * x[j] }
+            if z[j] <= level { zo += z[j] * z[j]; xo += x[j] * x[j] } else { above += 1 }
         }
-        return (za > 0 ? (zo / za).squareRoot() : 0, xa > 0 ? (xo / xa).squareRoot() : 0)
+        return (za > 0 ? (zo / za).squareRoot() : 0, xa > 0 ? (xo / xa).squareRoot() : 0, above)
     }
 
     /// Normalized L ≥ 3 weights `w = exp((2−L)(log x̃₀ − min log x̃₀)) ∈ (0, 1]`, proportional
