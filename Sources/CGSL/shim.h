@@ -59,11 +59,51 @@ extern void openblas_set_num_threads(int);
    thread they never get work, so they are shut down (weak: absent from the
    serial build). A later multithreaded call would start them again. */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
-static inline void cgsl_blas_configure(void) {
+/* OpenBLAS picks its kernels from the CPU model when it loads. A release
+   older than the CPU (Debian 12's 0.3.21 on Intel family 6 model 207, a
+   machine this project ran on) falls back to "Prescott", its SSE3 kernels,
+   on a CPU with AVX-512: explicit steppers ran 1.4-1.7x and bdf runs
+   10-20% slower there, and three tests failed on its rounding. When that
+   happened and nobody chose the kernels (OPENBLAS_CORETYPE unset), the
+   kernels are chosen from what the CPU and the OS support: Haswell for
+   AVX2 with FMA (also on AVX-512 CPUs: the kernels AMD Zen machines run,
+   so results match theirs bit for bit, and no slower here than SkylakeX's,
+   whose rounding failed two tests), Sandybridge for AVX. OpenBLAS then
+   re-initializes its kernel table, before any BLAS call.
+   OPENBLAS_CORETYPE=Prescott keeps the fallback. The two entry points are
+   weak: a build without DYNAMIC_ARCH has one kernel set and lacks them.
+   Returns the kernel name chosen, or NULL when none was. */
+#include <string.h>
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+extern char *openblas_get_corename(void);
+static inline const char *cgsl_blas_best_x86_core(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    if (__builtin_cpu_supports("avx")) return "Sandybridge";
+#endif
+    return NULL;
+}
+static inline const char *cgsl_blas_replace_fallback(void) {
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || getenv("OPENBLAS_CORETYPE")) return NULL;
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott") != 0) return NULL;
+    const char *pick = cgsl_blas_best_x86_core();
+    if (!pick) return NULL;
+    setenv("OPENBLAS_CORETYPE", pick, 0);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    core = openblas_get_corename();
+    return core && strcmp(core, "Prescott") != 0 ? core : NULL;
+}
+static inline int cgsl_blas_configure(void) {
+    int replaced = cgsl_blas_replace_fallback() != NULL;
     const char *s = getenv("WNFLOW_BLAS_THREADS");
     int k = s ? atoi(s) : 1;
     openblas_set_num_threads(k > 0 ? k : 1);
     if (k <= 1 && blas_thread_shutdown_) (void)blas_thread_shutdown_();
+    return replaced;
 }
 static inline const char *cgsl_blas_name(void) { return "openblas"; }
 static inline void cgsl_blas_set_threads(int k) { openblas_set_num_threads(k > 0 ? k : 1); }
@@ -71,7 +111,6 @@ static inline void cgsl_blas_set_threads(int k) { openblas_set_num_threads(k > 0
    "SkylakeX", ...; OPENBLAS_CORETYPE forces one) and its build line
    ("OpenBLAS 0.3.21 ... Zen MAX_THREADS=64"). Different kernels round
    differently, so they are part of a result's provenance. */
-extern char *openblas_get_corename(void);
 extern char *openblas_get_config(void);
 static inline const char *cgsl_blas_kernel(void) { return openblas_get_corename(); }
 static inline const char *cgsl_blas_config(void) { return openblas_get_config(); }
@@ -122,7 +161,8 @@ static inline int cgsl_cholesky_lower(double *a, int n) {
 static inline const char *cgsl_blas_kernel(void) { return "reference"; }
 static inline const char *cgsl_blas_config(void) { return "GSL CBLAS"; }
 static inline void cgsl_blas_set_threads(int k) { (void)k; }
-static inline void cgsl_blas_configure(void) {}
+static inline int cgsl_blas_configure(void) { return 0; }
+static inline const char *cgsl_blas_best_x86_core(void) { return NULL; }
 static inline const char *cgsl_blas_name(void) { return "gslcblas"; }
 #endif
 

@@ -28,8 +28,10 @@ func ensureGSLErrorsOff() {
 }
 
 /// Configures the BLAS once (single-threaded unless `WNFLOW_BLAS_THREADS`
-/// says otherwise), before the first matrix is made.
-let blasConfigured: Void = cgsl_blas_configure()
+/// says otherwise, OpenBLAS's generic fallback kernels replaced; see
+/// `BLAS.kernelChosenByWNFlow`), before the first matrix is made. True when the
+/// kernels were replaced.
+let blasConfigured: Bool = cgsl_blas_configure() != 0
 
 /// Which BLAS GSLKit is linked against.
 public enum BLAS {
@@ -45,14 +47,31 @@ public enum BLAS {
     /// forces one), or "reference" for GSL's CBLAS. Runs with the same config and seed give
     /// the same bytes for the same kernels; other kernels round differently (README
     /// "Reproducibility").
-    public static var kernel: String { String(cString: cgsl_blas_kernel()) }
+    public static var kernel: String {
+        _ = blasConfigured
+        return String(cString: cgsl_blas_kernel())
+    }
+
+    /// True when OpenBLAS did not know this CPU and fell back to its SSE3 "Prescott"
+    /// kernels, and GSLKit chose kernels the CPU supports instead (Haswell for AVX2 + FMA,
+    /// also on AVX-512 CPUs, as AMD Zen machines run them; Sandybridge for AVX) before the
+    /// first BLAS call. Setting `OPENBLAS_CORETYPE` (even to `Prescott`) leaves the choice
+    /// to OpenBLAS.
+    public static var kernelChosenByWNFlow: Bool { blasConfigured }
+
+    /// The OpenBLAS kernels that replace a "Prescott" fallback on this x86-64 CPU and OS
+    /// (`Haswell`, `Sandybridge`); nil elsewhere, on older CPUs and with GSL's CBLAS.
+    public static var bestKernelForCPU: String? { cgsl_blas_best_x86_core().map { String(cString: $0) } }
 
     /// The library's own description of its build ("OpenBLAS 0.3.21 … Zen MAX_THREADS=64").
     public static var configuration: String { String(cString: cgsl_blas_config()) }
 
-    /// `{"library", "kernel", "config"}`: what `result.json`'s `blas` field records.
+    /// `{"library", "kernel", "config", "kernel_chosen_by"}`: what `result.json`'s `blas`
+    /// field records (`kernel_chosen_by`: `openblas`, or `wnflow` when
+    /// `kernelChosenByWNFlow`).
     public static var provenance: [(String, String)] {
-        [("library", name), ("kernel", kernel), ("config", configuration)]
+        [("library", name), ("kernel", kernel), ("config", configuration),
+         ("kernel_chosen_by", kernelChosenByWNFlow ? "wnflow" : name)]
     }
 
     /// Applies the BLAS configuration now (it is otherwise applied before

@@ -36,7 +36,8 @@ struct Bench: ParsableCommand {
                   + String(format: "%7d %9d %7d %10.4f %11.3e %8.2f", r.steps, r.rhsEvals, r.jacobianEvals,
                            r.wallSeconds, r.secondsPerRHS, r.overheadRatio))
         }
-        print("BLAS: \(BLAS.name) (\(BLAS.kernel) kernels); cores: \(ParallelRunner.coreCount)")
+        let chosen = BLAS.kernelChosenByWNFlow ? ", chosen by wnflow: OpenBLAS fell back to Prescott on this CPU" : ""
+        print("BLAS: \(BLAS.name) (\(BLAS.kernel) kernels\(chosen)); cores: \(ParallelRunner.coreCount)")
         print(pad("case", 22) + pad("method", 11) + pad("status", 10) + "  steps       rhs     jac     wall s       s/rhs overhead")
         let methods: [Method?] = quick ? [nil] : [nil, .bdf, .dual, .gsl(.msbdf), .gsl(.bsimp), .rosenbrock]
         func selected(_ part: String) -> Bool { only.map { part.contains($0) } ?? true }
@@ -56,8 +57,11 @@ struct Bench: ParsableCommand {
         var monitorOverhead = Double.nan
         if selected("monitor") {
             let wn = BenchSuite.stiffCases[2]
-            let plain = try BenchSuite.run(name: "wn2-eta0.05", config: wn.config)
-            var mon = try BenchSuite.run(name: "wn2-eta0.05+monitor", config: wn.config, monitored: true)
+            // Interleaved runs with and without the monitor (the overhead is their ratio).
+            let pair = try BenchSuite.runInterleaved(names: ["wn2-eta0.05", "wn2-eta0.05+monitor"], config: wn.config,
+                                                     monitored: [false, true])
+            let plain = pair[0]
+            var mon = pair[1]
             monitorOverhead = mon.wallSeconds / plain.wallSeconds - 1
             mon.extra.append(("monitor_overhead", .number(monitorOverhead)))
             show(mon)
@@ -108,7 +112,8 @@ struct Bench: ParsableCommand {
             }
         }
         let json = JSON.object([
-            ("blas", .string(BLAS.name)), ("blas_kernel", .string(BLAS.kernel)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
+            ("blas", .string(BLAS.name)), ("blas_kernel", .string(BLAS.kernel)),
+            ("blas_kernel_chosen_by", .string(BLAS.kernelChosenByWNFlow ? "wnflow" : BLAS.name)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
             ("cases", .array(rows.map(\.json))),
             ("monitor_overhead", .number(monitorOverhead)),
             ("ensemble", .object([("runs", .number(Double(count))), ("one_core_runs_per_second", .number(one.runsPerSecond)),

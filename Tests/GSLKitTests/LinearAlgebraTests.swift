@@ -151,6 +151,31 @@ import Testing
         #expect(maxAbsDiff(fast.pseudoInverseApply(b), gsl.pseudoInverseApply(b)) <= 1e-10 * max(1, norm2(gsl.pseudoInverseApply(b))))
     }
 
+    /// OpenBLAS's "Prescott" fallback (an OpenBLAS older than the CPU) is replaced by the
+    /// best kernels the CPU supports, unless `OPENBLAS_CORETYPE` chose; the replaced kernels
+    /// compute a product to rounding. Fails on a CPU OpenBLAS 0.3.21 does not know (Intel
+    /// family 6 model 207) when the replacement is removed from the shim.
+    @Test func openBLASFallbackKernelsAreReplaced() throws {
+        BLAS.configure()
+        guard BLAS.isOptimized else { #expect(!BLAS.kernelChosenByWNFlow); return }
+        let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil && !BLAS.kernelChosenByWNFlow
+        if let best = BLAS.bestKernelForCPU, !forced {
+            #expect(BLAS.kernel != "Prescott", "OpenBLAS runs its SSE3 fallback on a CPU with \(best)")
+            if BLAS.kernelChosenByWNFlow { #expect(BLAS.kernel == best) }
+        }
+        #expect(BLAS.provenance.contains { $0.0 == "kernel_chosen_by" && $0.1 == (BLAS.kernelChosenByWNFlow ? "wnflow" : "openblas") })
+        let rng = RNG(seed: 5)
+        let a = gaussianMatrix(40, 100, rng), b = gaussianMatrix(100, 30, rng)
+        let c = a.multiply(b)
+        var worst = 0.0
+        for i in 0..<40 { for j in 0..<30 {
+            var s = 0.0, mag = 0.0
+            for k in 0..<100 { s += a[i, k] * b[k, j]; mag += abs(a[i, k] * b[k, j]) }
+            worst = max(worst, abs(c[i, j] - s) / mag)
+        } }
+        #expect(worst <= 1e-14)
+    }
+
     @Test func pseudoInverseIsMinimumNorm() throws {
         let rng = RNG(seed: 11)
         let a = gaussianMatrix(20, 50, rng)
