@@ -486,7 +486,8 @@ extension DualCoordinatesTests {
     /// edge of BDF5's stability: local errors alternating 0.5 / 0.06 at h ≈ 3.1, 2 million
     /// steps to t = 6e6 on the Jacobian of its second step. `BDFSolver.jacobianMaxAge`
     /// refreshes it. Measured on the weights (`weightErrorNorm`) a stale Jacobian costs 4,938
-    /// steps against 4,014; in the norm of μ it still crawls after 20,000 steps.
+    /// steps against 4,014; in the norm of μ it still crawls after 20,000 steps (with
+    /// OpenBLAS's Haswell kernels; with others it takes ≥ 1.46× the refreshed run's steps).
     @Test func staleJacobianIsRefreshed() throws {
         let p = try Fixture.problem(m: 25, n: 100, seed: 4, sparsity: 6)
         let x0 = [Double](repeating: (0.03 / 10).squareRoot(), count: 100)
@@ -509,10 +510,16 @@ extension DualCoordinatesTests {
         // stale Jacobian makes the run crawl; with the age limit it does not.
         bdf.errorNormOverride = nil
         let crawl = dual.integrate(from: 0, y0: y0, to: 1e12)
-        #expect(crawl.termination == .maxSteps && crawl.t < 1e6)
         bdf.jacobianMaxAge = nil
         let refreshed = dual.integrate(from: 0, y0: y0, to: 1e12)
         #expect(refreshed.termination == .reachedEnd)
+        // Whether the stale run crawls to the step limit depends on the BLAS kernels' rounding
+        // (it does with OpenBLAS's Haswell/Zen kernels: 20,000 steps to t = 6e4 on 2
+        // Jacobians; with Prescott, Sandybridge, Nehalem and SkylakeX it reaches the end in
+        // 7,404-8,119 steps on 7-8 Jacobians, against 5,049-5,064 refreshed).
+        #expect((crawl.termination == .maxSteps && crawl.t < 1e6)
+                || (crawl.termination == .reachedEnd && Double(crawl.stats.acceptedSteps) >= 1.3 * Double(refreshed.stats.acceptedSteps)),
+                "\(crawl.termination) at t = \(crawl.t) after \(crawl.stats.acceptedSteps) steps (\(crawl.stats.jacobianEvaluations) Jacobians) against \(refreshed.stats.acceptedSteps) refreshed")
     }
 
     /// Zero entries of x₀ stay exactly zero (never 0·∞).

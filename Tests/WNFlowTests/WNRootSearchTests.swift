@@ -214,9 +214,12 @@ struct WNRootSearchTests {
                 guard let v = try? eval.evaluate(g) else { continue }
                 let big = log(v.phi + g) - log(g)
                 if let last {
-                    // Φ(t₂) − Φ(t₁) ≤ −min(1, 2c g₁²)(t₂ − t₁), plus the solver's ~1e-11 noise in ‖X‖.
+                    // Φ(t₂) − Φ(t₁) ≤ −min(1, 2c g₁²)(t₂ − t₁), plus the solver's noise in log ‖X‖:
+                    // ~1e-11, and the rounding of log x̃₀ = log x₀ − log ρ, ε|log ρ| per entry
+                    // (with OpenBLAS's Nehalem kernels Φ rose 1.3e-9 above the bound here).
                     let bound = -min(1, 2 * c * last.g * last.g) * log(g / last.g)
-                    #expect(big - last.big <= bound + 1e-9, "eta_g \(etaG): Phi rose from g = \(last.g) to \(g)")
+                    let noise = 1e-9 + 50 * Double.ulpOfOne * abs(WeightNormLimit.logMagnification(g: g, g0: g0, c: c))
+                    #expect(big - last.big <= bound + noise, "eta_g \(etaG): Phi rose from g = \(last.g) to \(g)")
                     if (big < 0) != (last.big < 0) { signChanges += 1 }
                 }
                 last = (g, big)
@@ -387,7 +390,11 @@ struct WNRootSearchTests {
         let fresh = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: depth, logX0: x0.map { log($0) - logRho },
                                                     warmStart: &warm)
         #expect(Fixture.maxRelativeDifference(wn.z, fresh.z) <= 1e-9)
-        #expect(abs(norm2(wn.x) / wn.gInf - 1) <= 1e-9)
+        // g = ‖x‖ to 1e-9, or to the predictor's own error in g where that is larger (the
+        // depth-5 case: 1.3e-3 at log ρ = −126.6; with OpenBLAS's Prescott kernels its root
+        // search ended where ‖x‖/g − 1 = 7.5e-6).
+        let own = wn.gf.errorEstimate?.g ?? 0
+        #expect(abs(norm2(wn.x) / wn.gInf - 1) <= max(1e-9, own), "own error in g \(own)")
     }
 
     /// WN from x₀ = (s d)^{1/2} on M = 24, N = 60 (seed 2), η_g = 0.01: log ρ ≈ −3.9e5
@@ -397,13 +404,17 @@ struct WNRootSearchTests {
     /// continuation in the shift of log x̃₀ both agree with the g∞ that the dual BDF
     /// integrates to (status converged; `wnflow verify` on the same configs).
     @Test("far magnifications: the WN root from continuation matches the integrated g∞",
-          arguments: [(1000.0, 4.220228623294491, 1e-10), (3000.0, 4.220228623299302, 1e-8)])
-    func farMagnificationsFindTheIntegratedRoot(scale: Double, integrated: Double, tolerance: Double) throws {
+          arguments: [(1000.0, 4.220228623294491), (3000.0, 4.220228623299302)])
+    func farMagnificationsFindTheIntegratedRoot(scale: Double, integrated: Double) throws {
         let p = try Fixture.problem(m: 24, n: 60, seed: 2, sparsity: 4)
         let x0 = InitDirection.uniform.vector(60).map { (scale * $0).squareRoot() }
         let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.01, etaV: 1)
-        #expect(abs(wn.gInf - integrated) <= tolerance * integrated, "g∞ \(wn.gInf)")
         let logRho = try #require(wn.logRho)
+        // Relative to 50ε|log ρ| (4.3e-9 and 1.3e-8 here): log x̃₀ = log x₀ − log ρ carries
+        // ε|log ρ| of rounding, summed over the support. Measured: 3e-11 (Haswell/Zen
+        // kernels), 1.1e-10 (SkylakeX), 1.4e-9 (Prescott) at s = 1000.
+        let tolerance = max(1e-10, 50 * Double.ulpOfOne * abs(logRho))
+        #expect(abs(wn.gInf - integrated) <= tolerance * integrated, "g∞ \(wn.gInf)")
         #expect(logRho < -3e5)
         #expect(wn.gf.kktResidual <= 1e-6)
     }
