@@ -77,7 +77,7 @@ struct BadInputTests {
         let r1 = try CLI.run(["simulate", dir + "/c1.json", "--out", dir + "/o1"])
         #expect(r1.code == 2)
         #expect(r1.stderr.contains("config.problem.A_file") && r1.stderr.contains("line 2"))
-        FileManager.default.createFile(atPath: dir + "/A.npy", contents: Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 4, 0]) + Data("{bad".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/A.npy", contents: Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 4, 0]) + Data("{bad".utf8))
         CLI.write("{\"problem\": {\"A_file\": \"A.npy\", \"y\": [1, 2]}, \"init\": {\"x0\": [1, 1, 1]}}", dir + "/c2.json")
         let r2 = try CLI.run(["simulate", dir + "/c2.json", "--out", dir + "/o2"])
         #expect(r2.code == 2)

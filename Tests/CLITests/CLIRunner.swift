@@ -61,6 +61,6 @@ enum CLI {
     }
 
     static func write(_ text: String, _ path: String) {
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     }
 }

@@ -105,7 +105,7 @@ struct CLIRobustnessTests {
           arguments: ["(4611686018427387904, 4)", "(3037000500, 3037000500)", "(1152921504606846976,)"])
     func npyHugeShape(shape: String) throws {
         let d = CLI.tempDir("rob-npy")
-        FileManager.default.createFile(atPath: d + "/A.npy", contents: npy(shape: shape, values: [1, 2]))
+        _ = FileManager.default.createFile(atPath: d + "/A.npy", contents: npy(shape: shape, values: [1, 2]))
         CLI.write(#"{"problem": {"A_file": "A.npy", "y": [1.0, 0.5]}, "model": {"flow": "wn", "depth": 2}, "init": {"scale": 0.1}}"#, d + "/config.json")
         expectBadInput(try CLI.run(["predict", d + "/config.json", "--out", d + "/p.json", "--quiet"]), field: "config.problem.A_file")
     }

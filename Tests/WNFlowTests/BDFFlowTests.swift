@@ -147,7 +147,7 @@ import GSLKit
     /// norm's scale has an absolute floor (without it: 2e6 steps, almost all rejected; bsimp 23).
     @Test func subnormalEntryDoesNotStall() throws {
         var x0 = [Double](repeating: 0.3, count: 25)
-        x0[7] = 1e-316
+        x0[7] = Double.leastNormalMagnitude * 4.5e-9  // ≈ 1e-316 (a literal warns of its underflow)
         let p = try Fixture.problem(m: 10, n: 25, depth: 3, seed: 4, sparsity: 2)
         var cfg = Fixture.config(p, flow: .wn, x0: x0, etaG: 0.2)
         cfg.integrator.maxSteps = 20000
