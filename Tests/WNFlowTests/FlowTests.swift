@@ -30,7 +30,7 @@ struct FlowTests {
     }
 
     @Test("Jacobians agree with central differences (GF, WN constant and time-dependent, signed)",
-          arguments: [1, 2, 3, 4])
+          arguments: [1, 2, 3, 4, 5])
     func jacobiansMatchFiniteDifferences(depth: Int) throws {
         for signed in [false, true] {
             let p = try Fixture.problem(m: 6, n: 12, depth: depth, signed: signed)

@@ -16,7 +16,7 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
 }
 
 @Suite struct RosenbrockFlowJacobianTests {
-    @Test(arguments: [1, 2, 3]) func gradientFlowStructuredJacobianMatchesDense(depth: Int) throws {
+    @Test(arguments: [1, 2, 3, 4, 5]) func gradientFlowStructuredJacobianMatchesDense(depth: Int) throws {
         for signed in [false, true] {
             let p = try Fixture.problem(m: 6, n: 15, depth: depth, signed: signed, seed: 1)
             let flow = GradientFlow(problem: p)
@@ -26,7 +26,7 @@ private func maxRelDiff(_ a: Matrix, _ b: Matrix) -> Double {
         }
     }
 
-    @Test(arguments: [1, 2, 3]) func weightNormStructuredJacobianMatchesDense(depth: Int) throws {
+    @Test(arguments: [1, 2, 3, 4, 5]) func weightNormStructuredJacobianMatchesDense(depth: Int) throws {
         for signed in [false, true] {
             let p = try Fixture.problem(m: 6, n: 15, depth: depth, signed: signed, seed: 1)
             for rate in [GRate.constant(0.3), .timeDependent] {
