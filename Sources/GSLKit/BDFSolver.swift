@@ -114,6 +114,9 @@ public final class BDFSolver: ODESolver {
     public var stateReach: ((UnsafePointer<Double>) -> Double)?
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
+    /// Check every Woodbury solve by its residual, refine it, and replace the factorization
+    /// by a dense LU where refinement does not converge (`ShiftedLowRankSolver.checksResidual`).
+    public var checkedSolves = false
 
     /// - Throws: `ODEError.invalidOptions` for bad options or dimension 0,
     ///   `ODEError.jacobianUnavailable` for a system without a Jacobian.
@@ -155,7 +158,8 @@ public final class BDFSolver: ODESolver {
         var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
         let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
-            LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit)
+            LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit,
+                                   checksResidual: checkedSolves)
         } else {
             DenseShiftedJacobian(system: system)
         }

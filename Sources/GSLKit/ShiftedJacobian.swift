@@ -24,10 +24,12 @@ public final class LowRankShiftedJacobian: ShiftedJacobian {
     let jacobian: LowRankJacobian
     let solver: ShiftedLowRankSolver
 
-    public init(system: any LowRankJacobianSystem, maxShifted: Int = 32, denseLimit: Int = 1000) {
+    public init(system: any LowRankJacobianSystem, maxShifted: Int = 32, denseLimit: Int = 1000,
+                checksResidual: Bool = false) {
         self.system = system
         jacobian = system.makeLowRankJacobian()
         solver = ShiftedLowRankSolver(shape: jacobian, maxShifted: maxShifted, denseLimit: denseLimit)
+        solver.checksResidual = checksResidual
     }
 
     public var factorCost: Int { jacobian.rank }

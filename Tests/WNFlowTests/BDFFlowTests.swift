@@ -157,6 +157,65 @@ import GSLKit
         #expect(r.status == .converged && r.stats.acceptedSteps < 5000, "\(r.status) after \(r.stats)")
     }
 
+    /// Depth-5 WN that crawled under `bdf` with Woodbury solves (63,284 steps, Lemma 3.8 off by
+    /// 2.3e-4 against 2.9e-5).
+    static let deep = #"""
+    {"problem": {"generate": {"M": 20, "N": 60, "sparsity": 3, "seed": 4}},
+     "model": {"flow": "wn", "depth": 5, "eta_g": 0.05},
+     "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true},
+     "integrator": {"method": "auto", "t_end": 1e17}, "record": {"points": 0}}
+    """#
+
+    /// `auto` runs it on `bdf` with checked Woodbury solves, and every check passes. The
+    /// companion is the reason: at the run's state at t = 1e11, with σ = 1e-7 (steps of ~1e7
+    /// there), the plain Woodbury solve of σI − J leaves a residual of 1.2 of a random right
+    /// side, the dense LU 2.6e-8; the checked solve 8.7e-9 (after two refinements and the LU).
+    @Test func deepWeightNormChecksItsSolves() throws {
+        let sim = Simulation(config: try SimulationConfig.parse(Self.deep))
+        #expect(sim.resolvedMethod == .bdf && sim.checksBDFSolves)
+        let (r, _) = sim.runMonitored(recordTrajectory: false)
+        let failed = r.monitor.filter { !$0.passed }.map(\.name)
+        #expect(r.status == .converged && failed.isEmpty, "\(r.status) after \(r.stats.acceptedSteps) steps; failed \(failed)")
+        #expect(r.stats.acceptedSteps < 10_000, "\(r.stats)")
+
+        var cfg = try SimulationConfig.parse(Self.deep)
+        cfg.integrator.tEnd = 1e11
+        let midSim = Simulation(config: cfg)
+        let mid = midSim.run(recordTrajectory: false)
+        let wn = try #require(midSim.flow as? WeightNormFlow)
+        let sigma = 1e-7
+        let jac = try wn.lowRankJacobian(t: mid.t, y: mid.state)
+        var shifted = jac.dense()
+        for i in 0..<wn.dimension { for j in 0..<wn.dimension { shifted[i, j] = -shifted[i, j] }; shifted[i, i] += sigma }
+        let b = RNG(seed: 3).gaussians(wn.dimension)
+        func relativeResidual(_ x: [Double]) -> Double {
+            let back = shifted.multiply(x)
+            return zip(back, b).map { abs($0 - $1) }.max()! / b.map(abs).max()!
+        }
+        let woodbury = ShiftedLowRankSolver(shape: jac)
+        try woodbury.factor(sigma: sigma, jacobian: jac)
+        var xw = b
+        xw.withUnsafeMutableBufferPointer { woodbury.solve($0.baseAddress!) }
+        let dense = DenseShiftedJacobian(system: wn)
+        var dfdt = [Double](repeating: 0, count: wn.dimension)
+        try mid.state.withUnsafeBufferPointer { y in
+            try dfdt.withUnsafeMutableBufferPointer { try dense.evaluate(t: mid.t, y: y, dfdt: $0) }
+        }
+        try dense.factor(sigma: sigma)
+        var xd = b
+        xd.withUnsafeMutableBufferPointer { dense.solve($0.baseAddress!) }
+        let checked = ShiftedLowRankSolver(shape: jac)
+        checked.checksResidual = true
+        try checked.factor(sigma: sigma, jacobian: jac)
+        var xc = b
+        xc.withUnsafeMutableBufferPointer { checked.solve($0.baseAddress!) }
+        print("deep WN at t = \(mid.t): residual Woodbury \(relativeResidual(xw)), dense \(relativeResidual(xd)), "
+              + "checked \(relativeResidual(xc)) (\(checked.refinements) refinements, \(checked.denseReplacements) dense)")
+        #expect(relativeResidual(xd) <= 1e-7)  // ε·cond(σI − J), cond ≈ 3e8 here
+        #expect(relativeResidual(xw) >= 1e3 * relativeResidual(xd))
+        #expect(relativeResidual(xc) <= 1e-7 && checked.refinements + checked.denseReplacements > 0)
+    }
+
     /// `auto` runs WN outside the dual coordinates with `bdf`; Lemma 3.2 is then held by the
     /// projection (to rounding) and reported as by construction, and the projection leaves
     /// the weights x = g v/‖v‖ as they were.

@@ -168,8 +168,10 @@ public final class Simulation {
     ///   vs `rosenbrock` 257 s, both in 32 MB. (Before: bsimp up to dimension
     ///   400, msbdf (dense N × N) up to 5000, `rosenbrock` above; `bdf` with
     ///   GSL's norm and no projection failed Lemma 3.2 on that case by 1.25× and
-    ///   Lemma 3.8 by 5× on stalling runs.) Deeper WN keeps that old choice: bsimp up to
-    ///   dimension 400 (constant rate), msbdf, `rosenbrock` above 5000;
+    ///   Lemma 3.8 by 5× on stalling runs.) Deeper WN: `bdf` with checked solves (every
+    ///   Woodbury solve checked by its residual, refined, or replaced by a dense LU;
+    ///   `checksBDFSolves`) up to dimension `checkedBDFDimension` (400), either rate, then msbdf,
+    ///   `rosenbrock` above 5000 (before stop 22: bsimp up to 400 for the constant rate);
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
     ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
@@ -211,8 +213,9 @@ public final class Simulation {
         case .auto, .dual:
             if flow is any LowRankJacobianSystem {
                 if config.model.flow == .gf || (flow is WeightNormFlow && config.model.depth <= Simulation.weightNormBDFDepth) { return .bdf }
-                // WN deeper than measured: stop 20's choice (msbdf keeps dense N × N matrices).
-                if config.model.flow == .wn && flow.dimension <= 400 { return .gsl(.bsimp) }
+                // Deeper WN: `bdf` with checked solves up to `checkedBDFDimension` (`makeSolver`),
+                // msbdf (dense N × N) above, `rosenbrock` above 5000.
+                if flow is WeightNormFlow && flow.dimension <= Simulation.checkedBDFDimension { return .bdf }
                 if flow.dimension > 5000 { return .rosenbrock }
             }
             return .gsl(.msbdf)
@@ -228,12 +231,32 @@ public final class Simulation {
         flow is WeightNormFlow && !config.model.flow.isDiscrete && method == .bdf
     }
 
-    /// Deepest WN that `auto` runs on `bdf` in weight space: the depths its sweeps covered
-    /// (1–3: 576 weight-space `verify` runs with bsimp's or msbdf's verdicts or better; 4: the
-    /// 192 WN runs of the verify grids flag only t_end stalls). At depth 5, 64 runs of the
-    /// verify grid agreed too, but WN from `(10⁻³d)^{1/5}`, M = 20, N = 60, η_g = 0.05 took
-    /// 63,284 steps (20,942 rejected) and failed Lemmas 3.8/3.9 at 2.3e-4 against 2.9e-5,
-    /// where bsimp takes 3,462 steps and passes; the same run at depths 3 and 4 passes.
+    /// Whether `bdf` checks its Woodbury solves for this run (`BDFSolver.checkedSolves`: refined,
+    /// or replaced by a dense LU, where their residual is large): WN deeper than
+    /// `weightNormBDFDepth` up to dimension `checkedBDFDimension`.
+    public var checksBDFSolves: Bool {
+        flow is WeightNormFlow && config.model.depth > Simulation.weightNormBDFDepth
+            && flow.dimension <= Simulation.checkedBDFDimension
+    }
+
+    /// Largest dimension at which `auto` runs WN deeper than `weightNormBDFDepth` on `bdf` with
+    /// checked solves (above it msbdf, then `rosenbrock`; an explicit `bdf` above it keeps the
+    /// plain Woodbury solves), the old bsimp limit. Stop 22, `wnflow verify` on 288 WN
+    /// configurations at depths 5 and 6 (M/N = 25/100, 10/25, 20/60; η_g 0.01/0.05/0.3 and
+    /// the Thm 2.4 rate; from 1e-3, 0.03, 1; two directions; plain and signed): the verdicts of
+    /// bsimp (constant rate) and msbdf (Thm 2.4 rate) on every run, except two Thm 2.4 runs
+    /// msbdf fails (`predict-limit`) and this passes, in 30.9 s against 72.0 s. With dense LU
+    /// solves throughout (2,791 steps on the run below) one signed depth-5 stall failed
+    /// Lemma 3.8 (3.6e-5 against 1.2e-5) that the Woodbury solves pass (2.6e-8).
+    public static let checkedBDFDimension = 400
+
+    /// Deepest WN that `auto` runs on `bdf` with plain Woodbury solves: the depths its sweeps
+    /// covered (1–3: 576 weight-space `verify` runs with bsimp's or msbdf's verdicts or better;
+    /// 4: the 192 WN runs of the verify grids flag only t_end stalls). At depth 5 WN from
+    /// `(10⁻³d)^{1/5}`, M = 20, N = 60, η_g = 0.05 took 63,284 steps (20,942 rejected, 13,994
+    /// of them Newton failures) and failed Lemmas 3.8/3.9 at 2.3e-4 against 2.9e-5: the
+    /// Woodbury solves lost accuracy (`ShiftedLowRankSolver.solve`). With checked solves
+    /// (`checksBDFSolves`, deeper WN) it takes 2,538 steps and passes (Lemma 3.8 at 8.5e-9).
     public static let weightNormBDFDepth = 4
 
     /// Largest |x₀_n| from which `auto` runs depth-2 GF in dual coordinates.
@@ -278,6 +301,7 @@ public final class Simulation {
             }
             let bdf = try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
+            if checksBDFSolves { bdf.checkedSolves = true }
             // One predicate says where the projection runs, here and in the monitor's by-construction marks.
             if projectsNorm(method: .bdf), let wn = flow as? WeightNormFlow {
                 bdf.projection = wn.normProjection(radius: norm2(Array(initialState.dropFirst())))
