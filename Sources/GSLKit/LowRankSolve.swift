@@ -84,6 +84,7 @@ public final class ShiftedLowRankSolver {
     public private(set) var refinements = 0, denseReplacements = 0
     private let rightSide: UnsafeMutablePointer<Double>  // b (n), kept for the residual
     private let residual: UnsafeMutablePointer<Double>   // b − (σI − J) x (n)
+    private let columnScratch: UnsafeMutablePointer<Double>  // U z (n)
 
     /// Workspace for Jacobians of `jacobian`'s shape.
     public init(shape jacobian: LowRankJacobian, maxShifted: Int = 32, denseLimit: Int = 1000) {
@@ -109,6 +110,7 @@ public final class ShiftedLowRankSolver {
         gramScratch = .allocate(capacity: max(1, k1 * gramChunk))
         rightSide = .allocate(capacity: dimension)
         residual = .allocate(capacity: dimension)
+        columnScratch = .allocate(capacity: dimension)
     }
 
     deinit {
@@ -116,7 +118,7 @@ public final class ShiftedLowRankSolver {
         badIndex.deallocate(); badTau.deallocate()
         scratchM.deallocate(); scratchK.deallocate(); scratchK1.deallocate(); scratchSolve.deallocate(); gramScratch.deallocate()
         denseW?.deallocate(); densePerm?.deallocate()
-        rightSide.deallocate(); residual.deallocate()
+        rightSide.deallocate(); residual.deallocate(); columnScratch.deallocate()
     }
 
     /// Factors `σI − J` for later `solve`s. `jacobian` must have the shape
@@ -270,38 +272,25 @@ public final class ShiftedLowRankSolver {
         jac.diagonal.withUnsafeBufferPointer { d in
             for i in 0..<n { residual[i] = (sigma - d[i]) * x[i]; scale = max(scale, abs(residual[i])) }
         }
+        // J x − diag(d) x = U (V x): the rows, then the columns of the low-rank term.
+        lowRankRows(x)
+        lowRankColumns()
         let omega = jac.gramWeight
         jac.gramColumnScale.withUnsafeBufferPointer { c in
-        jac.u.withUnsafeBufferPointer { u in
-        jac.v.withUnsafeBufferPointer { v in
-            if k1 > 0, let r = jac.gramMatrix {
-                for j in 0..<m { scratchM[j] = c[j] * x[offset + j] }
-                r.storage.withUnsafeBufferPointer { rb in
-                    blasGemv(transpose: false, rows: k1, cols: m, alpha: 1, a: rb.baseAddress!, x: scratchM, beta: 0, out: scratchK1)
-                    blasGemv(transpose: true, rows: k1, cols: m, alpha: 1, a: rb.baseAddress!, x: scratchK1, beta: 0, out: scratchM)
-                }
+            if k1 > 0 {
                 for j in 0..<m {
                     let g = omega * c[j] * scratchM[j]
                     residual[offset + j] -= g
                     scale = max(scale, abs(g))
                 }
             }
-            for a in 0..<k2 {
-                var s = 0.0
-                let row = v.baseAddress! + a * n
-                for i in 0..<n { s += row[i] * x[i] }
-                scratchK[a] = s
+        }
+        if k2 > 0 {
+            for i in 0..<n {
+                residual[i] -= columnScratch[i]
+                scale = max(scale, abs(columnScratch[i]))
             }
-            if k2 > 0 {
-                for i in 0..<n {
-                    var s = 0.0
-                    let row = u.baseAddress! + i * k2
-                    for b in 0..<k2 { s += row[b] * scratchK[b] }
-                    residual[i] -= s
-                    scale = max(scale, abs(s))
-                }
-            }
-        }}}
+        }
         var worst = 0.0
         for i in 0..<n {
             residual[i] = rightSide[i] - residual[i]
@@ -324,46 +313,67 @@ public final class ShiftedLowRankSolver {
         for i in 0..<n { x[i] /= delta[i] }
         if k == 0 { return }
         let kk = k, ks = k1 + k2
+        // r = V t.
+        lowRankRows(x)
+        for s in 0..<badCount { scratchK[ks + s] = x[badIndex[s]] }
+        // z = K⁻¹ r.
+        luSolveInPlace(cap, kk, perm, scratchK, scratch: scratchSolve, lowerByColumns: capLower)
+        // x += Δ'⁻¹ U z.
+        lowRankColumns()
         let omega = jac.gramWeight
+        if k1 > 0 {
+            jac.gramColumnScale.withUnsafeBufferPointer { c in
+                for j in 0..<m { x[offset + j] += omega * c[j] * scratchM[j] / delta[offset + j] }
+            }
+        }
+        if k2 > 0 { for i in 0..<n { x[i] += columnScratch[i] / delta[i] } }
+        for s in 0..<badCount {
+            let i = badIndex[s]
+            x[i] += badTau[s] * scratchK[ks + s] / delta[i]
+        }
+    }
+
+    /// `scratchK[0..<k1] = R (c ⊙ x[offset...])` and `scratchK[k1..<k1+k2] = V x`: the rows of
+    /// the low-rank term (the Gram factor `F` and the explicit `V`) applied to `x`.
+    private func lowRankRows(_ x: UnsafePointer<Double>) {
+        let n = dimension
         jac.gramColumnScale.withUnsafeBufferPointer { c in
-        jac.u.withUnsafeBufferPointer { u in
-        jac.v.withUnsafeBufferPointer { v in
-            // r = V t.
             if k1 > 0, let r = jac.gramMatrix {
                 for j in 0..<m { scratchM[j] = c[j] * x[offset + j] }
                 r.storage.withUnsafeBufferPointer { rb in
                     blasGemv(transpose: false, rows: k1, cols: m, alpha: 1, a: rb.baseAddress!, x: scratchM, beta: 0, out: scratchK)
                 }
             }
+        }
+        jac.v.withUnsafeBufferPointer { v in
             for a in 0..<k2 {
                 var s = 0.0
                 let row = v.baseAddress! + a * n
                 for i in 0..<n { s += row[i] * x[i] }
                 scratchK[k1 + a] = s
             }
-            for s in 0..<badCount { scratchK[ks + s] = x[badIndex[s]] }
-            // z = K⁻¹ r.
-            luSolveInPlace(cap, kk, perm, scratchK, scratch: scratchSolve, lowerByColumns: capLower)
-            // x += Δ'⁻¹ U z.
-            if k1 > 0, let r = jac.gramMatrix {
-                r.storage.withUnsafeBufferPointer { rb in
-                    blasGemv(transpose: true, rows: k1, cols: m, alpha: 1, a: rb.baseAddress!, x: scratchK, beta: 0, out: scratchM)
-                }
-                for j in 0..<m { x[offset + j] += omega * c[j] * scratchM[j] / delta[offset + j] }
+        }
+    }
+
+    /// The columns back: `scratchM = Rᵀ scratchK[0..<k1]` (k1 > 0) and
+    /// `columnScratch = U scratchK[k1..<k1+k2]` (k2 > 0).
+    private func lowRankColumns() {
+        let n = dimension
+        if k1 > 0, let r = jac.gramMatrix {
+            r.storage.withUnsafeBufferPointer { rb in
+                blasGemv(transpose: true, rows: k1, cols: m, alpha: 1, a: rb.baseAddress!, x: scratchK, beta: 0, out: scratchM)
             }
-            if k2 > 0 {
+        }
+        if k2 > 0 {
+            jac.u.withUnsafeBufferPointer { u in
                 for i in 0..<n {
                     var s = 0.0
                     let row = u.baseAddress! + i * k2
                     for b in 0..<k2 { s += row[b] * scratchK[k1 + b] }
-                    x[i] += s / delta[i]
+                    columnScratch[i] = s
                 }
             }
-            for s in 0..<badCount {
-                let i = badIndex[s]
-                x[i] += badTau[s] * scratchK[ks + s] / delta[i]
-            }
-        }}}
+        }
     }
 
     /// Dense fallback: forms `σI − J` (O(n² k)) and factors it by LU.
