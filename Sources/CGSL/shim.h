@@ -94,6 +94,8 @@ static inline const char *cgsl_blas_replace_fallback(void) {
     setenv("OPENBLAS_CORETYPE", pick, 0);
     gotoblas_dynamic_quit();
     gotoblas_dynamic_init();
+    /* OpenBLAS read it only there; unset, so that child processes choose for themselves. */
+    unsetenv("OPENBLAS_CORETYPE");
     core = openblas_get_corename();
     return core && strcmp(core, "Prescott") != 0 ? core : NULL;
 }

@@ -85,6 +85,7 @@ public final class ShiftedLowRankSolver {
     private let rightSide: UnsafeMutablePointer<Double>  // b (n), kept for the residual
     private let residual: UnsafeMutablePointer<Double>   // b − (σI − J) x (n)
     private let columnScratch: UnsafeMutablePointer<Double>  // U z (n)
+    private let best: UnsafeMutablePointer<Double>           // best refined iterate (n)
 
     /// Workspace for Jacobians of `jacobian`'s shape.
     public init(shape jacobian: LowRankJacobian, maxShifted: Int = 32, denseLimit: Int = 1000) {
@@ -111,6 +112,7 @@ public final class ShiftedLowRankSolver {
         rightSide = .allocate(capacity: dimension)
         residual = .allocate(capacity: dimension)
         columnScratch = .allocate(capacity: dimension)
+        best = .allocate(capacity: dimension)
     }
 
     deinit {
@@ -118,7 +120,7 @@ public final class ShiftedLowRankSolver {
         badIndex.deallocate(); badTau.deallocate()
         scratchM.deallocate(); scratchK.deallocate(); scratchK1.deallocate(); scratchSolve.deallocate(); gramScratch.deallocate()
         denseW?.deallocate(); densePerm?.deallocate()
-        rightSide.deallocate(); residual.deallocate(); columnScratch.deallocate()
+        rightSide.deallocate(); residual.deallocate(); columnScratch.deallocate(); best.deallocate()
     }
 
     /// Factors `σI − J` for later `solve`s. `jacobian` must have the shape
@@ -250,17 +252,22 @@ public final class ShiftedLowRankSolver {
         solveOnce(x)
         var (r, scale) = residualNorm(x)
         if r <= residualTolerance * scale { return }
+        best.update(from: x, count: n)
+        var bestResidual = r
         for _ in 0..<maxRefinements {
             refinements += 1
             solveOnce(residual)
             for i in 0..<n { x[i] += residual[i] }
             (r, scale) = residualNorm(x)
             if r <= residualTolerance * scale { return }
+            if r < bestResidual { bestResidual = r; best.update(from: x, count: n) }
         }
         if n <= denseLimit, (try? factorDense()) != nil {
             denseReplacements += 1
             x.update(from: rightSide, count: n)
             solveOnce(x)
+        } else {
+            x.update(from: best, count: n)  // no LU: the iterate with the smallest residual
         }
     }
 
@@ -389,10 +396,12 @@ public final class ShiftedLowRankSolver {
             for i in 0..<(n * n) { w[i] = -j[i] }
         }
         for i in 0..<n { w[i * n + i] += sigma }
-        mode = .dense
         for i in 0..<(n * n) where !w[i].isFinite { throw LowRankSolveError.singular(sigma: sigma) }
         // Solved by GSL's `gsl_linalg_LU_svx` (see `solve`), so no copy of L by columns.
         guard luFactorInPlace(w, n, perm: densePerm!, lowerByColumns: nil) else { throw LowRankSolveError.singular(sigma: sigma) }
+        // Only a factored LU switches the solves over (a failed one left the Woodbury factors,
+        // which a checked solve then keeps using).
+        mode = .dense
     }
 }
 

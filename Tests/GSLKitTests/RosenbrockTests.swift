@@ -120,6 +120,48 @@ private func relErr(_ a: [Double], _ b: [Double]) -> Double {
             try large.factor(sigma: sigma, jacobian: j)
         }
     }
+
+    /// Checked solves (`checksResidual`): where the Woodbury solve is accurate they are the
+    /// plain solve, bit for bit; a residual that cannot meet the tolerance (0 here) is refined
+    /// twice and the factorization replaced by the dense LU, whose answer is then returned and
+    /// used by the next solve; the next `factor` goes back to Woodbury.
+    @Test func checkedSolvesRefineThenReplace() throws {
+        let j = randomJacobian()
+        let plain = ShiftedLowRankSolver(shape: j), checked = ShiftedLowRankSolver(shape: j)
+        checked.checksResidual = true
+        var rng = TestRNG(state: 8)
+        let b = (0..<j.dimension).map { _ in rng.next() }
+        try plain.factor(sigma: 2.3, jacobian: j)
+        try checked.factor(sigma: 2.3, jacobian: j)
+        #expect(structuredSolve(checked, b) == structuredSolve(plain, b))
+        #expect(checked.refinements == 0 && checked.denseReplacements == 0)
+        checked.residualTolerance = 0
+        let x = structuredSolve(checked, b)
+        #expect(checked.refinements == 2 && checked.denseReplacements == 1 && checked.mode == .dense)
+        #expect(relErr(x, try denseSolve(j, sigma: 2.3, b)) < 1e-12)
+        _ = structuredSolve(checked, b)
+        #expect(checked.refinements == 2 && checked.denseReplacements == 1)
+        try checked.factor(sigma: 40, jacobian: j)
+        #expect(checked.mode == .woodbury)
+    }
+
+    /// A dense LU that fails (σI − J singular; Woodbury's capacitance only nearly so) leaves the
+    /// Woodbury factors in use and returns the refined iterate with the smallest residual,
+    /// not a half-made LU's `x = b` (review of stop 22).
+    @Test func failedReplacementKeepsWoodbury() throws {
+        let j = LowRankJacobian(dimension: 2, explicitRank: 1)
+        j.diagonal = [0, -0.2]
+        j.u = [-0.7, -0.1]
+        j.v = [-2, 39]
+        let s = ShiftedLowRankSolver(shape: j)
+        s.checksResidual = true
+        s.residualTolerance = 0
+        try s.factor(sigma: 0.1, jacobian: j)  // σI − J = [[−1.3, 27.3], [−0.2, 4.2]], det 0
+        _ = structuredSolve(s, [1, 2])
+        #expect(s.mode == .woodbury && s.denseReplacements == 0)
+        let again = structuredSolve(s, [1, 2])
+        #expect(again.allSatisfy(\.isFinite) && again != [1, 2])
+    }
 }
 
 /// `y' = J y` with a constant diagonal-plus-low-rank `J`, optionally plus a

@@ -247,7 +247,7 @@ public final class Simulation {
     /// bsimp (constant rate) and msbdf (Thm 2.4 rate) on every run, except two Thm 2.4 runs
     /// msbdf fails (`predict-limit`) and this passes, in 30.9 s against 72.0 s. With dense LU
     /// solves throughout (2,791 steps on the run below) one signed depth-5 stall failed
-    /// Lemma 3.8 (3.6e-5 against 1.2e-5) that the Woodbury solves pass (2.6e-8).
+    /// Lemma 3.8 (3.6e-5 against 1.2e-5) that the Woodbury solves pass (Lemma 3.8 at 2.57e-8).
     public static let checkedBDFDimension = 400
 
     /// Deepest WN that `auto` runs on `bdf` with plain Woodbury solves: the depths its sweeps
