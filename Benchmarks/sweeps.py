@@ -11,8 +11,13 @@ the configurations that disagree and a total.
   verify         `wnflow verify` on 480 configs (depths 1-4; GF, WN 0.01/0.05/0.3, the
                  Thm 2.4 rate; init 1e-3 ... 3). Flagged: any failed check or exit != 0.
   verify-signed  the same grid with "signed": true.
+  verify-deep    `wnflow verify` on 288 WN configs at depths 5-6 (M/N 25/100, 10/25, 20/60;
+                 eta_g 0.01/0.05/0.3 and the Thm 2.4 rate; init 1e-3, 0.03, 1; plain and
+                 signed): the evidence for `bdf` with checked solves on deeper WN (stop 22;
+                 rerun with --method bsimp / msbdf for the solvers it replaced).
 
-Usage: python3 Benchmarks/sweeps.py {predict,verify,verify-signed} [--wnflow PATH] [--out DIR] [--limit K]
+Usage: python3 Benchmarks/sweeps.py {predict,verify,verify-signed,verify-deep} [--wnflow PATH] [--out DIR]
+       [--limit K] [--method METHOD]
 Standard library only. Runs one configuration at a time (about 5-10 minutes a grid here).
 """
 import argparse
@@ -61,6 +66,14 @@ def verify_grid(signed):
     for depth, (m, n, s), (f, e), a, d in itertools.product([1, 2, 3, 4], sizes, flows, [1e-3, 0.03, 1, 3],
                                                            ["uniform", "abs-gaussian"]):
         yield config(m, n, s, 4, model(f, depth, e, True if signed else None), a, d, 6), 60
+
+
+def verify_deep_grid():
+    sizes = [(25, 100, 6), (10, 25, 2), (20, 60, 3)]
+    flows = [("wn", 0.01), ("wn", 0.05), ("wn", 0.3), ("wn-timedep", None)]
+    for depth, (m, n, s), (f, e), a, d, signed in itertools.product([5, 6], sizes, flows, [1e-3, 0.03, 1],
+                                                                   ["uniform", "abs-gaussian"], [False, True]):
+        yield config(m, n, s, 4, model(f, depth, e, True if signed else None), a, d, 6), 300
 
 
 def describe(cfg):
@@ -121,19 +134,27 @@ def check_verify(wnflow, cfg_path, out, timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", choices=["predict", "verify", "verify-signed"])
+    ap.add_argument("sweep", choices=["predict", "verify", "verify-signed", "verify-deep"])
     ap.add_argument("--wnflow", default=os.path.join(HERE, "..", ".build", "release", "wnflow"))
     ap.add_argument("--out", default=os.path.join("/tmp", "wnflow-sweep"))
     ap.add_argument("--limit", type=int, help="only the first LIMIT configurations")
+    ap.add_argument("--method", help="integrator.method for every configuration (default: auto)")
     args = ap.parse_args()
     if not os.access(args.wnflow, os.X_OK):
         sys.exit(f"--wnflow: {args.wnflow} is not an executable; build it with `swift build -c release`")
     os.makedirs(args.out, exist_ok=True)
-    grid = predict_grid() if args.sweep == "predict" else verify_grid(args.sweep == "verify-signed")
+    if args.sweep == "predict":
+        grid = predict_grid()
+    elif args.sweep == "verify-deep":
+        grid = verify_deep_grid()
+    else:
+        grid = verify_grid(args.sweep == "verify-signed")
     check = check_predict if args.sweep == "predict" else check_verify
     cfg_path = os.path.join(args.out, "config.json")
     total = flagged = 0
     for cfg, timeout in itertools.islice(grid, args.limit):
+        if args.method:
+            cfg["integrator"]["method"] = args.method
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
         verdict = check(args.wnflow, cfg_path, args.out, timeout)
