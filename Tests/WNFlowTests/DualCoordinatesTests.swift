@@ -568,7 +568,7 @@ extension DualCoordinatesTests {
         #expect(try method(.wnTimeDependent, depth: 2, n: 5000) == .dual)
         #expect(try method(.wn, depth: 3, n: 5000) == .bdf)
         #expect(try method(.wn, depth: 4, n: 100) == .bdf)
-        // Deeper WN: bdf with checked solves up to dimension 400, msbdf, rosenbrock above 5000.
+        // Deeper WN: bdf with checked solves up to dimension 1000, msbdf, rosenbrock above 5000.
         #expect(try method(.wn, depth: 5, n: 100) == .bdf)
         #expect(try method(.wnTimeDependent, depth: 5, n: 100) == .bdf)
         #expect(try method(.wn, depth: 5, n: 1000) == .gsl(.msbdf))
@@ -577,7 +577,7 @@ extension DualCoordinatesTests {
             let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)
             return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n))).checksBDFSolves
         }
-        #expect(try checked(.wn, depth: 5, n: 100) && checked(.wnTimeDependent, depth: 6, n: 399))
-        #expect(try !checked(.wn, depth: 4, n: 100) && !checked(.wn, depth: 5, n: 400) && !checked(.gf, depth: 5, n: 100))
+        #expect(try checked(.wn, depth: 5, n: 100) && checked(.wnTimeDependent, depth: 6, n: 999))
+        #expect(try !checked(.wn, depth: 4, n: 100) && !checked(.wn, depth: 5, n: 1000) && !checked(.gf, depth: 5, n: 100))
     }
 }

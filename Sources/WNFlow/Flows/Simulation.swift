@@ -170,7 +170,7 @@ public final class Simulation {
     ///   GSL's norm and no projection failed Lemma 3.2 on that case by 1.25× and
     ///   Lemma 3.8 by 5× on stalling runs.) Deeper WN: `bdf` with checked solves (every
     ///   Woodbury solve checked by its residual, refined, or replaced by a dense LU;
-    ///   `checksBDFSolves`) up to dimension `checkedBDFDimension` (400), either rate, then msbdf,
+    ///   `checksBDFSolves`) up to dimension `checkedBDFDimension` (1000), either rate, then msbdf,
     ///   `rosenbrock` above 5000 (before stop 22: bsimp up to 400 for the constant rate);
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
@@ -241,14 +241,18 @@ public final class Simulation {
 
     /// Largest dimension at which `auto` runs WN deeper than `weightNormBDFDepth` on `bdf` with
     /// checked solves (above it msbdf, then `rosenbrock`; an explicit `bdf` above it keeps the
-    /// plain Woodbury solves), the old bsimp limit. Stop 22, `wnflow verify` on 288 WN
+    /// plain Woodbury solves): the size up to which a solve can fall back to the dense LU
+    /// (`BDFSolver.denseLimit`). Depth 5, M/N = 160/400 and 300/750 (η_g 0.01, 0.3, the Thm 2.4
+    /// rate; from 1e-3 and 1; 12 runs): every check passes under both, `bdf` 1.7–2.8× faster
+    /// than msbdf (N = 750 from 1e-3: 5.9 s against 15.2 s); N = 1000, M = 400 (plain solves):
+    /// 5.0 s against 18.1 s, both passing. Stop 22, `wnflow verify` on 288 WN
     /// configurations at depths 5 and 6 (M/N = 25/100, 10/25, 20/60; η_g 0.01/0.05/0.3 and
     /// the Thm 2.4 rate; from 1e-3, 0.03, 1; two directions; plain and signed): the verdicts of
     /// bsimp (constant rate) and msbdf (Thm 2.4 rate) on every run, except two Thm 2.4 runs
     /// msbdf fails (`predict-limit`) and this passes, in 30.9 s against 72.0 s. With dense LU
     /// solves throughout (2,791 steps on the run below) one signed depth-5 stall failed
     /// Lemma 3.8 (3.6e-5 against 1.2e-5) that the Woodbury solves pass (Lemma 3.8 at 2.57e-8).
-    public static let checkedBDFDimension = 400
+    public static let checkedBDFDimension = 1000
 
     /// Deepest WN that `auto` runs on `bdf` with plain Woodbury solves: the depths its sweeps
     /// covered (1–3: 576 weight-space `verify` runs with bsimp's or msbdf's verdicts or better;
