@@ -80,7 +80,7 @@ public final class ShiftedLowRankSolver {
     public var residualTolerance = 1e-11
     /// Refinement steps a checked solve may take before the dense fallback.
     public var maxRefinements = 2
-    /// Checked solves refined, and factorizations replaced by the dense LU, so far.
+    /// Refinement steps taken, and factorizations replaced by the dense LU, so far.
     public private(set) var refinements = 0, denseReplacements = 0
     private let rightSide: UnsafeMutablePointer<Double>  // b (n), kept for the residual
     private let residual: UnsafeMutablePointer<Double>   // b − (σI − J) x (n)
