@@ -59,6 +59,10 @@ public enum BLAS {
     /// to OpenBLAS.
     public static var kernelChosenByWNFlow: Bool { blasConfigured }
 
+    /// Who chose the kernels: `wnflow` when `kernelChosenByWNFlow`, else the library's
+    /// `name` (`openblas`, `gslcblas`); `kernel_chosen_by` in `result.json` and `wnflow bench`.
+    public static var kernelChooser: String { kernelChosenByWNFlow ? "wnflow" : name }
+
     /// The OpenBLAS kernels that replace a "Prescott" fallback on this x86-64 CPU and OS
     /// (`Haswell`, `Sandybridge`); nil elsewhere, on older CPUs and with GSL's CBLAS.
     public static var bestKernelForCPU: String? { cgsl_blas_best_x86_core().map { String(cString: $0) } }
@@ -71,7 +75,7 @@ public enum BLAS {
     /// `kernelChosenByWNFlow`).
     public static var provenance: [(String, String)] {
         [("library", name), ("kernel", kernel), ("config", configuration),
-         ("kernel_chosen_by", kernelChosenByWNFlow ? "wnflow" : name)]
+         ("kernel_chosen_by", kernelChooser)]
     }
 
     /// Applies the BLAS configuration now (it is otherwise applied before

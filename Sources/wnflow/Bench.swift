@@ -113,7 +113,7 @@ struct Bench: ParsableCommand {
         }
         let json = JSON.object([
             ("blas", .string(BLAS.name)), ("blas_kernel", .string(BLAS.kernel)),
-            ("blas_kernel_chosen_by", .string(BLAS.kernelChosenByWNFlow ? "wnflow" : BLAS.name)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
+            ("blas_kernel_chosen_by", .string(BLAS.kernelChooser)), ("cores", .number(Double(ParallelRunner.coreCount))), ("quick", .bool(quick)),
             ("cases", .array(rows.map(\.json))),
             ("monitor_overhead", .number(monitorOverhead)),
             ("ensemble", .object([("runs", .number(Double(count))), ("one_core_runs_per_second", .number(one.runsPerSecond)),

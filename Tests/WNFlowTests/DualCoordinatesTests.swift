@@ -538,10 +538,11 @@ extension DualCoordinatesTests {
 extension DualCoordinatesTests {
     /// Where `auto` uses the dual coordinates (README Performance has the measurements).
     @Test func autoPicksDualWhereMeasuredFaster() throws {
-        func method(_ flow: FlowKind, depth: Int, n: Int) throws -> Method {
+        func simulation(_ flow: FlowKind, depth: Int, n: Int) throws -> Simulation {
             let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)
-            return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n))).resolvedMethod
+            return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n)))
         }
+        func method(_ flow: FlowKind, depth: Int, n: Int) throws -> Method { try simulation(flow, depth: depth, n: n).resolvedMethod }
         #expect(try method(.gf, depth: 2, n: 10) == .dual)
         #expect(try method(.gf, depth: 2, n: 400) == .dual)
         // Not from a large x₀ (the dual's residual floor): x₀ = 100 ended at t_end where bdf converges.
@@ -573,10 +574,7 @@ extension DualCoordinatesTests {
         #expect(try method(.wnTimeDependent, depth: 5, n: 100) == .bdf)
         #expect(try method(.wn, depth: 5, n: 1000) == .gsl(.msbdf))
         #expect(try method(.wn, depth: 5, n: 6000) == .rosenbrock)
-        func checked(_ flow: FlowKind, depth: Int, n: Int) throws -> Bool {
-            let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)
-            return Simulation(config: Fixture.config(p, flow: flow, x0: [Double](repeating: 0.1, count: n))).checksBDFSolves
-        }
+        func checked(_ flow: FlowKind, depth: Int, n: Int) throws -> Bool { try simulation(flow, depth: depth, n: n).checksBDFSolves }
         #expect(try checked(.wn, depth: 5, n: 100) && checked(.wnTimeDependent, depth: 6, n: 999))
         #expect(try !checked(.wn, depth: 4, n: 100) && !checked(.wn, depth: 5, n: 1000) && !checked(.gf, depth: 5, n: 100))
     }

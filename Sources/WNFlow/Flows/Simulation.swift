@@ -215,7 +215,7 @@ public final class Simulation {
                 if config.model.flow == .gf || (flow is WeightNormFlow && config.model.depth <= Simulation.weightNormBDFDepth) { return .bdf }
                 // Deeper WN: `bdf` with checked solves up to `checkedBDFDimension` (`makeSolver`),
                 // msbdf (dense N × N) above, `rosenbrock` above 5000.
-                if flow is WeightNormFlow && flow.dimension <= Simulation.checkedBDFDimension { return .bdf }
+                if checksBDFSolves { return .bdf }
                 if flow.dimension > 5000 { return .rosenbrock }
             }
             return .gsl(.msbdf)
@@ -305,7 +305,7 @@ public final class Simulation {
             }
             let bdf = try BDFSolver(system: structured, options: ODEOptions(
                 rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps))
-            if checksBDFSolves { bdf.checkedSolves = true }
+            bdf.checkedSolves = checksBDFSolves
             // One predicate says where the projection runs, here and in the monitor's by-construction marks.
             if projectsNorm(method: .bdf), let wn = flow as? WeightNormFlow {
                 bdf.projection = wn.normProjection(radius: norm2(Array(initialState.dropFirst())))
