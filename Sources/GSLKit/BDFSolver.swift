@@ -33,7 +33,7 @@ public final class BDFSolver: ODESolver {
     /// `ode15s`, CVODE and LSODA. Order 6 is plain BDF6 (no NDF κ): stable on the negative
     /// real axis, but outside a sector of half-angle 17.8° around it, so not for
     /// Jacobians with complex eigenvalues far from that axis. At rtol 1e-10 it takes
-    /// 21–27% fewer steps on the bench's depth-2 flows (README "Performance").
+    /// 21–27% fewer steps on the bench's depth-2 flows (Benchmarks/HISTORY.md).
     public var maxOrder: Int? = nil
     /// Largest factorization cost (`ShiftedJacobian.factorCost`: Woodbury rank or dense
     /// dimension) at which `maxOrder` nil means 6. Above it the Jacobian is refreshed rarely

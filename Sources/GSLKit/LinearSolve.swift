@@ -164,8 +164,8 @@ public func choleskyFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int) -
 /// loops here instead of GSL's `…_svx`. GSL solves through CBLAS `dtrsv`, and
 /// OpenBLAS 0.3.21's `dtrsv` takes a process-wide lock around its buffer
 /// allocator at every call; with runs in parallel and thousands of small
-/// solves per run that lock cost a quarter of the throughput (README
-/// "Performance": ensemble of 32 WN runs, 2 cores, 1.4× → 2×). Above it a
+/// solves per run that lock cost a quarter of the throughput
+/// (Benchmarks/HISTORY.md: ensemble of 32 WN runs, 2 cores, 1.4× → 2×). Above it a
 /// solve is O(n²) work and the lock no longer matters.
 public let smallSolveOrder = 256
 

@@ -435,7 +435,7 @@ public func weightedGramUpper(k: Int, m: Int, r: UnsafePointer<Double>, ldr: Int
         if useBLAS {
             // OpenBLAS: out += S R[:, j0..]ᵀ by dgemm (the full block: twice the flops
             // of the triangle at several times the speed; N = 2000, M = 500 bdf run
-            // 10.3 s → 6.1 s, README Performance).
+            // 10.3 s → 6.1 s, Benchmarks/HISTORY.md).
             blasGemm(transposeA: false, transposeB: true, m: k, n: k, k: len, alpha: 1, a: scratch, lda: chunk,
                      b: r + j0, ldb: ldr, beta: 1, c: out, ldc: ldo)
             j0 += len

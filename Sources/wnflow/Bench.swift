@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
         }
         if !quick {
             // auto (dual coordinates) and, for GF, the weight-space bdf (for WN
-            // the weight-space alternative, msbdf, takes minutes: README).
+            // the weight-space alternative, msbdf, takes minutes: Benchmarks/HISTORY.md).
             for c in BenchSuite.largeCases where (huge || !c.name.contains("10000")) && selected(c.name) {
                 let gf = try SimulationConfig.parse(c.config).model.flow == .gf
                 for m in gf ? [nil, Method.bdf] : [nil] {

@@ -536,7 +536,7 @@ extension DualCoordinatesTests {
 }
 
 extension DualCoordinatesTests {
-    /// Where `auto` uses the dual coordinates (README Performance has the measurements).
+    /// Where `auto` uses the dual coordinates (Benchmarks/HISTORY.md has the measurements).
     @Test func autoPicksDualWhereMeasuredFaster() throws {
         func simulation(_ flow: FlowKind, depth: Int, n: Int) throws -> Simulation {
             let p = try Fixture.problem(m: 2, n: n, depth: depth, seed: 1)

@@ -206,10 +206,44 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("predict-log-rho", cfg, moved) == false)
     }
 
+    @Test("depth 5 from 1e-3 (R ≈ 3e10, straight to the LP): the reduced costs' estimate covers the LP's dropped entries; the run passes, g moved by 10× the widened tolerance fails, without the estimate it failed")
+    func lpReducedCostEstimateWidensTolerance() throws {
+        // M = 10, N = 25, η_g = 0.3: the LP sets 15 entries to 0 whose x ≈ 2.4e-4…3.3e-4 hold
+        // 4.3e-7 of ‖x‖², so its g is 2.16e-7 low, above the rule's 1.0e-7 (a false FAIL of
+        // `verify` in stop 22's deep sweep). The estimate reads that share as 4.3155e-7.
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 5, "eta_g": 0.3},
+         "init": {"scale": 0.001, "direction": "abs-gaussian", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+        let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
+        #expect(pred.method == "weighted-l1-lp")
+        let own = try #require(pred.errorEstimate)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let g = try #require(r.g), gPred = try #require(try Prediction(config: cfg, limitOnly: true).report.gInf)
+        let missed = abs(g - gPred) / gPred
+        // The estimate is twice what the LP misses in g (to leading order in 1/R).
+        #expect(abs(own.g / (2 * missed) - 1) <= 0.05, "estimate \(own.g), missed \(missed)")
+        let reports = Verification.predictorComparisons(cfg, r)
+        for name in ["predict-limit", "predict-g-inf", "predict-log-rho"] {
+            let rep = try #require(reports.first { $0.name == name })
+            #expect(rep.passed && !rep.isMeasurement, "\(name): \(rep.maxViolation) vs \(rep.tolerance)")
+        }
+        let without = try #require(Verification.predictorComparisons(cfg, r, ownError: PredictionError(z: 0, g: 0))
+            .first { $0.name == "predict-g-inf" })
+        #expect(!without.passed, "\(without.maxViolation) vs \(without.tolerance)")
+        let gTol = try #require(reports.first { $0.name == "predict-g-inf" }).tolerance
+        var moved = r
+        moved.g = g * (1 + 10 * gTol)
+        #expect(Self.verdict("predict-g-inf", cfg, moved) == false)
+    }
+
     @Test("past lostDigitsTolerance an unconverged Newton answer is neither kept nor read: the LP answers without an estimate")
     func unconvergedNewtonGivesNoEstimate() throws {
         // Signed WN, L = 4, M = 20, N = 60 from 1e-4: R = 3.5e12, Newton stopped at residual
         // 3.6e-3 with half of x below its residual's level, which had widened verify by 0.45.
+        // The LP's reduced costs give no estimate either: some are at GLPK's noise.
         let cfg = try Self.signedDepthFour(m: 20, n: 60, sparsity: 3, start: #"{"scale": 0.0001, "direction": "uniform", "root_of_depth": true}"#)
         let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
         #expect(pred.method == "weighted-l1-lp" && pred.errorEstimate == nil, "\(pred.method) \(String(describing: pred.errorEstimate))")

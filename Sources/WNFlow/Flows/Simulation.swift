@@ -144,7 +144,7 @@ public final class Simulation {
     }
 
     /// The method `auto` resolves to for this problem, on measured evidence
-    /// (release build, N = 100, M = 40, rtol 1e-10; see README "Performance"):
+    /// (release build, N = 100, M = 40, rtol 1e-10; README "Performance" and Benchmarks/HISTORY.md):
     /// - depth-2 WN (constant or Thm 2.4 rate): `dual`, WNFlow's BDF on the
     ///   (M+1)-dimensional dual state with the accurate residual of
     ///   docs/math.md §6b. N = 100, M = 40: η = 0.05 0.05–0.08 s vs bsimp in
@@ -319,7 +319,7 @@ public final class Simulation {
             // WNFlow's BDF for GF and WN (WN: GSL's bsimp took 14,043 RHS
             // evaluations where the BDF takes 7,007 in the same wall time, and
             // its solves contend for OpenBLAS's dtrsv lock in parallel runs:
-            // README Performance).
+            // Benchmarks/HISTORY.md).
             let dual = try DualSolver(flow: flow, stepper: nil,
                                       rtol: it.rtol, atol: it.atol, initialStep: it.initialStep, maxSteps: it.maxSteps,
                                       fallback: { try self.makeSolver(method: fallback) })  // no cycle: the solver is not stored

@@ -90,9 +90,10 @@ final class DualWorkspace {
     /// answer λ and `t` (see `LimitPredictor.cachedMinimaxStart`), and how many LPs were solved.
     var minimaxCache: (c: [Double], floor: Double, lambda: [Double], t: Double)?
     var minimaxSolves = 0
-    /// The last weighted-ℓ1 LP of `LimitPredictor.weightedLP`: its normalized weights and
-    /// minimizer, and how many such LPs were solved.
-    var weightedL1Cache: (weights: [Double], z: [Double])?
+    /// The last weighted-ℓ1 LP of `LimitPredictor.weightedLP`: its normalized weights,
+    /// minimizer and relative reduced costs (`LimitPredictor.relativeReducedCosts`), and how
+    /// many such LPs were solved.
+    var weightedL1Cache: (weights: [Double], z: [Double], reduced: [Double?])?
     var weightedL1Solves = 0
 
     init(A: Matrix, y: [Double]) {

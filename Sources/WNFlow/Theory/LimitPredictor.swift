@@ -31,9 +31,10 @@ public struct GFLimitPrediction: Sendable {
     public var amplification: Double?
     /// `"closed-form"` (L = 1), `"dual-newton"` (L ≥ 2), `"weighted-l1-lp"` (L ≥ 3, lost digits).
     public var method: String
-    /// L ≥ 3: the estimated relative error of the answer (`PredictionError`); nil at L ≤ 2
-    /// and for an LP answer without a converged Newton answer to read it from. `verify` adds
-    /// it to its tolerances.
+    /// L ≥ 3: the estimated relative error of the answer (`PredictionError`); nil at L ≤ 2.
+    /// An LP answer's comes from a converged Newton answer's off-support share where there is
+    /// one, else from the LP's reduced costs (`lpOffSupportError`). `verify` adds it to its
+    /// tolerances.
     public var errorEstimate: PredictionError?
 
     init(depth: Int, z: [Double], x: [Double], logX: [Double]?, lambda: [Double], iterations: Int, kktResidual: Double,
@@ -856,7 +857,9 @@ public enum LimitPredictor {
         }
         guard let prediction = outcome.prediction else {
             var lp = try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
-            lp.errorEstimate = outcome.lpError
+            // A converged Newton answer's own off-support share, where there is one, else the
+            // reduced costs' estimate.
+            if let e = outcome.lpError { lp.errorEstimate = e }
             return lp
         }
         warmStart = outcome.lambda
@@ -899,17 +902,21 @@ public enum LimitPredictor {
     /// The weighted-ℓ1 fallback of `power`. Its weights are normalized, so they do not move
     /// with log ρ: a `workspace` keeps the last minimizer and a WN root search solves one LP
     /// instead of one per evaluation (weights equal to 1e-12 relative).
+    /// Its `errorEstimate` comes from the LP's reduced costs (`lpOffSupportError`).
     static func weightedLP(A: Matrix, y: [Double], depth L: Int, logX0: [Double], amplificationLog: Double,
                            workspace: DualWorkspace? = nil) throws -> GFLimitPrediction {
         let w = normalizedPowerWeights(depth: L, logX0: logX0).weights
-        let z: [Double]
+        let z: [Double], reduced: [Double?]
         if let cache = workspace?.weightedL1Cache, cache.weights.count == w.count,
            zip(cache.weights, w).allSatisfy({ abs($0 - $1) <= 1e-12 * max($0, $1) }) {
             z = cache.z
+            reduced = cache.reduced
         } else {
-            z = try L1Minimization.minimum(A: A, y: y, weights: w).minimizer
+            let lp = try L1Minimization.solve(A: A, y: y, weights: w)
+            z = lp.minimizer
+            reduced = relativeReducedCosts(z: z, weights: w, reducedCosts: lp.reducedCosts, noise: lp.noise)
             workspace?.weightedL1Solves += 1
-            workspace?.weightedL1Cache = (w, z)
+            workspace?.weightedL1Cache = (w, z, reduced)
         }
         let ny = norm2(y)
         let res = residualNorm(A, z, y)
@@ -917,6 +924,53 @@ public enum LimitPredictor {
         return GFLimitPrediction(depth: L, z: z, x: z.map { Foundation.pow($0, 1 / Double(L)) }, logX: logx,
                                  lambda: [], iterations: 0, kktResidual: ny > 0 ? res / ny : res,
                                  lostDigits: true, amplification: Foundation.exp(min(amplificationLog, 709)),
-                                 method: "weighted-l1-lp")
+                                 method: "weighted-l1-lp",
+                                 errorEstimate: lpOffSupportError(z: z, relativeReduced: reduced, logX0: logX0, depth: L))
+    }
+
+    /// `r_n/w_n` for the entries off the LP's support (`z_n = 0`; `r = w − Aᵀν` the reduced
+    /// costs), nil where `r_n` is at GLPK's noise level (or no duals came back); 0 (unused)
+    /// on the support.
+    static func relativeReducedCosts(z: [Double], weights w: [Double], reducedCosts: [Double]?,
+                                     noise: [Double]?) -> [Double?] {
+        guard let r = reducedCosts, let noise, r.count == z.count, noise.count == z.count else {
+            return z.map { $0 > 0 ? 0 : nil }
+        }
+        return z.indices.map { j in
+            if z[j] > 0 { return 0 }
+            return r[j] > noise[j] && w[j] > 0 ? r[j] / w[j] : nil
+        }
+    }
+
+    /// How far the weighted-ℓ1 LP's answer is from the Bregman projection (MATH.md §4), from
+    /// the LP's reduced costs. Far past `lostDigitsTolerance` the dual solution is
+    /// `λ ≈ −e^{F}ν` (ν the LP's duals, `F` the weights' common log factor), so an entry off
+    /// the LP's support has `s_n = x̃₀,n^{2−L} + (Aᵀλ)_n ≈ x̃₀,n^{2−L}·r_n/w_n` and
+    /// `x_n ≈ x̃₀,n (r_n/w_n)^{−1/(L−2)}` (relative corrections `O(1/(R·r_n/w_n))`). The LP
+    /// sets those to 0, so its g misses `Σ_off x²/(2‖x‖²)` and its z misses `‖z_off‖/‖z‖`;
+    /// the estimate is twice both (the convention of the Newton-read estimate in `power`).
+    /// Nil where a reduced cost off the support is at GLPK's noise: a degenerate vertex (fewer
+    /// than M positive entries, e.g. a recovered sparse z*) leaves the duals free along the
+    /// directions the support does not fix, and those entries are not determined to leading
+    /// order (`verify` then holds the run to its rule alone, as before the estimate).
+    static func lpOffSupportError(z: [Double], relativeReduced: [Double?], logX0: [Double], depth L: Int) -> PredictionError? {
+        guard L >= 3, z.count == logX0.count, relativeReduced.count == z.count else { return nil }
+        var x2On = 0.0, z2On = 0.0, x2Off = 0.0, z2Off = 0.0
+        for j in z.indices {
+            if z[j] > 0 {
+                z2On += z[j] * z[j]
+                let x = Foundation.pow(z[j], 1 / Double(L))
+                x2On += x * x
+                continue
+            }
+            guard let rr = relativeReduced[j] else { return nil }
+            let logx = logX0[j] - Foundation.log(rr) / Double(L - 2)
+            let x2 = Foundation.exp(2 * logx), zz = Foundation.exp(2 * Double(L) * logx)
+            guard x2.isFinite, zz.isFinite else { return nil }
+            x2Off += x2; z2Off += zz
+        }
+        let x2 = x2On + x2Off, z2 = z2On + z2Off
+        guard x2 > 0, z2 > 0 else { return nil }
+        return PredictionError(z: min(1, 2 * (z2Off / z2).squareRoot()), g: min(1, x2Off / x2))
     }
 }

@@ -255,6 +255,16 @@ public enum L1Minimization {
     /// - Throws: `TheoryError.emptyFeasibleSet` when `S₊` is empty; `.unboundedProgram` when
     ///   a negative weight makes the minimum −∞; `.invalidInput` for bad dimensions.
     public static func minimum(A: Matrix, y: [Double], weights: [Double]? = nil) throws -> (value: Double, minimizer: [Double]) {
+        let s = try solve(A: A, y: y, weights: weights)
+        return (s.value, s.minimizer)
+    }
+
+    /// `minimum` with the LP's reduced costs `r = w − Aᵀν` (ν GLPK's row duals, in the units
+    /// of `weights`; nil for the trivial `y = 0`) and the level below which each is noise,
+    /// `max(1e-7, 1e-9‖A_n‖₁‖ν‖∞)` on the scaled costs (1e-7 is GLPK's reduced-cost
+    /// tolerance `tol_dj`: an optimal basis may leave a reduced cost that far below 0).
+    static func solve(A: Matrix, y: [Double], weights: [Double]?) throws
+        -> (value: Double, minimizer: [Double], reducedCosts: [Double]?, noise: [Double]?) {
         let m = A.rows, n = A.cols
         guard y.count == m else { throw TheoryError.invalidInput("y has \(y.count) entries but A has \(m) rows") }
         if let w = weights {
@@ -264,7 +274,7 @@ public enum L1Minimization {
         guard A.isFinite, y.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("A and y must be finite") }
         let sy = maxAbs(y)
         if sy == 0, (weights ?? []).allSatisfy({ $0 >= 0 }) {
-            return (0, [Double](repeating: 0, count: n))
+            return (0, [Double](repeating: 0, count: n), nil, nil)
         }
         let ys = sy > 0 ? y.map { $0 / sy } : y
         var c = weights ?? [Double](repeating: 1, count: n)
@@ -279,7 +289,21 @@ public enum L1Minimization {
         if res > 1e-7 * scaleRes {
             throw TheoryError.solverFailure("GLPK's optimum violates A z = y by \(res) (relative \(res / scaleRes))")
         }
-        return (weightedSum(weights, z), z)
+        // Reduced costs in the units of the weights: the LP ran on c = w/sc.
+        let scale = sc > 0 ? sc : 1
+        let nu = sol.rowDuals.map { $0 * scale }
+        let atnu = A.multiplyTransposed(nu)
+        let nuMax = maxAbs(nu)
+        var reduced = [Double](repeating: 0, count: n), noise = [Double](repeating: 0, count: n)
+        A.storage.withUnsafeBufferPointer { a in
+            for j in 0..<n {
+                var col = 0.0
+                for i in 0..<m { col += abs(a[i * n + j]) }
+                reduced[j] = (weights?[j] ?? 1) - atnu[j]
+                noise[j] = max(1e-7, 1e-9 * col * nuMax / scale) * scale
+            }
+        }
+        return (weightedSum(weights, z), z, reduced, noise)
     }
 }
 
