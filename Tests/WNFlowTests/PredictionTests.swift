@@ -239,14 +239,52 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("predict-g-inf", cfg, moved) == false)
     }
 
-    @Test("past lostDigitsTolerance an unconverged Newton answer is neither kept nor read: the LP answers without an estimate")
+    static func deepWN(depth: Int, m: Int, n: Int, sparsity: Int, etaG: Double) throws -> SimulationConfig {
+        try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": \(m), "N": \(n), "sparsity": \(sparsity), "seed": 4}},
+         "model": {"flow": "wn", "depth": \(depth), "eta_g": \(etaG)},
+         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+    }
+
+    @Test("a degenerate LP vertex (depth 6, support 2 < M = 10): the estimate read from Newton at a moderate R covers the run's off-support share; without it predict-g-inf fails")
+    func degenerateLPEstimateCoversTheRun() throws {
+        let cfg = try Self.deepWN(depth: 6, m: 10, n: 25, sparsity: 2, etaG: 0.01)
+        let prediction = try Prediction(config: cfg, limitOnly: true)
+        #expect(prediction.report.prediction.method == "weighted-l1-lp")
+        let own = try #require(prediction.report.prediction.errorEstimate)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let g = try #require(r.g), gPred = try #require(prediction.report.gInf)
+        // The run's 23 entries off the LP's support hold 8.9e-6 of ‖x‖²: g is 4.47e-6 above
+        // the LP's. The estimate (twice that, to leading order) measured 7.69e-6.
+        let missed = (g - gPred) / gPred
+        #expect(missed > 0 && own.g >= missed && own.g <= 3 * missed, "estimate \(own.g), missed \(missed)")
+        let without = try #require(Verification.predictorComparisons(cfg, r, ownError: PredictionError(z: 0, g: 0))
+            .first { $0.name == "predict-g-inf" })
+        #expect(!without.passed, "\(without.maxViolation) vs \(without.tolerance)")
+    }
+
+    @Test("depth 5, M = 20, N = 60 (LP answer): g within 1e-8 of the run (the LP's rounding-level entries had moved it by 1e-7)")
+    func lpRoundingEntriesDoNotMoveG() throws {
+        let cfg = try Self.deepWN(depth: 5, m: 20, n: 60, sparsity: 3, etaG: 0.01)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .converged)
+        let rep = try #require(Verification.predictorComparisons(cfg, r).first { $0.name == "predict-g-inf" })
+        #expect(rep.passed && rep.maxViolation <= 1e-8, "\(rep.maxViolation) vs \(rep.tolerance)")
+    }
+
+    @Test("past lostDigitsTolerance an unconverged Newton answer is neither kept nor read: the LP answers with its duals' estimate")
     func unconvergedNewtonGivesNoEstimate() throws {
         // Signed WN, L = 4, M = 20, N = 60 from 1e-4: R = 3.5e12, Newton stopped at residual
         // 3.6e-3 with half of x below its residual's level, which had widened verify by 0.45.
-        // The LP's reduced costs give no estimate either: some are at GLPK's noise.
+        // The LP's vertex is degenerate; its estimate is read from Newton at a moderate
+        // amplification (`offSupportRatios`): 1.7e-11 in g.
         let cfg = try Self.signedDepthFour(m: 20, n: 60, sparsity: 3, start: #"{"scale": 0.0001, "direction": "uniform", "root_of_depth": true}"#)
         let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
-        #expect(pred.method == "weighted-l1-lp" && pred.errorEstimate == nil, "\(pred.method) \(String(describing: pred.errorEstimate))")
+        #expect(pred.method == "weighted-l1-lp", "\(pred.method)")
+        let own = try #require(pred.errorEstimate)
+        #expect(own.g < 1e-8 && own.z < 1e-12, "\(own)")
     }
 
     @Test("a prediction whose own error dwarfs the tolerance gives a measurement, not a verdict")

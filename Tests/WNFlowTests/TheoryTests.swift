@@ -340,34 +340,63 @@ struct TheoryPredictorTests {
     }
 
     /// The weighted-ℓ1 LP's error estimate (`lpOffSupportError`) reads the entries off its
-    /// support from its reduced costs. Where Newton still converges its answer has those
-    /// entries, so the two shares of ‖x‖² off the LP's support can be compared: the estimate's
-    /// g (the share, twice what the LP's g misses) must match Newton's share. Measured: equal
-    /// to 5 digits at L = 5 (R = 2.5e4 and 1.4e6); at L = 3 and 4 this problem's LP vertex is
-    /// degenerate (its reduced costs at GLPK's noise) and there is no estimate.
-    @Test("the LP's reduced costs give the off-support share of ‖x‖² that Newton computes")
-    func lpReducedCostsPredictOffSupportShare() throws {
+    /// support from the LP's duals (`offSupportRatios`). Where Newton converges and resolves
+    /// those entries (the largest at ≥ 1e-11 of max z) its answer has them, so the two shares
+    /// of ‖x‖² off the LP's support can be compared: the estimate's g (the share, twice what the
+    /// LP's g misses) must match Newton's. Measured: L = 5 (a non-degenerate vertex, reduced
+    /// costs) equal to 5 digits at R = 2.5e4 and 1.4e6; L = 3 and 4 (degenerate: support 3 <
+    /// M = 12, read from Newton at a moderate R) within 0.55–1.0× of it.
+    @Test("the LP's duals give the off-support share of ‖x‖² that a resolving Newton computes")
+    func lpDualsPredictOffSupportShare() throws {
         let rng = RNG(seed: 5)
         let prob = randomProblem(rng, m: 12, n: 30, s: 3)
         let d = absGaussianInit(rng, n: 30, alpha: 1)
-        var compared = 0
+        var compared: [Int] = []
         for depth in [3, 4, 5] {
             for shift in [4.0, 8.0, 12.0] {
                 let lx = d.map { log($0) - shift / Double(depth - 2) }
                 var warm: [Double]? = nil
                 let newton = try LimitPredictor.power(A: prob.A, y: prob.y, depth: depth, logX0: lx, warmStart: &warm)
                 let lp = try LimitPredictor.weightedLP(A: prob.A, y: prob.y, depth: depth, logX0: lx, amplificationLog: 0)
-                guard newton.method == "dual-newton", let own = lp.errorEstimate else { continue }
+                let zmax = newton.z.max() ?? 0
+                let zOff = (0..<30).filter { lp.z[$0] == 0 }.map { newton.z[$0] }.max() ?? 0
+                guard newton.method == "dual-newton", zOff >= 1e-11 * zmax else { continue }
+                let own = try #require(lp.errorEstimate, "L = \(depth), shift \(shift)")
                 var off = 0.0, all = 0.0
                 for j in 0..<30 {
                     all += newton.x[j] * newton.x[j]
                     if lp.z[j] == 0 { off += newton.x[j] * newton.x[j] }
                 }
-                #expect(abs(own.g / (off / all) - 1) <= 0.05, "L = \(depth), shift \(shift): estimate \(own.g), Newton's share \(off / all)")
-                compared += 1
+                // Exact to leading order at a non-degenerate vertex (M positive entries); from a
+                // degenerate one read at a moderate R, within a factor 2 (the estimate is twice
+                // what the LP misses, so it still covers the miss).
+                let ratio = own.g / (off / all)
+                if lp.z.filter({ $0 > 0 }).count == 12 {
+                    #expect(abs(ratio - 1) <= 0.02, "L = \(depth), shift \(shift): estimate \(own.g), Newton's share \(off / all)")
+                } else {
+                    #expect(ratio >= 0.5 && ratio <= 2, "L = \(depth), shift \(shift): estimate \(own.g), Newton's share \(off / all)")
+                }
+                print("[theory] L=\(depth) shift \(shift) R \(newton.amplification ?? 0) support \(lp.z.filter { $0 > 0 }.count): estimate/Newton's share \(ratio)")
+                compared.append(depth)
             }
         }
-        #expect(compared >= 2)
+        #expect(Set(compared) == [3, 4, 5], "\(compared)")
+    }
+
+    /// A degenerate vertex's basic columns at 0 must come back as 0: x = z^{1/L} turned a
+    /// rounding-level 1e-18 into 2.7e-4 and moved the LP's g by 1e-7 (WN L = 5, M = 20, N = 60).
+    @Test("the weighted-ℓ1 minimizer has no entries at rounding level")
+    func lpMinimizerHasNoRoundingEntries() throws {
+        let rng = RNG(seed: 5)
+        let prob = randomProblem(rng, m: 12, n: 30, s: 3)
+        let d = absGaussianInit(rng, n: 30, alpha: 1)
+        for depth in [3, 4, 5] {
+            let w = LimitPredictor.normalizedPowerWeights(depth: depth, logX0: d.map { log($0) - 30 }).weights
+            let z = try L1Minimization.minimum(A: prob.A, y: prob.y, weights: w).minimizer
+            let zmax = z.max() ?? 0
+            #expect(z.allSatisfy { $0 == 0 || $0 > 1e-12 * zmax }, "L = \(depth): \(z.filter { $0 > 0 && $0 <= 1e-12 * zmax })")
+            #expect(residualNorm(prob.A, z, prob.y) <= 1e-12 * norm2(prob.y))
+        }
     }
 
     @Test func invalidInputsThrow() {

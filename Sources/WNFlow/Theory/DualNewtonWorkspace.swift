@@ -91,9 +91,9 @@ final class DualWorkspace {
     var minimaxCache: (c: [Double], floor: Double, lambda: [Double], t: Double)?
     var minimaxSolves = 0
     /// The last weighted-ℓ1 LP of `LimitPredictor.weightedLP`: its normalized weights,
-    /// minimizer and relative reduced costs (`LimitPredictor.relativeReducedCosts`), and how
-    /// many such LPs were solved.
-    var weightedL1Cache: (weights: [Double], z: [Double], reduced: [Double?])?
+    /// minimizer and off-support ratios (`LimitPredictor.offSupportRatios`, which do not move
+    /// with log ρ either), and how many such LPs were solved.
+    var weightedL1Cache: (weights: [Double], z: [Double], logRatios: [Double]?)?
     var weightedL1Solves = 0
 
     init(A: Matrix, y: [Double]) {

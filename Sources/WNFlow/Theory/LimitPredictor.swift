@@ -33,7 +33,7 @@ public struct GFLimitPrediction: Sendable {
     public var method: String
     /// L ≥ 3: the estimated relative error of the answer (`PredictionError`); nil at L ≤ 2.
     /// An LP answer's comes from a converged Newton answer's off-support share where there is
-    /// one, else from the LP's reduced costs (`lpOffSupportError`). `verify` adds it to its
+    /// one, else from the LP's duals (`offSupportRatios`). `verify` adds it to its
     /// tolerances.
     public var errorEstimate: PredictionError?
 
@@ -902,21 +902,23 @@ public enum LimitPredictor {
     /// The weighted-ℓ1 fallback of `power`. Its weights are normalized, so they do not move
     /// with log ρ: a `workspace` keeps the last minimizer and a WN root search solves one LP
     /// instead of one per evaluation (weights equal to 1e-12 relative).
-    /// Its `errorEstimate` comes from the LP's reduced costs (`lpOffSupportError`).
+    /// Its `errorEstimate` reads the entries the LP drops from `offSupportRatios`
+    /// (`lpOffSupportError`).
     static func weightedLP(A: Matrix, y: [Double], depth L: Int, logX0: [Double], amplificationLog: Double,
                            workspace: DualWorkspace? = nil) throws -> GFLimitPrediction {
         let w = normalizedPowerWeights(depth: L, logX0: logX0).weights
-        let z: [Double], reduced: [Double?]
+        let z: [Double], ratios: [Double]?
         if let cache = workspace?.weightedL1Cache, cache.weights.count == w.count,
            zip(cache.weights, w).allSatisfy({ abs($0 - $1) <= 1e-12 * max($0, $1) }) {
             z = cache.z
-            reduced = cache.reduced
+            ratios = cache.logRatios
         } else {
             let lp = try L1Minimization.solve(A: A, y: y, weights: w)
             z = lp.minimizer
-            reduced = relativeReducedCosts(z: z, weights: w, reducedCosts: lp.reducedCosts, noise: lp.noise)
+            ratios = offSupportRatios(A: A, y: y, depth: L, logX0: logX0, z: z, weights: w,
+                                      reducedCosts: lp.reducedCosts, noise: lp.noise)
             workspace?.weightedL1Solves += 1
-            workspace?.weightedL1Cache = (w, z, reduced)
+            workspace?.weightedL1Cache = (w, z, ratios)
         }
         let ny = norm2(y)
         let res = residualNorm(A, z, y)
@@ -925,36 +927,59 @@ public enum LimitPredictor {
                                  lambda: [], iterations: 0, kktResidual: ny > 0 ? res / ny : res,
                                  lostDigits: true, amplification: Foundation.exp(min(amplificationLog, 709)),
                                  method: "weighted-l1-lp",
-                                 errorEstimate: lpOffSupportError(z: z, relativeReduced: reduced, logX0: logX0, depth: L))
+                                 errorEstimate: ratios.flatMap { lpOffSupportError(z: z, logRatios: $0, logX0: logX0, depth: L) })
     }
 
-    /// `r_n/w_n` for the entries off the LP's support (`z_n = 0`; `r = w − Aᵀν` the reduced
-    /// costs), nil where `r_n` is at GLPK's noise level (or no duals came back); 0 (unused)
-    /// on the support.
-    static func relativeReducedCosts(z: [Double], weights w: [Double], reducedCosts: [Double]?,
-                                     noise: [Double]?) -> [Double?] {
-        guard let r = reducedCosts, let noise, r.count == z.count, noise.count == z.count else {
-            return z.map { $0 > 0 ? 0 : nil }
+    /// `log(x_n/x̃₀,n)` of the Bregman projection for the entries off the weighted-ℓ1 LP's
+    /// support (`z_n = 0`; 0, unused, on it), to leading order in `1/R` (MATH.md §4). Far
+    /// past `lostDigitsTolerance` the dual solution is `λ ≈ −e^{F}ν` (`F` the weights' common
+    /// log factor) with ν an optimal dual of the LP, so an entry off its support has
+    /// `s_n = x̃₀,n^{2−L} + (Aᵀλ)_n ≈ x̃₀,n^{2−L}·r_n/w_n` (`r = w − Aᵀν`), i.e.
+    /// `x_n/x̃₀,n ≈ (r_n/w_n)^{−1/(L−2)}`, which does not depend on `F`:
+    /// - at a non-degenerate vertex (every reduced cost off the support above GLPK's noise)
+    ///   ν is unique and the LP's own reduced costs give the ratios;
+    /// - at a degenerate one (fewer than M positive entries, e.g. a recovered sparse z*) the
+    ///   optimal duals form a face, and the projection picks the point of it where
+    ///   `A_off r_off^{−p}` lies in the support's column space (the next order of `Az = y`),
+    ///   which GLPK's vertex is not: the ratios are then read from Newton's answer at x̃₀
+    ///   shifted up to a moderate amplification (`transferAmplification`), where Newton
+    ///   converges and resolves those entries. Nil when that fails.
+    static func offSupportRatios(A: Matrix, y: [Double], depth L: Int, logX0: [Double], z: [Double], weights w: [Double],
+                                 reducedCosts: [Double]?, noise: [Double]?) -> [Double]? {
+        guard L >= 3, z.count == logX0.count else { return nil }
+        if let r = reducedCosts, let noise, r.count == z.count, noise.count == z.count,
+           z.indices.allSatisfy({ z[$0] > 0 || (r[$0] > noise[$0] && w[$0] > 0) }) {
+            return z.indices.map { z[$0] > 0 ? 0 : -Foundation.log(r[$0] / w[$0]) / Double(L - 2) }
         }
-        return z.indices.map { j in
-            if z[j] > 0 { return 0 }
-            return r[j] > noise[j] && w[j] > 0 ? r[j] / w[j] : nil
-        }
+        // log R = (L−2)·max over the support of log(x_n/x̃₀,n), from the LP's own z.
+        var logR = -Double.infinity
+        for j in z.indices where z[j] > 0 { logR = max(logR, Double(L - 2) * (Foundation.log(z[j]) / Double(L) - logX0[j])) }
+        guard logR.isFinite else { return nil }
+        let shift = max(0, (logR - Foundation.log(transferAmplification(depth: L))) / Double(L - 2))
+        let moved = logX0.map { $0 + shift }
+        var warm: [Double]? = nil
+        guard let newton = try? power(A: A, y: y, depth: L, logX0: moved, warmStart: &warm),
+              newton.method == "dual-newton", newton.kktResidual <= 1e-9, let logx = newton.logX else { return nil }
+        let out = z.indices.map { z[$0] > 0 ? 0 : logx[$0] - moved[$0] }
+        return out.allSatisfy(\.isFinite) ? out : nil
     }
 
-    /// How far the weighted-ℓ1 LP's answer is from the Bregman projection (MATH.md §4), from
-    /// the LP's reduced costs. Far past `lostDigitsTolerance` the dual solution is
-    /// `λ ≈ −e^{F}ν` (ν the LP's duals, `F` the weights' common log factor), so an entry off
-    /// the LP's support has `s_n = x̃₀,n^{2−L} + (Aᵀλ)_n ≈ x̃₀,n^{2−L}·r_n/w_n` and
-    /// `x_n ≈ x̃₀,n (r_n/w_n)^{−1/(L−2)}` (relative corrections `O(1/(R·r_n/w_n))`). The LP
-    /// sets those to 0, so its g misses `Σ_off x²/(2‖x‖²)` and its z misses `‖z_off‖/‖z‖`;
-    /// the estimate is twice both (the convention of the Newton-read estimate in `power`).
-    /// Nil where a reduced cost off the support is at GLPK's noise: a degenerate vertex (fewer
-    /// than M positive entries, e.g. a recovered sparse z*) leaves the duals free along the
-    /// directions the support does not fix, and those entries are not determined to leading
-    /// order (`verify` then holds the run to its rule alone, as before the estimate).
-    static func lpOffSupportError(z: [Double], relativeReduced: [Double?], logX0: [Double], depth L: Int) -> PredictionError? {
-        guard L >= 3, z.count == logX0.count, relativeReduced.count == z.count else { return nil }
+    /// The amplification R at which `offSupportRatios` reads a degenerate vertex's ratios
+    /// from Newton: 1e6, or less where the entries off the support would otherwise fall
+    /// below 1e-8 of max z (`z_off/z ~ R^{−L/(L−2)}`, which Newton's residual must resolve):
+    /// 464 at L = 3, 1e4 at L = 4, 6.3e4 at L = 5. The ratios it reads are off by
+    /// `O(1/(R·r_n/w_n))`.
+    static func transferAmplification(depth L: Int) -> Double {
+        min(1e6, Foundation.exp(Foundation.log(1e8) * Double(L - 2) / Double(L)))
+    }
+
+    /// How far the weighted-ℓ1 LP's answer is from the Bregman projection (MATH.md §4): the
+    /// LP sets the entries off its support to 0, whose `x_n = x̃₀,n·e^{logRatios_n}`
+    /// (`offSupportRatios`), so its g misses `Σ_off x²/(2‖x‖²)` and its z misses
+    /// `‖z_off‖/‖z‖`; the estimate is twice both (the convention of the Newton-read estimate
+    /// in `power`).
+    static func lpOffSupportError(z: [Double], logRatios: [Double], logX0: [Double], depth L: Int) -> PredictionError? {
+        guard L >= 3, z.count == logX0.count, logRatios.count == z.count else { return nil }
         var x2On = 0.0, z2On = 0.0, x2Off = 0.0, z2Off = 0.0
         for j in z.indices {
             if z[j] > 0 {
@@ -963,8 +988,7 @@ public enum LimitPredictor {
                 x2On += x * x
                 continue
             }
-            guard let rr = relativeReduced[j] else { return nil }
-            let logx = logX0[j] - Foundation.log(rr) / Double(L - 2)
+            let logx = logX0[j] + logRatios[j]
             let x2 = Foundation.exp(2 * logx), zz = Foundation.exp(2 * Double(L) * logx)
             guard x2.isFinite, zz.isFinite else { return nil }
             x2Off += x2; z2Off += zz

@@ -225,7 +225,8 @@ func residualNorm(_ a: Matrix, _ z: [Double], _ y: [Double]) -> Double {
 
 /// Re-solves `A_S z_S = y` on the support `S` (GLPK's basic columns and positive entries)
 /// by a least-squares SVD solve plus one refinement step, so that a vertex GLPK found to
-/// ~1e-9 satisfies `Az = y` to rounding. Keeps the GLPK point when the re-solve would leave
+/// ~1e-9 satisfies `Az = y` to rounding; entries at the solve's rounding level
+/// (`ε·κ(A_S)·max z`) are set to 0. Keeps the GLPK point when the re-solve would leave
 /// the non-negative orthant or is not better.
 func polishVertex(A: Matrix, y: [Double], z: [Double], basic: [Bool]) -> [Double] {
     let n = A.cols
@@ -239,8 +240,14 @@ func polishVertex(A: Matrix, y: [Double], z: [Double], basic: [Bool]) -> [Double
     for k in 0..<zs.count { zs[k] += corr[k] }
     let scale = max(maxAbs(zs), Double.leastNormalMagnitude)
     guard zs.allSatisfy({ $0.isFinite && $0 >= -1e-9 * scale }) else { return z }
+    // A degenerate vertex's basic columns at 0 come back as rounding, ε·κ(A_S)·max z at most:
+    // they are 0 (z^{1/L} would make 1e-18 of a unit z into 2.7e-4 of x, and the weighted-ℓ1
+    // LP's g 1e-7 too large: WN L = 5, M = 20, N = 60).
+    let sv = svd.s.filter { $0 > 0 }
+    let kappa = (sv.max() ?? 1) / max(sv.min() ?? 1, Double.leastNormalMagnitude)
+    let noise = Double.ulpOfOne * max(kappa, 1) * scale
     var out = [Double](repeating: 0, count: n)
-    for (k, j) in support.enumerated() { out[j] = max(zs[k], 0) }
+    for (k, j) in support.enumerated() where zs[k] > noise { out[j] = zs[k] }
     return residualNorm(A, out, y) <= residualNorm(A, z, y) ? out : z
 }
 
