@@ -211,11 +211,7 @@ struct PredictorComparisonBreakTests {
         // M = 10, N = 25, η_g = 0.3: the LP sets 15 entries to 0 whose x ≈ 2.4e-4…3.3e-4 hold
         // 4.3e-7 of ‖x‖², so its g is 2.16e-7 low, above the rule's 1.0e-7 (a false FAIL of
         // `verify` in stop 22's deep sweep). The estimate reads that share as 4.3155e-7.
-        let cfg = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
-         "model": {"flow": "wn", "depth": 5, "eta_g": 0.3},
-         "init": {"scale": 0.001, "direction": "abs-gaussian", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
-        """)
+        let cfg = try Self.deepWN(depth: 5, m: 10, n: 25, sparsity: 2, etaG: 0.3, direction: "abs-gaussian")
         let pred = try Prediction(config: cfg, limitOnly: true).report.prediction
         #expect(pred.method == "weighted-l1-lp")
         let own = try #require(pred.errorEstimate)
@@ -239,11 +235,14 @@ struct PredictorComparisonBreakTests {
         #expect(Self.verdict("predict-g-inf", cfg, moved) == false)
     }
 
-    static func deepWN(depth: Int, m: Int, n: Int, sparsity: Int, etaG: Double) throws -> SimulationConfig {
+    /// WN from `(10⁻³ d)^{1/L}` on the grid of `Benchmarks/sweeps.py verify-deep` (problem seed 4,
+    /// init seed 6).
+    static func deepWN(depth: Int, m: Int, n: Int, sparsity: Int, etaG: Double,
+                       direction: String = "uniform") throws -> SimulationConfig {
         try SimulationConfig.parse("""
         {"problem": {"generate": {"M": \(m), "N": \(n), "sparsity": \(sparsity), "seed": 4}},
          "model": {"flow": "wn", "depth": \(depth), "eta_g": \(etaG)},
-         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+         "init": {"scale": 0.001, "direction": "\(direction)", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
         """)
     }
 
