@@ -243,8 +243,9 @@ func polishVertex(A: Matrix, y: [Double], z: [Double], basic: [Bool]) -> [Double
     // A degenerate vertex's basic columns at 0 come back as rounding, ε·κ(A_S)·max z at most:
     // they are 0 (z^{1/L} would make 1e-18 of a unit z into 2.7e-4 of x, and the weighted-ℓ1
     // LP's g 1e-7 too large: WN L = 5, M = 20, N = 60).
-    let sv = svd.s.filter { $0 > 0 }
-    let kappa = (sv.max() ?? 1) / max(sv.min() ?? 1, Double.leastNormalMagnitude)
+    // κ over the singular values the solve used (its numerical rank).
+    let rank = svd.rank
+    let kappa = rank > 0 ? svd.s[0] / svd.s[rank - 1] : 1
     let noise = Double.ulpOfOne * max(kappa, 1) * scale
     var out = [Double](repeating: 0, count: n)
     for (k, j) in support.enumerated() where zs[k] > noise { out[j] = zs[k] }
