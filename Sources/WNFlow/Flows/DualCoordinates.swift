@@ -389,9 +389,19 @@ final class DualKernel {
 
     /// `‖state[offset...]‖_∞`.
     func departure(_ state: UnsafeBufferPointer<Double>, offset: Int) -> Double {
-        var d = 0.0
-        for i in offset..<state.count { d = max(d, abs(state[i])) }
-        return d
+        guard let p = state.baseAddress, state.count > offset else { return 0 }
+        // Four independent maxima (one dependent chain of compares was 5.8% of a GF run).
+        let count = state.count - offset, v = p + offset
+        var d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0
+        var i = 0
+        while i + 4 <= count {
+            let a0 = abs(v[i]), a1 = abs(v[i + 1]), a2 = abs(v[i + 2]), a3 = abs(v[i + 3])
+            d0 = a0 > d0 ? a0 : d0; d1 = a1 > d1 ? a1 : d1
+            d2 = a2 > d2 ? a2 : d2; d3 = a3 > d3 ? a3 : d3
+            i += 4
+        }
+        while i < count { let a = abs(v[i]); d0 = a > d0 ? a : d0; i += 1 }
+        return max(max(d0, d1), max(d2, d3))
     }
 
     /// `out[i·ld + j] = α (A diag(w) Aᵀ)_ij` into the `M × M` block at `out`.
