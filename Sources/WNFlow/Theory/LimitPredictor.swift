@@ -858,7 +858,7 @@ public enum LimitPredictor {
         guard let prediction = outcome.prediction else {
             var lp = try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
             // A converged Newton answer's own off-support share, where there is one, else the
-            // reduced costs' estimate.
+            // estimate from the LP's duals (`offSupportRatios`).
             if let e = outcome.lpError { lp.errorEstimate = e }
             return lp
         }
