@@ -263,15 +263,16 @@ public enum L1Minimization {
     /// - Throws: `TheoryError.emptyFeasibleSet` when `S₊` is empty; `.unboundedProgram` when
     ///   a negative weight makes the minimum −∞; `.invalidInput` for bad dimensions.
     public static func minimum(A: Matrix, y: [Double], weights: [Double]? = nil) throws -> (value: Double, minimizer: [Double]) {
-        let s = try solve(A: A, y: y, weights: weights)
+        let s = try solve(A: A, y: y, weights: weights, reducedCosts: false)
         return (s.value, s.minimizer)
     }
 
-    /// `minimum` with the LP's reduced costs `r = w − Aᵀν` (ν GLPK's row duals, in the units
-    /// of `weights`; nil for the trivial `y = 0`) and the level below which each is noise,
-    /// `max(1e-7, 1e-9‖A_n‖₁‖ν‖∞)` on the scaled costs (1e-7 is GLPK's reduced-cost
-    /// tolerance `tol_dj`: an optimal basis may leave a reduced cost that far below 0).
-    static func solve(A: Matrix, y: [Double], weights: [Double]?) throws
+    /// `minimum`, with `reducedCosts` also the LP's reduced costs `r = w − Aᵀν` (ν GLPK's row
+    /// duals, in the units of `weights`; nil for the trivial `y = 0`) and the level below
+    /// which each is noise, `max(1e-7, 1e-9‖A_n‖₁‖ν‖∞)` on the scaled costs (1e-7 is GLPK's
+    /// reduced-cost tolerance `tol_dj`: an optimal basis may leave a reduced cost that far
+    /// below 0).
+    static func solve(A: Matrix, y: [Double], weights: [Double]?, reducedCosts wanted: Bool = true) throws
         -> (value: Double, minimizer: [Double], reducedCosts: [Double]?, noise: [Double]?) {
         let m = A.rows, n = A.cols
         guard y.count == m else { throw TheoryError.invalidInput("y has \(y.count) entries but A has \(m) rows") }
@@ -297,6 +298,7 @@ public enum L1Minimization {
         if res > 1e-7 * scaleRes {
             throw TheoryError.solverFailure("GLPK's optimum violates A z = y by \(res) (relative \(res / scaleRes))")
         }
+        if !wanted { return (weightedSum(weights, z), z, nil, nil) }
         // Reduced costs in the units of the weights: the LP ran on c = w/sc.
         let scale = sc > 0 ? sc : 1
         let nu = sol.rowDuals.map { $0 * scale }
