@@ -15,8 +15,12 @@ the configurations that disagree and a total.
                  eta_g 0.01/0.05/0.3 and the Thm 2.4 rate; init 1e-3, 0.03, 1; plain and
                  signed): the evidence for `bdf` with checked solves on deeper WN (stop 22;
                  rerun with --method bsimp / msbdf for the solvers it replaced).
+  verify-deep-large  `wnflow verify` on 12 depth-5 WN configs at N = 1200 and 2000 (M = N/4;
+                 eta_g 0.05/0.3; init 1e-3, 0.03, 1): the evidence for `bdf` with checked
+                 solves up to dimension 5000 (stop 23; --method msbdf for what it replaced:
+                 about 20 minutes here).
 
-Usage: python3 Benchmarks/sweeps.py {predict,verify,verify-signed,verify-deep} [--wnflow PATH] [--out DIR]
+Usage: python3 Benchmarks/sweeps.py {predict,verify,verify-signed,verify-deep,verify-deep-large} [--wnflow PATH] [--out DIR]
        [--limit K] [--method METHOD]
 Standard library only. Runs one configuration at a time (about 5-10 minutes a grid here).
 """
@@ -74,6 +78,11 @@ def verify_deep_grid():
     for depth, (m, n, s), (f, e), a, d, signed in itertools.product([5, 6], sizes, flows, [1e-3, 0.03, 1],
                                                                    ["uniform", "abs-gaussian"], [False, True]):
         yield config(m, n, s, 4, model(f, depth, e, True if signed else None), a, d, 6), 300
+
+
+def verify_deep_large_grid():
+    for n, eta, a in itertools.product([1200, 2000], [0.05, 0.3], [1e-3, 0.03, 1]):
+        yield config(n // 4, n, n // 100, 4, model("wn", 5, eta), a, "uniform", 6), 1200
 
 
 def describe(cfg):
@@ -134,7 +143,7 @@ def check_verify(wnflow, cfg_path, out, timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", choices=["predict", "verify", "verify-signed", "verify-deep"])
+    ap.add_argument("sweep", choices=["predict", "verify", "verify-signed", "verify-deep", "verify-deep-large"])
     ap.add_argument("--wnflow", default=os.path.join(HERE, "..", ".build", "release", "wnflow"))
     ap.add_argument("--out", default=os.path.join("/tmp", "wnflow-sweep"))
     ap.add_argument("--limit", type=int, help="only the first LIMIT configurations")
@@ -147,6 +156,8 @@ def main():
         grid = predict_grid()
     elif args.sweep == "verify-deep":
         grid = verify_deep_grid()
+    elif args.sweep == "verify-deep-large":
+        grid = verify_deep_large_grid()
     else:
         grid = verify_grid(args.sweep == "verify-signed")
     check = check_predict if args.sweep == "predict" else check_verify

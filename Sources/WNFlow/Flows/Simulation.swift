@@ -169,9 +169,10 @@ public final class Simulation {
     ///   400, msbdf (dense N × N) up to 5000, `rosenbrock` above; `bdf` with
     ///   GSL's norm and no projection failed Lemma 3.2 on that case by 1.25× and
     ///   Lemma 3.8 by 5× on stalling runs.) Deeper WN: `bdf` with checked solves (every
-    ///   Woodbury solve checked by its residual, refined, or replaced by a dense LU;
-    ///   `checksBDFSolves`) up to dimension `checkedBDFDimension` (1000), either rate, then msbdf,
-    ///   `rosenbrock` above 5000 (before stop 22: bsimp up to 400 for the constant rate);
+    ///   Woodbury solve checked by its residual, refined, or replaced by a dense LU up to
+    ///   dimension 1000; `checksBDFSolves`) up to dimension `checkedBDFDimension` (5000), either
+    ///   rate, `rosenbrock` above (before stop 23: msbdf above 1000; before stop 22: bsimp up
+    ///   to 400 for the constant rate);
     /// - depth-2 GF: the same BDF in dual coordinates (`dual`). Since the
     ///   Jacobian age limit it is faster at every size measured (M = 0.4N,
     ///   α = 0.1 and 1e-3, best of 10): N = 10 0.9/1.9 ms vs `bdf` 1.1/3.4 ms,
@@ -214,9 +215,9 @@ public final class Simulation {
             if flow is any LowRankJacobianSystem {
                 if config.model.flow == .gf || (flow is WeightNormFlow && config.model.depth <= Simulation.weightNormBDFDepth) { return .bdf }
                 // Deeper WN: `bdf` with checked solves up to `checkedBDFDimension` (`makeSolver`),
-                // msbdf (dense N × N) above, `rosenbrock` above 5000.
+                // `rosenbrock` above.
                 if checksBDFSolves { return .bdf }
-                if flow.dimension > 5000 { return .rosenbrock }
+                if flow.dimension > Simulation.checkedBDFDimension { return .rosenbrock }
             }
             return .gsl(.msbdf)
         default:
@@ -240,9 +241,15 @@ public final class Simulation {
     }
 
     /// Largest dimension at which `auto` runs WN deeper than `weightNormBDFDepth` on `bdf` with
-    /// checked solves (above it msbdf, then `rosenbrock`; an explicit `bdf` above it keeps the
-    /// plain Woodbury solves): the size up to which a solve can fall back to the dense LU
-    /// (`BDFSolver.denseLimit`). Depth 5, M/N = 160/400 and 300/750 (η_g 0.01, 0.3, the Thm 2.4
+    /// checked solves (above it `rosenbrock`; an explicit `bdf` above it keeps the plain
+    /// Woodbury solves). Up to `BDFSolver.denseLimit` (1000) a solve whose residual refinement
+    /// fails falls back to the dense LU; above it the checks refine only. Stop 23 (was 1000,
+    /// msbdf above): depth 5, M = N/4, N = 1200 and 2000, η_g 0.05 and 0.3, from 1e-3, 0.03 and
+    /// 1 (12 `verify` runs): every check passes under both; `verify` 11–18 s against 16–51 s
+    /// at N = 1200 and 41–69 s against 77–258 s at N = 2000; `simulate` at N = 1200 0.93 s
+    /// against 4.5 s (from 1) and 8.1 s against 42.7 s (from 1e-3), with the same steps as
+    /// plain Woodbury solves (no solve needed more than the check).
+    /// Stop 22: depth 5, M/N = 160/400 and 300/750 (η_g 0.01, 0.3, the Thm 2.4
     /// rate; from 1e-3 and 1; 12 runs): every check passes under both, `bdf` 1.7–2.8× faster
     /// than msbdf (N = 750 from 1e-3: 5.9 s against 15.2 s); N = 1000, M = 400 (plain solves):
     /// 5.0 s against 18.1 s, both passing. Stop 22, `wnflow verify` on 288 WN
@@ -252,7 +259,7 @@ public final class Simulation {
     /// msbdf fails (`predict-limit`) and this passes, in 30.9 s against 72.0 s. With dense LU
     /// solves throughout (2,791 steps on the run below) one signed depth-5 stall failed
     /// Lemma 3.8 (3.6e-5 against 1.2e-5) that the Woodbury solves pass (Lemma 3.8 at 2.57e-8).
-    public static let checkedBDFDimension = 1000
+    public static let checkedBDFDimension = 5000
 
     /// Deepest WN that `auto` runs on `bdf` with plain Woodbury solves: the depths its sweeps
     /// covered (1–3: 576 weight-space `verify` runs with bsimp's or msbdf's verdicts or better;
