@@ -923,11 +923,12 @@ public enum LimitPredictor {
         let ny = norm2(y)
         let res = residualNorm(A, z, y)
         let logx = z.map { $0 > 0 ? Foundation.log($0) / Double(L) : -Double.infinity }
-        return GFLimitPrediction(depth: L, z: z, x: z.map { Foundation.pow($0, 1 / Double(L)) }, logX: logx,
+        let x = z.map { Foundation.pow($0, 1 / Double(L)) }
+        return GFLimitPrediction(depth: L, z: z, x: x, logX: logx,
                                  lambda: [], iterations: 0, kktResidual: ny > 0 ? res / ny : res,
                                  lostDigits: true, amplification: Foundation.exp(min(amplificationLog, 709)),
                                  method: "weighted-l1-lp",
-                                 errorEstimate: ratios.flatMap { lpOffSupportError(z: z, logRatios: $0, logX0: logX0, depth: L) })
+                                 errorEstimate: ratios.flatMap { lpOffSupportError(z: z, x: x, logRatios: $0, logX0: logX0, depth: L) })
     }
 
     /// `log(x_n/x̃₀,n)` of the Bregman projection for the entries off the weighted-ℓ1 LP's
@@ -978,14 +979,15 @@ public enum LimitPredictor {
     /// (`offSupportRatios`), so its g misses `Σ_off x²/(2‖x‖²)` and its z misses
     /// `‖z_off‖/‖z‖`; the estimate is twice both (the convention of the Newton-read estimate
     /// in `power`).
-    static func lpOffSupportError(z: [Double], logRatios: [Double], logX0: [Double], depth L: Int) -> PredictionError? {
-        guard L >= 3, z.count == logX0.count, logRatios.count == z.count else { return nil }
+    /// `x` is the LP's own `z^{1/L}`.
+    static func lpOffSupportError(z: [Double], x: [Double], logRatios: [Double], logX0: [Double],
+                                  depth L: Int) -> PredictionError? {
+        guard L >= 3, z.count == logX0.count, logRatios.count == z.count, x.count == z.count else { return nil }
         var x2On = 0.0, z2On = 0.0, x2Off = 0.0, z2Off = 0.0
         for j in z.indices {
             if z[j] > 0 {
                 z2On += z[j] * z[j]
-                let x = Foundation.pow(z[j], 1 / Double(L))
-                x2On += x * x
+                x2On += x[j] * x[j]
                 continue
             }
             let logx = logX0[j] + logRatios[j]
