@@ -174,7 +174,7 @@ extension DualCoordinatesTests {
     }
 
     @Test func rejectsOtherDepthsDiscreteFlowsAndZeroScale() throws {
-        let cases = [(#""flow": "gf", "depth": 3"#, ""), (#""flow": "wn", "depth": 1"#, ""),
+        let cases = [(#""flow": "gf", "depth": 1"#, ""), (#""flow": "wn", "depth": 3"#, ""), (#""flow": "wn", "depth": 1"#, ""),
                      (#""flow": "gd", "depth": 2, "step": 0.01"#, ""), (#""flow": "wn", "depth": 2"#, #", "g0": 0"#)]
         for (model, initExtra) in cases {
             let text = """
@@ -554,7 +554,12 @@ extension DualCoordinatesTests {
         let p = try Fixture.problem(m: 2, n: 400, depth: 2, seed: 1)
         let tight = Fixture.config(p, flow: .gf, x0: [Double](repeating: 0.1, count: p.n), rtol: 1e-14)
         #expect(Simulation(config: tight).resolvedMethod == .bdf)
-        #expect(try method(.gf, depth: 3, n: 400) == .bdf)
+        // Depth ≥ 3 GF: the dual coordinates of x^{2−L} (stop 24), not below rtol 1e-13.
+        #expect(try method(.gf, depth: 3, n: 400) == .dual)
+        #expect(try method(.gf, depth: 6, n: 100) == .dual)
+        let tight3 = Fixture.config(try Fixture.problem(m: 2, n: 40, depth: 3, seed: 1), flow: .gf,
+                                    x0: [Double](repeating: 0.1, count: 40), rtol: 1e-14)
+        #expect(Simulation(config: tight3).resolvedMethod == .bdf)
         #expect(try method(.wn, depth: 2, n: 25) == .dual)
         #expect(try method(.wn, depth: 2, n: 5000) == .dual)
         #expect(try method(.wn, depth: 3, n: 100) == .bdf)
@@ -578,5 +583,163 @@ extension DualCoordinatesTests {
         func checked(_ flow: FlowKind, depth: Int, n: Int) throws -> Bool { try simulation(flow, depth: depth, n: n).checksBDFSolves }
         #expect(try checked(.wn, depth: 5, n: 100) && checked(.wnTimeDependent, depth: 6, n: 4999))
         #expect(try !checked(.wn, depth: 4, n: 100) && !checked(.wn, depth: 5, n: 5000) && !checked(.gf, depth: 5, n: 100))
+    }
+}
+
+/// Depth ≥ 3 GF in the dual coordinates `x^{2−L} = x₀^{2−L} + Aᵀλ` (`DualPowerGradientSystem`).
+@Suite("Dual coordinates at depth ≥ 3 (GF)")
+struct DualPowerCoordinatesTests {
+    @Test("The depth ≥ 3 dual Jacobian agrees with central differences (L = 3, 4, 5; plain and signed)")
+    func jacobianMatchesFiniteDifferences() throws {
+        for depth in [3, 4, 5] {
+            for signed in [false, true] {
+                let p = try Fixture.problem(m: 6, n: 12, depth: depth, signed: signed)
+                let x = Fixture.positivePoint(p.weightCount, seed: 21)
+                let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+                #expect(system is DualPowerGradientSystem && system.jacobianSpectrumIsReal)
+                let s = dualState(base: try system.setBase(x), seed: 5)
+                let j = try Fixture.jacobian(system, at: s)
+                let err = blockwiseError(j, try Fixture.finiteDifferenceJacobian(system, at: s), split: 0)
+                #expect(err <= 1e-6, "L = \(depth) signed=\(signed): relative error \(err)")
+                #expect(try imaginaryShare(j) <= 1e-10)
+            }
+        }
+    }
+
+    /// The depth ≥ 3 dual integrates the same flow: weights at fixed times agree with a tight
+    /// rk8pd run in weight space, entry by entry and relatively.
+    @Test(arguments: [(3, false), (3, true), (4, false), (5, false)])
+    func agreesWithWeightSpace(depth: Int, signed: Bool) throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: depth, signed: signed, seed: 4)
+        let x0 = Fixture.positivePoint(p.weightCount, seed: 9, scale: 0.3)
+        let times = DualCoordinatesTests.times
+        let ref = weightsAtSaves(p, flow: .gf, x0: x0, method: .gsl(.rk8pd), rtol: 1e-13, times: times)
+        let dual = weightsAtSaves(p, flow: .gf, x0: x0, method: .dual, rtol: 1e-10, times: times)
+        #expect(dual.result.method == "dual" && dual.result.dualHandover == nil)
+        #expect(ref.x.count == times.count && dual.x.count == times.count)
+        let err = worstRelative(dual.x, ref.x)
+        #expect(err < 1e-7, "L = \(depth) signed=\(signed): worst relative error \(err)")
+    }
+
+    /// The comparison above can fail: the dual run of a problem whose y is off by 0.1% is
+    /// far from the reference.
+    @Test func perturbedProblemIsCaught() throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: 3, seed: 4)
+        let x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
+        let q = try Problem(A: p.A, y: p.y.map { $0 * 1.001 }, depth: 3)
+        let times = DualCoordinatesTests.times
+        let ref = weightsAtSaves(p, flow: .gf, x0: x0, method: .gsl(.rk8pd), rtol: 1e-13, times: times)
+        let off = weightsAtSaves(q, flow: .gf, x0: x0, method: .dual, rtol: 1e-10, times: times)
+        #expect(worstRelative(off.x, ref.x) > 1e-5)
+    }
+
+    /// The error norm is the weights' own: `max |δx/x|/(floor + atol/x)`, with `δx` taken from
+    /// the weights of `y` and `y + v` (`natural`), to first order in `v`; the floor is rtol
+    /// plus the rounding of `u = b + t`.
+    @Test func weightErrorNormMeasuresTheWeights() throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: 3, seed: 4)
+        let x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
+        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+        var y = try system.setBase(x0)
+        let rng = RNG(seed: 5)
+        for i in 0..<y.count { y[i] += 0.2 * rng.gaussian() }
+        let v = (0..<y.count).map { _ in 1e-7 * rng.gaussian() }
+        func weights(_ s: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: 20)
+            s.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) } }
+            return out
+        }
+        let (w, wv) = (weights(y), weights(zip(y, v).map { $0 + $1 }))
+        #expect(w.allSatisfy { $0 > 0 && $0.isFinite })
+        var f = [Double](repeating: 0, count: y.count)
+        try y.withUnsafeBufferPointer { b in try f.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+        let rtol = 1e-10, atol = 3e-11
+        // The floor's rounding part is below 1e-13 here: compare with rtol alone.
+        let expected = (0..<20).map { j in abs(wv[j] / w[j] - 1) / (rtol + atol / w[j]) }.max()!
+        let got = v.withUnsafeBufferPointer { vb in
+            y.withUnsafeBufferPointer { system.weightErrorNorm(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, roundingSize: 0) }
+        }
+        #expect(expected > 10 && abs(got - expected) <= 1e-3 * expected, "\(got) vs \(expected)")
+        let bound = v.withUnsafeBufferPointer { vb in
+            y.withUnsafeBufferPointer { system.weightErrorBound(vb.baseAddress!, at: $0.baseAddress!, rtol: rtol, atol: atol, roundingSize: 0) }
+        }
+        #expect(bound >= got)
+    }
+
+    /// `lossLowerBound` bounds the loss that `LossWorkspace` computes at the weights of nearby
+    /// states from below, and is not vacuous (within 1% of it for small moves).
+    @Test func lossLowerBoundIsALowerBound() throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: 4, seed: 4)
+        let x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
+        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+        var y = try system.setBase(x0)
+        let rng = RNG(seed: 6)
+        for i in 0..<y.count { y[i] += 0.2 * rng.gaussian() }
+        var f = [Double](repeating: 0, count: y.count)
+        try y.withUnsafeBufferPointer { b in try f.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+        let ws = LossWorkspace(problem: p)
+        var tight = 0
+        for size in [1e-12, 1e-9, 1e-6, 1e-3, 1e-1] {
+            let s = y.map { $0 + size * rng.gaussian() }
+            var x = [Double](repeating: 0, count: 20)
+            s.withUnsafeBufferPointer { b in x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) } }
+            let loss = x.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+            guard let lower = s.withUnsafeBufferPointer({ system.lossLowerBound($0) }) else { continue }
+            #expect(lower <= loss, "move \(size): \(lower) > \(loss)")
+            if lower >= 0.99 * loss { tight += 1 }
+        }
+        #expect(tight >= 3)
+    }
+
+    /// Monitor: every check passes on a run to convergence, the statements the coordinates
+    /// make exact are marked, and the limit is weight-space `bdf`'s.
+    @Test func monitorPassesAndLimitMatches() throws {
+        let p = try Fixture.problem(m: 10, n: 25, depth: 3, seed: 7)
+        let x0 = InitDirection.uniform.vector(25).map { 0.1 * $0 }
+        let (result, _) = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .dual, lossBelow: 1e-22)).runMonitored()
+        #expect(result.status == .converged && result.dualHandover == nil)
+        for check in result.monitor where !check.isMeasurement {
+            #expect(check.passed, "\(check.name): \(check.maxViolation) > \(check.tolerance)")
+        }
+        #expect(Set(result.monitor.filter(\.byConstruction).map(\.name)) == ["lemma-3.3-sign", "lemma-3.7-invariant"])
+        let bdf = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .bdf, lossBelow: 1e-22)).run(recordTrajectory: false)
+        #expect(Fixture.maxRelativeDifference(result.z, bdf.z) < 1e-6)
+    }
+
+    /// From x₀ = 1e-3 at depth 4 (`x₀^{−2} = 1e6`) the growing weights cancel digits of
+    /// `u = x₀^{−2} + Aᵀλ`: the run hands over to weight space and ends where `bdf` does; a
+    /// state with some `u ≤ 0` is outside one step's reach and maps to no weights.
+    @Test func cancellationHandsOverToWeightSpace() throws {
+        let p = try Fixture.problem(m: 10, n: 25, depth: 4, seed: 7)
+        let x0 = [Double](repeating: 1e-3, count: 25)
+        let dual = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .dual, lossBelow: 1e-20)).run(recordTrajectory: false)
+        let bdf = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .bdf, lossBelow: 1e-20)).run(recordTrajectory: false)
+        #expect(dual.dualHandover != nil && dual.status == bdf.status)
+        #expect(Fixture.maxRelativeDifference(dual.z, bdf.z) < 1e-6)
+        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+        var y = try system.setBase(x0)
+        #expect(!y.withUnsafeBufferPointer { system.outrunsPrecision($0, rtol: 1e-10) })
+        // μ along −A·1 lowers every u_n: far enough, some u_n ≤ 0.
+        let down = p.A.multiply([Double](repeating: 1, count: 25))
+        for i in 0..<y.count { y[i] = -1e9 * down[i] }
+        #expect(y.withUnsafeBufferPointer { system.outrunsPrecision($0, rtol: 1e-10) })
+        #expect(y.withUnsafeBufferPointer { system.stepReach($0.baseAddress!) } > 1)
+    }
+
+    /// Zero entries of x₀ stay exactly zero; a negative start is refused.
+    @Test func zeroEntriesStayZeroAndNegativeStartsAreRefused() throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: 3, seed: 4)
+        var x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
+        for j in stride(from: 0, to: 20, by: 4) { x0[j] = 0 }
+        let times = DualCoordinatesTests.times
+        let dual = weightsAtSaves(p, flow: .gf, x0: x0, method: .dual, rtol: 1e-10, times: times)
+        let ref = weightsAtSaves(p, flow: .gf, x0: x0, method: .gsl(.rk8pd), rtol: 1e-13, times: times)
+        for x in dual.x { for j in stride(from: 0, to: 20, by: 4) { #expect(x[j] == 0) } }
+        let nonzero = { (rows: [[Double]]) in rows.map { r in r.enumerated().filter { $0.offset % 4 != 0 }.map(\.element) } }
+        #expect(worstRelative(nonzero(dual.x), nonzero(ref.x)) < 1e-7)
+        x0[1] = -0.1
+        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+        #expect(throws: ODEError.self) { try system.setBase(x0) }
+        #expect(Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).resolvedMethod == .bdf)
     }
 }

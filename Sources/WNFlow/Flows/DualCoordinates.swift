@@ -64,9 +64,20 @@ public protocol DualCoordinates: ODESystem {
     /// An upper bound on `weightErrorNorm` without the mat-vec (`|(Aᵀv)_n|/κ ≤ ‖v‖∞`), O(M).
     func weightErrorBound(_ v: UnsafePointer<Double>, at y: UnsafePointer<Double>, rtol: Double, atol: Double,
                           roundingSize: Double) -> Double
+    /// Whether the coordinates can no longer hold the weights of `state` to `rtol`, whatever
+    /// `departure` says (depth ≥ 3: cancellation in `x^{2−L} = x₀^{2−L} + Aᵀλ`); `DualSolver`
+    /// then hands over to weight space. False by default.
+    func outrunsPrecision(_ state: UnsafeBufferPointer<Double>, rtol: Double) -> Bool
+    /// How far `state` lies outside what one step may reach besides `departure`'s bound
+    /// (above 1: outside, `BDFSolver.stateReach`); 0 by default. Depth ≥ 3: where
+    /// `x^{2−L}` would leave (0, ∞) or shrink too far in one step.
+    func stepReach(_ state: UnsafePointer<Double>) -> Double
 }
 
 extension DualCoordinates {
+    public func outrunsPrecision(_ state: UnsafeBufferPointer<Double>, rtol: Double) -> Bool { false }
+    public func stepReach(_ state: UnsafePointer<Double>) -> Double { 0 }
+
     /// The weight-space state of a dual state (`natural(of:into:logInto:)` without the logs).
     public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
         natural(of: state, into: out, logInto: nil)
@@ -81,7 +92,8 @@ public func makeDualCoordinates(for flow: any Flow) throws -> any DualCoordinate
         if let wn = flow as? WeightNormFlow { return DualWeightNormSystem(flow: wn) }
         if let gf = flow as? GradientFlow { return DualGradientSystem(flow: gf) }
     }
-    let reason = depth == 2 ? "flow \(flow.kind.rawValue) has no dual form" : "depth \(depth) (dual coordinates are for depth 2)"
+    if depth >= 3, let gf = flow as? GradientFlow { return DualPowerGradientSystem(flow: gf) }
+    let reason = depth >= 2 ? "flow \(flow.kind.rawValue) has no dual form at depth \(depth)" : "depth \(depth) (dual coordinates are for depth ≥ 2)"
     throw ODEError.invalidOptions("method dual: \(reason); use bdf or msbdf")
 }
 
@@ -723,6 +735,8 @@ public final class DualSolver: ODESolver {
     let inner: any ODESolver
     let fallback: (() throws -> any ODESolver)?
     private let naturalDimension: Int
+    /// The weights' relative tolerance (`DualCoordinates.outrunsPrecision`).
+    private let rtol: Double
     /// Whether a step no observer needs (every observer a `StateOnDemandObserver` that
     /// declines it, given the step's `lossLowerBound`) is passed over without mapping it
     /// to weights (on by default; off only to compare against).
@@ -800,7 +814,11 @@ public final class DualSolver: ODESolver {
         self.system = system
         self.fallback = fallback
         naturalDimension = flow.dimension
-        maxDeparture = system is DualWeightNormSystem ? Self.weightNormDeparture(rtol: rtol) : 300
+        // Depth ≥ 3 GF has no bound on ‖μ‖∞; its limit is the cancellation in x^{2−L}
+        // (`outrunsPrecision`).
+        maxDeparture = system is DualWeightNormSystem ? Self.weightNormDeparture(rtol: rtol)
+            : system is DualPowerGradientSystem ? .infinity : 300
+        self.rtol = rtol
         // Absolute control on the scaled state, plus the state's own rounding
         // (4ε|μ|): without it rtol ≲ 1e-14 asks for less than μ's last bit
         // (GF N = 400, rtol 1e-14: 51,015 steps against bdf's 12,864).
@@ -837,7 +855,7 @@ public final class DualSolver: ODESolver {
         do { base = try system.setBase(y0) } catch {
             return ODERun(t: t0, y: y0, stats: ODEStatistics(), termination: .failed, failure: error)
         }
-        let system = self.system, bound = maxDeparture
+        let system = self.system, bound = maxDeparture, rtol = self.rtol
         var natural = [Double](repeating: 0, count: naturalDimension)
         var logNatural = [Double](repeating: 0, count: naturalDimension)
         var lastGood = y0
@@ -849,7 +867,7 @@ public final class DualSolver: ODESolver {
         var skipped = 0
         /// Past the hand-over bound: the cheap `departure` first, its exact form only then.
         func leaves(_ y: UnsafeBufferPointer<Double>) -> Bool {
-            system.departure(y) > bound && system.exactDeparture(y) > bound
+            (system.departure(y) > bound && system.exactDeparture(y) > bound) || system.outrunsPrecision(y, rtol: rtol)
         }
         let forward = ClosureObserver { step in
             if canSkip && !step.isInitial {
@@ -905,7 +923,7 @@ public final class DualSolver: ODESolver {
         bdf?.stateReach = { y in
             let state = UnsafeBufferPointer(start: y, count: dimension)
             let cheap = system.departure(state) / reachLimit
-            return cheap > 1 ? system.exactDeparture(state) / reachLimit : cheap
+            return max(cheap > 1 ? system.exactDeparture(state) / reachLimit : cheap, system.stepReach(y))
         }
         defer { bdf?.stateTranslation = nil; bdf?.stateReach = nil }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])

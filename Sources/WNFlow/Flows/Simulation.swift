@@ -198,6 +198,10 @@ public final class Simulation {
             // N = 400, rtol 1e-14: dual 1.99 s vs bdf 1.54 s (1e-13: 0.72 vs 0.93 s).
             if config.model.flow == .gf && d == 2 && config.integrator.rtol >= 1e-13
                 && initialState.allSatisfy({ abs($0) <= Simulation.dualInitLimit }) { return .dual }
+            // Depth ≥ 3 GF from x₀ ≥ 0 (not 0): the dual coordinates x^{2−L} = x₀^{2−L} + Aᵀλ
+            // (`DualPowerGradientSystem`), handing over to `bdf` should they lose precision.
+            if config.model.flow == .gf && d >= 3 && config.integrator.rtol >= 1e-13
+                && initialState.allSatisfy({ $0 >= 0 }) && initialState.contains(where: { $0 > 0 }) { return .dual }
             // dual integrates log g: not from g₀ = 0.
             if (config.model.flow == .wn || config.model.flow == .wnTimeDependent) && d == 2
                 && config.integrator.rtol >= 1e-13 && initialState.first != 0 { return .dual }

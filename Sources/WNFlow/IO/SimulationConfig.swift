@@ -261,8 +261,8 @@ extension SimulationConfig {
                     throw ConfigError(it.field("method"), "unknown method '\(name)'; expected one of \(Method.allNames.joined(separator: ", "))")
                 }
                 if m == .dual {
-                    guard model.depth == 2, !model.flow.isDiscrete else {
-                        throw ConfigError(it.field("method"), "dual is for the depth-2 flows gf, wn and wn-timedep (got \(model.flow.rawValue) at depth \(model.depth)); use auto or bdf")
+                    guard !model.flow.isDiscrete, model.depth == 2 || (model.depth >= 3 && model.flow == .gf) else {
+                        throw ConfigError(it.field("method"), "dual is for gf at depth ≥ 2 and for wn and wn-timedep at depth 2 (got \(model.flow.rawValue) at depth \(model.depth)); use auto or bdf")
                     }
                     if model.flow.isWeightNormalized && (config.g0 ?? 1) == 0 {
                         throw ConfigError(it.field("method"), "dual integrates log |g| and needs init.g0 ≠ 0; use auto")
