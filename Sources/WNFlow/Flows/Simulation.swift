@@ -185,6 +185,11 @@ public final class Simulation {
     ///   default stop, and runs that `bdf` takes to it ended at t_end (x₀ = 100:
     ///   3 of 10 small problems), or handed over on a loose bound (‖μ‖∞ > 300
     ///   where no weight had moved by more than e^23, x₀ = 30);
+    /// - GF at depth ≥ 3 from x₀ ≥ 0: `dual` in `x^{2−L} = x₀^{2−L} + Aᵀλ`
+    ///   (`DualPowerGradientSystem`, stop 24): the bench's depth-3 case 1,913 steps in
+    ///   15.8–17.9 ms vs `bdf` 2,453 in 27.6 ms; N = 400, M = 160 0.16 s vs 0.33 s; 168 `verify`
+    ///   runs at depths 3–6 with every check passing under both (docs/math.md §6a). It hands over
+    ///   to `bdf` where `x₀^{2−L} + Aᵀλ` would cancel digits past rtol/10 (x₀ = 1e-3 at L = 4);
     /// - other GF: WNFlow's own variable-order BDF (`bdf`) with Jacobian reuse
     ///   and Woodbury solves (N = 100: 2,273 RHS evaluations, 4 Jacobians,
     ///   0.024 s vs msbdf 3,792 / 37 / 0.044 s; N = 2000, M = 500: 6.1 s vs
