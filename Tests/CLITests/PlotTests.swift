@@ -20,4 +20,36 @@ struct PlotTests {
         let bad = try CLI.run(["plot", dir + "/nowhere"])
         #expect(bad.code == 2 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("dir"))
     }
+
+    /// Strings from `result.json` reach the gnuplot script only as single-quoted literals on
+    /// one line: a status or flow that closes a double quote and starts a `system` command on
+    /// a new line, or holds a backquoted command, runs nothing (before stop 24 all three ran).
+    /// The companion: the same backquoted text in a double-quoted gnuplot string does run, so
+    /// the file check would see it.
+    @Test func resultStringsCannotRunCommands() throws {
+        let dir = CLI.tempDir("plot-inject")
+        let csv = "t,loss,g,v_norm,x_1\n0,1,,,0.1\n1,0.5,,,0.2\n"
+        let statuses = ["x\"\nsystem \"touch \(dir)/a/RAN\"\nset title \"", "a`touch \(dir)/b/RAN`b"]
+        let flows = ["gf", "gf\n!touch \(dir)/c/RAN"]
+        for (k, (status, flow)) in [(statuses[0], flows[0]), (statuses[1], flows[0]), ("ok", flows[1])].enumerated() {
+            let run = dir + "/" + ["a", "b", "c"][k]
+            let result = try JSONSerialization.data(withJSONObject: ["status": status, "flow": flow, "depth": 2])
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: run + "/result.json", contents: result)
+            CLI.write(csv, run + "/trajectory.csv")
+            let p = try CLI.run(["plot", run])
+            #expect(p.code == 0, "\(p.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: run + "/RAN"), "case \(k) ran a command")
+        }
+        let script = dir + "/probe.gp"
+        CLI.write("print \"a`touch \(dir)/PROBE`b\"\n", script)
+        let gnuplot = Process()
+        gnuplot.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        gnuplot.arguments = ["gnuplot", script]
+        gnuplot.standardOutput = FileHandle.nullDevice
+        gnuplot.standardError = FileHandle.nullDevice
+        try gnuplot.run()
+        gnuplot.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: dir + "/PROBE"))
+    }
 }

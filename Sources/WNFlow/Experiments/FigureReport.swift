@@ -78,7 +78,7 @@ public struct FigureReport: Sendable {
     /// The gnuplot script writing `base.png` and `base.svg`.
     public func gnuplotScript(base: String) -> String {
         let ss = allSeries
-        var s = "# \(title)\n# written by wnflow reproduce; run: gnuplot \(URL(fileURLWithPath: base).lastPathComponent).gp\n"
+        var s = "# \(title)\n# written by wnflow reproduce; run: gnuplot \(GnuplotText.singleLine(URL(fileURLWithPath: base).lastPathComponent)).gp\n"
         for (i, se) in ss.enumerated() { s += FigureReport.block("S\(i)", se) }
         let ylabel = "reconstruction error ||z_∞ − z*||_2"
         let common = """
@@ -178,9 +178,9 @@ public struct FigureReport: Sendable {
         }
         s += common + extra
         s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\"\n"
-        s += "set output \"\(base).png\"\n" + body
+        s += "set output \(GnuplotText.literal(base + ".png"))\n" + body
         s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\" background rgb \"white\"\n"
-        s += "set output \"\(base).svg\"\n" + body + "set output\n"
+        s += "set output \(GnuplotText.literal(base + ".svg"))\n" + body + "set output\n"
         return s
     }
 

@@ -59,7 +59,7 @@ public enum TrajectoryPlot {
         let wn = info.flow.hasPrefix("wn")
         let rho: [Double]? = (wn && info.flow != "wn-timedep") ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) } : nil
         let n = tb.x.first?.count ?? 0
-        var s = "# wnflow plot: \(info.flow), L = \(info.depth)\n$D << EOD\n"
+        var s = "# wnflow plot: \(GnuplotText.singleLine(info.flow)), L = \(info.depth)\n$D << EOD\n"
         for k in tb.t.indices where tb.t[k] > 0 {
             var line = "\(JSON.format(tb.t[k])) \(JSON.format(max(tb.loss[k], 1e-300)))"
             line += " " + (tb.g[k].map(JSON.format) ?? "NaN")
@@ -72,7 +72,7 @@ public enum TrajectoryPlot {
         let layout = wn ? "2,2" : "1,2"
         let title = "\(info.flow.uppercased()) trajectory, depth L = \(info.depth)\(info.signed ? ", signed" : "")\(info.etaG.map { wn ? ", η = \(JSON.format($0))" : "" } ?? "")\(info.status.isEmpty ? "" : " (\(info.status))")"
         var body = """
-        set multiplot layout \(layout) title "\(title)" font ",14"
+        set multiplot layout \(layout) title \(GnuplotText.literal(title)) font ",14"
         set logscale x
         set format x "10^{%L}"
         set xlabel "time t"
@@ -103,8 +103,8 @@ public enum TrajectoryPlot {
         }
         body += "unset multiplot\n"
         let size = wn ? (1200, 900) : (1200, 480)
-        s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\"\nset output \"\(base).png\"\n" + body
-        s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\" background rgb \"white\"\nset output \"\(base).svg\"\n" + body + "set output\n"
+        s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\"\nset output \(GnuplotText.literal(base + ".png"))\n" + body
+        s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\" background rgb \"white\"\nset output \(GnuplotText.literal(base + ".svg"))\n" + body + "set output\n"
         return s
     }
 }
