@@ -22,6 +22,7 @@ struct Predict: ParsableCommand {
     var limitOnly = false
 
     func run() throws {
+        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let prediction: Prediction
         do {

@@ -38,6 +38,7 @@ struct ReproduceCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        try requireOutputPath(out)
         let figures: [Figure]
         if figure == "all" { figures = Figure.allCases } else {
             guard let f = Figure(rawValue: figure) else {

@@ -22,6 +22,7 @@ struct Simulate: ParsableCommand {
     var noMonitor = false
 
     func run() throws {
+        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let sim = Simulation(config: cfg)
         let result = noMonitor ? sim.run() : sim.runMonitored().result

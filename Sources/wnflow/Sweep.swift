@@ -34,6 +34,7 @@ struct SweepCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        try requireOutputPath(out)
         if let jobs, jobs < 1 { throw ConfigError("--jobs", "must be at least 1, got \(jobs)") }
         let sh = try shard.map(Shard.parse)
         guard FileManager.default.fileExists(atPath: sweep), let data = FileManager.default.contents(atPath: sweep) else {
@@ -78,6 +79,7 @@ struct MergeCommand: ParsableCommand {
     var out: String
 
     func run() throws {
+        try requireOutputPath(out)
         guard !inputs.isEmpty else { throw ConfigError("inputs", "give at least one sweep folder or .jsonl file") }
         var files: [String] = []
         for i in inputs {

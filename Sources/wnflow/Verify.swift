@@ -22,6 +22,7 @@ struct Verify: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let v = Verification.run(config: cfg)
         try writeRun(v.result, config: cfg, out: out)

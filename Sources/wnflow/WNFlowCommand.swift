@@ -55,3 +55,11 @@ struct WNFlowCommand: ParsableCommand {
         Foundation.exit(code)
     }
 }
+
+/// `--out` must name a path: an empty one resolved to the working directory's root
+/// (`--out ""` wrote `/result.json`).
+func requireOutputPath(_ out: String) throws {
+    if out.trimmingCharacters(in: .whitespaces).isEmpty {
+        throw CommandExit(code: ExitStatus.badInput, message: "error: --out: empty path; give the output folder or file, e.g. --out run1")
+    }
+}

@@ -20,6 +20,11 @@ struct BadCase: CustomTestStringConvertible, Sendable {
 
 let badCases: [BadCase] = [
     BadCase(label: "malformed JSON", config: "{\"problem\": ", field: "config"),
+    // Stop 24 (bad-input audit): loss overflow (y = 1e200 "converged" at t = 0 with loss null)
+    // and GLPK's scaling abort (|A_mn| = 1e155 or 1e-200, exit 134).
+    BadCase(label: "huge y", config: validConfig.replacingOccurrences(of: "\"y\": [1.0, 0.5]", with: "\"y\": [1e200, 0.5]"), field: "config.problem.y"),
+    BadCase(label: "huge A entry", config: validConfig.replacingOccurrences(of: "[1.0, 2.0, 0.5]", with: "[1e155, 2.0, 0.5]"), field: "config.problem.A"),
+    BadCase(label: "tiny A entry", config: validConfig.replacingOccurrences(of: "[1.0, 2.0, 0.5]", with: "[1e-200, 2.0, 0.5]"), field: "config.problem.A"),
     BadCase(label: "truncated JSON", config: String(validConfig.prefix(60)), field: "config"),
     BadCase(label: "not an object", config: "[1, 2]", field: "config"),
     BadCase(label: "unknown top-level key", config: validConfig.replacingOccurrences(of: "\"model\"", with: "\"modle\""), field: "config.modle"),

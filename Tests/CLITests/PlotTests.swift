@@ -52,4 +52,21 @@ struct PlotTests {
         gnuplot.waitUntilExit()
         #expect(FileManager.default.fileExists(atPath: dir + "/PROBE"))
     }
+
+    /// A wn-timedep run (no log ρ) plots with an empty fourth panel; `--out ""` is refused
+    /// (it wrote /result.json) by every command that takes it.
+    @Test func timeDependentRunPlotsAndEmptyOutIsRefused() throws {
+        let dir = CLI.tempDir("plot-timedep")
+        let text = CLI.smallWNConfig(points: 20).replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn-timedep\"")
+        #expect(text.contains("wn-timedep"))
+        CLI.write(text, dir + "/c.json")
+        let s = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"])
+        #expect(s.code == 0, "\(s.stderr)")
+        let p = try CLI.run(["plot", dir + "/run"])
+        #expect(p.code == 0, "\(p.stderr)")
+        for cmd in ["simulate", "verify", "predict"] {
+            let e = try CLI.run([cmd, dir + "/c.json", "--out", ""])
+            #expect(e.code == 2 && e.stderr.split(separator: "\n").count == 1 && e.stderr.contains("--out"), "\(cmd): \(e.stderr)")
+        }
+    }
 }

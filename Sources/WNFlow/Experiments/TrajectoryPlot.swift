@@ -96,10 +96,14 @@ public enum TrajectoryPlot {
             set format y "%g"
             set title "norm g(t)"
             plot $D using 1:3 with lines lw 2 lc rgb "#d62728"
-            set title "\(rho == nil ? "log ρ(t): needs η_g (pass --eta-g)" : "magnification log ρ(t)")"
+            set title "\(rho != nil ? "magnification log ρ(t)" : info.flow == "wn-timedep" ? "log ρ(t): not defined for the Thm 2.4 rate" : "log ρ(t): needs η_g (pass --eta-g)")"
 
             """
-            body += rho == nil ? "plot NaN notitle\n" : "plot $D using 1:4 with lines lw 2 lc rgb \"#2ca02c\"\n"
+            // No log ρ: an empty panel (gnuplot refuses `plot NaN`: "all points y value
+            // undefined", which failed every wn-timedep run's plot).
+            body += rho == nil
+                ? "set yrange [0:1]\nplot $D using 1:(0.5) with lines lc rgb \"#ffffff\" notitle\nset autoscale y\n"
+                : "plot $D using 1:4 with lines lw 2 lc rgb \"#2ca02c\"\n"
         }
         body += "unset multiplot\n"
         let size = wn ? (1200, 900) : (1200, 480)

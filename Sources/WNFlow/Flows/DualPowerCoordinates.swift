@@ -319,7 +319,7 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
             for i in 0..<m { dydt[i] = .nan }
             return
         }
-        let c = kappa * Double(depth * (depth - 2))
+        let c = kappa * Double(depth) * Double(depth - 2)  // in Double: no Int overflow at absurd depths
         workspace.residual.withUnsafeBufferPointer { e in for i in 0..<m { dydt[i] = c * e[i] } }
     }
 
@@ -339,7 +339,7 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
         if gramScratch.count != m * chunk { gramScratch = [Double](repeating: 0, count: m * chunk) }
         let out = dfdy.baseAddress!
         for k in 0..<(m * m) { out[k] = 0 }
-        let alpha = -Double(depth * depth)
+        let alpha = -Double(depth) * Double(depth)
         matrix.storage.withUnsafeBufferPointer { a in
             w.withUnsafeBufferPointer { wb in
                 gramScratch.withUnsafeMutableBufferPointer { s in

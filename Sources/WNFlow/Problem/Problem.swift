@@ -16,6 +16,10 @@ public struct Problem: Sendable {
     /// The matrix the flows run on: `A`, or `[A, −A]` when signed (MATH.md §5).
     public let matrix: Matrix
 
+    /// Largest magnitude of an entry of A or y, and the reciprocal of the smallest nonzero one of
+    /// A: squares and products of the loss and the LP stay in double range.
+    public static let magnitudeLimit = 1e150
+
     public init(A: Matrix, y: [Double], depth: Int, signed: Bool = false, groundTruth: [Double]? = nil) throws {
         guard A.rows >= 1, A.cols >= 1 else { throw ConfigError("config.problem.A", "needs at least one row and one column") }
         guard A.isFinite else { throw ConfigError("config.problem.A", "contains NaN or Inf; every entry must be finite") }
@@ -23,6 +27,16 @@ public struct Problem: Sendable {
             throw ConfigError("config.problem.y", "expected \(A.rows) numbers (M from problem.A), got \(y.count)")
         }
         guard y.allSatisfy({ $0.isFinite }) else { throw ConfigError("config.problem.y", "contains NaN or Inf") }
+        // The loss ½‖A x^L − y‖² and GLPK's scaling need squares and products in double range:
+        // y = 1e200 gave a run "converged" at t = 0 with loss null, and |A_mn| of 1e155 or 1e-200
+        // aborted GLPK (glp_set_rii: invalid scale factor, exit 134).
+        let limit = Problem.magnitudeLimit
+        if let bad = A.storage.first(where: { $0 != 0 && !(abs($0) <= limit && abs($0) >= 1 / limit) }) {
+            throw ConfigError("config.problem.A", "has an entry of magnitude \(abs(bad)); nonzero entries must lie within 1e-150…1e150 (rescale A)")
+        }
+        if let bad = y.first(where: { abs($0) > limit }) {
+            throw ConfigError("config.problem.y", "has an entry of magnitude \(abs(bad)); entries must be at most 1e150 (rescale y)")
+        }
         guard depth >= 1 else { throw ConfigError("config.model.depth", "must be an integer ≥ 1, got \(depth)") }
         if let z = groundTruth {
             guard z.count == A.cols else {
