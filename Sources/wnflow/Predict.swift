@@ -5,7 +5,7 @@ import WNFlow
 /// `wnflow predict CONFIG.json --out FILE`: the limit without integrating
 /// (MATH.md §4): Bregman projection by dual Newton, the WN fixed point for
 /// g_∞ and log ρ, ℓ1 minima and the kernel assumption by LP, and bounds.
-struct Predict: ParsableCommand {
+struct Predict: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         abstract: "Predict the limit without integrating: z, x, g_inf, log_rho, l1_min, weighted_l1_min, kernel_positive, bounds.")
 
@@ -22,7 +22,6 @@ struct Predict: ParsableCommand {
     var limitOnly = false
 
     func run() throws {
-        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let prediction: Prediction
         do {

@@ -3,7 +3,7 @@ import Foundation
 import WNFlow
 
 /// `wnflow reproduce figure2|figure3|figure4|figure5|all --out DIR [--quick] [--jobs N] [--discrete STEP] [--resume]`.
-struct ReproduceCommand: ParsableCommand {
+struct ReproduceCommand: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         commandName: "reproduce",
         abstract: "Run the paper's experiments (MATH.md §8): DIR/figureK.csv, .png, .svg and DIR/summary.md.",
@@ -38,7 +38,6 @@ struct ReproduceCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        try requireOutputPath(out)
         let figures: [Figure]
         if figure == "all" { figures = Figure.allCases } else {
             guard let f = Figure(rawValue: figure) else {

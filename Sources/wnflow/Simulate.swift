@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import WNFlow
 
-struct Simulate: ParsableCommand {
+struct Simulate: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         abstract: "Integrate one flow; writes DIR/result.json and DIR/trajectory.csv.")
 
@@ -22,7 +22,6 @@ struct Simulate: ParsableCommand {
     var noMonitor = false
 
     func run() throws {
-        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let sim = Simulation(config: cfg)
         let result = noMonitor ? sim.run() : sim.runMonitored().result

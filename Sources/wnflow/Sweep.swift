@@ -3,7 +3,7 @@ import Foundation
 import WNFlow
 
 /// `wnflow sweep SWEEP.json --out DIR [--jobs N] [--shard I/N] [--resume]`.
-struct SweepCommand: ParsableCommand {
+struct SweepCommand: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
         abstract: "Run a grid of configs; one JSON line per run in DIR/results.jsonl.",
@@ -34,7 +34,6 @@ struct SweepCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        try requireOutputPath(out)
         if let jobs, jobs < 1 { throw ConfigError("--jobs", "must be at least 1, got \(jobs)") }
         let sh = try shard.map(Shard.parse)
         guard FileManager.default.fileExists(atPath: sweep), let data = FileManager.default.contents(atPath: sweep) else {
@@ -66,7 +65,7 @@ struct SweepCommand: ParsableCommand {
 }
 
 /// `wnflow merge DIR… --out FILE`: joins shard files into one JSONL sorted by index.
-struct MergeCommand: ParsableCommand {
+struct MergeCommand: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Join sweep shards (folders or .jsonl files) into one JSONL sorted by index.",
@@ -79,7 +78,6 @@ struct MergeCommand: ParsableCommand {
     var out: String
 
     func run() throws {
-        try requireOutputPath(out)
         guard !inputs.isEmpty else { throw ConfigError("inputs", "give at least one sweep folder or .jsonl file") }
         var files: [String] = []
         for i in inputs {

@@ -7,7 +7,7 @@ import WNFlow
 /// identities it must satisfy, print a table, write DIR/result.json and
 /// DIR/report.md. Exit 1 when a check fails, 3 when the integration failed,
 /// 2 on bad input.
-struct Verify: ParsableCommand {
+struct Verify: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         abstract: "Simulate with every applicable lemma check; exit 1 if any check fails.",
         discussion: "Writes DIR/result.json (as simulate, with the monitor array), DIR/trajectory.csv and DIR/report.md. Exit codes: 0 all checks passed, 1 a check failed, 2 bad input, 3 integration failed.")
@@ -22,7 +22,6 @@ struct Verify: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        try requireOutputPath(out)
         let cfg = try SimulationConfig.load(path: config)
         let v = Verification.run(config: cfg)
         try writeRun(v.result, config: cfg, out: out)

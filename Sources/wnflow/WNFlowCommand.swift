@@ -33,6 +33,7 @@ struct WNFlowCommand: ParsableCommand {
         let code: Int32
         do {
             var command = try parseAsRoot()
+            if let writer = command as? WritesOutput { try requireOutputPath(writer.out) }
             try command.run()
             code = ExitStatus.success
         } catch let e as CommandExit {
@@ -56,8 +57,13 @@ struct WNFlowCommand: ParsableCommand {
     }
 }
 
-/// `--out` must name a path: an empty one resolved to the working directory's root
-/// (`--out ""` wrote `/result.json`).
+/// A command whose `--out` names where it writes (checked once, in `main`).
+protocol WritesOutput {
+    var out: String { get }
+}
+
+/// `--out` must name a path: an empty one put the files at the filesystem root
+/// (`--out ""` wrote `/result.json`, as `out + "/result.json"`).
 func requireOutputPath(_ out: String) throws {
     if out.trimmingCharacters(in: .whitespaces).isEmpty {
         throw CommandExit(code: ExitStatus.badInput, message: "error: --out: empty path; give the output folder or file, e.g. --out run1")

@@ -633,26 +633,35 @@ struct DualPowerCoordinatesTests {
         #expect(worstRelative(off.x, ref.x) > 1e-5)
     }
 
+    /// M = 8, N = 20 at `depth`: a dual state 0.2·N(0, 1) away from the base `x₀`, with the RHS
+    /// evaluated there (the error norms and bounds read that evaluation), and the generator
+    /// for further draws.
+    static func evaluatedState(depth: Int, seed: UInt) throws -> (Problem, any DualCoordinates, [Double], RNG) {
+        let p = try Fixture.problem(m: 8, n: 20, depth: depth, seed: 4)
+        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
+        var y = try system.setBase(Fixture.positivePoint(20, seed: 9, scale: 0.3))
+        let rng = RNG(seed: seed)
+        for i in 0..<y.count { y[i] += 0.2 * rng.gaussian() }
+        var f = [Double](repeating: 0, count: y.count)
+        try y.withUnsafeBufferPointer { b in try f.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+        return (p, system, y, rng)
+    }
+
+    /// The weights of the dual state `s` (`natural`).
+    static func weights(_ system: any DualCoordinates, _ s: [Double]) -> [Double] {
+        var out = [Double](repeating: 0, count: 20)
+        s.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) } }
+        return out
+    }
+
     /// The error norm is the weights' own: `max |δx/x|/(floor + atol/x)`, with `δx` taken from
     /// the weights of `y` and `y + v` (`natural`), to first order in `v`; the floor is rtol
     /// plus the rounding of `u = b + t`.
     @Test func weightErrorNormMeasuresTheWeights() throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 3, seed: 4)
-        let x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
-        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
-        var y = try system.setBase(x0)
-        let rng = RNG(seed: 5)
-        for i in 0..<y.count { y[i] += 0.2 * rng.gaussian() }
+        let (_, system, y, rng) = try Self.evaluatedState(depth: 3, seed: 5)
         let v = (0..<y.count).map { _ in 1e-7 * rng.gaussian() }
-        func weights(_ s: [Double]) -> [Double] {
-            var out = [Double](repeating: 0, count: 20)
-            s.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) } }
-            return out
-        }
-        let (w, wv) = (weights(y), weights(zip(y, v).map { $0 + $1 }))
+        let (w, wv) = (Self.weights(system, y), Self.weights(system, zip(y, v).map { $0 + $1 }))
         #expect(w.allSatisfy { $0 > 0 && $0.isFinite })
-        var f = [Double](repeating: 0, count: y.count)
-        try y.withUnsafeBufferPointer { b in try f.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
         let rtol = 1e-10, atol = 3e-11
         // The floor's rounding part is below 1e-13 here: compare with rtol alone.
         let expected = (0..<20).map { j in abs(wv[j] / w[j] - 1) / (rtol + atol / w[j]) }.max()!
@@ -669,20 +678,12 @@ struct DualPowerCoordinatesTests {
     /// `lossLowerBound` bounds the loss that `LossWorkspace` computes at the weights of nearby
     /// states from below, and is not vacuous (within 1% of it for small moves).
     @Test func lossLowerBoundIsALowerBound() throws {
-        let p = try Fixture.problem(m: 8, n: 20, depth: 4, seed: 4)
-        let x0 = Fixture.positivePoint(20, seed: 9, scale: 0.3)
-        let system = try makeDualCoordinates(for: GradientFlow(problem: p))
-        var y = try system.setBase(x0)
-        let rng = RNG(seed: 6)
-        for i in 0..<y.count { y[i] += 0.2 * rng.gaussian() }
-        var f = [Double](repeating: 0, count: y.count)
-        try y.withUnsafeBufferPointer { b in try f.withUnsafeMutableBufferPointer { try system.rhs(t: 0, y: b, dydt: $0) } }
+        let (p, system, y, rng) = try Self.evaluatedState(depth: 4, seed: 6)
         let ws = LossWorkspace(problem: p)
         var tight = 0
         for size in [1e-12, 1e-9, 1e-6, 1e-3, 1e-1] {
             let s = y.map { $0 + size * rng.gaussian() }
-            var x = [Double](repeating: 0, count: 20)
-            s.withUnsafeBufferPointer { b in x.withUnsafeMutableBufferPointer { system.natural(of: b, into: $0.baseAddress!) } }
+            let x = Self.weights(system, s)
             let loss = x.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
             guard let lower = s.withUnsafeBufferPointer({ system.lossLowerBound($0) }) else { continue }
             #expect(lower <= loss, "move \(size): \(lower) > \(loss)")

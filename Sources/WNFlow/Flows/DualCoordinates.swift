@@ -72,6 +72,10 @@ public protocol DualCoordinates: ODESystem {
     /// (above 1: outside, `BDFSolver.stateReach`); 0 by default. Depth ≥ 3: where
     /// `x^{2−L}` would leave (0, ∞) or shrink too far in one step.
     func stepReach(_ state: UnsafePointer<Double>) -> Double
+    /// The `departure` past which `DualSolver` hands over to weight space (`maxDeparture`'s
+    /// default): GF at depth 2 300 (weights within double range), WN `max(1e4, rtol/4ε)`
+    /// (μ's rounding within rtol), depth ≥ 3 GF none (`outrunsPrecision` instead).
+    func departureBound(rtol: Double) -> Double
 }
 
 extension DualCoordinates {
@@ -140,10 +144,7 @@ final class DualKernel {
         let cols = matrix.cols
         m = matrix.rows
         n = cols
-        var col = [Double](repeating: 0, count: cols)
-        for (k, a) in problem.matrix.storage.enumerated() { col[k % cols] += abs(a) }
-        let k = col.max() ?? 1
-        kappa = k > 0 ? k : 1
+        kappa = Self.stateScale(matrix)
         logBase = [Double](repeating: -.infinity, count: n)
         refBlock = .allocate(capacity: 4 * m + n)
         refBlock.initialize(repeating: 0, count: 4 * m + n)
@@ -418,10 +419,27 @@ final class DualKernel {
 
     /// `out[i·ld + j] = α (A diag(w) Aᵀ)_ij` into the `M × M` block at `out`.
     func weightedGram(alpha: Double, into out: UnsafeMutablePointer<Double>, ld: Int) {
+        Self.weightedGram(matrix, weights: w, alpha: alpha, into: out, ld: ld, scratch: &scratch, chunk: chunk)
+    }
+
+    /// `κ = max_n Σ_m |A_mn|` (1 for a zero matrix): with `μ = κλ`, `|(Aᵀδμ)_n|/κ ≤ ‖δμ‖∞`.
+    static func stateScale(_ matrix: Matrix) -> Double {
+        let cols = matrix.cols
+        var col = [Double](repeating: 0, count: cols)
+        for (k, a) in matrix.storage.enumerated() { col[k % cols] += abs(a) }
+        let k = col.max() ?? 1
+        return k > 0 ? k : 1
+    }
+
+    /// `out[i·ld + j] = α (A diag(weights) Aᵀ)_ij`, both triangles, into the `M × M` block at
+    /// `out` (`weightedGramUpper`, chunked through `scratch`): the dual systems' Jacobians.
+    static func weightedGram(_ matrix: Matrix, weights: [Double], alpha: Double, into out: UnsafeMutablePointer<Double>,
+                             ld: Int, scratch: inout [Double], chunk: Int) {
+        let m = matrix.rows, n = matrix.cols
         if scratch.count != m * chunk { scratch = [Double](repeating: 0, count: m * chunk) }
         for i in 0..<m { for j in 0..<m { out[i * ld + j] = 0 } }
         matrix.storage.withUnsafeBufferPointer { a in
-            w.withUnsafeBufferPointer { wb in
+            weights.withUnsafeBufferPointer { wb in
                 scratch.withUnsafeMutableBufferPointer { s in
                     weightedGramUpper(k: m, m: n, r: a.baseAddress!, ldr: n, w: wb.baseAddress!, alpha: alpha,
                                       out: out, ldo: ld, scratch: s.baseAddress!, chunk: chunk)
@@ -477,6 +495,9 @@ public final class DualGradientSystem: DualCoordinates, NegativeSemidefiniteJaco
 
     /// GF hands over instead: its bound (e^{300}) is about weights leaving double range.
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool { false }
+
+    /// 300: `|log(x_n/x₀_n)| ≤ 300` keeps the weights within double range.
+    public func departureBound(rtol: Double) -> Double { 300 }
 
     public var lastRelativeResidual: Double { kernel.lastRelativeResidual }
 
@@ -593,6 +614,9 @@ public final class DualWeightNormSystem: DualCoordinates {
     }
 
     public func departure(_ state: UnsafeBufferPointer<Double>) -> Double { kernel.departure(state, offset: 1) }
+
+    /// `DualSolver.weightNormDeparture(rtol:)`: μ's rounding `4ε‖μ‖∞` within rtol.
+    public func departureBound(rtol: Double) -> Double { DualSolver.weightNormDeparture(rtol: rtol) }
 
     public func exactDeparture(_ state: UnsafeBufferPointer<Double>) -> Double { departure(state) }
 
@@ -814,10 +838,7 @@ public final class DualSolver: ODESolver {
         self.system = system
         self.fallback = fallback
         naturalDimension = flow.dimension
-        // Depth ≥ 3 GF has no bound on ‖μ‖∞; its limit is the cancellation in x^{2−L}
-        // (`outrunsPrecision`).
-        maxDeparture = system is DualWeightNormSystem ? Self.weightNormDeparture(rtol: rtol)
-            : system is DualPowerGradientSystem ? .infinity : 300
+        maxDeparture = system.departureBound(rtol: rtol)
         self.rtol = rtol
         // Absolute control on the scaled state, plus the state's own rounding
         // (4ε|μ|): without it rtol ≲ 1e-14 asks for less than μ's last bit

@@ -36,7 +36,8 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
     private let workspace: LossWorkspace
     private let yScale: Double, maxAbsA: Double
     /// Of the last evaluation: `μ₁`, `‖e₁‖₂`, `Σ x₁^L`, `min u₁` and
-    /// `max (b + |t₁|)/((L−2)u₁)` over the weights that are not 0.
+    /// `max (b + |t₁|)/((L−2) min u₁)` (≥ each weight's rounding amplification) over the weights
+    /// that are not 0.
     private var lastMu: [Double]
     private var lastENorm = Double.infinity, lastPowerSum = 0.0, lastMinU = 0.0, lastAmplification = 0.0
     private var evaluation = 0
@@ -52,10 +53,7 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
         m = matrix.rows
         n = matrix.cols
         depth = flow.problem.depth
-        var col = [Double](repeating: 0, count: n)
-        for (k, a) in matrix.storage.enumerated() { col[k % n] += abs(a) }
-        let k = col.max() ?? 1
-        kappa = k > 0 ? k : 1
+        kappa = DualKernel.stateScale(matrix)
         base = [Double](repeating: .infinity, count: n)
         t = [Double](repeating: 0, count: n)
         u = [Double](repeating: .infinity, count: n)
@@ -63,8 +61,9 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
         tv = [Double](repeating: 0, count: n)
         w = [Double](repeating: 0, count: n)
         workspace = flow.workspace
-        yScale = flow.problem.y.reduce(0) { max($0, abs($1)) }
-        maxAbsA = matrix.storage.reduce(0) { max($0, abs($1)) }
+        let accuracy = ResidualAccuracy(problem: flow.problem)
+        yScale = accuracy.yScale
+        maxAbsA = accuracy.maxAbsEntry
         lastMu = [Double](repeating: 0, count: m)
     }
 
@@ -120,20 +119,21 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
         guard map(mu) else { lastENorm = .infinity; return false }
         let loss = x.withUnsafeBufferPointer { workspace.loss(at: $0.baseAddress!) }
         lastENorm = (2 * loss).squareRoot()
-        let n = self.n, l2 = Double(depth - 2)
-        var minU = Double.infinity, amp = 0.0
+        let n = self.n
+        var minU = Double.infinity, maxSum = 0.0
         base.withUnsafeBufferPointer { b in
             t.withUnsafeBufferPointer { tt in
                 u.withUnsafeBufferPointer { ub in
                     for j in 0..<n where b[j].isFinite {
                         minU = min(minU, ub[j])
-                        amp = max(amp, (b[j] + abs(tt[j])) / (l2 * ub[j]))
+                        maxSum = max(maxSum, b[j] + abs(tt[j]))
                     }
                 }
             }
         }
         lastMinU = minU
-        lastAmplification = amp
+        // An upper bound on max (b + |t₁|)/((L−2)u₁) without a division per entry.
+        lastAmplification = maxSum > 0 ? maxSum / (Double(depth - 2) * minU) : 0
         lastPowerSum = workspace.power.reduce(0, +)
         lastMu.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mu, count: m) }
         return loss.isFinite
@@ -177,7 +177,7 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
     /// the last evaluation at `μ₁` (nil before one), O(M): with `d = ‖μ − μ₁‖∞`, each `u_n`
     /// moves by at most `d` (κ's definition), so `x_n^L = u_n^{−L/(L−2)}` by at most the factor
     /// `(1 − d/min u₁)^{−L/(L−2)}`, and `‖δe‖∞ ≤ max|A| Σ x₁^L ((1 − q)^{−L/(L−2)} − 1 + β)`,
-    /// `q = d/min u₁`, `β = 8Lε(max (b + |t₁|)/((L−2)u₁) + 1)` the weights' rounding. Then
+    /// `q = d/min u₁`, `β = 8Lε(max (b + |t₁|)/((L−2) min u₁) + 1)` the weights' rounding. Then
     /// `‖e‖₂ ≥ ‖e₁‖₂(1 − 1e-6) − √M(δe + 4ε‖y‖∞)` (docs/math.md §6b); nil for `q ≥ ½`.
     public func lossLowerBound(_ state: UnsafeBufferPointer<Double>) -> Double? {
         guard lastENorm.isFinite, lastMinU > 0 else { return nil }
@@ -193,6 +193,9 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
     }
 
     public func recenter(_ state: UnsafeMutableBufferPointer<Double>) -> Bool { false }
+
+    /// None: ‖μ‖∞ may grow as far as the weights need; `outrunsPrecision` bounds the run.
+    public func departureBound(rtol: Double) -> Double { .infinity }
 
     public var lastRelativeResidual: Double { yScale > 0 ? lastENorm / yScale : .infinity }
 
@@ -336,18 +339,7 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
         x.withUnsafeBufferPointer { xb in
             w.withUnsafeMutableBufferPointer { wb in for j in 0..<n { wb[j] = ipow(xb[j], p) } }
         }
-        if gramScratch.count != m * chunk { gramScratch = [Double](repeating: 0, count: m * chunk) }
-        let out = dfdy.baseAddress!
-        for k in 0..<(m * m) { out[k] = 0 }
-        let alpha = -Double(depth) * Double(depth)
-        matrix.storage.withUnsafeBufferPointer { a in
-            w.withUnsafeBufferPointer { wb in
-                gramScratch.withUnsafeMutableBufferPointer { s in
-                    weightedGramUpper(k: m, m: n, r: a.baseAddress!, ldr: n, w: wb.baseAddress!, alpha: alpha,
-                                      out: out, ldo: m, scratch: s.baseAddress!, chunk: chunk)
-                }
-            }
-        }
-        for i in 0..<m { for j in 0..<i { out[i * m + j] = out[j * m + i] } }
+        DualKernel.weightedGram(matrix, weights: w, alpha: -Double(depth) * Double(depth), into: dfdy.baseAddress!,
+                                ld: m, scratch: &gramScratch, chunk: chunk)
     }
 }
