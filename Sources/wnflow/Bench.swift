@@ -122,7 +122,7 @@ struct Bench: ParsableCommand {
         ])
         if let out {
             do { try AtomicFile.write(json.serialized(), to: out) } catch {
-                throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write '\(out)': \(error.localizedDescription)")
+                throw ConfigError.cannotWrite(out, error)
             }
         } else {
             Swift.print(json.serialized(), terminator: "")

@@ -12,13 +12,16 @@ struct PlotCommand: ParsableCommand {
     @Argument(help: "The folder of a simulate or verify run.")
     var dir: String
 
-    @Option(name: .long, help: "η_g, when result.json does not record it.")
+    @Option(name: .long, parsing: .unconditional, help: "η_g, when result.json does not record it.")
     var etaG: Double?
 
-    @Option(name: .long, help: "η_v, when result.json does not record it (default 1).")
+    @Option(name: .long, parsing: .unconditional, help: "η_v, when result.json does not record it (default 1).")
     var etaV: Double?
 
     func run() throws {
+        for (name, value) in [("--eta-g", etaG), ("--eta-v", etaV)] {
+            if let value, !(value > 0 && value.isFinite) { throw ConfigError(name, "must be a positive finite number, got \(value)") }
+        }
         let resultPath = dir + "/result.json", trajPath = dir + "/trajectory.csv"
         guard let rdata = FileManager.default.contents(atPath: resultPath) else {
             throw ConfigError("dir", "'\(resultPath)' not found; give the --out folder of wnflow simulate or verify")
@@ -42,8 +45,8 @@ struct PlotCommand: ParsableCommand {
         if case let .bool(s)? = result["signed"] { info.signed = s }
         if case let .number(e)? = result["eta_g"] { info.etaG = e }
         if case let .number(e)? = result["eta_v"] { info.etaV = e }
-        if let etaG { guard etaG > 0 else { throw ConfigError("--eta-g", "must be positive") }; info.etaG = etaG }
-        if let etaV { guard etaV > 0 else { throw ConfigError("--eta-v", "must be positive") }; info.etaV = etaV }
+        if let etaG { info.etaG = etaG }
+        if let etaV { info.etaV = etaV }
         if case let .string(s)? = result["status"] { info.status = s }
         let script = TrajectoryPlot.script(table: traj, info: info, base: URL(fileURLWithPath: dir).standardizedFileURL.path + "/trajectory")
         try Gnuplot.run(script: script, scriptPath: dir + "/trajectory.gp")

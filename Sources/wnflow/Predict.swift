@@ -32,7 +32,7 @@ struct Predict: ParsableCommand, WritesOutput {
         do {
             try AtomicFile.write(prediction.json(config: cfg).serialized(), to: out)
         } catch {
-            throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write '\(out)': \(error.localizedDescription)")
+            throw ConfigError.cannotWrite(out, error)
         }
         if quiet { return }
         let r = prediction.report

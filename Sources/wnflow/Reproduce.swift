@@ -22,10 +22,10 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
     @Flag(name: .long, help: "Fewer points and 3 instances (under 2 minutes per figure).")
     var quick = false
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "Worker threads (default: all cores).")
     var jobs: Int?
 
-    @Option(name: .long, help: "Use discrete GD / WN-GD with this step instead of the flows.")
+    @Option(name: .long, parsing: .unconditional, help: "Use discrete GD / WN-GD with this step instead of the flows.")
     var discrete: Double?
 
     @Option(name: .long, help: .hidden)
@@ -60,7 +60,7 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
         do {
             try FileManager.default.createDirectory(atPath: dir + "/runs", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: dir + "/plots", withIntermediateDirectories: true)
-        } catch { throw ConfigError("--out", "cannot create '\(dir)': \(error.localizedDescription)") }
+        } catch { throw ConfigError("--out", "cannot create '\(dir)': \(ConfigError.fileReason(error))") }
 
         for f in figures {
             let t0 = Date()
@@ -80,7 +80,7 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
             let report = FigureReport(figure: f, settings: plan.settings, rows: rows)
             let base = dir + "/" + f.rawValue
             do { try AtomicFile.write(report.csv, to: base + ".csv") } catch {
-                throw ConfigError("--out", "cannot write '\(base).csv': \(error.localizedDescription)")
+                throw ConfigError.cannotWrite(base + ".csv", error)
             }
             try Gnuplot.run(script: report.gnuplotScript(base: base), scriptPath: dir + "/plots/\(f.rawValue).gp")
             try SummaryFile.update(path: dir + "/summary.md", figure: f, section: report.summary)

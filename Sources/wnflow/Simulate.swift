@@ -28,7 +28,7 @@ struct Simulate: ParsableCommand, WritesOutput {
         try writeRun(result, config: cfg, out: out)
         if writeProblem {
             do { try AtomicFile.write(cfg.problemJSON.serialized(), to: out + "/problem.json") } catch {
-                throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write to '\(out)': \(error.localizedDescription)")
+                throw ConfigError.cannotWrite(out, error)
             }
         }
         if !quiet { print(summary(result, config: cfg)) }
@@ -47,7 +47,7 @@ func writeRun(_ result: SimulationResult, config: SimulationConfig, out: String,
             ? [("eta_g", .number(config.model.etaG)), ("eta_v", .number(config.model.etaV))] : []
         try result.write(to: out, config: config, extra: extra + rates)
     } catch {
-        throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write to '\(out)': \(error.localizedDescription)")
+        throw ConfigError.cannotWrite(out, error)
     }
 }
 

@@ -21,10 +21,10 @@ struct SweepCommand: ParsableCommand, WritesOutput {
     @Option(name: .long, help: "Output folder.")
     var out: String
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "Worker threads (default: all cores).")
     var jobs: Int?
 
-    @Option(name: .long, help: "Run shard I of N (1-based): the indices with index % N == I-1.")
+    @Option(name: .long, parsing: .unconditional, help: "Run shard I of N (1-based): the indices with index % N == I-1.")
     var shard: String?
 
     @Flag(name: .long, help: "Skip indices already present in the results file.")
@@ -120,7 +120,7 @@ struct MergeCommand: ParsableCommand, WritesOutput {
         do {
             try AtomicFile.write(keys.map { byIndex[$0]!.line + "\n" }.joined(), to: out)
         } catch {
-            throw ConfigError("--out", "cannot write '\(out)': \(error)")
+            throw ConfigError.cannotWrite(out, error)
         }
         var gaps = 0
         if let last = keys.last { gaps = last + 1 - keys.count }

@@ -28,7 +28,7 @@ struct Verify: ParsableCommand, WritesOutput {
         do {
             try AtomicFile.write(v.markdown, to: out + "/report.md")
         } catch {
-            throw CommandExit(code: ExitStatus.badInput, message: "error: --out: cannot write to '\(out)': \(error.localizedDescription)")
+            throw ConfigError.cannotWrite(out, error)
         }
         if !quiet {
             print(summary(v.result, config: cfg))

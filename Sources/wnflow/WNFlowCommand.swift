@@ -37,10 +37,10 @@ struct WNFlowCommand: ParsableCommand {
             try command.run()
             code = ExitStatus.success
         } catch let e as CommandExit {
-            if let m = e.message { FileHandle.standardError.write(Data((m + "\n").utf8)) }
+            if let m = e.message { FileHandle.standardError.write(Data((ConfigError.oneLine(m) + "\n").utf8)) }
             code = e.code
         } catch let e as ConfigError {
-            FileHandle.standardError.write(Data(("error: " + e.description + "\n").utf8))
+            FileHandle.standardError.write(Data(("error: " + ConfigError.oneLine(e.description) + "\n").utf8))
             code = ExitStatus.badInput
         } catch {
             let ec = exitCode(for: error)

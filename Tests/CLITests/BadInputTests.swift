@@ -50,6 +50,16 @@ let badCases: [BadCase] = [
     BadCase(label: "negative max_recenterings", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 100, \"max_recenterings\": -1"), field: "config.integrator.max_recenterings"),
     BadCase(label: "negative t_end", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": -5"), field: "config.integrator.t_end"),
     BadCase(label: "unknown init direction", config: validConfig.replacingOccurrences(of: "\"x0\": [0.1, 0.1, 0.1]", with: "\"scale\": 0.1, \"direction\": \"gaussian\""), field: "config.init.direction"),
+    // Stop 25 (the rest of the audit): malformed numbers were read as numbers, alternatives given
+    // together blamed one of them as "unknown", a newline in a name split the message in two, and
+    // starts or times outside the double range failed as "step size underflow … try msbdf".
+    BadCase(label: "leading zero", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 0100"), field: "config"),
+    BadCase(label: "trailing point", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 100."), field: "config"),
+    BadCase(label: "x0 and scale", config: validConfig.replacingOccurrences(of: "\"x0\": [0.1, 0.1, 0.1]", with: "\"x0\": [0.1, 0.1, 0.1], \"scale\": 0.1"), field: "config.init.scale"),
+    BadCase(label: "y and y_file", config: validConfig.replacingOccurrences(of: "\"y\": [1.0, 0.5]", with: "\"y\": [1.0, 0.5], \"y_file\": \"y.csv\""), field: "config.problem.y_file"),
+    BadCase(label: "newline in a flow name", config: validConfig.replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"w\\nn\""), field: "config.model.flow"),
+    BadCase(label: "overflowing start", config: validConfig.replacingOccurrences(of: "[0.1, 0.1, 0.1]", with: "[1e200, 0.1, 0.1]"), field: "config.init.x0"),
+    BadCase(label: "t_end below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 1e-200"), field: "config.integrator.t_end"),
     BadCase(label: "generate with sparsity > N", config: "{\"problem\": {\"generate\": {\"M\": 2, \"N\": 3, \"sparsity\": 5}}, \"init\": {\"scale\": 0.1}}", field: "config.problem.generate.sparsity"),
 ]
 
@@ -87,6 +97,42 @@ struct BadInputTests {
         let r2 = try CLI.run(["simulate", dir + "/c2.json", "--out", dir + "/o2"])
         #expect(r2.code == 2)
         #expect(r2.stderr.contains("config.problem.A_file") && r2.stderr.contains(".npy"))
+    }
+
+    @Test("an empty CSV cell is blamed on its own line")
+    func emptyCSVCell() throws {
+        let dir = CLI.tempDir("cell")
+        CLI.write("1,,3\n4,5,6\n", dir + "/A.csv")
+        CLI.write("{\"problem\": {\"A_file\": \"A.csv\", \"y\": [1, 2]}, \"init\": {\"x0\": [1, 1, 1]}}", dir + "/c.json")
+        let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/o"])
+        #expect(r.code == 2)
+        #expect(r.stderr.contains("line 1, cell 2 is empty"), "\(r.stderr)")
+    }
+
+    @Test("negative and infinite option values name the option (were 'Missing value')")
+    func badOptionValues() throws {
+        let dir = CLI.tempDir("opt")
+        for (args, option) in [(["plot", dir, "--eta-g", "-1"], "--eta-g"), (["plot", dir, "--eta-v", "inf"], "--eta-v"),
+                               (["sweep", dir + "/s.json", "--out", dir + "/o", "--jobs", "-2"], "--jobs"),
+                               (["reproduce", "figure2", "--out", dir + "/r", "--discrete", "-0.1"], "--discrete")] {
+            let r = try CLI.run(args)
+            #expect(r.code == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(option + ":") && !r.stderr.contains("Missing value"),
+                    "\(args): \(r.stderr)")
+        }
+    }
+
+    @Test("an output path under a file says why in one line, without Foundation's error dump")
+    func outputUnderFile() throws {
+        let dir = CLI.tempDir("under")
+        CLI.write(validConfig, dir + "/c.json")
+        CLI.write("x", dir + "/file")
+        for command in ["simulate", "predict"] {
+            let r = try CLI.run([command, dir + "/c.json", "--out", dir + "/file/sub", "--quiet"])
+            #expect(r.code == 2, "\(command): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.hasPrefix("error: --out: cannot write"), "\(command): \(r.stderr)")
+            #expect(!r.stderr.contains("NSCocoaErrorDomain") && !r.stderr.contains("could not be completed"), "\(command): \(r.stderr)")
+        }
     }
 
     @Test("unknown subcommand and missing option are usage errors (exit 2)")

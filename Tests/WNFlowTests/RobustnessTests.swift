@@ -44,6 +44,18 @@ struct LibraryRobustnessTests {
         #expect(SweepEngine.index(of: try JSON.parse("[1]")) == nil)
     }
 
+    @Test("JSON numbers follow RFC 8259: 02, 1., .5, +1, 1e are malformed")
+    func jsonNumberGrammar() throws {
+        let good: [(String, Double)] = [("0", 0), ("-0", 0), ("0.5", 0.5), ("-12", -12), ("1e-3", 1e-3),
+                                         ("1E+3", 1000), ("-12.5e2", -1250), ("10", 10), ("0e0", 0)]
+        for (text, value) in good {
+            #expect(try JSON.parse("[\(text)]") == .array([.number(value)]), "\(text)")
+        }
+        for bad in ["02", "-01", "1.", "1.e5", ".5", "+1", "1e", "1e+", "-", "1.5.2", "1e5e3", "--1", "0x10", "-Infinity"] {
+            #expect(throws: JSONSyntaxError.self, "\(bad)") { try JSON.parse("[\(bad)]") }
+        }
+    }
+
     @Test("finalize skips lines with huge indices instead of trapping")
     func finalizeHugeIndex() throws {
         let path = NSTemporaryDirectory() + "wnflow-rob-finalize-\(UInt32.random(in: 0...UInt32.max)).jsonl"

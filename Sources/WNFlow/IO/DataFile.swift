@@ -54,7 +54,15 @@ public enum DataFile {
         // isNewline: "\r\n" is one Character in Swift, which split(separator: "\n") would not cut.
         for (ln, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let cells = line.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\r" || $0 == ";" })
+            // Cells are separated by commas or semicolons, or by blanks alone. An empty cell
+            // between two separators ("1,,3") is an error on this line, not a short row that
+            // the next line is blamed for; one trailing separator is allowed.
+            let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+            let fields = line.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == ";" })
+            if fields.count > 1, let empty = fields.dropLast().firstIndex(where: { $0.allSatisfy(isBlank) }) {
+                throw ConfigError(field, "\(path): line \(ln + 1), cell \(empty + 1) is empty; fill it (use 0 for a zero entry)")
+            }
+            let cells = fields.flatMap { $0.split(whereSeparator: isBlank) }
             if cells.isEmpty { continue }
             var row: [Double] = []
             for (cn, cell) in cells.enumerated() {

@@ -189,6 +189,8 @@ private struct JSONParser {
         case UInt8(ascii: "t"): return try expect("true", .bool(true))
         case UInt8(ascii: "f"): return try expect("false", .bool(false))
         case UInt8(ascii: "n"): return try expect("null", .null)
+        case UInt8(ascii: "-") where i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "I"):
+            throw error("NaN and Infinity are not JSON numbers; use finite values")
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         case UInt8(ascii: "N"), UInt8(ascii: "I"):
             throw error("NaN and Infinity are not JSON numbers; use finite values")
@@ -274,12 +276,37 @@ private struct JSONParser {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// RFC 8259's number grammar, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`:
+    /// `02`, `1.`, `.5`, `+1` and `1e` are malformed JSON and are refused, not read as numbers.
     mutating func number() throws -> JSON {
         let start = i
-        if bytes[i] == UInt8(ascii: "-") { i += 1 }
-        while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i])
-            || bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E")
-            || bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+        func isDigit(_ k: Int) -> Bool { k < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[k]) }
+        func digits() -> Int { let from = i; while isDigit(i) { i += 1 }; return i - from }
+        func malformed() -> JSONSyntaxError {
+            var end = i
+            while end < bytes.count, isDigit(end) || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
+                                                      UInt8(ascii: "+"), UInt8(ascii: "-")].contains(bytes[end]) { end += 1 }
+            let text = String(decoding: bytes[start..<end], as: UTF8.self)
+            i = start
+            return error("bad number '\(text)' (JSON numbers look like 0, -12, 0.5 or 1e-3: no leading zeros, "
+                         + "digits on both sides of the point)")
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "0") {
+            i += 1
+            if isDigit(i) { throw malformed() }
+        } else if digits() == 0 { throw malformed() }
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            if digits() == 0 { throw malformed() }
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            if digits() == 0 { throw malformed() }
+        }
+        if i < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"),
+                             UInt8(ascii: "-")].contains(bytes[i]) { throw malformed() }
         let text = String(decoding: bytes[start..<i], as: UTF8.self)
         guard let d = Double(text) else { i = start; throw error("bad number '\(text)'") }
         guard d.isFinite else { i = start; throw error("number '\(text)' overflows a double") }

@@ -14,7 +14,7 @@ public enum AtomicFile {
         guard rename(tmp.path, url.path) == 0 else {
             let err = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: tmp)
-            throw ConfigError("--out", "cannot rename into '\(url.path)': \(err)")
+            throw ConfigError("--out", "cannot write '\(url.path)': \(err) (renaming the finished file into place)")
         }
     }
 }

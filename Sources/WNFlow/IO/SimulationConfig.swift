@@ -198,6 +198,8 @@ extension SimulationConfig {
             throw ConfigError("config.init", "missing; give \"x0\" (\(nW) numbers) or {\"scale\": α, \"direction\": \"uniform\"}")
         }
         try i.allowOnly(["x0", "scale", "direction", "seed", "g0", "v0", "v_norm", "root_of_depth"])
+        try i.exclusive("x0", "scale", hint: " (x0 is the start itself; scale and direction build one)")
+        try i.exclusive("x0", "direction", hint: " (x0 is the start itself; scale and direction build one)")
         if let x0 = try i.numbers("x0") {
             guard x0.count == nW else {
                 throw ConfigError(i.field("x0"), "expected \(nW) numbers (\(problem.signed ? "2N for signed, N" : "N") from problem.A), got \(x0.count)")
@@ -250,6 +252,21 @@ extension SimulationConfig {
         if model.flow.isWeightNormalized && config.v0 == nil && norm2(config.x0) == 0 {
             throw ConfigError("config.init.x0", "is all zeros, but weight normalization needs x₀ ≠ 0 (v₀ = x₀/‖x₀‖); give a non-zero x0")
         }
+        // A start whose loss overflows cannot be integrated: the first step failed with "step
+        // size underflow at t = 0 … try msbdf" (x0 = 1e200 at depth 2), which blamed the method.
+        var start = config.x0
+        if model.flow.isWeightNormalized && (config.g0 != nil || config.v0 != nil) {
+            let v = config.v0 ?? config.x0
+            let g = config.g0 ?? norm2(config.x0)
+            let nv = norm2(v)
+            start = v.map { g * ($0 / nv) }
+        }
+        if !problem.loss(start).isFinite {
+            let big = start.map { abs($0) }.max() ?? 0
+            throw ConfigError(config.v0 != nil || config.g0 != nil ? "config.init" : "config.init.x0",
+                              "the loss ½‖A x^L − y‖² overflows at the start (largest |x_n| \(JSON.format(big)) at depth \(model.depth)); "
+                              + "rescale x0 (or A and y)")
+        }
         if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
             config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.3–3.9 assume a positive start")
         }
@@ -278,6 +295,13 @@ extension SimulationConfig {
             if let a = try it.double("atol") {
                 guard a >= 0 else { throw ConfigError(it.field("atol"), "must be ≥ 0, got \(JSON.format(a))") }
                 config.integrator.atol = a
+            }
+            // Below 1e-150 (the floor A's entries share) a step's own arithmetic leaves the
+            // double range: `bdf` failed at t_end = 1e-200 with "step size underflow at t = 0".
+            for key in ["t_end", "h0"] {
+                if let v = try it.positive(key), v < 1e-150 {
+                    throw ConfigError(it.field(key), "must be at least 1e-150, got \(JSON.format(v)); rescale time (scale A and y) instead")
+                }
             }
             if let t = try it.positive("t_end") { config.integrator.tEnd = t }
             if let h = try it.positive("h0") { config.integrator.initialStep = h }
@@ -317,6 +341,9 @@ extension SimulationConfig {
     static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String) throws -> Problem {
         try p.allowOnly(["A", "y", "A_file", "y_file", "generate", "ground_truth", "ground_truth_file"])
         func resolve(_ s: String) -> String { s.hasPrefix("/") ? s : baseDirectory + "/" + s }
+        try p.exclusive("A", "A_file")
+        try p.exclusive("y", "y_file")
+        try p.exclusive("ground_truth", "ground_truth_file")
         var a: Matrix?, y: [Double]?, truth: [Double]?
         if let g = try p.object("generate") {
             try g.allowOnly(["M", "N", "sparsity", "l1_norm", "signed", "seed"])
