@@ -170,31 +170,35 @@ public enum BenchSuite {
     /// `predict` against `simulate` on the same problem: the full report
     /// (limit, three LPs, bounds) and the limit alone (`predict --limit-only`:
     /// dual Newton; for WN the root search of `g = ‖X(x₀/ρ(g))‖` included), each
-    /// the best of `repeats`, as is the simulation (the same number of tries on
-    /// both sides, interleaved; a sub-millisecond prediction on a shared machine
-    /// needs more than 3). `difference` is ‖z_sim − z_pred‖/‖z_pred‖ for the limit-only
-    /// prediction.
+    /// the best of `repeats`, as are the simulations: `simulate` is the integration alone
+    /// (`simulate --no-monitor`), `monitored` the run as `wnflow simulate` does it by
+    /// default (the lemma checks set up and watching every step). The same number of tries
+    /// on both sides, interleaved (a sub-millisecond prediction on a shared machine needs
+    /// more than 3). `difference` is ‖z_sim − z_pred‖/‖z_pred‖ for the limit-only prediction.
     public static func predictVersusSimulate(config text: String, repeats: Int = 10) throws
-        -> (predict: Double, limitOnly: Double, simulate: Double, difference: Double) {
+        -> (predict: Double, limitOnly: Double, simulate: Double, monitored: Double, difference: Double) {
         let cfg = try SimulationConfig.parse(text)
         let simulation = Simulation(config: cfg)
         var sim: SimulationResult? = nil
-        var full = Double.infinity, limit = Double.infinity
+        var full = Double.infinity, limit = Double.infinity, monitored = Double.infinity
         var z: [Double] = []
-        // Interleaved (a simulation, then both predictions, per try), so that slow phases of a
+        // Interleaved (the simulations, then both predictions, per try), so that slow phases of a
         // shared machine, which last from 0.1 s to seconds here, fall on both sides alike.
         for _ in 0..<max(repeats, 1) {
             let again = simulation.run(recordTrajectory: false)
             if again.wallSeconds < (sim?.wallSeconds ?? .infinity) { sim = again }
             var t0 = DispatchTime.now().uptimeNanoseconds
+            _ = simulation.runMonitored(recordTrajectory: false)
+            monitored = min(monitored, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            t0 = DispatchTime.now().uptimeNanoseconds
             _ = try Prediction(config: cfg)
             full = min(full, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             t0 = DispatchTime.now().uptimeNanoseconds
             z = try Prediction(config: cfg, limitOnly: true).z
             limit = min(limit, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        guard let sim else { return (full, limit, .nan, .nan) }
+        guard let sim else { return (full, limit, .nan, monitored, .nan) }
         let d = zip(sim.z, z).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / norm2(z)
-        return (full, limit, sim.wallSeconds, d)
+        return (full, limit, sim.wallSeconds, monitored, d)
     }
 }
