@@ -338,6 +338,30 @@ struct MonitorBrokenFlowTests {
         #expect(verdicts == [true, true, false])
     }
 
+    /// Stop 25 (a differential-testing helper): WN at L = 3 with η_g = 1e-3 reaches
+    /// log ρ ≈ 444, where v^{2−L} has entries near 1e195 and their plain sum of squares
+    /// overflowed: Lemmas 3.8, 3.9 and limit-kkt all reported 1.8e308 on a good run. With the
+    /// scaled norm they measure 3.6e-7 (tolerance 9.4e-5, κ ≈ 900). The same run integrated
+    /// with η_g 2% off fails both: the check still sees the flow at this magnification.
+    @Test func lemma38And39AtLogRho444() throws {
+        let text = #"{"problem": {"A": [[-1.033, 0.32, 0.888]], "y": [-0.879]}, "model": {"flow": "wn", "depth": 3, "eta_g": ETA},"#
+            + #" "init": {"scale": 0.01, "direction": "uniform"}, "integrator": {"rtol": 1e-10}}"#
+        let cfg = try SimulationConfig.parse(text.replacingOccurrences(of: "ETA", with: "0.001"))
+        let wrong = try SimulationConfig.parse(text.replacingOccurrences(of: "ETA", with: "0.00102"))
+        var verdicts: [(Double, Bool, Double, Bool)] = []
+        for run in [cfg, wrong] {
+            let sim = Simulation(config: run)
+            let monitor = try Monitor(config: cfg, flow: makeFlow(problem: cfg.problem, model: cfg.model), initialState: sim.initialState)
+            let result = sim.run(observers: monitor.observers, recordTrajectory: false)
+            #expect(result.status == .converged)
+            let r = byName(monitor.reports())
+            let inv = try #require(r["lemma-3.8-invariant"]), eff = try #require(r["lemma-3.9-effective-init"])
+            verdicts.append((inv.maxViolation, inv.passed, eff.maxViolation, eff.passed))
+        }
+        #expect(verdicts[0].1 && verdicts[0].3 && verdicts[0].0 < 1e-5 && verdicts[0].2 < 1e-5, "\(verdicts[0])")
+        #expect(!verdicts[1].1 && !verdicts[1].3 && verdicts[1].0.isFinite, "\(verdicts[1])")
+    }
+
     /// WN whose v-update is not projected: `v' = −η_v (g/‖v‖) G`. Breaks
     /// lemma-3.2 (‖v‖ drifts) and lemma-3.8.
     @Test(arguments: [1, 2, 3])

@@ -149,8 +149,11 @@ public final class MonitorContext {
                     projector.apply(UnsafePointer(h.baseAddress!), into: p.baseAddress!, scratch: sc.baseAddress!)
                 }
             }
+            // The plain sum of squares overflows from entries of 1e154 on: at L ≥ 3, v^{2−L}
+            // reaches that where log ρ is a few hundred (WN, L = 3, η_g = 1e-3: every
+            // invariant check reported 1.8e308). BLAS's scaled norm then.
+            hBaseNorm = ss.isFinite && ss > 1e-280 || n == 0 ? ss.squareRoot() : blasNorm(n, UnsafePointer(h.baseAddress!))
         }
-        hBaseNorm = ss.squareRoot()
         hBaseSum = sum
     }
 
