@@ -400,12 +400,20 @@ public final class Simulation {
             status = .failed
             message = run.failure.map { "\($0)" } ?? "integration failed"
         }
-        let loss = config.problem.loss(x)
+        // Compensated: near a zero of the loss the plain sum's rounding ε|Ã||x^L| can exceed
+        // the loss itself (from x₀ = 300: 7.5e-25 reported at a loss of 2.2e-25).
+        let residual = config.problem.accurateResidual(x)
+        let loss = 0.5 * residual.reduce(0) { $0 + $1 * $1 }
         if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss) }
         var result = SimulationResult(
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
             trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
+        if status == .converged && loss > config.lossThreshold {
+            // Stopped by stop.speed_below: a stationary point, which may be a saddle (WN at g → 0).
+            result.warnings.append("stopped by stop.speed_below at loss \(JSON.format(loss)), above loss_below \(JSON.format(config.lossThreshold)): "
+                                   + "a stationary point, possibly a saddle, not necessarily a zero of the loss")
+        }
         if config.model.flow.isWeightNormalized {
             result.g = run.y[0]
             result.v = Array(run.y.dropFirst())
@@ -434,7 +442,14 @@ public final class Simulation {
             let why = recenterings > 0
                 ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
                 : "the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀"
-            result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (\(why)); continued in weight space with \(weightSpaceMethod)")
+            if !config.model.flow.isWeightNormalized && config.problem.depth >= 3 {
+                // DualPowerGradientSystem hands over on precision (docs/math.md §6a), not on distance.
+                result.warnings.append("method dual: by t = \(JSON.format(handover)) a weight grew so far above its start that "
+                    + "u = x^(2-L) = x0^(2-L) + A^T lambda kept fewer digits than rtol needs (cancellation), or reached u <= 0; "
+                    + "continued in weight space with \(weightSpaceMethod) (expected from small starts at tight rtol; the limit is unaffected)")
+            } else {
+                result.warnings.append("method dual: \(moved) by t = \(JSON.format(handover)) (\(why)); continued in weight space with \(weightSpaceMethod)")
+            }
         }
         return result
     }
