@@ -352,7 +352,7 @@ extension SimulationConfig {
             guard Double(mm) * Double(nn) <= 2e8 else {
                 throw ConfigError(g.field("M"), "M·N = \(mm)·\(nn) exceeds 2e8 entries (1.6 GB); use a smaller problem or A_file")
             }
-            let s = try g.int("sparsity", min: 0) ?? min(5, nn)
+            let s = try g.int("sparsity", min: 1) ?? min(5, nn)  // 0 would give y = 0
             guard s <= nn else { throw ConfigError(g.field("sparsity"), "must be ≤ N = \(nn), got \(s)") }
             let l1 = try g.positive("l1_norm") ?? 1
             let signed = try g.bool("signed") ?? model.signed

@@ -41,6 +41,11 @@ public struct Prediction: Sendable {
         if config.model.flow.isWeightNormalized && (config.g0 != nil || config.v0 != nil) {
             throw ConfigError("config.init", "predict needs the default WN start (g₀ = ‖x₀‖, v₀ ∥ x₀); remove g0/v0 or use simulate")
         }
+        if p.depth >= 2 && p.y.allSatisfy({ $0 == 0 }) {
+            // The flows then go to x = 0, which no dual point reaches (log x → −∞): not a
+            // numerical failure (exit 3) but a degenerate input.
+            throw ConfigError("config.problem.y", "is all zeros, so the depth-\(p.depth) limit is z = 0 (x → 0), which the dual Newton cannot reach; give a non-zero y (or generate with sparsity ≥ 1)")
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly)
