@@ -42,10 +42,7 @@ struct Simulate: ParsableCommand, WritesOutput {
 /// Writes a run's files, mapping I/O failures to exit 2.
 func writeRun(_ result: SimulationResult, config: SimulationConfig, out: String, extra: [(String, JSON)] = []) throws {
     do {
-        // eta_g/eta_v let `wnflow plot` compute log ρ(t) from g(t).
-        let rates: [(String, JSON)] = config.model.flow.isWeightNormalized
-            ? [("eta_g", .number(config.model.etaG)), ("eta_v", .number(config.model.etaV))] : []
-        try result.write(to: out, config: config, extra: extra + rates)
+        try result.write(to: out, config: config, extra: extra)
     } catch {
         throw ConfigError.cannotWrite(out, error)
     }

@@ -21,6 +21,21 @@ struct PlotTests {
         #expect(bad.code == 2 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("dir"))
     }
 
+    /// A diverged discrete run (exit 3) writes its last row as nulls; it still plots (stop 25:
+    /// "trajectory.csv: line 6 is not a number row", exit 2), and its message points at
+    /// model.step, not at an ODE method (it said "try an implicit method (msbdf)").
+    @Test("a diverged gd run plots, and its message names model.step")
+    func plotDivergedRun() throws {
+        let dir = CLI.tempDir("plot-diverged")
+        CLI.write(#"{"problem": {"generate": {"M": 40, "N": 100, "sparsity": 5, "l1_norm": 5, "seed": 3}}, "model": {"flow": "gd", "depth": 4, "step": 0.1}, "init": {"scale": 1, "direction": "abs-gaussian", "seed": 2}, "record": {"points": 20}}"#, dir + "/c.json")
+        let s = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"])
+        #expect(s.code == 3 && s.stderr.contains("lower model.step") && !s.stderr.contains("msbdf"), "\(s.stderr)")
+        let csv = try String(contentsOfFile: dir + "/run/trajectory.csv", encoding: .utf8)
+        #expect(csv.contains("null"))
+        let p = try CLI.run(["plot", dir + "/run"])
+        #expect(p.code == 0, "\(p.stderr)")
+    }
+
     /// Strings from `result.json` reach the gnuplot script only as single-quoted literals on
     /// one line: a status or flow that closes a double quote and starts a `system` command on
     /// a new line, or holds a backquoted command, runs nothing (before stop 24 all three ran).

@@ -197,6 +197,29 @@ struct TEndAdviceTests {
         #expect(rate < 0 && abs(rate - fd) <= 1e-6 * abs(fd), "\(kind): \(rate) vs \(fd)")
     }
 
+    /// Stop 25: a run between two drops of its loss has a near-zero rate at t_end (WN, L = 3,
+    /// N = 291: e-folding time 3.3e26) while the loss fell 8.6× over the last decade; the
+    /// recorded trajectory now decides, and without one the message says it could not tell.
+    @Test("t_end advice reads the last decade of the trajectory before calling a run stalled")
+    func plateauIsNotAStall() throws {
+        let stalled = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
+         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+        let sim = Simulation(config: stalled)
+        let r = sim.run(recordTrajectory: false)
+        #expect(r.status == .tEnd)
+        let falling = [TrajectoryRow(t: 1e9, loss: 10 * r.loss, g: nil, vNorm: nil, x: []),
+                       TrajectoryRow(t: 5e10, loss: 3 * r.loss, g: nil, vNorm: nil, x: [])]
+        let moving = sim.tEndAdvice(t: r.t, state: r.state, loss: r.loss, history: falling)
+        #expect(moving.contains("fell 3") && moving.contains("raise integrator.t_end") && !moving.contains("may not help"), "\(moving)")
+        let flat = [TrajectoryRow(t: 5e10, loss: 1.5 * r.loss, g: nil, vNorm: nil, x: []),
+                    TrajectoryRow(t: 5e11, loss: r.loss, g: nil, vNorm: nil, x: [])]
+        #expect(sim.tEndAdvice(t: r.t, state: r.state, loss: r.loss, history: flat).contains("may not help"))
+        #expect(r.message?.contains("set record.points") == true, "\(r.message ?? "nil")")
+    }
+
     @Test("a stalled depth-3 WN run and a WN run at the saddle g = 0 are told a larger t_end may not help; a cut-short GF run is told to raise it")
     func messages() throws {
         let stalled = try SimulationConfig.parse("""

@@ -18,7 +18,10 @@ public struct TrajectoryTable: Sendable {
         }
         for (k, l) in lines.dropFirst().enumerated() {
             let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard f.count >= 4, let t = Double(f[0]), let loss = Double(f[1]) else {
+            // `null` is how simulate writes a non-finite value (the last row of a diverged or
+            // failed run): read as NaN, which gnuplot leaves out, so a failed run still plots.
+            func number(_ s: String) -> Double? { s == "null" ? .nan : Double(s) }
+            guard f.count >= 4, let t = Double(f[0]), let loss = number(f[1]) else {
                 throw ConfigError("trajectory.csv", "line \(k + 2) is not a number row")
             }
             out.t.append(t); out.loss.append(loss)

@@ -398,13 +398,19 @@ public final class Simulation {
             message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps" + advice
         case .failed:
             status = .failed
-            message = run.failure.map { "\($0)" } ?? "integration failed"
+            if config.model.flow.isDiscrete, case .nonFiniteState? = run.failure as? ODEError {
+                // Not an ODE solve: no method or tolerance changes a diverging iteration.
+                message = "the iteration diverged (the weights became NaN or infinite) by step \(run.stats.acceptedSteps), t = \(JSON.format(run.t)); "
+                    + "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent is stable only for steps below about 2 over the loss's curvature"
+            } else {
+                message = run.failure.map { "\($0)" } ?? "integration failed"
+            }
         }
         // Compensated: near a zero of the loss the plain sum's rounding ε|Ã||x^L| can exceed
         // the loss itself (from x₀ = 300: 7.5e-25 reported at a loss of 2.2e-25).
         let residual = config.problem.accurateResidual(x)
         let loss = 0.5 * residual.reduce(0) { $0 + $1 * $1 }
-        if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss) }
+        if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss, history: recorder.rows) }
         var result = SimulationResult(
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
@@ -554,7 +560,7 @@ extension Simulation {
     /// dominate `|dℒ/dt|` (signed WN, η_g = 0.01, M = 10, N = 25: 3.9e6 from the final state at
     /// t_end = 1e12, where the trajectory decays like t^{−1.9}, alike under dual, bdf and msbdf,
     /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
-    func tEndAdvice(t: Double, state: [Double], loss: Double) -> String {
+    func tEndAdvice(t: Double, state: [Double], loss: Double, history: [TrajectoryRow] = []) -> String {
         let head = "t_end = \(JSON.format(t)) reached at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
         // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
         // vanishes (M = 40, N = 100, η_g = 0.05 from 1e-3: g = 0 at t_end, loss 0.13).
@@ -568,12 +574,21 @@ extension Simulation {
             return head + "; g₀ = 0 puts x = 0, a stationary point of the flow at depth ≥ 2 (∇ℒ(0) = 0, and v' carries a factor g), "
                 + "so nothing moves; start from g₀ > 0 (drop init.g0)"
         }
+        // The recorded trajectory over the last decade of t: a loss that fell by more than 2×
+        // there still moves, from plateau to plateau, even where the rate at the end is nil
+        // (WN, L = 3, N = 291: e-folding time 3.3e26 at t_end, yet 8.6× down over the last
+        // 1.2 decades; a time-dependent WN run told the same converged at 1.26 t_end).
+        if let earlier = history.last(where: { $0.t > 0 && $0.t <= t / 10 }), earlier.loss > 2 * loss, loss.isFinite {
+            return head + "; the loss fell \(JSON.format((earlier.loss / loss * 10).rounded() / 10))× since t = \(JSON.format(earlier.t)) "
+                + "(it moves from plateau to plateau, and the rate at the end says little): raise integrator.t_end"
+        }
         if let rate = lossRate(t: t, state: state) {
             let tau = loss / abs(rate)  // ∞ where the dissipation vanishes
             if tau > 10 * t {
                 let time = tau.isFinite ? "e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end" : "dℒ/dt = 0 there"
+                let unseen = history.count < 2 ? " (no trajectory was recorded to tell a stall from a plateau between drops of the loss: set record.points)" : ""
                 return head + "; the loss has all but stopped falling (\(time)): "
-                    + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help"
+                    + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help" + unseen
             }
         }
         // The Gauss methods are A- but not L-stable (|R(∞)| = 1): at large steps the stiff

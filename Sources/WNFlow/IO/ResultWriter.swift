@@ -75,6 +75,13 @@ extension SimulationResult {
         pairs.append(("warnings", .array(warnings.map { .string($0) })))
         if includeWallTime { pairs.append(("blas", Self.blasProvenance)) }
         pairs.append(contentsOf: extra)
+        // The rates, so that `wnflow plot` (and readers of sweep lines) can compute log ρ(t)
+        // from g(t); η_g only where it is a constant (not wn-timedep, Thm 2.4).
+        let flow = config.model.flow
+        if flow.isWeightNormalized {
+            if flow != .wnTimeDependent { pairs.append(("eta_g", .number(config.model.etaG))) }
+            pairs.append(("eta_v", .number(config.model.etaV)))
+        }
         return .object(pairs)
     }
 

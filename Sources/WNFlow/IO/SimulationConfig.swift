@@ -286,6 +286,9 @@ extension SimulationConfig {
                     }
                 }
                 config.integrator.method = m
+                if model.flow.isDiscrete && m != .auto {
+                    config.warnings.append("integrator.method \(name) is not used: \(model.flow.rawValue) is an iteration with model.step, not an ODE solve")
+                }
             }
             if let r = try it.positive("rtol") {
                 // Below double precision the step control cannot succeed and shrinks h until max_steps (minutes).
