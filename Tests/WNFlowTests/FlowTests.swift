@@ -197,16 +197,22 @@ struct TEndAdviceTests {
         #expect(rate < 0 && abs(rate - fd) <= 1e-6 * abs(fd), "\(kind): \(rate) vs \(fd)")
     }
 
+    /// WN at depth 3 from 1e-3 with η_g = 0.01 (M = 10, N = 25): its loss stops falling well
+    /// above the stop, and the run ends at t_end.
+    static func stalledDepthThreeWN() throws -> SimulationConfig {
+        try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
+         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
+        """)
+    }
+
     /// Stop 25: a run between two drops of its loss has a near-zero rate at t_end (WN, L = 3,
     /// N = 291: e-folding time 3.3e26) while the loss fell 8.6× over the last decade; the
     /// recorded trajectory now decides, and without one the message says it could not tell.
     @Test("t_end advice reads the last decade of the trajectory before calling a run stalled")
     func plateauIsNotAStall() throws {
-        let stalled = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
-         "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
-         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
-        """)
+        let stalled = try Self.stalledDepthThreeWN()
         let sim = Simulation(config: stalled)
         let r = sim.run(recordTrajectory: false)
         #expect(r.status == .tEnd)
@@ -222,11 +228,7 @@ struct TEndAdviceTests {
 
     @Test("a stalled depth-3 WN run and a WN run at the saddle g = 0 are told a larger t_end may not help; a cut-short GF run is told to raise it")
     func messages() throws {
-        let stalled = try SimulationConfig.parse("""
-        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 2, "seed": 4}},
-         "model": {"flow": "wn", "depth": 3, "eta_g": 0.01},
-         "init": {"scale": 0.001, "direction": "uniform", "root_of_depth": true, "seed": 6}, "record": {"points": 0}}
-        """)
+        let stalled = try Self.stalledDepthThreeWN()
         let r = Simulation(config: stalled).run(recordTrajectory: false)
         #expect(r.status == .tEnd && r.loss > 1e-3)
         #expect(r.message?.contains("all but stopped falling") == true, "\(r.message ?? "nil")")
