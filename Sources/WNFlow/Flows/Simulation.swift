@@ -83,6 +83,9 @@ public struct SimulationResult: Sendable {
     public var state: [Double]
     /// When a `dual` run handed over to weight space (`DualSolver`), if it did.
     public var dualHandover: Double?
+    /// Whether `converged` came from `stop.speed_below` (a stationary point, maybe a saddle)
+    /// rather than from `loss_below` (`StopCriteria.stoppedBySpeed`).
+    public var stoppedBySpeed = false
 }
 
 /// Builds the flow a config asks for.
@@ -415,8 +418,9 @@ public final class Simulation {
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
             trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
-        if status == .converged && loss > config.lossThreshold {
-            // Stopped by stop.speed_below: a stationary point, which may be a saddle (WN at g → 0).
+        result.stoppedBySpeed = stop.stoppedBySpeed
+        if stop.stoppedBySpeed {
+            // A stationary point, which may be a saddle (WN at g → 0).
             result.warnings.append("stopped by stop.speed_below at loss \(JSON.format(loss)), above loss_below \(JSON.format(config.lossThreshold)): "
                                    + "a stationary point, possibly a saddle, not necessarily a zero of the loss")
         }
@@ -480,6 +484,8 @@ public final class StopCriteria: StateOnDemandObserver {
     let lossBelow: Double
     let speedBelow: Double?
     public private(set) var converged = false
+    /// Whether the speed rule, not the loss rule, ended the run.
+    public private(set) var stoppedBySpeed = false
     /// Whether a step whose loss the flow's `LossWorkspace.lossLowerBound` puts above the
     /// threshold is passed without computing the loss (on by default; off to compare).
     public var usesLowerBound = true
@@ -532,7 +538,7 @@ public final class StopCriteria: StateOnDemandObserver {
         if loss <= lossBelow { converged = true; return .stop }
         if let speedBelow, step.stepNumber > 0 {
             let ok = (try? f.withUnsafeMutableBufferPointer { try flow.rhs(t: step.t, y: step.y, dydt: $0) }) != nil
-            if ok && norm2(f) <= speedBelow { converged = true; return .stop }
+            if ok && norm2(f) <= speedBelow { converged = true; stoppedBySpeed = true; return .stop }
         }
         return .proceed
     }

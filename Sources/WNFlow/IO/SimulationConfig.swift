@@ -254,13 +254,9 @@ extension SimulationConfig {
         }
         // A start whose loss overflows cannot be integrated: the first step failed with "step
         // size underflow at t = 0 … try msbdf" (x0 = 1e200 at depth 2), which blamed the method.
-        var start = config.x0
-        if model.flow.isWeightNormalized && (config.g0 != nil || config.v0 != nil) {
-            let v = config.v0 ?? config.x0
-            let g = config.g0 ?? norm2(config.x0)
-            let nv = norm2(v)
-            start = v.map { g * ($0 / nv) }
-        }
+        let state = model.flow.isWeightNormalized
+            ? WeightNormFlow.initialState(x0: config.x0, vNorm: config.vNorm, g0: config.g0, v0: config.v0) : config.x0
+        let start = makeFlow(problem: problem, model: model).weights(of: state)
         if !problem.loss(start).isFinite {
             let big = start.map { abs($0) }.max() ?? 0
             throw ConfigError(config.v0 != nil || config.g0 != nil ? "config.init" : "config.init.x0",

@@ -97,8 +97,7 @@ public struct Verification {
         // error under bdf, msbdf, bsimp and dual).
         // Only for a stop by the loss rule: the estimate is one linearized step (a run stopped
         // by speed_below at a saddle, loss 0.14, would get a tolerance of 2).
-        let stoppedByLoss = result.loss <= config.lossThreshold
-        let stop = stoppedByLoss ? 2 * (stopDistance(config.problem, x: result.x) ?? 0) / max(norm2(zPred), .leastNormalMagnitude) : 0
+        let stop = !result.stoppedBySpeed ? 2 * (stopDistance(config.problem, x: result.x) ?? 0) / max(norm2(zPred), .leastNormalMagnitude) : 0
         let stopNote = stop > 0 ? "; tolerance includes \(JSON.format(stop)) for the residual the run stopped at" : ""
         compare("predict-limit", dz / max(norm2(zPred), .leastNormalMagnitude), rule: tol + stop, own: own?.z ?? 0,
             "‖z_∞ − z_pred‖/‖z_pred‖, z_pred the Bregman projection (\(pred.report.prediction.method))\(which); relative, dimensionless" + ownNote + stopNote)
