@@ -67,6 +67,29 @@ struct ExperimentTests {
         #expect(f5.points.allSatisfy { $0.config["model"]?["signed"] == .bool(true) })
     }
 
+    @Test("under --discrete the summary, titles and legends say GD / WN-GD, never GF / WN")
+    func discreteLabels() throws {
+        func row(_ flow: String, _ err: Double) throws -> FigureRow {
+            try #require(FigureRow(line: try JSON.parse("""
+            {"params": {"figure": "figure2", "flow": "\(flow)", "depth": 2, "alpha": 0.01, "eta": 0.05,
+             "direction": "abs-gaussian", "instance": 0, "seed": 1},
+             "rec_error": \(err), "loss": 1e-30, "status": "converged", "stats": {"rhs_evals": 10}}
+            """)))
+        }
+        var settings = FigureSettings.tiny
+        settings.discreteStep = 0.1
+        let discrete = FigureReport(figure: .figure2, settings: settings, rows: [try row("gd", 0.4), try row("wn-gd", 0.1)])
+        let text = discrete.summary + discrete.gnuplotScript(base: "/tmp/f2")
+        #expect(text.contains("| α | GD error | WN-GD error | gain GD/WN-GD"))
+        #expect(text.contains("GD (gradient descent)") && text.contains("Figure 2: GD vs WN-GD"))
+        #expect(!text.contains("GF") && !text.contains("WN error"))
+        // The series are found under the discrete names (a mean of 0.4 and 0.1, gain 4).
+        #expect(discrete.allSeries.map(\.label) == ["GD", "WN-GD"])
+        #expect(discrete.summary.contains("| 0.01 | 0.4 ± 0 | 0.1 ± 0 | 4 |"))
+        let flows = FigureReport(figure: .figure2, settings: .tiny, rows: [try row("gf", 0.4), try row("wn", 0.1)])
+        #expect(flows.summary.contains("| α | GF error | WN error | gain GF/WN"))
+    }
+
     @Test("summary.md names the saddle for a WN run whose g ended at 0, and only for it; mean log ρ∞ is over converged runs")
     func summaryNamesTheSaddle() throws {
         func row(_ g: Double, instance: Int, logRho: Double, status: String = "t_end") throws -> FigureRow {

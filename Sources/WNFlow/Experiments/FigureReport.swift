@@ -17,6 +17,12 @@ public struct FigureReport: Sendable {
 
     var gfName: String { settings.flows.gf }
     var wnName: String { settings.flows.wn }
+    /// What the two kinds of run are called in tables, titles and legends: GF / WN for the
+    /// flows, GD / WN-GD under `--discrete`.
+    var gf: String { settings.discreteStep == nil ? "GF" : "GD" }
+    var wn: String { settings.discreteStep == nil ? "WN" : "WN-GD" }
+    var gfLong: String { settings.discreteStep == nil ? "GF (gradient flow)" : "GD (gradient descent)" }
+    var wnLong: String { settings.discreteStep == nil ? "WN (weight normalization)" : "WN-GD (weight-normalized GD)" }
     var modeText: String {
         settings.discreteStep.map { "GD / WN-GD, step μ = \(JSON.format($0))" } ?? "gradient flows (ODE, method auto)"
     }
@@ -32,15 +38,15 @@ public struct FigureReport: Sendable {
     public var allSeries: [Series] {
         switch figure {
         case .figure2, .figure5:
-            return [series("GF", x: \.alphaOpt) { $0.flow == gfName }, series("WN", x: \.alphaOpt) { $0.flow == wnName }]
+            return [series(gf, x: \.alphaOpt) { $0.flow == gfName }, series(wn, x: \.alphaOpt) { $0.flow == wnName }]
         case .figure3:
-            return [series("GF", x: \.alphaOpt) { $0.flow == gfName }, series("WN", x: \.eta) { $0.flow == wnName }]
+            return [series(gf, x: \.alphaOpt) { $0.flow == gfName }, series(wn, x: \.eta) { $0.flow == wnName }]
         case .figure4:
             var out: [Series] = []
             for dir in ["abs-gaussian", "uniform"] {
                 for d in [2, 3] {
-                    out.append(series("GF, L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == gfName && $0.depth == d && $0.direction == dir })
-                    out.append(series("WN, L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == wnName && $0.depth == d && $0.direction == dir })
+                    out.append(series("\(gf), L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == gfName && $0.depth == d && $0.direction == dir })
+                    out.append(series("\(wn), L = \(d), \(dir)", x: \.alphaOpt) { $0.flow == wnName && $0.depth == d && $0.direction == dir })
                 }
             }
             return out
@@ -50,10 +56,10 @@ public struct FigureReport: Sendable {
     public var title: String {
         let eta = JSON.format(settings.eta)
         switch figure {
-        case .figure2: return "Figure 2: GF vs WN, L = 2, η = \(eta)"
-        case .figure3: return "Figure 3: WN error vs learning-rate ratio η, L = 2, α = \(JSON.format(settings.figure3Alpha))"
+        case .figure2: return "Figure 2: \(gf) vs \(wn), L = 2, η = \(eta)"
+        case .figure3: return "Figure 3: \(wn) error vs learning-rate ratio η, L = 2, α = \(JSON.format(settings.figure3Alpha))"
         case .figure4: return "Figure 4: depth L = 2 vs L = 3, x₀ = (α d)^{1/L}, η = \(eta)"
-        case .figure5: return "Figure 5: signed ground truth, GF vs WN, L = 2, η = \(eta)"
+        case .figure5: return "Figure 5: signed ground truth, \(gf) vs \(wn), L = 2, η = \(eta)"
         }
     }
 
@@ -104,22 +110,22 @@ public struct FigureReport: Sendable {
             body = """
             set title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle), abs-gaussian direction}"
             set xlabel "initialization scale α"
-            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "GF (gradient flow)", \\
-                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN (weight normalization)"
+            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "\(gfLong)", \\
+                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "\(wnLong)"
 
             """
         case .figure3:
-            let gf = ss[0].points.first
-            let gm = gf.map { JSON.format($0.mean) } ?? "NaN"
-            let glo = gf.map { JSON.format(max($0.mean - $0.sd, $0.mean / 1000)) } ?? "NaN"
-            let ghi = gf.map { JSON.format($0.mean + $0.sd) } ?? "NaN"
+            let gfPoint = ss[0].points.first
+            let gm = gfPoint.map { JSON.format($0.mean) } ?? "NaN"
+            let glo = gfPoint.map { JSON.format(max($0.mean - $0.sd, $0.mean / 1000)) } ?? "NaN"
+            let ghi = gfPoint.map { JSON.format($0.mean + $0.sd) } ?? "NaN"
             body = """
             set title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle), abs-gaussian direction}"
             set xlabel "learning-rate ratio η = η_g/η_v"
             set key bottom right box opaque
-            plot $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN (weight normalization)", \\
-                 \(gm) with lines ls 1 title "GF (mean, no η)", \\
-                 \(glo) with lines ls 1 dt 2 lw 1 title "GF ± sd", \\
+            plot $S1 using 1:2:3:4 with yerrorlines ls 2 title "\(wnLong)", \\
+                 \(gm) with lines ls 1 title "\(gf) (mean, no η)", \\
+                 \(glo) with lines ls 1 dt 2 lw 1 title "\(gf) ± sd", \\
                  \(ghi) with lines ls 1 dt 2 lw 1 notitle
 
             """
@@ -141,17 +147,17 @@ public struct FigureReport: Sendable {
             set multiplot layout 1,3 title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle)}" font ",15"
             set xlabel "initialization scale α"
             set title "random direction d = |ξ|/||ξ|| (abs-gaussian)"
-            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "GF, L = 2", \\
-                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "WN, L = 2", \\
-                 $S2 using 1:2:3:4 with yerrorlines ls 3 title "GF, L = 3", \\
-                 $S3 using 1:2:3:4 with yerrorlines ls 4 title "WN, L = 3"
+            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
+                 $S1 using 1:2:3:4 with yerrorlines ls 2 title "\(wn), L = 2", \\
+                 $S2 using 1:2:3:4 with yerrorlines ls 3 title "\(gf), L = 3", \\
+                 $S3 using 1:2:3:4 with yerrorlines ls 4 title "\(wn), L = 3"
             set title "uniform direction d = 1/√N"
-            plot $S4 using 1:2:3:4 with yerrorlines ls 1 title "GF, L = 2", \\
-                 $S5 using 1:2:3:4 with yerrorlines ls 2 title "WN, L = 2", \\
-                 $S6 using 1:2:3:4 with yerrorlines ls 3 title "GF, L = 3", \\
-                 $S7 using 1:2:3:4 with yerrorlines ls 4 title "WN, L = 3"
-            set title "improvement ratio (mean GF error / mean WN error)"
-            set ylabel "GF error / WN error"
+            plot $S4 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
+                 $S5 using 1:2:3:4 with yerrorlines ls 2 title "\(wn), L = 2", \\
+                 $S6 using 1:2:3:4 with yerrorlines ls 3 title "\(gf), L = 3", \\
+                 $S7 using 1:2:3:4 with yerrorlines ls 4 title "\(wn), L = 3"
+            set title "improvement ratio (mean \(gf) error / mean \(wn) error)"
+            set ylabel "\(gf) error / \(wn) error"
             set key top right box opaque
             plot $G0 using 1:2 with linespoints ls 1 title "L = 2, random", \\
                  $G1 using 1:2 with linespoints ls 3 title "L = 3, random", \\
@@ -170,7 +176,7 @@ public struct FigureReport: Sendable {
         }
         // Mark points that include non-converged runs (counted in the mean).
         if figure != .figure4 {
-            for se in ss where se.label == "WN" || figure != .figure3 {
+            for se in ss where se.label == wn || figure != .figure3 {
                 for p in se.points where p.notConverged > 0 && p.mean > 0 {
                     extra += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
                 }
@@ -204,12 +210,12 @@ public struct FigureReport: Sendable {
         case .figure2, .figure5:
             t += table(x: "α", gf: ss[0], wn: ss[1])
             if let last = ss[0].points.last, let w = ss[1].points.last {
-                t += "\nAt the largest α = \(JSON.format(last.x)): GF mean error \(FigureReport.f3(last.mean)), WN \(FigureReport.f3(w.mean)) — "
-                t += "WN is \(FigureReport.f3(last.mean / w.mean))× lower (MATH.md §4 predicts a gain: at L = 2 magnification makes the weights uniform, so WN approaches the plain ℓ1 minimum).\n"
+                t += "\nAt the largest α = \(JSON.format(last.x)): \(gf) mean error \(FigureReport.f3(last.mean)), \(wn) \(FigureReport.f3(w.mean)) — "
+                t += "\(wn) is \(FigureReport.f3(last.mean / w.mean))× lower (MATH.md §4 predicts a gain: at L = 2 magnification makes the weights uniform, so WN approaches the plain ℓ1 minimum).\n"
             }
         case .figure3:
             let g = ss[0].points.first
-            t += "GF (no η): \(FigureReport.pm(g))\n\n| η | WN error | GF/WN | WN mean log ρ∞ (converged) | not converged |\n|---|---|---|---|---|\n"
+            t += "\(gf) (no η): \(FigureReport.pm(g))\n\n| η | \(wn) error | \(gf)/\(wn) | \(wn) mean log ρ∞ (converged) | not converged |\n|---|---|---|---|---|\n"
             for p in ss[1].points {
                 let gain = g.map { FigureReport.f3($0.mean / p.mean) } ?? "–"
                 t += "| \(JSON.format(p.x)) | \(FigureReport.pm(p)) | \(gain) | \(p.meanLogRho.map(FigureReport.f3) ?? "–") | \(p.notConverged)/\(p.count) |\n"
@@ -238,10 +244,10 @@ public struct FigureReport: Sendable {
         return t
     }
 
-    func table(x: String, gf: Series, wn: Series) -> String {
-        var t = "| \(x) | GF error | WN error | gain GF/WN | WN mean log ρ∞ (converged) | not converged (GF, WN) |\n|---|---|---|---|---|---|\n"
-        for p in gf.points {
-            let w = wn.points.first { $0.x == p.x }
+    func table(x: String, gf gfS: Series, wn wnS: Series) -> String {
+        var t = "| \(x) | \(gf) error | \(wn) error | gain \(gf)/\(wn) | \(wn) mean log ρ∞ (converged) | not converged (\(gf), \(wn)) |\n|---|---|---|---|---|---|\n"
+        for p in gfS.points {
+            let w = wnS.points.first { $0.x == p.x }
             let gain = w.map { FigureReport.f3(p.mean / $0.mean) } ?? "–"
             t += "| \(JSON.format(p.x)) | \(FigureReport.pm(p)) | \(FigureReport.pm(w)) | \(gain) | \(w?.meanLogRho.map(FigureReport.f3) ?? "–") | \(p.notConverged)/\(p.count), \(w.map { "\($0.notConverged)/\($0.count)" } ?? "–") |\n"
         }
@@ -256,7 +262,7 @@ public struct FigureReport: Sendable {
         }
         let r2 = geo(gains(ss[0], ss[1])), r3 = geo(gains(ss[2], ss[3]))
         let u2 = geo(gains(ss[4], ss[5])), u3 = geo(gains(ss[6], ss[7]))
-        var t = "**Improvement ratio GF/WN, geometric mean over α:** random direction: L = 2 → \(FigureReport.f3(r2))×, L = 3 → \(FigureReport.f3(r3))×; "
+        var t = "**Improvement ratio \(gf)/\(wn), geometric mean over α:** random direction: L = 2 → \(FigureReport.f3(r2))×, L = 3 → \(FigureReport.f3(r3))×; "
         t += "uniform direction: L = 2 → \(FigureReport.f3(u2))×, L = 3 → \(FigureReport.f3(u3))×.\n\n"
         let predicted = r2 > 3 * max(r3, 1) && u3 > 3 * max(r3, 1)
         if predicted {
