@@ -401,7 +401,7 @@ struct NegativeBranchTests {
 struct VerifyPrecisionEdgeTests {
     static func checks(_ text: String) throws -> (SimulationResult, [String: CheckReport]) {
         let cfg = try SimulationConfig.parse(text)
-        let r = try Verification.run(config: cfg)
+        let r = Verification.run(config: cfg)
         return (r.result, Dictionary(r.reports.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
     }
 
@@ -429,6 +429,15 @@ struct VerifyPrecisionEdgeTests {
         #expect(err <= 1e-3 * size, "compensated off by \(err) on a residual of \(size)")
         #expect(plainErr > 10 * err, "the plain sum (off by \(plainErr)) should be the worse one here")
         #endif
+        // trajectory.csv's last row (the final state) reports the same loss as result.json; the
+        // plain sum there is off by more than 2×, and early rows (loss far above the rounding)
+        // stay the plain sum bit for bit.
+        let rows = result.trajectory
+        let last = try #require(rows.last)
+        #expect(abs(last.loss - result.loss) <= 1e-3 * result.loss, "last row \(last.loss), result \(result.loss)")
+        #expect(abs(p.loss(result.x) - result.loss) > result.loss, "the plain loss \(p.loss(result.x)) should be off here")
+        let first = try #require(rows.first)
+        #expect(first.loss == p.loss(first.x))
     }
 
     /// WN at L = 3 with 2cg² = 2.9e4: log ρ rounds to about that times ε, and z with it; run

@@ -614,16 +614,19 @@ public final class TrajectoryRecorder: StateOnDemandObserver {
     let enabled: Bool
     public private(set) var rows: [TrajectoryRow] = []
     private var lastT = -Double.infinity
+    /// `‖Ã‖_F` for `Problem.reportedLoss` (0 when not recording).
+    private let frobenius: Double
 
     public init(flow: any Flow, enabled: Bool) {
         self.flow = flow
         self.enabled = enabled
+        frobenius = enabled ? flow.problem.matrixFrobeniusNorm : 0
     }
 
     func row(t: Double, state: [Double]) -> TrajectoryRow {
         let x = flow.weights(of: state)
         let wn = flow.kind.isWeightNormalized
-        return TrajectoryRow(t: t, loss: flow.problem.loss(x), g: wn ? state[0] : nil,
+        return TrajectoryRow(t: t, loss: flow.problem.reportedLoss(x, frobeniusNorm: frobenius), g: wn ? state[0] : nil,
                              vNorm: wn ? norm2(Array(state.dropFirst())) : nil, x: x)
     }
 
