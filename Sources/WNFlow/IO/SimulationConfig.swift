@@ -176,6 +176,7 @@ extension SimulationConfig {
             }
             if let d = try m.int("depth", min: 1) { model.depth = d }
             if let s = try m.bool("signed") { model.signed = s }
+            try m.exclusive("eta", "eta_g", hint: " (eta is an alias of eta_g)")
             if let e = try m.positive("eta") { model.etaG = e }
             if let e = try m.positive("eta_g") { model.etaG = e }
             if let e = try m.positive("eta_v") { model.etaV = e }

@@ -139,14 +139,15 @@ public struct TheoryReport: Sendable {
 public enum Theory {
     /// Predicts the limit of `flow` at depth `depth` from `x0` on `(A, y)` and gathers Q, Q_w,
     /// the kernel assumption and the bounds of MATH.md §4. Signed problems: pass
-    /// `A.augmentedWithNegation` and `x0 = (u₀, w₀)` (MATH.md §5).
+    /// `A.augmentedWithNegation`, `x0 = (u₀, w₀)` and `signed: true` (MATH.md §5; the ℓ1 gap is
+    /// then of the end-to-end `u^L − w^L`).
     /// `limitOnly`: the limit alone (z, x, g_∞, log ρ); the three LPs and the bounds that
     /// need them are skipped (nil), which makes it about ten times faster. An empty S₊ then
     /// shows as the dual Newton's `.notConverged`, not `.emptyFeasibleSet`.
     /// - Throws: `TheoryError.emptyFeasibleSet` when S₊ is empty and depth ≥ 2;
     ///   `.invalidInput` for bad dimensions/signs; `.notConverged`, `.solverFailure`.
     public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow,
-                              limitOnly: Bool = false) throws -> TheoryReport {
+                              limitOnly: Bool = false, signed: Bool = false) throws -> TheoryReport {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard x0.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
         if depth >= 2 && !x0.allSatisfy({ $0 > 0 }) {
@@ -211,7 +212,13 @@ public enum Theory {
         // Effective initialization in log form (depth ≥ 2).
         var weights: [Double]? = nil, qw: Double? = nil, zw: [Double]? = nil
         var bounds = TheoryBounds(kernelProbabilityGaussian: Bounds.coverProbability(rows: A.rows, columns: A.cols))
-        if let q { bounds.l1Gap = pred.z.reduce(0, +) - q }
+        // ‖z‖₁ − Q of the end-to-end z: with absolute values (depth 1 allows signs), and for a
+        // signed problem of u^L − w^L, not of the lifted (u^L, w^L), whose sum also counts the mass
+        // u and w cancel (signed L = 2 from a large start: 3.12 where ‖z‖₁ − Q was 0).
+        if let q {
+            let zEnd = signed ? Prediction.foldSigned(pred.z) : pred.z
+            bounds.l1Gap = zEnd.reduce(0) { $0 + abs($1) } - q
+        }
         // Q, Q_w, the kernel assumption and the bounds built on them: not in limit-only mode.
         if !limitOnly {
             if depth >= 2 {

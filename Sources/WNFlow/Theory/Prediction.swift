@@ -48,7 +48,7 @@ public struct Prediction: Sendable {
         }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
-            report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly)
+            report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly, signed: p.signed)
         } catch TheoryError.emptyFeasibleSet {
             throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
         } catch let TheoryError.invalidInput(msg) {
