@@ -106,6 +106,25 @@ struct PredictionTests {
         #expect(abs(try #require(depth1.report.bounds.l1Gap) - 1) < 1e-12, "\(String(describing: depth1.report.bounds.l1Gap))")
     }
 
+    /// WN at L = 3 with c g₀² = 4.5e5 from above the solution (φ(g₀) < 0): the root lies
+    /// 1.2e-7 below g₀ (log ρ = −0.104), and every g of the log-spaced scan below g₀ makes
+    /// x₀/ρ(g) overflow the dual. The search for the nearest point that still evaluates
+    /// stopped at 1e-3 of the interval (a relative 8e-4 from g₀) and the prediction failed
+    /// (exit 3, "no root"); it now bisects to rounding width and finds the root that the
+    /// integrated flow reaches.
+    @Test("WN with a large c: a root just below g₀, past a stretch where the dual overflows")
+    func rootNextToAnOverflowingStretch() throws {
+        let cfg = try SimulationConfig.parse(#"{"problem": {"generate": {"M": 3, "N": 6, "sparsity": 2, "seed": 1}}, "model": {"flow": "wn", "depth": 3, "eta_g": 0.001}, "init": {"scale": 30, "direction": "uniform"}}"#)
+        let pred = try Prediction(config: cfg)
+        let g0 = norm2(cfg.x0), gInf = try #require(pred.report.gInf)
+        #expect(gInf < g0 && gInf > g0 * (1 - 1e-6), "g∞ \(gInf), g₀ \(g0)")
+        let run = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(run.status == .converged)
+        #expect(relDiff(run.z, pred.z) < 1e-8, "\(relDiff(run.z, pred.z))")
+        #expect(abs(try #require(run.g) - gInf) < 1e-10 * gInf)
+        #expect(abs(try #require(run.logRho) - (try #require(pred.report.logRho))) < 1e-7)
+    }
+
     @Test("an empty S₊ is a ConfigError naming the problem")
     func emptyFeasibleSet() throws {
         let a = Matrix(rowArrays: [[1, 1, 1]])!

@@ -28,7 +28,7 @@ private func absGaussianInit(_ rng: RNG, n: Int, alpha: Double) -> [Double] {
     return g.map { alpha * $0 / nn }
 }
 
-private func relDiff(_ a: [Double], _ b: [Double]) -> Double {
+func relDiff(_ a: [Double], _ b: [Double]) -> Double {
     norm2(zip(a, b).map { $0 - $1 }) / max(norm2(b), 1e-300)
 }
 

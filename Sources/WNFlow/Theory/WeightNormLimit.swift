@@ -390,8 +390,8 @@ public enum WeightNormLimit {
         var inside = good, outside = bad
         let width = abs(Foundation.log(bad / good.g))
         var found: Evaluator.Value? = nil
-        for _ in 0..<30 {
-            guard abs(Foundation.log(outside / inside.g)) > 1e-3 * width else { break }
+        for _ in 0..<64 {
+            guard abs(Foundation.log(outside / inside.g)) > max(1e-14, 1e-16 * width) else { break }
             let mid = (inside.g * outside).squareRoot()
             let v = evaluateOrFail(mid, eval: eval)
             if v.phi.isFinite {
