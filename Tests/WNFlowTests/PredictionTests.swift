@@ -94,13 +94,15 @@ struct PredictionTests {
     /// A helper's differential test against scipy's LP: the gap was Σ of the lifted (u^L, w^L)
     /// for signed problems (3.12 for z = (0.5, 0.5), Q = 1) and Σz without absolute values at
     /// depth 1 (−1e-16 for z = (1.5, −0.5), Q = 1).
-    @Test("bounds.l1_gap is ‖z‖₁ − Q of the end-to-end z, signed and at depth 1")
+    @Test("bounds.l1_gap is ‖z‖₁ − Q of the end-to-end z, signed and at depth 1; signed kernel probability is 1")
     func l1GapIsOfTheEndToEndZ() throws {
         func predict(_ text: String) throws -> Prediction { try Prediction(config: try SimulationConfig.parse(text)) }
         let signed = try predict(#"{"problem": {"A": [[1.0, 1.0]], "y": [1.0]}, "model": {"flow": "gf", "depth": 2, "signed": true}, "init": {"x0": [1.0, 1.0, 1.0, 1.0]}}"#)
         #expect(abs(signed.z[0] - 0.5) < 1e-12 && abs(signed.z[1] - 0.5) < 1e-12, "\(signed.z)")
         #expect(abs(try #require(signed.report.l1Min) - 1) < 1e-12)
         #expect(abs(try #require(signed.report.bounds.l1Gap)) < 1e-12, "\(String(describing: signed.report.bounds.l1Gap))")
+        // [A, −A] meets the kernel assumption for every A: Cover's count for a 1×4 Gaussian (0.875) was reported.
+        #expect(signed.report.bounds.kernelProbabilityGaussian == 1)
         let depth1 = try predict(#"{"problem": {"A": [[1.0, 1.0]], "y": [1.0]}, "model": {"flow": "gf", "depth": 1}, "init": {"x0": [2.0, 0.0]}}"#)
         #expect(abs(depth1.z[0] - 1.5) < 1e-12 && abs(depth1.z[1] + 0.5) < 1e-12, "\(depth1.z)")
         #expect(abs(try #require(depth1.report.bounds.l1Gap) - 1) < 1e-12, "\(String(describing: depth1.report.bounds.l1Gap))")

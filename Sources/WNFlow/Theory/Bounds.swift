@@ -14,7 +14,8 @@ public struct TheoryBounds: Sendable, Equatable {
     public var gInfLowerBound: Double?
     /// (3.19) in log form: `log ρ_∞ ≥ log(g₀/g_lb) + c(g_lb² − g₀²)` when `g_lb ≥ (2c)^{-1/2}` (WN only).
     public var logRhoLowerBound: Double?
-    /// Cover's probability that a Gaussian M×N matrix meets the kernel assumption.
+    /// Cover's probability that a Gaussian M×N matrix meets the kernel assumption (1 for a
+    /// signed problem, whose `[A, −A]` always meets it).
     public var kernelProbabilityGaussian: Double
 
     public init(l1Gap: Double? = nil, weightedGap: Double? = nil, weightedGapBound: Double? = nil,
@@ -211,7 +212,9 @@ public enum Theory {
 
         // Effective initialization in log form (depth ≥ 2).
         var weights: [Double]? = nil, qw: Double? = nil, zw: [Double]? = nil
-        var bounds = TheoryBounds(kernelProbabilityGaussian: Bounds.coverProbability(rows: A.rows, columns: A.cols))
+        // Signed: [A, −A] meets the kernel assumption for every A (w = 1), so Cover's count of a
+        // Gaussian M×2N matrix (below 1 for 2N ≤ 2M) would not describe it.
+        var bounds = TheoryBounds(kernelProbabilityGaussian: signed ? 1 : Bounds.coverProbability(rows: A.rows, columns: A.cols))
         // ‖z‖₁ − Q of the end-to-end z: with absolute values (depth 1 allows signs), and for a
         // signed problem of u^L − w^L, not of the lifted (u^L, w^L), whose sum also counts the mass
         // u and w cancel (signed L = 2 from a large start: 3.12 where ‖z‖₁ − Q was 0).
