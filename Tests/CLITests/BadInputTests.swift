@@ -61,6 +61,7 @@ let badCases: [BadCase] = [
     BadCase(label: "overflowing start", config: validConfig.replacingOccurrences(of: "[0.1, 0.1, 0.1]", with: "[1e200, 0.1, 0.1]"), field: "config.init.x0"),
     BadCase(label: "t_end below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 1e-200"), field: "config.integrator.t_end"),
     BadCase(label: "eta and eta_g together", config: validConfig.replacingOccurrences(of: "\"eta_g\": 0.05", with: "\"eta_g\": 0.05, \"eta\": 0.2"), field: "config.model.eta_g"),
+    BadCase(label: "discrete step longer than t_end", config: validConfig.replacingOccurrences(of: "\"eta_g\": 0.05", with: "\"eta_g\": 0.05, \"step\": 500").replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn-gd\""), field: "config.model.step"),
     BadCase(label: "generate with sparsity > N", config: "{\"problem\": {\"generate\": {\"M\": 2, \"N\": 3, \"sparsity\": 5}}, \"init\": {\"scale\": 0.1}}", field: "config.problem.generate.sparsity"),
 ]
 

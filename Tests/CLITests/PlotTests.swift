@@ -21,17 +21,22 @@ struct PlotTests {
         #expect(bad.code == 2 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("dir"))
     }
 
-    /// A diverged discrete run (exit 3) writes its last row as nulls; it still plots (stop 25:
-    /// "trajectory.csv: line 6 is not a number row", exit 2), and its message points at
-    /// model.step, not at an ODE method (it said "try an implicit method (msbdf)").
+    /// A diverged discrete run (exit 3) plots, and its message points at model.step, not at an
+    /// ODE method (it said "try an implicit method (msbdf)"). Since stop 26 it keeps its last
+    /// finite iterate, so every row is numbers; a failed run's null row (stop 25: "trajectory.csv:
+    /// line 6 is not a number row", exit 2) still plots.
     @Test("a diverged gd run plots, and its message names model.step")
     func plotDivergedRun() throws {
         let dir = CLI.tempDir("plot-diverged")
         CLI.write(#"{"problem": {"generate": {"M": 40, "N": 100, "sparsity": 5, "l1_norm": 5, "seed": 3}}, "model": {"flow": "gd", "depth": 4, "step": 0.1}, "init": {"scale": 1, "direction": "abs-gaussian", "seed": 2}, "record": {"points": 20}}"#, dir + "/c.json")
         let s = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"])
         #expect(s.code == 3 && s.stderr.contains("lower model.step") && !s.stderr.contains("msbdf"), "\(s.stderr)")
-        let csv = try String(contentsOfFile: dir + "/run/trajectory.csv", encoding: .utf8)
-        #expect(csv.contains("null"))
+        let path = dir + "/run/trajectory.csv"
+        let csv = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(!csv.contains("null") && !csv.contains("nan") && !csv.contains("inf"))
+        #expect(try CLI.run(["plot", dir + "/run"]).code == 0)
+        let width = csv.split(separator: "\n")[0].split(separator: ",").count
+        try ((csv.hasSuffix("\n") ? csv : csv + "\n") + (["1e9"] + Array(repeating: "null", count: width - 1)).joined(separator: ",") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let p = try CLI.run(["plot", dir + "/run"])
         #expect(p.code == 0, "\(p.stderr)")
     }
@@ -50,7 +55,7 @@ struct PlotTests {
             let run = dir + "/" + ["a", "b", "c"][k]
             let result = try JSONSerialization.data(withJSONObject: ["status": status, "flow": flow, "depth": 2])
             try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: run + "/result.json", contents: result)
+            _ = FileManager.default.createFile(atPath: run + "/result.json", contents: result)
             CLI.write(csv, run + "/trajectory.csv")
             let p = try CLI.run(["plot", run])
             #expect(p.code == 0, "\(p.stderr)")

@@ -130,6 +130,35 @@ struct FlowTests {
         #expect(abs(r1 - 2) < 0.15 && abs(r2 - 2) < 0.15, "error ratios \(r1), \(r2) (errors \(errors))")
     }
 
+    /// A differential-testing helper: GD that grew without bound but stayed finite (loss
+    /// 1.3e120) ended as `t_end` with "raise t_end", and one caught in a two-point cycle
+    /// (x² = 1 from 1.5 at μ = 0.6, loss stuck at 0.045) was told the same.
+    @Test("GD: a growing loss is a divergence (exit 3, last iterate kept); a loss that rises names model.step")
+    func discreteDivergenceAndRises() throws {
+        func run(_ model: String, _ x0: String, tEnd: Double) throws -> SimulationResult {
+            Simulation(config: try SimulationConfig.parse(#"{"problem": {"A": [[1.0]], "y": [1.0]}, "model": \#(model), "init": {"x0": \#(x0)}, "integrator": {"t_end": \#(tEnd)}}"#)).run()
+        }
+        let grows = try run(#"{"flow": "gd", "depth": 1, "step": 3}"#, "[1.5]", tEnd: 1000)
+        #expect(grows.status == .failed)
+        #expect(grows.message?.contains("diverged") == true && grows.message?.contains("lower model.step") == true, "\(grows.message ?? "")")
+        #expect(grows.loss.isFinite && grows.loss > 1e9 && grows.x.allSatisfy(\.isFinite), "loss \(grows.loss)")
+        // Depth 1, μ = 3: x_{k+1} − 1 = −2(x_k − 1), so the loss grows 4× a step; the run stops
+        // at the first iterate past 1e10 × its start, and reports that iterate.
+        #expect(abs(grows.loss - 0.5 * pow(0.5 * pow(2, Double(grows.stats.acceptedSteps)), 2)) <= 1e-9 * grows.loss)
+        let cycles = try run(#"{"flow": "gd", "depth": 2, "step": 0.6}"#, "[1.5]", tEnd: 60)
+        #expect(cycles.status == .tEnd)
+        #expect(cycles.message?.contains("the loss rose at") == true && cycles.message?.contains("lower model.step") == true, "\(cycles.message ?? "")")
+        #expect(cycles.message?.contains("raise integrator.t_end") == false)
+        // The same problem at μ = 0.1 descends monotonically and converges without either.
+        let fine = try run(#"{"flow": "gd", "depth": 2, "step": 0.1}"#, "[1.5]", tEnd: 1000)
+        #expect(fine.status == .converged)
+        #expect(fine.message == nil && !fine.warnings.contains { $0.contains("rose") }, "\(fine.warnings)")
+        // Overflow to Inf in one step: the last finite iterate is the result (was all null).
+        let overflow = try run(#"{"flow": "gd", "depth": 3, "step": 1e200}"#, "[1e40]", tEnd: 1e300)
+        #expect(overflow.status == .failed && overflow.x == [1e40], "\(overflow.x)")
+        #expect(overflow.message?.contains("left double range") == true, "\(overflow.message ?? "")")
+    }
+
     @Test("WN-GD grows ‖v‖ while the flow keeps it (Lemma 3.2)")
     func discreteWNGrowsNorm() throws {
         let p = try Fixture.problem(depth: 2, seed: 12)

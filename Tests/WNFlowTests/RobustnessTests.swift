@@ -94,4 +94,20 @@ struct LibraryRobustnessTests {
         }
         #expect(try SimulationConfig.parse(cfg.replacingOccurrences(of: "RTOL", with: "1e-16")).integrator.rtol == 1e-16)
     }
+
+    /// A helper found `step` on gf and `eta_g` on gf / wn-timedep ignored without a word,
+    /// while `integrator.method` on gd already warned.
+    @Test("model settings the flow does not read give a warning; the ones it reads do not")
+    func unusedModelSettingsWarn() throws {
+        func warnings(_ model: String) throws -> [String] {
+            try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": \#(model), "init": {"x0": [0.1, 0.1]}}"#).warnings
+        }
+        let gf = try warnings(#"{"flow": "gf", "step": 0.1, "eta_g": 0.2, "eta_v": 2}"#)
+        #expect(gf.count == 3 && gf.contains { $0.hasPrefix("model.step is not used") }
+                && gf.contains { $0.hasPrefix("model.eta_g is not used by gf") } && gf.contains { $0.hasPrefix("model.eta_v is not used by gf") }, "\(gf)")
+        #expect(try warnings(#"{"flow": "wn-timedep", "eta": 0.2}"#).first?.contains("Thm 2.4") == true)
+        #expect(try warnings(#"{"flow": "wn", "eta_g": 0.2, "eta_v": 2}"#).isEmpty)
+        #expect(try warnings(#"{"flow": "wn-gd", "eta_g": 0.2, "eta_v": 2, "step": 0.1}"#).isEmpty)
+        #expect(try warnings(#"{"flow": "gd", "step": 0.1}"#).isEmpty)
+    }
 }

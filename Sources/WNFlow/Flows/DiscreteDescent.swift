@@ -5,52 +5,96 @@ import GSLKit
 /// for `GradientFlow` and WN-GD for `WeightNormFlow` (constant η_g), which
 /// grows ‖v‖ by `μ²η_v²‖∇_vℒ̃‖²` per step. Iterate `k` sits at time `t = kμ`;
 /// a save time is reported at the first iterate at or after it.
+///
+/// The loss of every iterate comes free from the RHS (`LossWorkspace`), so the iteration
+/// also watches it: GD lowers the loss only for steps below about 2 over its curvature, and
+/// a loss that rises says the step is too large (`lossRises`, `firstRise`). A loss that
+/// grows past `divergenceFactor` times its start ends the run as diverged
+/// (`DiscreteDivergence`), as does a state that leaves double range; either way the run
+/// returns the last finite iterate.
 public final class DiscreteDescent: ODESolver {
     public let system: any ODESystem
     /// The step size μ.
     public let step: Double
     /// Largest number of iterations.
     public let maxSteps: Int
+    /// Rises of the loss below this are not counted (the stop threshold: near it, rounding).
+    public let lossFloor: Double
 
-    public init(system: any ODESystem, step: Double, maxSteps: Int) {
+    /// Loss growth over the start's at which the iteration counts as diverged.
+    public static let divergenceFactor = 1e10
+    /// Relative rise of the loss between two iterates that `lossRises` counts (rounding
+    /// moves it by far less).
+    public static let riseTolerance = 1e-9
+
+    /// How many iterates had a higher loss than the one before (above `lossFloor`).
+    public private(set) var lossRises = 0
+    /// The first such rise: iterate `step` at time `t`, the loss going `from` → `to`.
+    public private(set) var firstRise: (step: Int, t: Double, from: Double, to: Double)?
+    /// The loss at the start and the largest loss of any iterate (nil without a loss workspace).
+    public private(set) var startLoss: Double?
+    public private(set) var peakLoss: Double?
+
+    public init(system: any ODESystem, step: Double, maxSteps: Int, lossFloor: Double = 0) {
         self.system = system
         self.step = step
         self.maxSteps = maxSteps
+        self.lossFloor = lossFloor
     }
 
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         var stats = ODEStatistics()
-        var y = y0
+        var y = y0, next = y0
         var f = [Double](repeating: 0, count: y0.count)
         var t = t0
         let saves = saveTimes.filter { $0 > t0 && $0 <= t1 }
         var saveIndex = 0
+        let workspace = (system as? any Flow)?.lossWorkspace
+        lossRises = 0; firstRise = nil; startLoss = nil; peakLoss = nil
+        var previousLoss: Double?
         let initialStop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
         if initialStop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         var k = 0
         while true {
             if k >= maxSteps { return ODERun(t: t, y: y, stats: stats, termination: .maxSteps) }
-            let next = t0 + Double(k + 1) * step
-            if next > t1 * (1 + 1e-15) { return ODERun(t: t, y: y, stats: stats, termination: .reachedEnd) }
+            let tNext = t0 + Double(k + 1) * step
+            if tNext > t1 * (1 + 1e-15) { return ODERun(t: t, y: y, stats: stats, termination: .reachedEnd) }
             do {
                 try y.withUnsafeBufferPointer { yb in try f.withUnsafeMutableBufferPointer { try system.rhs(t: t, y: yb, dydt: $0) } }
             } catch {
                 return ODERun(t: t, y: y, stats: stats, termination: .failed, failure: error)
             }
             stats.rhsEvaluations += 1
+            // The RHS just evaluated the loss of iterate k.
+            if let loss = workspace?.lastEvaluationLoss, loss.isFinite {
+                if let prev = previousLoss, loss > prev * (1 + DiscreteDescent.riseTolerance), loss > lossFloor {
+                    lossRises += 1
+                    if firstRise == nil { firstRise = (k, t, prev, loss) }
+                }
+                let start = startLoss ?? loss
+                startLoss = start
+                peakLoss = max(peakLoss ?? loss, loss)
+                previousLoss = loss
+                if loss > DiscreteDescent.divergenceFactor * max(start, .leastNormalMagnitude) {
+                    return ODERun(t: t, y: y, stats: stats, termination: .failed,
+                                  failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: loss))
+                }
+            }
             var finite = true
             for i in 0..<y.count {
-                y[i] += step * f[i]
-                if !y[i].isFinite { finite = false }
+                next[i] = y[i] + step * f[i]
+                if !next[i].isFinite { finite = false }
             }
-            k += 1
-            t = next
-            stats.acceptedSteps = k
             if !finite {
+                // The last finite iterate stays the result (its loss and weights are reported).
                 return ODERun(t: t, y: y, stats: stats, termination: .failed,
-                              failure: ODEError.nonFiniteState(t: t))
+                              failure: ODEError.nonFiniteState(t: tNext))
             }
+            swap(&y, &next)
+            k += 1
+            t = tNext
+            stats.acceptedSteps = k
             var hit: Int?
             if saveIndex < saves.count && t >= saves[saveIndex] {
                 hit = saveIndex
@@ -59,5 +103,17 @@ public final class DiscreteDescent: ODESolver {
             let stop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: step, saveIndex: hit, stepNumber: k)) }
             if stop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         }
+    }
+}
+
+/// A discrete iteration whose loss grew past `DiscreteDescent.divergenceFactor` times its
+/// start: the step is too large for the loss's curvature.
+public struct DiscreteDivergence: Error, CustomStringConvertible, Sendable {
+    public var step: Int
+    public var t: Double
+    public var startLoss: Double
+    public var loss: Double
+    public var description: String {
+        "the loss grew from \(JSON.format(startLoss)) to \(JSON.format(loss)) by step \(step) (t = \(JSON.format(t)))"
     }
 }

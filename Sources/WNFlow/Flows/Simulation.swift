@@ -308,7 +308,7 @@ public final class Simulation {
     public func makeSolver(method: Method? = nil) throws -> any ODESolver {
         let it = config.integrator
         if config.model.flow.isDiscrete {
-            return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps)
+            return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps, lossFloor: config.lossThreshold)
         }
         switch method ?? resolvedMethod {
         case let .gsl(stepper):
@@ -367,10 +367,12 @@ public final class Simulation {
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
         var handover: Double?, recenterings = 0, finalLogs: [Double]?
+        var descent: DiscreteDescent?
         do {
             let solver = try makeSolver()
             run = solver.integrate(from: 0, y0: initialState, to: config.integrator.tEnd, saveTimes: saveTimes,
                                    observers: [stop] + extra + [recorder])
+            descent = solver as? DiscreteDescent
             handover = (solver as? DualSolver)?.handoverTime
             recenterings = (solver as? DualSolver)?.farRecenterings ?? 0
             finalLogs = (solver as? DualSolver)?.finalLogState
@@ -403,8 +405,10 @@ public final class Simulation {
             status = .failed
             if config.model.flow.isDiscrete, case .nonFiniteState? = run.failure as? ODEError {
                 // Not an ODE solve: no method or tolerance changes a diverging iteration.
-                message = "the iteration diverged (the weights became NaN or infinite) by step \(run.stats.acceptedSteps), t = \(JSON.format(run.t)); "
-                    + "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent is stable only for steps below about 2 over the loss's curvature"
+                message = "the iteration diverged (the next iterate left double range) after step \(run.stats.acceptedSteps), t = \(JSON.format(run.t)); "
+                    + lowerStepAdvice + "; the result holds the last finite iterate"
+            } else if let d = run.failure as? DiscreteDivergence {
+                message = "the iteration diverged: \(d); " + lowerStepAdvice + "; the result holds that iterate"
             } else {
                 message = run.failure.map { "\($0)" } ?? "integration failed"
             }
@@ -413,12 +417,23 @@ public final class Simulation {
         // the loss itself (from x₀ = 300: 7.5e-25 reported at a loss of 2.2e-25).
         let residual = config.problem.accurateResidual(x)
         let loss = 0.5 * residual.reduce(0) { $0 + $1 * $1 }
+        // A discrete run whose loss rose somewhere: the step, not t_end, is what to change.
+        if let d = descent, d.lossRises > 0, let rise = d.firstRise, status == .tEnd || status == .maxSteps {
+            let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
+                : "max_steps (\(config.integrator.maxSteps)) reached at t = \(JSON.format(run.t)), loss \(JSON.format(loss))"
+            message = head + "; the loss rose at \(d.lossRises) of \(run.stats.acceptedSteps) steps (first at step \(rise.step), t = \(JSON.format(rise.t)): "
+                + "\(JSON.format(rise.from)) → \(JSON.format(rise.to))), so a longer run will not help: " + lowerStepAdvice
+        }
         if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss, history: recorder.rows) }
         var result = SimulationResult(
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
             trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
         result.stoppedBySpeed = stop.stoppedBySpeed
+        if let d = descent, d.lossRises > 0, let rise = d.firstRise, status == .converged {
+            result.warnings.append("the loss rose at \(d.lossRises) of \(run.stats.acceptedSteps) steps (first at step \(rise.step), t = \(JSON.format(rise.t)): "
+                + "\(JSON.format(rise.from)) → \(JSON.format(rise.to))): model.step \(JSON.format(config.model.step ?? .nan)) is at or above the stable limit there, so the iterates need not follow the flow")
+        }
         if stop.stoppedBySpeed {
             // A stationary point, which may be a saddle (WN at g → 0).
             result.warnings.append("stopped by stop.speed_below at loss \(JSON.format(loss)), above loss_below \(JSON.format(config.lossThreshold)): "
@@ -566,8 +581,21 @@ extension Simulation {
     /// dominate `|dℒ/dt|` (signed WN, η_g = 0.01, M = 10, N = 25: 3.9e6 from the final state at
     /// t_end = 1e12, where the trajectory decays like t^{−1.9}, alike under dual, bdf and msbdf,
     /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
+    /// What a discrete run that diverged or whose loss rose should change.
+    var lowerStepAdvice: String {
+        "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent lowers the loss only for steps below about 2 over its curvature"
+    }
+
+    /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where
+    /// a discrete run's grid kμ stops short of it.
+    func tEndHead(t: Double, loss: Double) -> String {
+        let tEnd = config.integrator.tEnd
+        let at = t == tEnd ? "" : " (last iterate at t = \(JSON.format(t)))"
+        return "t_end = \(JSON.format(tEnd)) reached\(at) at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
+    }
+
     func tEndAdvice(t: Double, state: [Double], loss: Double, history: [TrajectoryRow] = []) -> String {
-        let head = "t_end = \(JSON.format(t)) reached at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
+        let head = tEndHead(t: t, loss: loss)
         // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
         // vanishes (M = 40, N = 100, η_g = 0.05 from 1e-3: g = 0 at t_end, loss 0.13).
         if config.model.flow.isWeightNormalized, let g0 = initialState.first, g0 != 0, let g = state.first,

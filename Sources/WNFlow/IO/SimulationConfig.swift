@@ -166,6 +166,7 @@ extension SimulationConfig {
 
         // model first: depth and signedness shape the problem.
         var model = ModelSpec()
+        var unused: [String] = []  // model settings the chosen flow does not read (warnings)
         if let m = try root.object("model") {
             try m.allowOnly(["flow", "depth", "signed", "eta_g", "eta_v", "step", "eta"])
             if let f = try m.string("flow") {
@@ -182,6 +183,16 @@ extension SimulationConfig {
             if let e = try m.positive("eta_v") { model.etaV = e }
             if let s = try m.positive("step") { model.step = s }
             try m.finish()
+            let f = model.flow
+            if m.has("step") && !f.isDiscrete {
+                unused.append("model.step is not used: \(f.rawValue) is a flow (an ODE solve); step is for gd and wn-gd")
+            }
+            for key in ["eta_g", "eta"] where m.has(key) && !(f == .wn || f == .wnGD) {
+                unused.append("model.\(key) is not used by \(f.rawValue)" + (f == .wnTimeDependent ? " (its rate η_g = η_v g²/‖v‖² follows from eta_v, Thm 2.4)" : "; it is the rate of g in wn and wn-gd"))
+            }
+            if m.has("eta_v") && !f.isWeightNormalized {
+                unused.append("model.eta_v is not used by \(f.rawValue); it is the rate of v in wn, wn-timedep and wn-gd")
+            }
         }
         if model.flow.isDiscrete && model.step == nil {
             throw ConfigError("config.model.step", "flow '\(model.flow.rawValue)' is discrete and needs a positive \"step\" (e.g. 0.01)")
@@ -193,6 +204,7 @@ extension SimulationConfig {
         let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory)
 
         var config = SimulationConfig(problem: problem, model: model, x0: [])
+        config.warnings += unused
         // init
         let nW = problem.weightCount
         guard let i = try root.object("init") else {
@@ -314,6 +326,9 @@ extension SimulationConfig {
                 try s.finish()
             }
             try it.finish()
+        }
+        if let step = model.step, model.flow.isDiscrete, step > config.integrator.tEnd {
+            throw ConfigError("config.model.step", "\(JSON.format(step)) is longer than integrator.t_end = \(JSON.format(config.integrator.tEnd)), so \(model.flow.rawValue) would take no step; lower model.step or raise integrator.t_end")
         }
         if let r = try root.object("record") {
             try r.allowOnly(["times", "points", "t_min"])
