@@ -110,4 +110,24 @@ struct LibraryRobustnessTests {
         #expect(try warnings(#"{"flow": "wn-gd", "eta_g": 0.2, "eta_v": 2, "step": 0.1}"#).isEmpty)
         #expect(try warnings(#"{"flow": "gd", "step": 0.1}"#).isEmpty)
     }
+
+    /// A problem the machine cannot hold is bad input, named before A is drawn or augmented
+    /// (it would otherwise be killed by the kernel: exit 137, no message).
+    @Test("MemoryBudget: a problem beyond the available memory is a ConfigError naming the field")
+    func memoryBudget() throws {
+        // 2e8 entries at 2.5 × 8 bytes is 4 GB: refused with 1 GB available, accepted with 8 GB;
+        // signed needs 6.4 GB, so 5 GB refuses it; small problems are never checked.
+        #expect(throws: ConfigError.self) { try MemoryBudget.check(entries: 2e8, signed: false, field: "config.problem.generate.M", available: 1e9) }
+        try MemoryBudget.check(entries: 2e8, signed: false, field: "f", available: 8e9)
+        #expect(throws: ConfigError.self) { try MemoryBudget.check(entries: 2e8, signed: true, field: "f", available: 5e9) }
+        try MemoryBudget.check(entries: 1e6, signed: true, field: "f", available: 1)
+        do {
+            try MemoryBudget.check(entries: 2e8, signed: false, field: "config.problem.generate.M", available: 1e9)
+        } catch let e as ConfigError {
+            #expect(e.field == "config.problem.generate.M" && e.message.contains("4.0 GB") && e.message.contains("1.0 GB"), "\(e)")
+        }
+        #if os(Linux)
+        #expect((MemoryBudget.available ?? 0) > 0)
+        #endif
+    }
 }

@@ -373,6 +373,8 @@ extension SimulationConfig {
             let signed = try g.bool("signed") ?? model.signed
             let seed = try g.int("seed", min: 0) ?? 1
             try g.finish()
+            // Before drawing A (1.6 GB at the cap): a run the machine cannot hold is bad input.
+            try MemoryBudget.check(entries: Double(mm) * Double(nn), signed: signed, field: g.field("M"))
             if signed { model.signed = true }
             let gen = ProblemGenerator(m: mm, n: nn, sparsity: s, l1Norm: l1, signed: signed, seed: UInt(seed))
             let d = gen.draw()
