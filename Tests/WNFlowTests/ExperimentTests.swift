@@ -86,6 +86,10 @@ struct ExperimentTests {
         // The series are found under the discrete names (a mean of 0.4 and 0.1, gain 4).
         #expect(discrete.allSeries.map(\.label) == ["GD", "WN-GD"])
         #expect(discrete.summary.contains("| 0.01 | 0.4 ± 0 | 0.1 ± 0 | 4 |"))
+        // Figure 3 reads its WN series by label (the "not conv." marks) and names GF in a legend.
+        let f3 = FigureReport(figure: .figure3, settings: settings, rows: [try row("gd", 0.4), try row("wn-gd", 0.1)])
+        let f3text = f3.summary + f3.gnuplotScript(base: "/tmp/f3")
+        #expect(f3text.contains("| η | WN-GD error | GD/WN-GD |") && f3text.contains("GD (mean, no η)") && !f3text.contains("GF"), "\(f3text)")
         let flows = FigureReport(figure: .figure2, settings: .tiny, rows: [try row("gf", 0.4), try row("wn", 0.1)])
         #expect(flows.summary.contains("| α | GF error | WN error | gain GF/WN"))
     }

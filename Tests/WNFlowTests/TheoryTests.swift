@@ -156,10 +156,10 @@ struct TheoryLPTests {
         let a = Matrix(rowArrays: [[1, 1, 2], [0, 1, 1]])!
         #expect(throws: TheoryError.emptyFeasibleSet) { try L1Minimization.minimum(A: a, y: [-1, 0.5]) }
         #expect(throws: TheoryError.emptyFeasibleSet) {
-            try Theory.report(A: a, y: [-1, 0.5], depth: 2, x0: [0.1, 0.1, 0.1], flow: .gf)
+            try Theory.report(A: a, y: [-1, 0.5], depth: 2, x0: [0.1, 0.1, 0.1], flow: .gf, signed: false)
         }
         // Depth 1 allows signs: no throw, l1_min nil with a warning.
-        let r = try Theory.report(A: a, y: [-1, 0.5], depth: 1, x0: [0.1, 0.1, 0.1], flow: .gf)
+        let r = try Theory.report(A: a, y: [-1, 0.5], depth: 1, x0: [0.1, 0.1, 0.1], flow: .gf, signed: false)
         #expect(r.l1Min == nil && !r.warnings.isEmpty)
         #expect(residualNorm(a, r.z, [-1, 0.5]) <= 1e-14)
         #expect(TheoryError.emptyFeasibleSet.description.contains("S+"))
@@ -472,7 +472,7 @@ struct TheoryWNTests {
         let prob = randomProblem(rng, m: 12, n: 30, s: 4)
         let x0 = absGaussianInit(rng, n: 30, alpha: 0.05)
         for depth in [2, 3] {
-            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: .gf)
+            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: .gf, signed: false)
             let gap = try #require(r.bounds.weightedGap), bound = try #require(r.bounds.weightedGapBound)
             #expect(gap >= -1e-9 * abs(r.weightedL1Min ?? 1))
             #expect(gap <= bound + 1e-9 * abs(r.weightedL1Min ?? 1), "L=\(depth): gap \(gap) > bound \(bound)")
@@ -490,7 +490,7 @@ struct TheoryWNTests {
         let aug = a.augmentedWithNegation
         let x0 = [Double](repeating: 0.01, count: 2 * n)
         for depth in [2, 3] {
-            let r = try Theory.report(A: aug, y: y, depth: depth, x0: x0, flow: .wn(etaG: 0.1, etaV: 1, vNorm: 1))
+            let r = try Theory.report(A: aug, y: y, depth: depth, x0: x0, flow: .wn(etaG: 0.1, etaV: 1, vNorm: 1), signed: true)
             #expect(r.kernelPositive == true)
             let zSigned = (0..<n).map { r.z[$0] - r.z[n + $0] }
             #expect(residualNorm(a, zSigned, y) <= max(1e-12, 1e-14 * (r.prediction.amplification ?? 0)) * norm2(y), "L=\(depth) \(r.prediction.method) R \(r.prediction.amplification ?? 0) it \(r.prediction.iterations)")
@@ -507,7 +507,7 @@ struct TheoryWNTests {
         for (name, flow, depth) in [("gf", TheoryFlow.gf, 2), ("wn", TheoryFlow.wn(etaG: 0.05, etaV: 1, vNorm: 1), 2),
                                     ("wn", TheoryFlow.wn(etaG: 0.05, etaV: 1, vNorm: 1), 3)] {
             let t0 = Date()
-            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: flow)
+            let r = try Theory.report(A: prob.A, y: prob.y, depth: depth, x0: x0, flow: flow, signed: false)
             let dt = Date().timeIntervalSince(t0)
             #expect(residualNorm(prob.A, r.z, prob.y) <= 1e-12 * norm2(prob.y))
             lines.append("\(name) L=\(depth): \(String(format: "%.1f", dt * 1000)) ms, method \(r.prediction.method), "

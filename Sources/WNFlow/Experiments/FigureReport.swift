@@ -322,7 +322,7 @@ public enum SummaryFile {
             }
         }
         sections[figure] = section
-        var out = "# wnflow reproduce — summary\n\nEach section: mean ± standard deviation of the reconstruction error over instances, the improvement ratio (GF error / WN error), and the runs that did not converge (counted, never dropped).\n\n"
+        var out = "# wnflow reproduce — summary\n\nEach section: mean ± standard deviation of the reconstruction error over instances, the improvement ratio (the plain run's error over the weight-normalized one's: GF / WN for the flows, GD / WN-GD under --discrete), and the runs that did not converge (counted, never dropped).\n\n"
         for f in Figure.allCases { if let s = sections[f] { out += "<!-- \(f.rawValue) -->\n\(s)<!-- /\(f.rawValue) -->\n\n" } }
         try AtomicFile.write(out, to: path)
     }

@@ -308,7 +308,8 @@ public final class Simulation {
     public func makeSolver(method: Method? = nil) throws -> any ODESolver {
         let it = config.integrator
         if config.model.flow.isDiscrete {
-            return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps, lossFloor: config.lossThreshold)
+            return DiscreteDescent(system: flow, step: config.model.step ?? 0.01, maxSteps: it.maxSteps,
+                                   lossFloor: config.lossThreshold, lossScale: config.problem.lossScale)
         }
         switch method ?? resolvedMethod {
         case let .gsl(stepper):
@@ -400,12 +401,12 @@ public final class Simulation {
                     advice = " or try another method (\(others.joined(separator: ", ")))"
                 }
             }
-            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(run.t); raise integrator.max_steps" + advice
+            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); raise integrator.max_steps" + advice
         case .failed:
             status = .failed
             if config.model.flow.isDiscrete, case .nonFiniteState? = run.failure as? ODEError {
                 // Not an ODE solve: no method or tolerance changes a diverging iteration.
-                message = "the iteration diverged (the next iterate left double range) after step \(run.stats.acceptedSteps), t = \(JSON.format(run.t)); "
+                message = "the iteration diverged (the next iterate left double range) after step \(run.stats.acceptedSteps), t = \(Simulation.time(run.t)); "
                     + lowerStepAdvice + "; the result holds the last finite iterate"
             } else if let d = run.failure as? DiscreteDivergence {
                 message = "the iteration diverged: \(d); " + lowerStepAdvice + "; the result holds that iterate"
@@ -417,21 +418,32 @@ public final class Simulation {
         // the loss itself (from x₀ = 300: 7.5e-25 reported at a loss of 2.2e-25).
         let residual = config.problem.accurateResidual(x)
         let loss = 0.5 * residual.reduce(0) { $0 + $1 * $1 }
-        // A discrete run whose loss rose somewhere: the step, not t_end, is what to change.
-        if let d = descent, d.lossRises > 0, let rise = d.firstRise, status == .tEnd || status == .maxSteps {
-            let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
-                : "max_steps (\(config.integrator.maxSteps)) reached at t = \(JSON.format(run.t)), loss \(JSON.format(loss))"
-            message = head + "; the loss rose at \(d.lossRises) of \(run.stats.acceptedSteps) steps (first at step \(rise.step), t = \(JSON.format(rise.t)): "
-                + "\(JSON.format(rise.from)) → \(JSON.format(rise.to))), so a longer run will not help: " + lowerStepAdvice
+        // A discrete run whose loss still rose late in the run (in its last tenth, or it ended
+        // above its lowest loss): the step, not t_end, is what to change. Rises early on that
+        // the loss has since recovered from get a note after the usual advice.
+        var earlyRises: String?
+        if let d = descent, d.lossRises > 0, let rise = d.firstRise, let last = d.lastRise, status == .tEnd || status == .maxSteps {
+            let steps = run.stats.acceptedSteps
+            let rising = last >= steps - max(steps / 10, 1) || loss > (d.lowestLoss ?? loss) * (1 + 1e-6)
+            let rose = "the loss rose at \(d.lossRises) of \(steps) steps (first at step \(rise.step), t = \(Simulation.time(rise.t)): "
+                + "\(JSON.format(rise.from)) → \(JSON.format(rise.to)); last at step \(last))"
+            if rising {
+                let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
+                    : "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)), loss \(JSON.format(loss))"
+                message = head + "; " + rose + ", so a longer run will not help: " + lowerStepAdvice
+            } else {
+                earlyRises = "; " + rose + " and has fallen since"
+            }
         }
         if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss, history: recorder.rows) }
+        if let earlyRises, let m = message { message = m + earlyRises }
         var result = SimulationResult(
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
             g: nil, v: nil, logRho: nil, stats: run.stats, wallSeconds: wall, method: method,
             trajectory: recorder.rows, message: message, warnings: config.warnings, state: run.y)
         result.stoppedBySpeed = stop.stoppedBySpeed
         if let d = descent, d.lossRises > 0, let rise = d.firstRise, status == .converged {
-            result.warnings.append("the loss rose at \(d.lossRises) of \(run.stats.acceptedSteps) steps (first at step \(rise.step), t = \(JSON.format(rise.t)): "
+            result.warnings.append("the loss rose at \(d.lossRises) of \(run.stats.acceptedSteps) steps (first at step \(rise.step), t = \(Simulation.time(rise.t)): "
                 + "\(JSON.format(rise.from)) → \(JSON.format(rise.to))): model.step \(JSON.format(config.model.step ?? .nan)) is at or above the stable limit there, so the iterates need not follow the flow")
         }
         if stop.stoppedBySpeed {
@@ -586,11 +598,15 @@ extension Simulation {
         "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent lowers the loss only for steps below about 2 over its curvature"
     }
 
+    /// A time for messages: 12 significant digits, so that a discrete run's kμ reads 99.9,
+    /// not 99.89999999999999.
+    static func time(_ t: Double) -> String { JSON.format(Double(String(format: "%.12g", t)) ?? t) }
+
     /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where
     /// a discrete run's grid kμ stops short of it.
     func tEndHead(t: Double, loss: Double) -> String {
         let tEnd = config.integrator.tEnd
-        let at = t == tEnd ? "" : " (last iterate at t = \(JSON.format(t)))"
+        let at = t == tEnd ? "" : " (last iterate at t = \(Simulation.time(t)))"
         return "t_end = \(JSON.format(tEnd)) reached\(at) at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
     }
 

@@ -148,7 +148,7 @@ public enum Theory {
     /// - Throws: `TheoryError.emptyFeasibleSet` when S₊ is empty and depth ≥ 2;
     ///   `.invalidInput` for bad dimensions/signs; `.notConverged`, `.solverFailure`.
     public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow,
-                              limitOnly: Bool = false, signed: Bool = false) throws -> TheoryReport {
+                              limitOnly: Bool = false, signed: Bool) throws -> TheoryReport {
         try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
         guard x0.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
         if depth >= 2 && !x0.allSatisfy({ $0 > 0 }) {

@@ -382,9 +382,11 @@ public enum WeightNormLimit {
     }
 
     /// Between an evaluated point `good` and a g where the GF predictor fails: bisection in
-    /// log g for the evaluable point nearest the failure (to 1e-3 of the interval, at most
-    /// 30 evaluations), stopping early at the first point where φ has the other sign than at
-    /// `good`. Nil when no point other than `good` evaluates.
+    /// log g for the evaluable point nearest the failure (to a width of 1e-14 in log g, at
+    /// most 64 evaluations), stopping early at the first point where φ has the other sign than
+    /// at `good`. Nil when no point other than `good` evaluates. (At large c the evaluable
+    /// stretch next to g₀ can be a relative 1e-7 wide, with the root inside it: WN, L = 3,
+    /// c g₀² = 4.5e5; stopping at 1e-3 of the interval, as before stop 26, missed it.)
     private static func evaluableEdge(from good: Evaluator.Value, toward bad: Double,
                                       eval: Evaluator) -> Evaluator.Value? {
         var inside = good, outside = bad
