@@ -670,7 +670,9 @@ public final class TrajectoryRecorder: StateOnDemandObserver {
     func row(t: Double, state: [Double]) -> TrajectoryRow {
         let x = flow.weights(of: state)
         let wn = flow.kind.isWeightNormalized
-        return TrajectoryRow(t: t, loss: flow.problem.reportedLoss(x, frobeniusNorm: frobenius), g: wn ? state[0] : nil,
+        // Explicit steppers evaluated the RHS at this very state: its loss comes free.
+        let known = flow.lossWorkspace.flatMap { ws in x.withUnsafeBufferPointer { ws.lastLoss(ifAt: $0.baseAddress!) } }
+        return TrajectoryRow(t: t, loss: flow.problem.reportedLoss(x, frobeniusNorm: frobenius, known: known), g: wn ? state[0] : nil,
                              vNorm: wn ? norm2(Array(state.dropFirst())) : nil, x: x)
     }
 

@@ -130,9 +130,10 @@ public struct Problem: Sendable {
     /// of `Ã x^L` carry about `√w·ε·‖Ã‖_F‖x^L‖` of rounding; near a zero of the loss that
     /// is the loss's floor (from x₀ = 300 the last row read 7.5e-25 where the loss was
     /// 2.2e-25). `frobeniusNorm` is `matrixFrobeniusNorm`, computed once per run.
-    public func reportedLoss(_ x: [Double], frobeniusNorm: Double) -> Double {
-        let e = residual(x)
-        let plain = 0.5 * e.reduce(0) { $0 + $1 * $1 }
+    /// `known` is the loss at exactly `x` when the caller has it (the flow's last RHS
+    /// evaluation, `LossWorkspace.lastLoss(ifAt:)`), which saves the mat-vec.
+    public func reportedLoss(_ x: [Double], frobeniusNorm: Double, known: Double? = nil) -> Double {
+        let plain = known ?? loss(x)
         let power = norm2(x.map { ipow($0, depth) })
         let rounding = Double(x.count).squareRoot() * .ulpOfOne * frobeniusNorm * power
         guard (2 * plain).squareRoot() < 1e3 * rounding else { return plain }
