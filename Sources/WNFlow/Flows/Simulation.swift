@@ -586,13 +586,6 @@ extension Simulation {
         return rate.isFinite ? rate : nil
     }
 
-    /// The `message` of a run that reached t_end above its stop. When the loss's e-folding
-    /// time at the end, `ℒ/|dℒ/dt|`, exceeds 10 t_end, the flow has all but stopped (MATH.md §4:
-    /// the saddle g → 0, depth 3 with a small rate) and a larger t_end may not help. A short
-    /// e-folding time says less: near the stop, the state's small errors along stiff directions
-    /// dominate `|dℒ/dt|` (signed WN, η_g = 0.01, M = 10, N = 25: 3.9e6 from the final state at
-    /// t_end = 1e12, where the trajectory decays like t^{−1.9}, alike under dual, bdf and msbdf,
-    /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
     /// What a discrete run that diverged or whose loss rose should change.
     var lowerStepAdvice: String {
         "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent lowers the loss only for steps below about 2 over its curvature"
@@ -610,6 +603,13 @@ extension Simulation {
         return "t_end = \(JSON.format(tEnd)) reached\(at) at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
     }
 
+    /// The `message` of a run that reached t_end above its stop. When the loss's e-folding
+    /// time at the end, `ℒ/|dℒ/dt|`, exceeds 10 t_end, the flow has all but stopped (MATH.md §4:
+    /// the saddle g → 0, depth 3 with a small rate) and a larger t_end may not help. A short
+    /// e-folding time says less: near the stop, the state's small errors along stiff directions
+    /// dominate `|dℒ/dt|` (signed WN, η_g = 0.01, M = 10, N = 25: 3.9e6 from the final state at
+    /// t_end = 1e12, where the trajectory decays like t^{−1.9}, alike under dual, bdf and msbdf,
+    /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
     func tEndAdvice(t: Double, state: [Double], loss: Double, history: [TrajectoryRow] = []) -> String {
         let head = tEndHead(t: t, loss: loss)
         // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
