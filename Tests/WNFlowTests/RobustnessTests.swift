@@ -130,4 +130,16 @@ struct LibraryRobustnessTests {
         #expect((MemoryBudget.available ?? 0) > 0)
         #endif
     }
+
+    /// trajectory.csv wrote non-finite values as JSON's `null`, which numpy.loadtxt and pandas
+    /// reject (a differential-testing helper); they are `nan`/`inf`/`-inf` now, and the
+    /// plot's reader takes those and the old `null`.
+    @Test("trajectory.csv writes non-finite values as nan/inf, and the plot reads them back")
+    func csvNonFinite() throws {
+        #expect(SimulationResult.csvNumber(.nan) == "nan" && SimulationResult.csvNumber(.infinity) == "inf"
+                && SimulationResult.csvNumber(-.infinity) == "-inf" && SimulationResult.csvNumber(0.5) == "0.5")
+        let table = try TrajectoryTable.parse("t,loss,g,v_norm,x_1,x_2\n0,1,,,0.1,0.2\n1,nan,,,inf,-inf\n2,null,,,null,1\n")
+        #expect(table.t == [0, 1, 2] && table.loss[1].isNaN && table.loss[2].isNaN)
+        #expect(table.x[1][0] == .infinity && table.x[1][1] == -.infinity && table.x[2][1] == 1)
+    }
 }

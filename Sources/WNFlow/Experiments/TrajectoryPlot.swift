@@ -18,8 +18,9 @@ public struct TrajectoryTable: Sendable {
         }
         for (k, l) in lines.dropFirst().enumerated() {
             let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            // `null` is how simulate writes a non-finite value (the last row of a diverged or
-            // failed run): read as NaN, which gnuplot leaves out, so a failed run still plots.
+            // A non-finite value (the last row of a failed run) is `nan`/`inf` since stop 26 and
+            // was `null` before: read as NaN or ±inf, which gnuplot leaves out, so a failed run
+            // still plots.
             func number(_ s: String) -> Double? { s == "null" ? .nan : Double(s) }
             guard f.count >= 4, let t = Double(f[0]), let loss = number(f[1]) else {
                 throw ConfigError("trajectory.csv", "line \(k + 2) is not a number row")

@@ -90,14 +90,21 @@ extension SimulationResult {
     /// "Reproducibility").
     static let blasProvenance: JSON = .object(BLAS.provenance.map { ($0.0, .string($0.1)) })
 
+    /// A CSV cell: the JSON number, and `nan`, `inf`, `-inf` for non-finite values, which
+    /// numpy, pandas and gnuplot read (JSON's `null`, written before stop 26, they do not).
+    static func csvNumber(_ x: Double) -> String {
+        x.isFinite ? JSON.format(x) : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf"))
+    }
+
     /// `trajectory.csv`: `t, loss, g, v_norm, x_1…x_N` (g, v_norm empty for GF).
     public var trajectoryCSV: String {
         let n = x.count
+        let f = SimulationResult.csvNumber
         var out = "t,loss,g,v_norm," + (1...max(n, 1)).prefix(n).map { "x_\($0)" }.joined(separator: ",") + "\n"
         for r in trajectory {
-            var line = JSON.format(r.t) + "," + JSON.format(r.loss) + ","
-            line += (r.g.map(JSON.format) ?? "") + "," + (r.vNorm.map(JSON.format) ?? "")
-            for v in r.x { line += "," + JSON.format(v) }
+            var line = f(r.t) + "," + f(r.loss) + ","
+            line += (r.g.map(f) ?? "") + "," + (r.vNorm.map(f) ?? "")
+            for v in r.x { line += "," + f(v) }
             out += line + "\n"
         }
         return out
