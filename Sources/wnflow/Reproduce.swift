@@ -19,7 +19,7 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
     @Option(name: .long, help: "Output folder.")
     var out: String
 
-    @Flag(name: .long, help: "Fewer points and 3 instances (under 2 minutes per figure for the flows; --discrete takes longer, about 3.5 minutes for figure2 at step 0.1).")
+    @Flag(name: .long, help: "Fewer points and 3 instances (under 2 minutes per figure for the flows; --discrete takes longer: figure2 at step 0.1 took 130-142 s on an idle 2-core machine, 3.5 minutes beside other work).")
     var quick = false
 
     @Option(name: .long, parsing: .unconditional, help: "Worker threads (default: all cores).")
