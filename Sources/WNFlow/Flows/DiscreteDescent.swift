@@ -59,7 +59,7 @@ public final class DiscreteDescent: ODESolver {
     static func rose(_ loss: Double, over previous: Double, workspace: LossWorkspace, frobenius: Double) -> Bool {
         guard loss > previous * (1 + riseTolerance) else { return false }
         let power = workspace.power.withUnsafeBufferPointer { blasNorm($0.count, $0.baseAddress!) }
-        let delta = Double(workspace.n).squareRoot() * .ulpOfOne * frobenius * power
+        let delta = Problem.residualRounding(count: workspace.n, frobeniusNorm: frobenius, powerNorm: power)
         let e = (2 * max(loss, previous)).squareRoot()
         return loss - previous > previous * riseTolerance + 2 * (e * delta + 0.5 * delta * delta)
     }

@@ -134,10 +134,17 @@ public struct Problem: Sendable {
     /// evaluation, `LossWorkspace.lastLoss(ifAt:)`), which saves the mat-vec.
     public func reportedLoss(_ x: [Double], frobeniusNorm: Double, known: Double? = nil) -> Double {
         let plain = known ?? loss(x)
-        let power = norm2(x.map { ipow($0, depth) })
-        let rounding = Double(x.count).squareRoot() * .ulpOfOne * frobeniusNorm * power
+        let rounding = Problem.residualRounding(count: x.count, frobeniusNorm: frobeniusNorm,
+                                                powerNorm: norm2(x.map { ipow($0, depth) }))
         guard (2 * plain).squareRoot() < 1e3 * rounding else { return plain }
         return 0.5 * accurateResidual(x).reduce(0) { $0 + $1 * $1 }
+    }
+
+    /// The typical rounding of a plainly summed residual `Ã x^L − y` in the 2-norm:
+    /// `√w·ε·‖Ã‖_F‖x^L‖` for `w` weights (a random-walk estimate; the worst case has `w`
+    /// for `√w`). Shared by `reportedLoss` and the discrete iteration's rise test.
+    public static func residualRounding(count w: Int, frobeniusNorm: Double, powerNorm: Double) -> Double {
+        Double(w).squareRoot() * .ulpOfOne * frobeniusNorm * powerNorm
     }
 
     /// `½‖y‖²`, the loss at `x = 0`: the scale of the loss.
