@@ -38,10 +38,7 @@ public final class DiscreteDescent: ODESolver {
     public private(set) var firstRise: (step: Int, t: Double, from: Double, to: Double)?
     /// The iterate of the last rise.
     public private(set) var lastRise: Int?
-    /// The loss at the start, the largest and the smallest loss of any watched iterate (nil
-    /// without a loss workspace).
-    public private(set) var startLoss: Double?
-    public private(set) var peakLoss: Double?
+    /// The smallest loss of any watched iterate (nil without a loss workspace).
     public private(set) var lowestLoss: Double?
 
     public init(system: any ODESystem, step: Double, maxSteps: Int, lossFloor: Double = 0, lossScale: Double = 0) {
@@ -58,8 +55,7 @@ public final class DiscreteDescent: ODESolver {
     /// loss of a stable run (depth 1, step 12× under the limit: 2,717 "rises" in 20,000 steps).
     static func rose(_ loss: Double, over previous: Double, workspace: LossWorkspace, frobenius: Double) -> Bool {
         guard loss > previous * (1 + riseTolerance) else { return false }
-        let power = workspace.power.withUnsafeBufferPointer { blasNorm($0.count, $0.baseAddress!) }
-        let delta = Problem.residualRounding(count: workspace.n, frobeniusNorm: frobenius, powerNorm: power)
+        let delta = Problem.residualRounding(count: workspace.n, frobeniusNorm: frobenius, powerNorm: norm2(workspace.power))
         let e = (2 * max(loss, previous)).squareRoot()
         return loss - previous > previous * riseTolerance + 2 * (e * delta + 0.5 * delta * delta)
     }
@@ -74,9 +70,9 @@ public final class DiscreteDescent: ODESolver {
         var saveIndex = 0
         let flow = system as? any Flow
         let workspace = flow?.lossWorkspace
-        let frobenius = workspace == nil ? 0 : (flow?.problem.matrixFrobeniusNorm ?? 0)
-        lossRises = 0; firstRise = nil; lastRise = nil; startLoss = nil; peakLoss = nil; lowestLoss = nil
-        var previousLoss: Double?
+        let frobenius = workspace == nil ? 0 : (flow?.problem.matrix.frobeniusNorm ?? 0)
+        lossRises = 0; firstRise = nil; lastRise = nil; lowestLoss = nil
+        var previousLoss: Double?, startLoss: Double?
         let initialStop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
         if initialStop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         var k = 0
@@ -100,7 +96,6 @@ public final class DiscreteDescent: ODESolver {
                 }
                 let start = startLoss ?? loss
                 startLoss = start
-                peakLoss = max(peakLoss ?? loss, loss)
                 lowestLoss = min(lowestLoss ?? loss, loss)
                 previousLoss = loss
                 if loss > DiscreteDescent.divergenceFactor * max(start, lossScale, .leastNormalMagnitude) {

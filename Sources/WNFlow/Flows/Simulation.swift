@@ -664,7 +664,7 @@ public final class TrajectoryRecorder: StateOnDemandObserver {
     public init(flow: any Flow, enabled: Bool) {
         self.flow = flow
         self.enabled = enabled
-        frobenius = enabled ? flow.problem.matrixFrobeniusNorm : 0
+        frobenius = enabled ? flow.problem.matrix.frobeniusNorm : 0
     }
 
     func row(t: Double, state: [Double]) -> TrajectoryRow {

@@ -122,14 +122,11 @@ public struct Problem: Sendable {
         return out
     }
 
-    /// `‖Ã‖_F`, for `reportedLoss`'s rounding bound (one pass over the matrix).
-    public var matrixFrobeniusNorm: Double { norm2(matrix.storage) }
-
     /// The loss (1.10) as trajectory rows report it: the plain sum where its rounding is
     /// below about 1e-3 of the residual, else from `accurateResidual`. The plain rows
     /// of `Ã x^L` carry about `√w·ε·‖Ã‖_F‖x^L‖` of rounding; near a zero of the loss that
     /// is the loss's floor (from x₀ = 300 the last row read 7.5e-25 where the loss was
-    /// 2.2e-25). `frobeniusNorm` is `matrixFrobeniusNorm`, computed once per run.
+    /// 2.2e-25). `frobeniusNorm` is `matrix.frobeniusNorm`, computed once per run.
     /// `known` is the loss at exactly `x` when the caller has it (the flow's last RHS
     /// evaluation, `LossWorkspace.lastLoss(ifAt:)`), which saves the mat-vec.
     public func reportedLoss(_ x: [Double], frobeniusNorm: Double, known: Double? = nil) -> Double {
