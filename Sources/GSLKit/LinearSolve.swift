@@ -160,6 +160,32 @@ public func choleskyFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int) -
     return true
 }
 
+/// The triangular factor of `BᵀB` for the row-major `rows × cols` matrix `b` (rows ≥ cols)
+/// by Householder QR (GSL `gsl_linalg_QR_decomp`; `b` is overwritten): `L = Rᵀ`, so that
+/// `L Lᵀ = BᵀB`, written to `out` (cols × cols, row-major lower triangle) in the layout
+/// `choleskyFactorInPlace` leaves, for `choleskySolveInPlace`. Unlike forming `BᵀB` and
+/// factoring it, this keeps what rows of `B` far smaller than the largest contribute (a
+/// weighted least-squares Hessian `Aᵀ diag(w) A` with `w` spread over more than 1e16 loses
+/// them below the rounding of the sum); sorting the rows by decreasing size first, as the
+/// caller may, is the stable order for such row scalings. `tau` is scratch for `cols`
+/// doubles. False when `R` has a zero or non-finite diagonal.
+public func qrGramFactor(_ b: UnsafeMutablePointer<Double>, rows: Int, cols: Int,
+                        tau: UnsafeMutablePointer<Double>, into out: UnsafeMutablePointer<Double>) -> Bool {
+    ensureGSLErrorsOff()
+    if cols == 0 { return true }
+    guard rows >= cols else { return false }
+    var bv = gsl_matrix_view_array(b, rows, cols)
+    var tv = gsl_vector_view_array(tau, cols)
+    guard gsl_linalg_QR_decomp(&bv.matrix, &tv.vector) == 0 else { return false }
+    for i in 0..<cols {
+        for k in 0...i { out[i * cols + k] = b[k * cols + i] }
+        let d = out[i * cols + i]
+        guard d != 0 && d.isFinite else { return false }
+    }
+    if cols <= smallSolveOrder { for i in 0..<cols { out[i * cols + i] = 1 / out[i * cols + i] } }
+    return true
+}
+
 /// Order up to which the triangular solves after a factorization run as plain
 /// loops here instead of GSL's `…_svx`. GSL solves through CBLAS `dtrsv`, and
 /// OpenBLAS 0.3.21's `dtrsv` takes a process-wide lock around its buffer

@@ -337,3 +337,53 @@ extension LinearAlgebraTests {
         }
     }
 }
+
+extension LinearAlgebraTests {
+    /// `qrGramFactor` leaves a factor `L` with `L Lᵀ = BᵀB` in the layout
+    /// `choleskySolveInPlace` reads: on a random tall B its solves agree with Cholesky's of
+    /// the formed Gram; with rows 1e10 apart, where the Gram rounds to a singular matrix, it
+    /// still solves the system the rows define.
+    @Test(arguments: [(30, 7), (12, 12), (300, 40)])
+    func qrGramFactorSolves(rows: Int, cols: Int) throws {
+        let rng = RNG(seed: UInt(rows * 31 + cols))
+        let b = rng.gaussians(rows * cols)
+        var gram = Matrix(rows: cols, cols: cols)
+        for i in 0..<cols {
+            for k in 0..<cols {
+                var s = 0.0
+                for r in 0..<rows { s += b[r * cols + i] * b[r * cols + k] }
+                gram.storage[i * cols + k] = s
+            }
+        }
+        let rhs = rng.gaussians(cols)
+        let reference = try LinearSolve.cholesky(gram, rhs)
+        var work = b, factor = [Double](repeating: 0, count: cols * cols), tau = [Double](repeating: 0, count: cols)
+        let ok = work.withUnsafeMutableBufferPointer { w in
+            factor.withUnsafeMutableBufferPointer { f in
+                tau.withUnsafeMutableBufferPointer { qrGramFactor(w.baseAddress!, rows: rows, cols: cols, tau: $0.baseAddress!, into: f.baseAddress!) }
+            }
+        }
+        #expect(ok)
+        var x = rhs
+        factor.withUnsafeMutableBufferPointer { f in x.withUnsafeMutableBufferPointer { choleskySolveInPlace(f.baseAddress!, cols, $0.baseAddress!) } }
+        #expect(maxAbsDiff(x, reference) <= 1e-10 * (reference.map(abs).max() ?? 1))
+    }
+
+    @Test func qrGramFactorKeepsRowsFarBelowTheLargest() throws {
+        // B = [[1, 1], [1e-10, −1e-10]]: BᵀB = [[1 + 1e-20, 1 − 1e-20], [1 − 1e-20, 1 + 1e-20]]
+        // rounds to [[1, 1], [1, 1]]. For d = (1, −1), BᵀB d = (2e-20, −2e-20) exactly.
+        let gram = Matrix(rows: 2, cols: 2, storage: [1 + 1e-20, 1 - 1e-20, 1 - 1e-20, 1 + 1e-20])!
+        #expect(gram.storage == [1, 1, 1, 1])
+        #expect(throws: (any Error).self) { try LinearSolve.cholesky(gram, [2e-20, -2e-20]) }
+        var b = [1.0, 1.0, 1e-10, -1e-10], factor = [Double](repeating: 0, count: 4), tau = [0.0, 0.0]
+        let ok = b.withUnsafeMutableBufferPointer { w in
+            factor.withUnsafeMutableBufferPointer { f in
+                tau.withUnsafeMutableBufferPointer { qrGramFactor(w.baseAddress!, rows: 2, cols: 2, tau: $0.baseAddress!, into: f.baseAddress!) }
+            }
+        }
+        #expect(ok)
+        var x = [2e-20, -2e-20]
+        factor.withUnsafeMutableBufferPointer { f in x.withUnsafeMutableBufferPointer { choleskySolveInPlace(f.baseAddress!, 2, $0.baseAddress!) } }
+        #expect(abs(x[0] - 1) <= 1e-6 && abs(x[1] + 1) <= 1e-6, "\(x)")
+    }
+}

@@ -339,6 +339,39 @@ struct TheoryPredictorTests {
         #expect((p2.amplification ?? 0) > 1)
     }
 
+    /// Signed L = 4 from an effective start spread over four decades (a WN root's x̃₀ from a
+    /// random differential test, M = 10, N = 12): at the limit pairs of weights share
+    /// s = x^{−2} ≈ 9e-4 (z ≈ 1.2e6 each, end-to-end difference ≈ 1e3) while other entries
+    /// have s ≈ 8e3, so the Newton weights `p s^{−p−1}` spread over 1e22 and `Aᵀλ` sums terms
+    /// 1e7 times larger than those s. Before, the Gram-based solve and the recomputed
+    /// `s = b + Aᵀλ` left the residual at 5e-5 after 500 iterations; the QR solve and s carried
+    /// along the steps reach the rounding floor. The answer satisfies both KKT conditions.
+    @Test("signed L = 4 with Newton weights spread over 1e22: the dual Newton reaches its floor")
+    func depthFourSpreadWeightsConverge() throws {
+        let p = try Fixture.problem(m: 10, n: 12, depth: 4, signed: true, seed: 852906, sparsity: 3)
+        let x0 = [0.0238208, 2.09052, 0.0114515, 1.60062, 1.29925, 55.2506, 17.8251, 95.4521, 4.67421, 0.222271,
+                  1.95171, 1.10198, 67.1332, 85.0004, 1.29183, 0.0142556, 0.0577585, 25.8714, 0.158115, 4.0595,
+                  0.0109243, 9.85926, 0.886684, 8.01841]
+        let a = p.matrix
+        let pred = try LimitPredictor.gradientFlow(A: a, y: p.y, depth: 4, x0: x0)
+        #expect(pred.method == "dual-newton")
+        // Primal feasibility, measured here.
+        #expect(residualNorm(a, pred.z, p.y) <= 1e-8 * norm2(p.y))
+        // Stationarity, x^{−2} = x̃₀^{−2} + Aᵀλ, entry by entry (the sum rounds by ε·|A|ᵀ|λ|).
+        let atl = a.multiplyTransposed(pred.lambda)
+        let absA = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map(abs))!
+        let scale = absA.multiplyTransposed(pred.lambda.map(abs))
+        let zmax = pred.z.max() ?? 0
+        var worst = 0.0
+        for j in 0..<a.cols where pred.z[j] >= 1e-8 * zmax {
+            let s = 1 / (pred.x[j] * pred.x[j]), b = 1 / (x0[j] * x0[j])
+            worst = max(worst, abs(b + atl[j] - s) / (s + 1e-13 * scale[j]))
+        }
+        #expect(worst <= 1e-7, "stationarity on the support \(worst)")
+        // Pairs with equal s in the limit are where the cancellation was.
+        #expect(zmax > 1e5 && residualNorm(a, pred.z, p.y) < 1e-3 * zmax)
+    }
+
     /// The weighted-ℓ1 LP's error estimate (`lpOffSupportError`) reads the entries off its
     /// support from the LP's duals (`offSupportRatios`). Where Newton converges and resolves
     /// those entries (the largest at ≥ 1e-11 of max z) its answer has them, so the two shares

@@ -253,18 +253,20 @@ struct WNRootSearchTests {
         #expect(compared == 18)
     }
 
-    @Test("L = 2: a root far below g₀ that the scan misses is found, and it is where the flow ends")
-    func newtonSearchFindsRootTheScanMisses() throws {
+    @Test("L = 2: a root just below g₀, past grid points where the GF predictor fails, is found by both searches, and it is where the flow ends")
+    func rootBesideFailingGridPoints() throws {
         // x₀ of norm 5, far above the solution's, and c g₀² = 250: the scan's grid points
-        // below g₀ have log ρ ≈ −200, where the GF predictor overflows, so it reports no root.
+        // below g₀ have log ρ ≈ −200, where the GF predictor overflows. Before stop 27 the
+        // scan reported no root here: the refinement of its bracket stepped onto points where
+        // the predictor fails and gave up (without `refineAcrossFailures` it still does). The
+        // Newton search on log g never leaves the evaluable stretch. Both find the same root.
         let p = try Fixture.problem(m: 10, n: 25, seed: 1, sparsity: 2)
         let x0 = InitDirection.uniform.vector(25).map { 5 * $0 }
-        #expect(throws: TheoryError.self) {
-            try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1, vNorm: 1,
-                                             scanPoints: 24, chordShortcut: true, search: .scan)
-        }
+        let scanned = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1, vNorm: 1,
+                                                       scanPoints: 24, chordShortcut: true, search: .scan)
         let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 2, x0: x0, etaG: 0.05, etaV: 1)
         #expect(wn.gInf < 5 && wn.gInf > 4.9)
+        #expect(scanned.roots.count == 1 && abs(scanned.gInf - wn.gInf) <= 1e-13 * wn.gInf)
         // Independently: the GF limit from x₀/ρ(g_∞) has norm g_∞.
         let logRho = try #require(wn.logRho)
         let gf = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: 2, logX0: x0.map { log($0) - logRho })
@@ -294,6 +296,39 @@ struct WNRootSearchTests {
         #expect(sim.status == .converged)
         #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-9 * wn.gInf)
         #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= 1e-9)
+    }
+
+    @Test("signed L = 5: a root beside g₀ is found past a stretch where the GF predictor fails, and the flow ends there")
+    func rootPastFailingStretch() throws {
+        // A random differential test's case (signed, M = 5, N = 15, x₀ spread over six decades,
+        // c g₀² = 350 with ‖v₀‖ = 0.21): φ(g₀) = −17.6 and the root is 0.9% below g₀. Below
+        // about 19.02 the GF predictor fails (x̃₀ = x₀/ρ grows like e^{c(g₀² − g²)}), except
+        // at g = 18.26, where the scan's edge search landed with φ > 0; Brent on [18.26, g₀]
+        // stepped into the failing stretch and `predict` reported no root (exit 3).
+        let p = try Fixture.problem(m: 5, n: 15, depth: 5, signed: true, seed: 11614, sparsity: 2)
+        let x0 = [0.00020935687208639152, 13.648356311779775, 0.021870206575566303, 0.01239254759239009,
+                  0.01103225733287949, 0.0001855629298374946, 0.017352655863240384, 0.026112291719244108,
+                  0.0008266158932820253, 0.018821751824628134, 0.001290657119845684, 0.00989426416250193,
+                  7.490776466195334e-05, 0.003097809951499733, 0.06271937749748009, 6.584829555163105,
+                  0.0032428227488911473, 0.0011896760742879328, 6.356710704886201e-05, 0.0011196737772857473,
+                  3.688505787051478e-05, 10.538206626087447, 2.3346529117371075e-05, 0.0005632178116914265,
+                  0.21740474409902535, 0.016066433456255642, 3.7641802704807884e-05, 5.259888803791007,
+                  6.72626411261354e-05, 3.1493885216882745e-05]
+        let (etaG, etaV, vNorm) = (4.677499604021707, 0.3963134953210077, 0.21062683736134705)
+        let wn = try WeightNormLimit.constantRate(A: p.matrix, y: p.y, depth: 5, x0: x0, etaG: etaG, etaV: etaV,
+                                                  vNorm: vNorm)
+        let g0 = norm2(x0)
+        #expect(wn.gInf < g0 && wn.gInf > 0.99 * g0)
+        #expect(abs(norm2(wn.x) - wn.gInf) <= 1e-12 * wn.gInf)
+        var config = Fixture.config(p, flow: .wn, x0: x0, etaG: etaG)
+        config.model.etaV = etaV
+        config.vNorm = vNorm
+        let sim = Simulation(config: config).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-9 * wn.gInf)
+        // (rtol 1e-10: the run's x is 1.3e-8 off, its end-to-end z 1e-7.)
+        #expect(Fixture.maxRelativeDifference(sim.x, wn.x) <= 1e-7)
+        #expect(Fixture.maxRelativeDifference(sim.z, p.endToEnd(wn.x)) <= 1e-6)
     }
 
     @Test("an effective init whose z overflows at λ = 0 (log ρ below −600) is predicted", arguments: [2, 3])

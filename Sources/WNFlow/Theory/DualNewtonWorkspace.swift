@@ -213,6 +213,46 @@ final class DualWorkspace {
         blasGramLower(rows: m, cols: n, alpha: 1, a: b, out: chol)
     }
 
+    /// `d = H⁻¹ rhs` for `H = A diag(x) Aᵀ` (x ≥ 0) through the QR of `diag(√x) Aᵀ`
+    /// (`qrGramFactor`, rows sorted by decreasing size), leaving the factor in `chol`: the L ≥ 3
+    /// Newton solve. Its weights `p s^{−p−1}` can spread over 1e18 (signed L = 4 from a start
+    /// spread over decades: pairs with s ≈ 1e-3 next to entries with s ≈ 1e4), and the Gram
+    /// `weightedGram` forms then loses, below the rounding of its largest terms, the directions
+    /// only the small weights fix; the dual Newton then crept (3e-8 after 200 iterations
+    /// where QR reaches the rounding floor, 1e-10, in 42). Falls back to `weightedGram` and
+    /// `solveSPD` when N < M or R is singular.
+    func solveWeighted(_ x: UnsafePointer<Double>) -> Bool {
+        hHoldsGram = false
+        cholHoldsFactor = false
+        if m == 0 { return true }
+        if n >= m {
+            var order = [Int](0..<n)
+            var size = [Double](repeating: 0, count: n)
+            A.storage.withUnsafeBufferPointer { a in
+                for j in 0..<n {
+                    var mx = 0.0
+                    for i in 0..<m { mx = max(mx, Swift.abs(a[i * n + j])) }
+                    size[j] = mx * x[j].squareRoot()
+                }
+                order.sort { size[$0] > size[$1] || (size[$0] == size[$1] && $0 < $1) }
+                for (r, j) in order.enumerated() {
+                    let sx = x[j].squareRoot(), dst = b + r * m
+                    for i in 0..<m { dst[i] = a[i * n + j] * sx }
+                }
+            }
+            if qrGramFactor(b, rows: n, cols: m, tau: tm, into: chol) {
+                d.update(from: rhs, count: m)
+                choleskySolveInPlace(chol, m, d)
+                if (0..<m).allSatisfy({ d[$0].isFinite }) {
+                    cholHoldsFactor = true
+                    return true
+                }
+            }
+        }
+        weightedGram(x)
+        return solveSPD()
+    }
+
     /// `h = H` again (full symmetric, for the SVD of the last retry) from `B` (left by
     /// `weightedGram`), for the retries of `solveSPD`.
     private func gramIntoH() {

@@ -681,15 +681,25 @@ public enum LimitPredictor {
     // MARK: L ≥ 3
 
     /// `v = s = b + Aᵀλ`, `z = s^{−p}`, `f = φ = −Σ s^{−q}/q − yᵀλ`, `g = A z − y` at `p.lambda`;
-    /// false when some `s ≤ 0` or φ, ‖g‖ are not finite.
+    /// false when some `s ≤ 0` or φ, ‖g‖ are not finite. With `step` (a Newton step of length
+    /// α from `from`, `ws.u = Aᵀδ`), `s = s_from + α Aᵀδ` instead: recomputing `b + Aᵀλ`
+    /// rounds s by `ε·(|A|ᵀ|λ|)_j`, which exceeds s itself where λ's terms cancel (signed L = 4:
+    /// s ≈ 9e-4 against |A|ᵀ|λ| ≈ 1e4), and then z = s^{−p} is too noisy for the residual
+    /// to fall below 1e-4; the increments' rounding shrinks with the steps. The s so kept
+    /// equals `b' + Aᵀλ` for a `b'` within that rounding of b (`power` reports the difference).
     private static func powerState(_ pt: DualPoint, b: UnsafePointer<Double>, p: Double, q: Double,
-                                   ws: DualWorkspace) -> Bool {
+                                   ws: DualWorkspace, step: (from: DualPoint, alpha: Double)? = nil) -> Bool {
         let m = ws.m, n = ws.n
-        ws.multiplyTransposed(pt.lambda, into: pt.v)
+        if let step {
+            // s moved along Aᵀδ (in `ws.u`) from the previous iterate's s, not recomputed.
+            for j in 0..<n { pt.v[j] = step.from.v[j] + step.alpha * ws.u[j] }
+        } else {
+            ws.multiplyTransposed(pt.lambda, into: pt.v)
+            for j in 0..<n { pt.v[j] = b[j] + pt.v[j] }
+        }
         var sum = 0.0
         for j in 0..<n {
-            let sj = b[j] + pt.v[j]
-            pt.v[j] = sj
+            let sj = pt.v[j]
             if !(sj > 0) { return false }
             let ls = Foundation.log(sj)
             pt.z[j] = Foundation.exp(-p * ls)
@@ -778,9 +788,8 @@ public enum LimitPredictor {
                 }
                 guard dmax > 0 else { break }
                 for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
-                ws.weightedGram(ws.w)
                 ws.rhs.update(from: cur.g, count: m)
-                guard ws.solveSPD() else { break }
+                guard ws.solveWeighted(ws.w) else { break }
                 let delta = ws.d
                 for i in 0..<m { delta[i] = delta[i] / dmax }
                 ws.multiplyTransposed(delta, into: ws.u)
@@ -793,7 +802,7 @@ public enum LimitPredictor {
                 let cand = ws.cand
                 for _ in 0..<60 {
                     for i in 0..<m { cand.lambda[i] = cur.lambda[i] + alpha * delta[i] }
-                    if powerState(cand, b: b, p: p, q: q, ws: ws),
+                    if powerState(cand, b: b, p: p, q: q, ws: ws, step: (cur, alpha)),
                        cand.f >= cur.f + 1e-4 * alpha * slope || cand.r <= (1 - 1e-4 * alpha) * cur.r {
                         accepted = true
                         break
@@ -831,6 +840,14 @@ public enum LimitPredictor {
                 }
                 return (nil, Foundation.log(R), [], nil)
             }
+            // The s kept along the steps is `b' + Aᵀλ` with b' off b by the increments' rounding
+            // (`powerState`); z moves by about p·|b' − b|/s for such a change of the start.
+            // (The recomputed b + Aᵀλ rounds by as much again, so this bounds it by excess.)
+            ws.multiplyTransposed(best.lambda, into: ws.u)
+            var drift = 0.0
+            for j in 0..<n where best.z[j] >= 1e-8 * zmax {
+                drift = max(drift, p * Swift.abs(best.v[j] - (b[j] + ws.u[j])) / best.v[j])
+            }
             let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
             let x = logx.map { Foundation.exp($0) }
             let z = best.zArray
@@ -855,8 +872,8 @@ public enum LimitPredictor {
             return (GFLimitPrediction(depth: L, z: z, x: x, logX: logx,
                                       lambda: lambda, iterations: iterations, kktResidual: rel,
                                       lostDigits: false, amplification: R, method: "dual-newton",
-                                      errorEstimate: PredictionError(z: newtonError + unresolved.z,
-                                                                     g: newtonError / Double(L) + unresolved.x * unresolved.x)),
+                                      errorEstimate: PredictionError(z: newtonError + drift + unresolved.z,
+                                                                     g: (newtonError + drift) / Double(L) + unresolved.x * unresolved.x)),
                     0, lambda, nil)
         }
         guard let prediction = outcome.prediction else {

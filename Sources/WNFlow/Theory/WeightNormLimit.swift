@@ -342,7 +342,7 @@ public enum WeightNormLimit {
         func bracketed(_ a: Evaluator.Value, _ b: Evaluator.Value) {
             guard a.phi != 0, b.phi != 0, a.phi.isFinite, b.phi.isFinite, (a.phi < 0) != (b.phi < 0) else { return }
             let saved = eval.warm, savedFactor = eval.workspace?.savedFactor()
-            if let root = try? refine(a, b, eval: eval) {
+            if let root = (try? refine(a, b, eval: eval)) ?? refineAcrossFailures(a, b, eval: eval) {
                 roots.append(root)
             } else {
                 eval.warm = saved
@@ -445,6 +445,49 @@ public enum WeightNormLimit {
         // is left of the bracket.
         return try RootFinder.brent({ try eval.evaluate($0).phi }, lower: lo.g, upper: hi.g,
                                     absTol: 0, relTol: relTol, maxIterations: 200)
+    }
+
+    /// A root between two evaluations of opposite sign when `refine` failed because the GF
+    /// predictor fails somewhere between them: bisection in log g where a failed midpoint is
+    /// replaced by the evaluable edge next to it (`evaluableEdge`) from whichever end shows
+    /// the sign change, to a bracket 1e-14 wide (relative), whose end with the smaller |φ| is
+    /// returned. Nil when the sign change lies inside a stretch where the predictor fails
+    /// (both edges keep their end's sign). (Signed WN, L = 5, c g₀² = 350: the evaluation
+    /// scan's edge search reached an evaluable point with the other sign at g = 18.26, past
+    /// a failing stretch 18.3–19.0 — there x̃₀ = x₀/ρ reaches 1e5 and `s = x̃₀^{2−L} + Aᵀλ`
+    /// cancels below rounding — while the root, 19.0289, sits in the evaluable stretch next
+    /// to g₀ = 19.19; Brent stepped into the failing stretch and the search reported no root.)
+    private static func refineAcrossFailures(_ a: Evaluator.Value, _ b: Evaluator.Value, eval: Evaluator) -> Double? {
+        var (lo, hi) = a.g < b.g ? (a, b) : (b, a)
+        func full(_ g: Double) -> Evaluator.Value {
+            (try? eval.evaluate(g)) ?? Evaluator.Value(g: g, phi: .nan, slope: nil)
+        }
+        for _ in 0..<400 {
+            guard (lo.phi < 0) != (hi.phi < 0) else { return nil }
+            let mid = (lo.g * hi.g).squareRoot()
+            if hi.g - lo.g <= 1e-14 * lo.g || mid <= lo.g || mid >= hi.g {
+                let end = abs(lo.phi) <= abs(hi.phi) ? lo : hi
+                // The kept prediction must be a full solve at that g.
+                guard full(end.g).phi.isFinite else { return nil }
+                eval.keepRoot(end.g)
+                return end.g
+            }
+            var v = full(mid)
+            if v.phi == 0 { eval.keepRoot(mid); return mid }
+            if !v.phi.isFinite {
+                // Replace the failure by the evaluable point nearest to it that shows the sign change.
+                if let e = evaluableEdge(from: lo, toward: mid, eval: eval), (e.phi < 0) != (lo.phi < 0) {
+                    v = e
+                } else if let e = evaluableEdge(from: hi, toward: mid, eval: eval), (e.phi < 0) != (hi.phi < 0) {
+                    v = e
+                } else {
+                    return nil
+                }
+                if v.phi == 0 { _ = full(v.g); eval.keepRoot(v.g); return v.g }
+            }
+            if (v.phi < 0) == (lo.phi < 0) { lo = v } else { hi = v }
+        }
+        return nil
     }
 
     /// The root in (x0, x1) of the cubic Hermite interpolant of (f0, d0) at x0 and (f1, d1) at
