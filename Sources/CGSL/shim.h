@@ -150,7 +150,39 @@ static inline int cgsl_lapack_svd(int r, int c, double *a, double *s, double *u,
     free(iwork);
     return info;
 }
+/* Householder QR of the column-major r x c matrix a (r >= c; overwritten: R in
+   its upper triangle, the reflectors below) by LAPACK's blocked dgeqrf as
+   OpenBLAS ships it; tau holds c doubles. Returns LAPACK's info (0 on success),
+   -1000 when out of memory. */
+extern void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau,
+                    double *work, const int *lwork, int *info);
+static inline int cgsl_qr_colmajor(int r, int c, double *a, double *tau) {
+    int lwork = -1, info = 0;
+    double query = 0;
+    dgeqrf_(&r, &c, a, &r, tau, &query, &lwork, &info);
+    if (info != 0) return info;
+    lwork = (int)query > 1 ? (int)query : 1;
+    double *work = (double *)malloc(sizeof(double) * (size_t)lwork);
+    if (!work) return -1000;
+    dgeqrf_(&r, &c, a, &r, tau, work, &lwork, &info);
+    free(work);
+    return info;
+}
 #else
+/* Householder QR of the column-major r x c matrix a (r >= c), R left in its
+   upper triangle (the rest is scratch), by GSL on a row-major copy. */
+static inline int cgsl_qr_colmajor(int r, int c, double *a, double *tau) {
+    gsl_matrix *m = gsl_matrix_alloc((size_t)r, (size_t)c);
+    if (!m) return -1000;
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) gsl_matrix_set(m, (size_t)i, (size_t)j, a[i + (size_t)j * r]);
+    gsl_vector_view t = gsl_vector_view_array(tau, (size_t)c);
+    int status = gsl_linalg_QR_decomp(m, &t.vector);
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) a[i + (size_t)j * r] = gsl_matrix_get(m, (size_t)i, (size_t)j);
+    gsl_matrix_free(m);
+    return status;
+}
 /* No LAPACK with GSL's CBLAS: the Swift side falls back to GSL's SVD. */
 static inline int cgsl_lapack_svd(int r, int c, double *a, double *s, double *u, double *vt) {
     (void)r; (void)c; (void)a; (void)s; (void)u; (void)vt;

@@ -160,8 +160,9 @@ public func choleskyFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int) -
     return true
 }
 
-/// The triangular factor of `BᵀB` for the row-major `rows × cols` matrix `b` (rows ≥ cols)
-/// by Householder QR (GSL `gsl_linalg_QR_decomp`; `b` is overwritten): `L = Rᵀ`, so that
+/// The triangular factor of `BᵀB` for the column-major `rows × cols` matrix `b` (rows ≥
+/// cols) by Householder QR (LAPACK's blocked `dgeqrf` from OpenBLAS; GSL's
+/// `gsl_linalg_QR_decomp` with GSL's CBLAS; `b` is overwritten): `L = Rᵀ`, so that
 /// `L Lᵀ = BᵀB`, written to `out` (cols × cols, row-major lower triangle) in the layout
 /// `choleskyFactorInPlace` leaves, for `choleskySolveInPlace`. Unlike forming `BᵀB` and
 /// factoring it, this keeps what rows of `B` far smaller than the largest contribute (a
@@ -169,16 +170,15 @@ public func choleskyFactorInPlace(_ a: UnsafeMutablePointer<Double>, _ m: Int) -
 /// them below the rounding of the sum); sorting the rows by decreasing size first, as the
 /// caller may, is the stable order for such row scalings. `tau` is scratch for `cols`
 /// doubles. False when `R` has a zero or non-finite diagonal.
-public func qrGramFactor(_ b: UnsafeMutablePointer<Double>, rows: Int, cols: Int,
-                        tau: UnsafeMutablePointer<Double>, into out: UnsafeMutablePointer<Double>) -> Bool {
+public func qrGramFactor(columnMajor b: UnsafeMutablePointer<Double>, rows: Int, cols: Int,
+                         tau: UnsafeMutablePointer<Double>, into out: UnsafeMutablePointer<Double>) -> Bool {
     ensureGSLErrorsOff()
     if cols == 0 { return true }
-    guard rows >= cols else { return false }
-    var bv = gsl_matrix_view_array(b, rows, cols)
-    var tv = gsl_vector_view_array(tau, cols)
-    guard gsl_linalg_QR_decomp(&bv.matrix, &tv.vector) == 0 else { return false }
+    guard rows >= cols, rows <= Int(Int32.max) / max(cols, 1) else { return false }
+    guard cgsl_qr_colmajor(Int32(rows), Int32(cols), b, tau) == 0 else { return false }
     for i in 0..<cols {
-        for k in 0...i { out[i * cols + k] = b[k * cols + i] }
+        let column = b + i * rows
+        for k in 0...i { out[i * cols + k] = column[k] }
         let d = out[i * cols + i]
         guard d != 0 && d.isFinite else { return false }
     }

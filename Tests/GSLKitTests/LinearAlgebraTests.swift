@@ -358,9 +358,11 @@ extension LinearAlgebraTests {
         let rhs = rng.gaussians(cols)
         let reference = try LinearSolve.cholesky(gram, rhs)
         var work = b, factor = [Double](repeating: 0, count: cols * cols), tau = [Double](repeating: 0, count: cols)
+        // Column-major copy of the row-major b.
+        for r in 0..<rows { for c in 0..<cols { work[r + c * rows] = b[r * cols + c] } }
         let ok = work.withUnsafeMutableBufferPointer { w in
             factor.withUnsafeMutableBufferPointer { f in
-                tau.withUnsafeMutableBufferPointer { qrGramFactor(w.baseAddress!, rows: rows, cols: cols, tau: $0.baseAddress!, into: f.baseAddress!) }
+                tau.withUnsafeMutableBufferPointer { qrGramFactor(columnMajor: w.baseAddress!, rows: rows, cols: cols, tau: $0.baseAddress!, into: f.baseAddress!) }
             }
         }
         #expect(ok)
@@ -375,10 +377,10 @@ extension LinearAlgebraTests {
         let gram = Matrix(rows: 2, cols: 2, storage: [1 + 1e-20, 1 - 1e-20, 1 - 1e-20, 1 + 1e-20])!
         #expect(gram.storage == [1, 1, 1, 1])
         #expect(throws: (any Error).self) { try LinearSolve.cholesky(gram, [2e-20, -2e-20]) }
-        var b = [1.0, 1.0, 1e-10, -1e-10], factor = [Double](repeating: 0, count: 4), tau = [0.0, 0.0]
+        var b = [1.0, 1e-10, 1.0, -1e-10], factor = [Double](repeating: 0, count: 4), tau = [0.0, 0.0]
         let ok = b.withUnsafeMutableBufferPointer { w in
             factor.withUnsafeMutableBufferPointer { f in
-                tau.withUnsafeMutableBufferPointer { qrGramFactor(w.baseAddress!, rows: 2, cols: 2, tau: $0.baseAddress!, into: f.baseAddress!) }
+                tau.withUnsafeMutableBufferPointer { qrGramFactor(columnMajor: w.baseAddress!, rows: 2, cols: 2, tau: $0.baseAddress!, into: f.baseAddress!) }
             }
         }
         #expect(ok)

@@ -67,6 +67,10 @@ final class DualWorkspace {
     /// `B = A diag(√x)` (row-major M×N), the operand of dsyrk, and `√x` (N).
     let b: UnsafeMutablePointer<Double>
     let sqrtX: UnsafeMutablePointer<Double>
+    /// `max_i |A_ij|` (N), and the row sizes and order of `solveWeighted`'s QR (N).
+    let columnMaxAbs: UnsafeMutablePointer<Double>
+    let rowSize: UnsafeMutablePointer<Double>
+    let rowOrder: UnsafeMutablePointer<Int>
 
     /// `chol` holds the Cholesky factor of the last `solveSPD` (with its ridge, if any).
     private(set) var cholHoldsFactor = false
@@ -118,11 +122,16 @@ final class DualWorkspace {
         d2 = .allocate(capacity: mm); d2.initialize(repeating: 0, count: mm)
         b = .allocate(capacity: max(m * n, 1))
         sqrtX = .allocate(capacity: nn)
+        columnMaxAbs = .allocate(capacity: nn); columnMaxAbs.initialize(repeating: 0, count: nn)
+        for i in 0..<m { for j in 0..<n { columnMaxAbs[j] = max(columnMaxAbs[j], abs[i * n + j]) } }
+        rowOrder = .allocate(capacity: nn); rowOrder.initialize(repeating: 0, count: nn)
+        rowSize = .allocate(capacity: nn); rowSize.initialize(repeating: 0, count: nn)
     }
 
     deinit {
         absA.deallocate(); h.deallocate(); chol.deallocate(); d.deallocate(); rhs.deallocate()
         tm.deallocate(); u.deallocate(); w.deallocate(); zhat.deallocate(); d2.deallocate(); b.deallocate(); sqrtX.deallocate()
+        columnMaxAbs.deallocate(); rowOrder.deallocate(); rowSize.deallocate()
     }
 
     func swapCurrentAndCandidate() { swap(&cur, &cand) }
@@ -214,43 +223,56 @@ final class DualWorkspace {
     }
 
     /// `d = H⁻¹ rhs` for `H = A diag(x) Aᵀ` (x ≥ 0) through the QR of `diag(√x) Aᵀ`
-    /// (`qrGramFactor`, rows sorted by decreasing size), leaving the factor in `chol`: the L ≥ 3
-    /// Newton solve. Its weights `p s^{−p−1}` can spread over 1e18 (signed L = 4 from a start
-    /// spread over decades: pairs with s ≈ 1e-3 next to entries with s ≈ 1e4), and the Gram
-    /// `weightedGram` forms then loses, below the rounding of its largest terms, the directions
-    /// only the small weights fix; the dual Newton then crept (3e-8 after 200 iterations
-    /// where QR reaches the rounding floor, 1e-10, in 42). Falls back to `weightedGram` and
-    /// `solveSPD` when N < M or R is singular.
+    /// (`qrSolve`), leaving the factor in `chol`; `weightedGram` and `solveSPD` when N < M or
+    /// R is singular. The L ≥ 3 Newton's rescue (`LimitPredictor.power`): its weights
+    /// `p s^{−p−1}` can spread over 1e18 (signed L = 4 from a start spread over decades:
+    /// pairs with s ≈ 1e-3 next to entries with s ≈ 1e4), and the Gram then loses, below the
+    /// rounding of its largest terms, the directions only the small weights fix, so that
+    /// Cholesky fails and `solveSPD`'s ridge damps the steps along them (3e-8 after 200
+    /// iterations where QR reaches the rounding floor, 1e-10, in 42). Not the default: where
+    /// those directions lead towards a maximizer far out (unsigned L = 3 from a small start,
+    /// g∞ well below the WN root) the ridge's damping is what keeps the steps in range, and
+    /// exact steps took 500 iterations instead of 40.
     func solveWeighted(_ x: UnsafePointer<Double>) -> Bool {
-        hHoldsGram = false
-        cholHoldsFactor = false
         if m == 0 { return true }
-        if n >= m {
-            var order = [Int](0..<n)
-            var size = [Double](repeating: 0, count: n)
-            A.storage.withUnsafeBufferPointer { a in
-                for j in 0..<n {
-                    var mx = 0.0
-                    for i in 0..<m { mx = max(mx, Swift.abs(a[i * n + j])) }
-                    size[j] = mx * x[j].squareRoot()
-                }
-                order.sort { size[$0] > size[$1] || (size[$0] == size[$1] && $0 < $1) }
-                for (r, j) in order.enumerated() {
-                    let sx = x[j].squareRoot(), dst = b + r * m
-                    for i in 0..<m { dst[i] = a[i * n + j] * sx }
-                }
-            }
-            if qrGramFactor(b, rows: n, cols: m, tau: tm, into: chol) {
-                d.update(from: rhs, count: m)
-                choleskySolveInPlace(chol, m, d)
-                if (0..<m).allSatisfy({ d[$0].isFinite }) {
-                    cholHoldsFactor = true
-                    return true
-                }
-            }
-        }
+        if n >= m && qrSolve(x) { return true }
         weightedGram(x)
         return solveSPD()
+    }
+
+    /// `d = H⁻¹ rhs` through the QR of `B = diag(√x) Aᵀ` (`qrGramFactor`; rows sorted by
+    /// decreasing size, the stable order for a row-scaled least-squares matrix), the factor
+    /// left in `chol`. False when R is singular or the solve is not finite.
+    private func qrSolve(_ x: UnsafePointer<Double>) -> Bool {
+        hHoldsGram = false
+        cholHoldsFactor = false
+        // B = diag(√x) Aᵀ, column-major N×M: column i is row i of A scaled, its entries in
+        // the order of decreasing row size `√x_j max_i |A_ij|`.
+        for j in 0..<n {
+            sqrtX[j] = x[j].squareRoot()
+            rowSize[j] = columnMaxAbs[j] * sqrtX[j]
+            rowOrder[j] = j
+        }
+        let size = UnsafePointer(rowSize)
+        var orderBuffer = UnsafeMutableBufferPointer(start: rowOrder, count: n)
+        orderBuffer.sort {
+            size[$0] > size[$1] || (size[$0] == size[$1] && $0 < $1)
+        }
+        A.storage.withUnsafeBufferPointer { a in
+            for i in 0..<m {
+                let row = a.baseAddress! + i * n, dst = b + i * n
+                for r in 0..<n { let j = rowOrder[r]; dst[r] = row[j] * sqrtX[j] }
+            }
+        }
+        if qrGramFactor(columnMajor: b, rows: n, cols: m, tau: tm, into: chol) {
+            d.update(from: rhs, count: m)
+            choleskySolveInPlace(chol, m, d)
+            if (0..<m).allSatisfy({ d[$0].isFinite }) {
+                cholHoldsFactor = true
+                return true
+            }
+        }
+        return false
     }
 
     /// `h = H` again (full symmetric, for the SVD of the last retry) from `B` (left by

@@ -721,7 +721,10 @@ public enum LimitPredictor {
     /// L ≥ 3 (MATH.md §4): `s(λ) = x̃₀^{⊙(2−L)} + Aᵀλ > 0`, `z = s^{⊙(−p)}`, `p = L/(L−2)`;
     /// maximizes `Σ s^{1−p}/(1−p) − yᵀλ` by Newton (Hessian `A diag(p s^{−p−1}) Aᵀ`, scaled
     /// by its largest weight), fraction-to-boundary 0.99 to keep s > 0, backtracking until
-    /// Armijo ascent or a sufficient decrease of `‖Az − y‖`.
+    /// Armijo ascent or a sufficient decrease of `‖Az − y‖`; s is carried along the steps
+    /// (`powerState`), and the Newton systems are solved by the Gram's Cholesky (ridged when
+    /// needed) until the residual, below `exactSolvesBelow`, stalls for `exactSolvesAfter`
+    /// iterations, by QR after (`DualWorkspace.solveWeighted`).
     /// When `p·ε·R > lostDigitsTolerance` (see `amplification`) at Newton's answer and the
     /// entries off its numerical support carry less of ‖x‖² than `p·ε·R/L` (the LP's error in g
     /// against Newton's), or when a cheap lower
@@ -773,6 +776,7 @@ public enum LimitPredictor {
             var iterations = 0
             var stall = 0
             var bestIteration = 0
+            var exactSolves = false
             while iterations < 500 {
                 let cur = ws.cur
                 // Rounding floor: s = b + Aᵀλ carries an absolute error ≈ ε·b, so z_n a relative
@@ -788,8 +792,14 @@ public enum LimitPredictor {
                 }
                 guard dmax > 0 else { break }
                 for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
-                ws.rhs.update(from: cur.g, count: m)
-                guard ws.solveWeighted(ws.w) else { break }
+                if exactSolves {
+                    ws.rhs.update(from: cur.g, count: m)
+                    guard ws.solveWeighted(ws.w) else { break }
+                } else {
+                    ws.weightedGram(ws.w)
+                    ws.rhs.update(from: cur.g, count: m)
+                    guard ws.solveSPD() else { break }
+                }
                 let delta = ws.d
                 for i in 0..<m { delta[i] = delta[i] / dmax }
                 ws.multiplyTransposed(delta, into: ws.u)
@@ -816,6 +826,12 @@ public enum LimitPredictor {
                 if halved { bestIteration = iterations }
                 if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur) }
                 if stall >= 3 { break }
+                // No halving in `exactSolvesAfter` iterations: the Gram's ridge may be what holds
+                // the steps back (see `DualWorkspace.solveWeighted`); go on with exact solves.
+                if !exactSolves && iterations - bestIteration >= exactSolvesAfter && ws.best.r <= exactSolvesBelow * ny {
+                    exactSolves = true
+                    bestIteration = iterations
+                }
             }
             if ws.cur.r < ws.best.r { ws.best.copy(from: ws.cur) }
             let best = ws.best
@@ -886,6 +902,13 @@ public enum LimitPredictor {
         warmStart = outcome.lambda
         return prediction
     }
+
+    /// L ≥ 3: iterations without halving the best residual after which `power` solves its
+    /// Newton systems by QR (`DualWorkspace.solveWeighted`) instead of the Gram's Cholesky.
+    static let exactSolvesAfter = 8
+    /// … once the relative residual is below this (the global phase from a far start halves it
+    /// slowly too, and exact steps there run off towards far maximizers).
+    static let exactSolvesBelow = 1e-2
 
     /// L ≥ 3: the largest error of Newton's answer (`p·ε·R/L` relative in x) for which `power`
     /// still runs Newton; past it (by a cheap lower bound on R) it goes straight to the LP.
