@@ -356,10 +356,10 @@ struct TheoryPredictorTests {
         let pred = try LimitPredictor.gradientFlow(A: a, y: p.y, depth: 4, x0: x0)
         #expect(pred.method == "dual-newton")
         // Primal feasibility, measured here, against the rounding of A z (ε‖|A| z‖ = 9e-10
-        // relative to ‖y‖; the answer is at 2.2 times that, Cholesky's ridged steps alone
-        // stopped at 12 times).
+        // relative to ‖y‖; the answer is at 2.2 times that with OpenBLAS, 5.7 with GSL's
+        // CBLAS; Cholesky's ridged steps alone stopped at 12 times, OpenBLAS).
         let absZ = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map(abs))!.multiply(pred.z)
-        #expect(residualNorm(a, pred.z, p.y) <= 4 * Double.ulpOfOne * norm2(absZ))
+        #expect(residualNorm(a, pred.z, p.y) <= 8 * Double.ulpOfOne * norm2(absZ))
         // Stationarity, x^{−2} = x̃₀^{−2} + Aᵀλ, entry by entry (the sum rounds by ε·|A|ᵀ|λ|).
         let atl = a.multiplyTransposed(pred.lambda)
         let scale = Matrix(rows: a.rows, cols: a.cols, storage: a.storage.map(abs))!.multiplyTransposed(pred.lambda.map(abs))
