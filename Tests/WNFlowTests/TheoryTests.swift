@@ -108,6 +108,28 @@ private func primalProjection(A: Matrix, y: [Double], depth L: Int, logX0: [Doub
 
 @Suite("Theory: linear programs")
 struct TheoryLPTests {
+    /// Weights spanning 1e10 (the normalized L = 5 weights `w ∝ x̃₀^{−3}` of a WN root search,
+    /// x̃₀ taking two values 2.3e3 apart; M = 3, N = 14): GLPK's simplex stopped at a vertex
+    /// whose objective was 36% above the minimum (its dual feasibility test, 1e-7 on the
+    /// scaled problem, passed the small-cost columns), and the WN root search took a spurious
+    /// root where φ jumped between the LP's answer and Newton's. Checked against every vertex.
+    @Test func weightsSpanningTenDecadesReachTheMinimum() throws {
+        let p = try Fixture.problem(m: 3, n: 14, depth: 5, seed: 803355, sparsity: 1)
+        let big: Set = [2, 6, 8, 10, 12]
+        let x0 = (0..<14).map { big.contains($0) ? 0.002017487628218776 : 8.660210685744124e-07 }
+        let w = LimitPredictor.normalizedPowerWeights(depth: 5, logX0: x0.map { log($0) }).weights
+        #expect((w.min() ?? 1) < 1e-9)
+        var best = Double.infinity
+        for i in 0..<14 { for j in (i + 1)..<14 { for k in (j + 1)..<14 {
+            let sub = selectColumns(p.A, [i, j, k])
+            guard let zs = try? LinearSolve.lu(sub, p.y), zs.allSatisfy({ $0 >= 0 }) else { continue }
+            best = min(best, w[i] * zs[0] + w[j] * zs[1] + w[k] * zs[2])
+        } } }
+        let (value, z) = try L1Minimization.minimum(A: p.A, y: p.y, weights: w)
+        #expect(residualNorm(p.A, z, p.y) <= 1e-12 * norm2(p.y))
+        #expect(abs(value - best) <= 1e-9 * best, "GLPK \(value), best vertex \(best)")
+    }
+
     /// A = [I_M, B] (columns shuffled), y > 0, B's column sums < 1: λ = 1 certifies z* = (y, 0)
     /// (Aᵀλ = (1, Bᵀ1) ≤ 1 with equality exactly on the support), so Q = Σ y, uniquely.
     @Test func l1MinimumKnownAnswer() throws {

@@ -331,6 +331,26 @@ struct WNRootSearchTests {
         #expect(Fixture.maxRelativeDifference(sim.z, p.endToEnd(wn.x)) <= 1e-6)
     }
 
+    @Test("L = 5 with the weighted-ℓ1 LP answering part of the scan: no spurious root where φ switches methods")
+    func noSpuriousRootAtMethodSwitch() throws {
+        // Random differential test's case: M = 3, N = 14, x₀ of two values 2.3e3 apart. Above
+        // g ≈ 1.59 the GF predictor answers with the weighted-ℓ1 LP; GLPK's LP stopped 36%
+        // above its minimum there, φ jumped from −0.05 (Newton) to +0.03 (LP), and `predict`
+        // reported g∞ = 1.610 at that jump while the flow ends at 1.5303.
+        let p = try Fixture.problem(m: 3, n: 14, depth: 5, seed: 803355, sparsity: 1)
+        let big: Set = [2, 6, 8, 10, 12]
+        let x0 = (0..<14).map { big.contains($0) ? 0.0018244357496007468 : 7.831521617852828e-07 }
+        let (etaG, etaV, vNorm) = (0.5961848530085112, 6.382249530355291, 1.5276963645617507)
+        let wn = try WeightNormLimit.constantRate(A: p.A, y: p.y, depth: 5, x0: x0, etaG: etaG, etaV: etaV, vNorm: vNorm)
+        var config = Fixture.config(p, flow: .wn, x0: x0, etaG: etaG)
+        config.model.etaV = etaV
+        config.vNorm = vNorm
+        let sim = Simulation(config: config).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        #expect(abs((sim.g ?? 0) - wn.gInf) <= 1e-8 * wn.gInf, "predicted \(wn.gInf), integrated \(sim.g ?? .nan)")
+        #expect(Fixture.maxRelativeDifference(sim.z, wn.z) <= 1e-6)
+    }
+
     @Test("an effective init whose z overflows at λ = 0 (log ρ below −600) is predicted", arguments: [2, 3])
     func overflowingEffectiveInit(depth: Int) throws {
         // M = 10, N = 25 without the kernel assumption (S₊ bounded, so the limit is finite from
