@@ -192,8 +192,9 @@ public enum LinearProgram {
             if status == GLP_OPT && !p.dualFeasible(A: A, c: c) {
                 // Not optimal by the columns' own costs: finish in exact arithmetic from this basis.
                 let exact = p.exact()
-                guard exact.ret == 0 else { throw .failure("glp_exact returned \(glpkReturnName(exact.ret))") }
-                status = exact.status
+                // Should the exact simplex fail (a singular basis in exact terms, say), the
+                // floating-point simplex answers again, as before the check.
+                status = exact.ret == 0 ? exact.status : p.simplex(presolve: false).status
             }
             switch status {
             case GLP_OPT: break
