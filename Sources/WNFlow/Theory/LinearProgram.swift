@@ -189,29 +189,32 @@ public enum LinearProgram {
             }
             if ret == GLP_ENOPFS { throw .infeasible }
             guard ret == 0 else { throw .failure("glp_simplex returned \(glpkReturnName(ret))") }
-            if status == GLP_OPT && !p.dualFeasible(A: A, c: c) {
-                // Not optimal by the columns' own costs: finish in exact arithmetic from this basis.
-                let exact = p.exact()
-                // Should the exact simplex fail (a singular basis in exact terms, say), the
-                // floating-point simplex answers again, as before the check.
-                status = exact.ret == 0 ? exact.status : p.simplex(presolve: false).status
-            }
             switch status {
             case GLP_OPT: break
             case GLP_NOFEAS, GLP_INFEAS: throw .infeasible
             case GLP_UNBND: throw .unbounded
             default: throw .failure("glp_simplex finished with status \(status) (not optimal)")
             }
-            var x = [Double](repeating: 0, count: n)
-            var basic = [Bool](repeating: false, count: n)
-            for j in 0..<n {
-                x[j] = glp_get_col_prim(lp, Int32(j + 1))
-                basic[j] = glp_get_col_stat(lp, Int32(j + 1)) == GLP_BS
+            func read() -> LPSolution {
+                var x = [Double](repeating: 0, count: n)
+                var basic = [Bool](repeating: false, count: n)
+                for j in 0..<n {
+                    x[j] = glp_get_col_prim(lp, Int32(j + 1))
+                    basic[j] = glp_get_col_stat(lp, Int32(j + 1)) == GLP_BS
+                }
+                var duals = [Double](repeating: 0, count: m)
+                for i in 0..<m { duals[i] = glp_get_row_dual(lp, Int32(i + 1)) }
+                return LPSolution(x: x, objective: glp_get_obj_val(lp), rowDuals: duals, basic: basic)
             }
-            var duals = [Double](repeating: 0, count: m)
-            for i in 0..<m { duals[i] = glp_get_row_dual(lp, Int32(i + 1)) }
-            let obj = glp_get_obj_val(lp)
-            return LPSolution(x: x, objective: obj, rowDuals: duals, basic: basic)
+            let floating = read()
+            guard !p.dualFeasible(A: A, c: c) else { return floating }
+            // Not optimal by the columns' own costs: finish in exact arithmetic from this basis.
+            // Only an optimum it finds replaces the floating-point answer: on the exact data a
+            // feasible set that is a single point (kernel assumption failing) can come out
+            // empty, which the floating-point simplex did not claim.
+            let exact = p.exact()
+            guard exact.ret == 0, exact.status == GLP_OPT else { return floating }
+            return read()
         }
     }
 
