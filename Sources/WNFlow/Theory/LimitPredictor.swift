@@ -55,7 +55,10 @@ public struct GFLimitPrediction: Sendable {
 /// free are fixed only by those entries, which the residual does not resolve, so they are
 /// known to a factor of order 1 (signed WN, L = 4, M = 10, N = 25, support 2: Newton's
 /// off-support x_n ≈ 2e-4 were 5–34% off the integrated ones; ‖x_off‖/‖x‖ = 1e-3). They move
-/// `g` by up to `‖x_U‖²/‖x‖²` and z by `‖z_U‖/‖z‖`.
+/// `g` by up to `‖x_U‖²/‖x‖²` and z by `‖z_U‖/‖z‖`; Newton's answer also counts what one
+/// more Newton step would move, where larger (`power`: in g a bound over residuals of the
+/// same size, which catches loose entries the residual's own direction misses), and the
+/// drift of the s it carried along its steps.
 public struct PredictionError: Sendable, Equatable {
     /// Relative error of `z`.
     public var z: Double
@@ -864,6 +867,44 @@ public enum LimitPredictor {
             for j in 0..<n where best.z[j] >= 1e-8 * zmax {
                 drift = max(drift, p * Swift.abs(best.v[j] - (b[j] + ws.u[j])) / best.v[j])
             }
+            // What is left to move, from one more Newton step at the answer (δ = H⁻¹r,
+            // δx_j/x_j = (Aᵀδ)_j/((2−L)s_j)): in z, p‖(Aᵀδ/s)⊙z‖/‖z‖; in g, a bound over every
+            // residual as large as r in H⁻¹'s norm, |a_jᵀH⁻¹r| ≤ √(a_jᵀH⁻¹a_j)·√(rᵀH⁻¹r), read as
+            // Σ x_j²|δx_j/x_j|/‖x‖². At the rounding floor r is noise, and entries the residual
+            // leaves loose show up in g though not in z: signed L = 5, M = 4, N = 20, an entry
+            // of z = 8.7e-8 whose integrated value is 1.5e-9 (x 0.039 vs 0.017) moved g by 2.2e-4
+            // where the other terms said 1.8e-10; this bound says 4.0e-3, the step itself 2.7e-5.
+            var stepG = 0.0, stepZ = 0.0
+            var dmax = 0.0
+            for j in 0..<n { ws.w[j] = p * best.z[j] / best.v[j]; dmax = max(dmax, ws.w[j]) }
+            if m > 0, dmax > 0 {
+                for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
+                ws.weightedGram(ws.w)
+                ws.rhs.update(from: best.g, count: m)
+                if ws.solveSPD() && ws.cholHoldsFactor {
+                    var rHr = 0.0
+                    for i in 0..<m { rHr += best.g[i] * ws.d[i] }
+                    rHr = Swift.max(rHr, 0) / dmax
+                    for i in 0..<m { ws.d[i] = ws.d[i] / dmax }
+                    ws.multiplyTransposed(ws.d, into: ws.u)
+                    var xx = 0.0, gx = 0.0, zz = 0.0, dz = 0.0
+                    A.storage.withUnsafeBufferPointer { a in
+                        for j in 0..<n {
+                            for i in 0..<m { ws.tm[i] = a[i * n + j] }
+                            choleskySolveInPlace(ws.chol, m, ws.tm)
+                            var aHa = 0.0
+                            for i in 0..<m { aHa += a[i * n + j] * ws.tm[i] }
+                            let bound = (Swift.max(aHa, 0) / dmax * rHr).squareRoot() / best.v[j]
+                            let xj = Foundation.exp(Foundation.log(best.v[j]) / Double(2 - L))
+                            xx += xj * xj; gx += xj * xj * bound / Double(L - 2)
+                            let dzj = p * Swift.abs(ws.u[j] / best.v[j]) * best.z[j]
+                            zz += best.z[j] * best.z[j]; dz += dzj * dzj
+                        }
+                    }
+                    if xx > 0 && gx.isFinite { stepG = gx / xx }
+                    if zz > 0 && dz.isFinite { stepZ = (dz / zz).squareRoot() }
+                }
+            }
             let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
             let x = logx.map { Foundation.exp($0) }
             let z = best.zArray
@@ -888,8 +929,9 @@ public enum LimitPredictor {
             return (GFLimitPrediction(depth: L, z: z, x: x, logX: logx,
                                       lambda: lambda, iterations: iterations, kktResidual: rel,
                                       lostDigits: false, amplification: R, method: "dual-newton",
-                                      errorEstimate: PredictionError(z: newtonError + drift + unresolved.z,
-                                                                     g: (newtonError + drift) / Double(L) + unresolved.x * unresolved.x)),
+                                      errorEstimate: PredictionError(z: newtonError + drift + max(unresolved.z, stepZ),
+                                                                     g: (newtonError + drift) / Double(L)
+                                                                         + max(unresolved.x * unresolved.x, stepG))),
                     0, lambda, nil)
         }
         guard let prediction = outcome.prediction else {
