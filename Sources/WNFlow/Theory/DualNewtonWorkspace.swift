@@ -84,6 +84,9 @@ final class DualWorkspace {
     var factorLogScale = 0.0
     /// The last L = 2 solve stopped early at its caller's `signSettled` (not at the tolerance).
     var stoppedEarly = false
+    /// Whether L ≥ 3 solves end with the a-posteriori step of their error estimate
+    /// (`LimitPredictor.power`; off during a WN root search, which reads only ‖x‖).
+    var estimatesErrors = true
     /// Whether sign-only L = 2 solves first try chord steps with the factor left by the last
     /// solve (`LimitPredictor.chordSettles`; off only to compare against in tests), and how
     /// many solves that settled.

@@ -877,7 +877,7 @@ public enum LimitPredictor {
             var stepG = 0.0, stepZ = 0.0
             var dmax = 0.0
             for j in 0..<n { ws.w[j] = p * best.z[j] / best.v[j]; dmax = max(dmax, ws.w[j]) }
-            if m > 0, dmax > 0 {
+            if ws.estimatesErrors, m > 0, dmax > 0 {
                 for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
                 ws.weightedGram(ws.w)
                 ws.rhs.update(from: best.g, count: m)

@@ -194,9 +194,11 @@ public enum WeightNormLimit {
                                warnings: [String], polish: Bool) throws -> WNLimitPrediction {
         var logRho = logMagnification(g: gInf, g0: g0, c: c)
         var gf: GFLimitPrediction
-        if let kept = eval.rootPredictions[gInf.bitPattern] {
+        eval.workspace?.estimatesErrors = true
+        if eval.depth < 3, let kept = eval.rootPredictions[gInf.bitPattern] {
             gf = kept
         } else {
+            // L ≥ 3: afresh, with the error estimate the search's solves skip.
             eval.warm = Evaluator.Warm()
             gf = try eval.predict(logRho: logRho)
         }
@@ -552,6 +554,8 @@ public enum WeightNormLimit {
             self.A = A; self.y = y; self.depth = depth; self.x0 = x0; self.g0 = g0; self.c = c
             logX0 = depth >= 2 ? x0.map { Foundation.log($0) } : []
             workspace = depth >= 2 ? DualWorkspace(A: A, y: y) : nil
+            // The search reads only ‖x‖; `answer` solves the root afresh with the estimate.
+            workspace?.estimatesErrors = false
             if depth == 1 {
                 let svd = try SVD(A)
                 let proj = KernelProjector(svd: svd, columns: A.cols)
