@@ -788,13 +788,8 @@ public enum LimitPredictor {
                 if m == 0 || ws.withinRoundingFloor(cur.r, ws.w) { break }
                 if iterations - bestIteration >= 15 && ws.best.r <= 1e-9 * ny { break }  // stagnation at the floor
                 iterations += 1
-                var dmax = n > 0 ? -Double.infinity : 1
-                for j in 0..<n {
-                    ws.w[j] = p * cur.z[j] / cur.v[j]  // p s^{−p−1}
-                    dmax = max(dmax, ws.w[j])
-                }
+                let dmax = powerHessianWeights(cur, p: p, ws: ws)
                 guard dmax > 0 else { break }
-                for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
                 if exactSolves {
                     ws.rhs.update(from: cur.g, count: m)
                     guard ws.solveWeighted(ws.w) else { break }
@@ -875,10 +870,8 @@ public enum LimitPredictor {
             // of z = 8.7e-8 whose integrated value is 1.5e-9 (x 0.039 vs 0.017) moved g by 2.2e-4
             // where the other terms said 1.8e-10; this bound says 4.0e-3, the step itself 2.7e-5.
             var stepG = 0.0, stepZ = 0.0
-            var dmax = 0.0
-            for j in 0..<n { ws.w[j] = p * best.z[j] / best.v[j]; dmax = max(dmax, ws.w[j]) }
-            if ws.estimatesErrors, m > 0, dmax > 0 {
-                for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
+            let dmax = ws.estimatesErrors && m > 0 ? powerHessianWeights(best, p: p, ws: ws) : 0
+            if dmax > 0 {
                 ws.weightedGram(ws.w)
                 ws.rhs.update(from: best.g, count: m)
                 if ws.solveSPD() && ws.cholHoldsFactor {
@@ -943,6 +936,20 @@ public enum LimitPredictor {
         }
         warmStart = outcome.lambda
         return prediction
+    }
+
+    /// L ≥ 3: the Newton Hessian's weights `p s^{−p−1}` at `pt` divided by their largest,
+    /// into `ws.w`; returns that largest (1 when N = 0; not positive when the weights are not).
+    private static func powerHessianWeights(_ pt: DualPoint, p: Double, ws: DualWorkspace) -> Double {
+        let n = ws.n
+        var dmax = n > 0 ? -Double.infinity : 1
+        for j in 0..<n {
+            ws.w[j] = p * pt.z[j] / pt.v[j]
+            dmax = max(dmax, ws.w[j])
+        }
+        guard dmax > 0 else { return dmax }
+        for j in 0..<n { ws.w[j] = ws.w[j] / dmax }
+        return dmax
     }
 
     /// L ≥ 3: iterations without halving the best residual after which `power` solves its

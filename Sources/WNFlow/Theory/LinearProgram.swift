@@ -105,7 +105,7 @@ final class GLPKProblem {
     /// far below the largest as optimal when they are not: weights `w ∝ x̃₀^{2−L}` spanning
     /// 1e10 (L = 5, M = 3, N = 14) left the weighted-ℓ1 minimum 36% too high, on another
     /// support, and the WN root search on a spurious root.
-    func dualFeasible(A: Matrix, c: [Double], dualTolerance: Double = 1e-9) -> Bool {
+    func dualFeasible(A: Matrix, c: [Double]) -> Bool {
         let m = A.rows, n = A.cols
         var nu = [Double](repeating: 0, count: m)
         for i in 0..<m { nu[i] = glp_get_row_dual(prob, Int32(i + 1)) }
@@ -115,7 +115,7 @@ final class GLPKProblem {
                 let a = A.storage[i * n + j]
                 dot += a * nu[i]; mag += abs(a * nu[i])
             }
-            if c[j] - dot < -(dualTolerance * abs(c[j]) + 16 * Double.ulpOfOne * mag) { return false }
+            if c[j] - dot < -(1e-9 * abs(c[j]) + 16 * Double.ulpOfOne * mag) { return false }
         }
         return true
     }
