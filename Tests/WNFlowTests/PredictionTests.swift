@@ -362,6 +362,28 @@ struct PredictorComparisonBreakTests {
     }
 }
 
+@Suite("verify's hint when the run's own drift explains a predict-limit failure")
+struct DriftHintTests {
+    private func report(_ name: String, _ v: Double, _ tol: Double) -> CheckReport {
+        CheckReport(name: name, maxViolation: v, tolerance: tol, passed: v <= tol, tWorst: 1, quantity: "")
+    }
+
+    @Test("the hint appears only when predict-limit fails and a passing invariant drifted past its tolerance")
+    func hintOnlyWhenTheDriftExplainsIt() {
+        let drifted = [report("lemma-3.9-effective-init", 4.2e-5, 3.8e-3), report("predict-limit", 1.8e-4, 6.5e-7)]
+        let hint = Verification.driftHint(drifted)
+        #expect(hint?.contains("lemma-3.9-effective-init") == true && hint?.contains("rtol") == true)
+        // A drift below predict-limit's tolerance does not explain the failure.
+        #expect(Verification.driftHint([report("lemma-3.9-effective-init", 1e-8, 3.8e-3),
+                                        report("predict-limit", 1.8e-4, 6.5e-7)]) == nil)
+        // A failing invariant is its own verdict; a passing predict-limit needs no hint.
+        #expect(Verification.driftHint([report("lemma-3.9-effective-init", 4.2e-5, 1e-6),
+                                        report("predict-limit", 1.8e-4, 6.5e-7)]) == nil)
+        #expect(Verification.driftHint([report("lemma-3.9-effective-init", 4.2e-5, 3.8e-3),
+                                        report("predict-limit", 1e-7, 6.5e-7)]) == nil)
+    }
+}
+
 @Suite("Depth-1 WN whose g crosses 0: the mirrored root (docs/math.md §4c)")
 struct NegativeBranchTests {
     /// M = 10, N = 25 from init 0.01: `abs-gaussian` seed 4 ends with g < 0, seed 1 with g > 0.
