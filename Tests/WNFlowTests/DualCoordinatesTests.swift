@@ -744,3 +744,23 @@ struct DualPowerCoordinatesTests {
         #expect(Simulation(config: Fixture.config(p, flow: .gf, x0: x0)).resolvedMethod == .bdf)
     }
 }
+
+extension DualCoordinatesTests {
+    /// A dual leg that fails hands over as one that leaves its range does: GF, L = 5, x₀ up
+    /// to 15 (initial loss 4.9e11) underflowed its first step in dual coordinates (h =
+    /// 3e-323 at t = 0) and `auto` reported `failed`, while `bdf` and `bsimp` integrate it to
+    /// t_end (a random differential test's case).
+    @Test func failedDualLegHandsOverToWeightSpace() throws {
+        let p = try Fixture.problem(m: 10, n: 23, depth: 5, seed: 843887, sparsity: 1)
+        let x0 = [0.277523, 4.10624, 13.8225, 0.322782, 0.3922, 0.323904, 0.144555, 1.32725, 2.81142, 14.9282, 11.685,
+                  1.25899, 0.591459, 0.221304, 0.830518, 0.241998, 0.460157, 2.44462, 1.55098, 2.87939, 0.263646,
+                  1.34831, 0.132857]
+        // (200 save times, as `simulate` records by default; without them the first step did not fail.)
+        let dual = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .dual, points: 200)).run(recordTrajectory: false)
+        let bdf = Simulation(config: Fixture.config(p, flow: .gf, x0: x0, method: .bdf)).run(recordTrajectory: false)
+        #expect(dual.dualHandover == 0 && dual.method == "dual+bdf", "\(dual.method) \(dual.status) \(String(describing: dual.dualHandover)) \(dual.warnings) loss \(dual.loss)")
+        #expect(dual.status == bdf.status && dual.status != .failed)
+        #expect(dual.warnings.contains { $0.contains("method dual failed at t = 0") })
+        #expect(abs(dual.loss - bdf.loss) <= 1e-6 * bdf.loss)
+    }
+}

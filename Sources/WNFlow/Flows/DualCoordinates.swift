@@ -772,6 +772,9 @@ public final class DualSolver: ODESolver {
     public var maxDeparture: Double
     /// When the last run left the dual coordinates, if it did.
     public private(set) var handoverTime: Double?
+    /// Why the dual leg handed over when it failed rather than left its range (the inner
+    /// solver's error); nil for a hand-over at the range bound.
+    public private(set) var handoverFailure: (any Error)?
     /// `log|y_i|` of the last run's final state when it ended in dual coordinates (nil after a
     /// hand-over): finite also where a weight (or WN's g, at the saddle x = 0) is 0 in `y`.
     public private(set) var finalLogState: [Double]?
@@ -868,6 +871,7 @@ public final class DualSolver: ODESolver {
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         handoverTime = nil
+        handoverFailure = nil
         finalLogState = nil
         recenterTimes = []
         farRecenterings = 0
@@ -978,7 +982,14 @@ public final class DualSolver: ODESolver {
             return ODERun(t: run.t, y: lastGood, stats: run.stats, termination: .failed,
                           failure: ODEError.nonFiniteState(t: run.t))
         }
-        guard departed, !observersStopped, run.termination == .stoppedByObserver, run.t < t1 else { return out }
+        // The dual leg failing (a step size underflow at t = 0 from a start whose RHS spans
+        // 1e11: GF, L = 5, x₀ up to 15) hands over too: the weight-space solver integrates
+        // such runs (bdf and bsimp reached t_end there).
+        let failedLeg = run.termination == .failed && fallback != nil && !observersStopped && run.t < t1
+        guard failedLeg || (departed && !observersStopped && run.termination == .stoppedByObserver && run.t < t1) else {
+            return out
+        }
+        if failedLeg { handoverFailure = run.failure }
         handoverTime = run.t
         finalLogState = nil
         guard let fallback else {

@@ -367,7 +367,7 @@ public final class Simulation {
         var run: ODERun
         var method = config.model.flow.isDiscrete ? "discrete" : resolvedMethod.description
         let start = DispatchTime.now().uptimeNanoseconds
-        var handover: Double?, recenterings = 0, finalLogs: [Double]?
+        var handover: Double?, recenterings = 0, finalLogs: [Double]?, handoverFailure: (any Error)?
         var descent: DiscreteDescent?
         do {
             let solver = try makeSolver()
@@ -375,6 +375,7 @@ public final class Simulation {
                                    observers: [stop] + extra + [recorder])
             descent = solver as? DiscreteDescent
             handover = (solver as? DualSolver)?.handoverTime
+            handoverFailure = (solver as? DualSolver)?.handoverFailure
             recenterings = (solver as? DualSolver)?.farRecenterings ?? 0
             finalLogs = (solver as? DualSolver)?.finalLogState
         } catch {
@@ -479,7 +480,10 @@ public final class Simulation {
             let why = recenterings > 0
                 ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
                 : "the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀"
-            if !config.model.flow.isWeightNormalized && config.problem.depth >= 3 {
+            if let handoverFailure {
+                result.warnings.append("method dual failed at t = \(JSON.format(handover)) (\(handoverFailure)); "
+                    + "continued in weight space with \(weightSpaceMethod)")
+            } else if !config.model.flow.isWeightNormalized && config.problem.depth >= 3 {
                 // DualPowerGradientSystem hands over on precision (docs/math.md §6a), not on distance.
                 result.warnings.append("method dual: by t = \(JSON.format(handover)) a weight grew so far above its start that "
                     + "u = x^(2-L) = x0^(2-L) + A^T lambda kept fewer digits than rtol needs (cancellation), or reached u <= 0; "
