@@ -854,13 +854,36 @@ public enum LimitPredictor {
                 }
                 return (nil, Foundation.log(R), [], nil)
             }
+            let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
+            let x = logx.map { Foundation.exp($0) }
+            let z = best.zArray
+            // Entries at the residual's level are unresolved only where the entries above it
+            // leave directions of λ free (fewer than M of them: a support smaller than M).
+            let level = 100 * rel * zmax
+            let atLevel = shareBelow(level, z: z, x: x)
+            let unresolved = atLevel.above < m ? (z: atLevel.z, x: atLevel.x) : (z: 0.0, x: 0.0)
+            if newtonError > lostDigitsTolerance {
+                // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
+                // the entries off the numerical support? Newton's answer is kept only when it
+                // converged (`keptResidual`), and read for the LP's error only when it is near
+                // (`estimateResidual`; the share need only be right to a factor of order 1).
+                guard rel <= estimateResidual else { return (nil, Foundation.log(R), [], nil) }
+                let off = shareBelow(1e-8 * zmax, z: z, x: x)
+                if rel > keptResidual || newtonError / Double(L) > off.x * off.x {
+                    // The LP's g misses Σ_off x²/(2‖x‖²); its z, ‖z_off‖ and the support's answer to it.
+                    return (nil, Foundation.log(R), [], PredictionError(z: 2 * off.z, g: off.x * off.x))
+                }
+            }
             // The s kept along the steps is `b' + Aᵀλ` with b' off b by the increments' rounding
             // (`powerState`); z moves by about p·|b' − b|/s for such a change of the start.
             // (The recomputed b + Aᵀλ rounds by as much again, so this bounds it by excess.)
-            ws.multiplyTransposed(best.lambda, into: ws.u)
+            // Both run only where the estimate is read (`estimatesErrors`).
             var drift = 0.0
-            for j in 0..<n where best.z[j] >= 1e-8 * zmax {
-                drift = max(drift, p * Swift.abs(best.v[j] - (b[j] + ws.u[j])) / best.v[j])
+            if ws.estimatesErrors {
+                ws.multiplyTransposed(best.lambda, into: ws.u)
+                for j in 0..<n where best.z[j] >= 1e-8 * zmax {
+                    drift = max(drift, p * Swift.abs(best.v[j] - (b[j] + ws.u[j])) / best.v[j])
+                }
             }
             // What is left to move, from one more Newton step at the answer (δ = H⁻¹r,
             // δx_j/x_j = (Aᵀδ)_j/((2−L)s_j)): in z, p‖(Aᵀδ/s)⊙z‖/‖z‖; in g, a bound over every
@@ -888,34 +911,13 @@ public enum LimitPredictor {
                             var aHa = 0.0
                             for i in 0..<m { aHa += a[i * n + j] * ws.tm[i] }
                             let bound = (Swift.max(aHa, 0) / dmax * rHr).squareRoot() / best.v[j]
-                            let xj = Foundation.exp(Foundation.log(best.v[j]) / Double(2 - L))
-                            xx += xj * xj; gx += xj * xj * bound / Double(L - 2)
+                            xx += x[j] * x[j]; gx += x[j] * x[j] * bound / Double(L - 2)
                             let dzj = p * Swift.abs(ws.u[j] / best.v[j]) * best.z[j]
                             zz += best.z[j] * best.z[j]; dz += dzj * dzj
                         }
                     }
                     if xx > 0 && gx.isFinite { stepG = gx / xx }
                     if zz > 0 && dz.isFinite { stepZ = (dz / zz).squareRoot() }
-                }
-            }
-            let logx = best.vArray.map { Foundation.log($0) / Double(2 - L) }
-            let x = logx.map { Foundation.exp($0) }
-            let z = best.zArray
-            // Entries at the residual's level are unresolved only where the entries above it
-            // leave directions of λ free (fewer than M of them: a support smaller than M).
-            let level = 100 * rel * zmax
-            let atLevel = shareBelow(level, z: z, x: x)
-            let unresolved = atLevel.above < m ? (z: atLevel.z, x: atLevel.x) : (z: 0.0, x: 0.0)
-            if newtonError > lostDigitsTolerance {
-                // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
-                // the entries off the numerical support? Newton's answer is kept only when it
-                // converged (`keptResidual`), and read for the LP's error only when it is near
-                // (`estimateResidual`; the share need only be right to a factor of order 1).
-                guard rel <= estimateResidual else { return (nil, Foundation.log(R), [], nil) }
-                let off = shareBelow(1e-8 * zmax, z: z, x: x)
-                if rel > keptResidual || newtonError / Double(L) > off.x * off.x {
-                    // The LP's g misses Σ_off x²/(2‖x‖²); its z, ‖z_off‖ and the support's answer to it.
-                    return (nil, Foundation.log(R), [], PredictionError(z: 2 * off.z, g: off.x * off.x))
                 }
             }
             let lambda = best.lambdaArray
