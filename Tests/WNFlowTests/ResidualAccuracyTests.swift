@@ -140,4 +140,34 @@ struct ResidualAccuracyTests {
         _ = x0.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
         #expect(ws.residual == fresh.residual)
     }
+
+    /// `Problem.residualULPSpread` against the residual itself: moving one weight by one ulp
+    /// moves the (compensated) residual by at most the spread, and the spread is at most the
+    /// sum of those moves (it is the norm of their absolute sum). Signed, depth 4, weights
+    /// spread over four decades, near a zero of the loss.
+    @Test("residualULPSpread bounds the residual's move under one-ulp changes of each weight")
+    func ulpSpreadBoundsMoves() throws {
+        let rng = RNG(seed: 11)
+        let m = 6, n = 9
+        let a = (0..<(m * n)).map { _ in rng.gaussian() }
+        let x = (0..<(2 * n)).map { _ in Foundation.pow(10, 4 * rng.uniform() - 1) }
+        // y = Ã x⁴ (rounded): a residual near zero, so that its own rounding (ε|r|) stays far
+        // below the one-ulp moves (about 4ε x⁴|a| for x up to 1e3).
+        let p0 = try Problem(A: Matrix(rows: m, cols: n, storage: a)!, y: [Double](repeating: 0, count: m), depth: 4, signed: true)
+        let p = try Problem(A: p0.A, y: p0.accurateResidual(x), depth: 4, signed: true)
+        let spread = p.residualULPSpread(x)
+        let r0 = p.accurateResidual(x)
+        var largest = 0.0, sum = 0.0
+        for j in 0..<x.count {
+            var xj = x
+            xj[j] = x[j].nextUp
+            let r1 = p.accurateResidual(xj)
+            let move = zip(r1, r0).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+            largest = max(largest, move)
+            sum += move
+        }
+        #expect(largest > 0)
+        #expect(largest <= spread * (1 + 1e-6), "largest move \(largest), spread \(spread)")
+        #expect(spread <= sum * (1 + 1e-6), "spread \(spread), sum of moves \(sum)")
+    }
 }

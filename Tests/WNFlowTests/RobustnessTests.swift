@@ -23,6 +23,36 @@ struct LibraryRobustnessTests {
         }
     }
 
+    /// Signed GF, L = 4, from starts spread up to 642 (a 160-config comparison of auto, bdf and
+    /// bsimp, stop 27): `auto` hands over from `dual` at t = 2.4e-4 to `bdf`, whose pairs end at
+    /// u ≈ w ≈ 230 with z = u⁴ − w⁴ small. From there the residual (8e-7) lies below how far one
+    /// ulp of the weights moves it (4.6e-6), and bdf's Newton corrections sit at that noise; the
+    /// old message told the user to raise max_steps or try bsimp (which timed out at 120 s). The
+    /// same run stopped earlier (10,000 steps, t = 2e-4, residual far above that spread) keeps
+    /// the usual advice, so the note is not a blanket one.
+    @Test("a weight-space run at double precision's residual floor says so instead of 'raise max_steps'")
+    func representationFloorNote() throws {
+        let text = #"{"problem": {"generate": {"M": 10, "N": 13, "sparsity": 3, "seed": 807039, "signed": true}}, "model": {"flow": "gf", "depth": 4}, "init": {"x0": [9.8891, 0.296932, 8.80212, 8.6641, 6.77532, 311.685, 39.6587, 3.09941, 295.256, 5.86081, 0.561453, 16.7053, 0.759054, 32.9999, 3.49225, 333.206, 1.57534, 35.0542, 195.832, 303.843, 0.615027, 127.149, 642.215, 0.877089, 24.7286, 5.32547]}, "integrator": {"method": "auto", "rtol": 1e-10, "max_steps": 20000}}"#
+        var cfg = try SimulationConfig.parse(text)
+        let floor = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(floor.status == .maxSteps)
+        let spread = cfg.problem.residualULPSpread(floor.x)
+        let r = (2 * floor.loss).squareRoot()
+        #expect(r < spread, "residual \(r), spread \(spread)")
+        let m = floor.message ?? ""
+        #expect(m.contains("double precision cannot follow the flow further"), "\(m)")
+        #expect(!m.contains("raise integrator.max_steps"), "\(m)")
+        #expect(m.contains("signed pairs"), "\(m)")
+
+        cfg.integrator.maxSteps = 10000
+        let early = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(early.status == .maxSteps)
+        #expect((2 * early.loss).squareRoot() > cfg.problem.residualULPSpread(early.x))
+        let e = early.message ?? ""
+        #expect(e.contains("raise integrator.max_steps"), "\(e)")
+        #expect(!e.contains("double precision cannot follow"), "\(e)")
+    }
+
     @Test("SweepSpec.parse rejects a grid whose size overflows or exceeds maxRuns")
     func gridSize() throws {
         let values = "[" + (1...100).map(String.init).joined(separator: ",") + "]"

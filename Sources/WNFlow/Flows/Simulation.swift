@@ -437,6 +437,17 @@ public final class Simulation {
             }
         }
         if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss, history: recorder.rows) }
+        // A run that ended in weight space with a residual below how far one ulp of its weights
+        // moves it has met double precision's floor there, not the step limit or t_end: signed
+        // GF, L = 4, from starts up to 642 (pairs u ≈ w ≈ 600, z = u⁴ − w⁴ small) ran 300,000
+        // steps to t = 1204 at residual 2.7e-6, where one ulp moves it by about 1e-4 (bdf's
+        // Newton corrections sit at that noise: 86% of the attempts rejected); bsimp timed out.
+        if !config.model.flow.isDiscrete, status == .maxSteps || status == .tEnd, descent == nil,
+           let note = representationFloorNote(x: x, loss: loss, stats: run.stats, dualThroughout: handover == nil && resolvedMethod == .dual) {
+            let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
+                : "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)), loss \(JSON.format(loss))"
+            message = head + "; " + note
+        }
         if let earlyRises, let m = message { message = m + earlyRises }
         var result = SimulationResult(
             status: status, t: run.t, loss: loss, x: x, z: config.problem.endToEnd(x),
@@ -601,6 +612,25 @@ extension Simulation {
 
     /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where
     /// a discrete run's grid kμ stops short of it.
+    /// The note of a run whose residual `‖Ãz − y‖ = √(2ℒ)` lies below `Problem.residualULPSpread`
+    /// at its last weights (nil otherwise, and for runs that stayed in dual coordinates, whose
+    /// state is λ, not the weights): no integrator carrying these weights in double precision can
+    /// lower the loss further, so more steps, a larger t_end or another weight-space method do
+    /// not help.
+    func representationFloorNote(x: [Double], loss: Double, stats: ODEStatistics, dualThroughout: Bool) -> String? {
+        guard !dualThroughout, loss.isFinite, loss > 0 else { return nil }
+        let spread = config.problem.residualULPSpread(x)
+        let r = (2 * loss).squareRoot()
+        guard spread.isFinite, r <= spread else { return nil }
+        let top = x.map(abs).max() ?? 0
+        let attempts = stats.acceptedSteps + stats.rejectedSteps
+        let rejected = attempts > 0 ? " (\(stats.rejectedSteps) of \(attempts) step attempts rejected)" : ""
+        return "the residual ‖Ãz − y‖ = \(JSON.format(r)) is below \(JSON.format(spread)), how far one unit in the last place "
+            + "of the weights (up to \(JSON.format(top))) moves it, so double precision cannot follow the flow further from these "
+            + "weights\(rejected): neither more steps, a larger t_end nor another method that integrates the weights will lower the loss"
+            + (config.problem.signed && config.model.depth >= 2 ? " (signed pairs u ≈ w both large leave z = u^L − w^L few digits; smaller starts avoid it)" : "")
+    }
+
     func tEndHead(t: Double, loss: Double) -> String {
         let tEnd = config.integrator.tEnd
         let at = t == tEnd ? "" : " (last iterate at t = \(Simulation.time(t)))"

@@ -144,6 +144,24 @@ public struct Problem: Sendable {
         Double(w).squareRoot() * .ulpOfOne * frobeniusNorm * powerNorm
     }
 
+    /// How far one unit in the last place of each weight moves the residual `Ã x^L − y`:
+    /// `‖ |Ã| (L |x|^{L−1} ⊙ ulp(x)) ‖₂`. A residual below it cannot be reduced further by any
+    /// integrator that carries these weights in double precision: the representable states next
+    /// to `x` have residuals about this far apart (signed pairs `u ≈ w` large at depth L whose
+    /// `z = u^L − w^L` is small, or large weights in the kernel of A).
+    public func residualULPSpread(_ x: [Double]) -> Double {
+        let Ab = matrix, L = depth, dL = Double(depth)
+        guard x.count == Ab.cols else { return .nan }
+        let v = x.map { dL * abs(ipow($0, L - 1)) * $0.ulp }
+        var total = 0.0
+        for i in 0..<Ab.rows {
+            var s = 0.0
+            for j in 0..<Ab.cols { s += abs(Ab.storage[i * Ab.cols + j]) * v[j] }
+            total += s * s
+        }
+        return total.squareRoot()
+    }
+
     /// `½‖y‖²`, the loss at `x = 0`: the scale of the loss.
     public var lossScale: Double { 0.5 * y.reduce(0) { $0 + $1 * $1 } }
 }
