@@ -110,7 +110,12 @@ public final class BDFSolver: ODESolver {
     /// How far a new state lies relative to the range its coordinates hold (above 1: outside);
     /// such a step is rejected and shortened like one whose error is too large. `DualSolver`:
     /// `‖μ‖∞` against the range where μ's rounding stays within the tolerance (WN) or the
-    /// weights within double range (GF).
+    /// weights within double range (GF). The reach may be measured against the system's last
+    /// RHS evaluation (`DualPowerCoordinates.stepReach`: how far `x^{2−L}` shrinks from there):
+    /// after a Newton failure, whose last evaluation is at an iterate of the failed solve, the
+    /// solver evaluates `f` at the step's start again before it retries. Without that, a failed
+    /// first step of GF at L = 3 or 5 (x₀ up to 15) left a reference from which even the start
+    /// itself lay out of reach (1.4), and the retries shrank h to 4e-323.
     public var stateReach: ((UnsafePointer<Double>) -> Double)?
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
@@ -423,6 +428,12 @@ public final class BDFSolver: ODESolver {
                 if !converged {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = sawNonFinite
+                    // The last evaluation was at an iterate of the failed solve; `stateReach` may
+                    // measure against the last evaluation (`DualPowerCoordinates.stepReach`), so
+                    // evaluate again at the step's start (see `stateReach`).
+                    if stateReach != nil {
+                        do { try rhs(t, D, f) } catch { return finish(.failed, error) }
+                    }
                     shorten(by: 0.5)
                     continue attempt
                 }

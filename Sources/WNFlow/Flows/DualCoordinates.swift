@@ -982,9 +982,10 @@ public final class DualSolver: ODESolver {
             return ODERun(t: run.t, y: lastGood, stats: run.stats, termination: .failed,
                           failure: ODEError.nonFiniteState(t: run.t))
         }
-        // The dual leg failing (a step size underflow at t = 0 from a start whose RHS spans
-        // 1e11: GF, L = 5, x₀ up to 15) hands over too: the weight-space solver integrates
-        // such runs (bdf and bsimp reached t_end there).
+        // The dual leg failing hands over too: the weight-space solver may integrate such
+        // runs. (The case that showed it, a step size underflow at t = 0 with GF, L = 5, x₀ up
+        // to 15, came from `stepReach`'s reference after a Newton failure, fixed in the BDF
+        // since; no failing dual leg is known now, and this stays as the safety net.)
         let failedLeg = run.termination == .failed && fallback != nil && !observersStopped && run.t < t1
         guard failedLeg || (departed && !observersStopped && run.termination == .stoppedByObserver && run.t < t1) else {
             return out

@@ -237,6 +237,8 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
     /// `max_n (u₁_n/u_n)/maxStepGrowth` against the last evaluation's `u₁`, and 16 where some
     /// `u_n ≤ 0` (no weights there; the BDF shortens such a step before solving at it, as the
     /// predictor of a step across the escape from a small start would otherwise land there).
+    /// The BDF evaluates `f` at the step's start again after a Newton failure, so that the
+    /// reference is never a failed solve's iterate (`BDFSolver.stateReach`).
     public func stepReach(_ state: UnsafePointer<Double>) -> Double {
         let n = self.n
         // O(M) first: `u_n ≥ u₁_n − d`, so `u₁_n/u_n ≤ 1/(1 − d/min u₁)`.
