@@ -396,7 +396,9 @@ v_norm":0.3179561486099684}}
         let estimate = try #require(pred.report.prediction.errorEstimate)
         let integrated = 1.6647292558699995
         #expect(abs(g - integrated) / g <= estimate.g, "g \(g), integrated \(integrated), estimate \(estimate.g)")
-        #expect(estimate.g <= 1e-2)
+        // Not far above it either: the largest |cᵀH⁻¹e| over the ellipsoid says 2.3e-3 (10.7×
+        // the true 2.2e-4); summing each term's own largest size said 4.0e-3 (18.6×).
+        #expect(estimate.g <= 15 * abs(g - integrated) / g, "estimate \(estimate.g)")
     }
 
     @Test("an effective init whose z overflows at λ = 0 (log ρ below −600) is predicted", arguments: [2, 3])

@@ -886,12 +886,14 @@ public enum LimitPredictor {
                 }
             }
             // What is left to move, from one more Newton step at the answer (δ = H⁻¹r,
-            // δx_j/x_j = (Aᵀδ)_j/((2−L)s_j)): in z, p‖(Aᵀδ/s)⊙z‖/‖z‖; in g, a bound over every
-            // residual as large as r in H⁻¹'s norm, |a_jᵀH⁻¹r| ≤ √(a_jᵀH⁻¹a_j)·√(rᵀH⁻¹r), read as
-            // Σ x_j²|δx_j/x_j|/‖x‖². At the rounding floor r is noise, and entries the residual
+            // δx_j/x_j = (Aᵀδ)_j/((2−L)s_j)): in z, p‖(Aᵀδ/s)⊙z‖/‖z‖; in g, the largest move over
+            // every residual e as large as r in H⁻¹'s norm, √(cᵀH⁻¹c · rᵀH⁻¹r)/‖x‖² with
+            // c = A(x²/((L−2)s)). At the rounding floor r is noise, and entries the residual
             // leaves loose show up in g though not in z: signed L = 5, M = 4, N = 20, an entry
             // of z = 8.7e-8 whose integrated value is 1.5e-9 (x 0.039 vs 0.017) moved g by 2.2e-4
-            // where the other terms said 1.8e-10; this bound says 4.0e-3, the step itself 2.7e-5.
+            // where the other terms said 1.8e-10; this bound says 2.3e-3, the step itself 2.7e-5.
+            // (Stop 27 summed each term's own largest size, √(a_jᵀH⁻¹a_j · rᵀH⁻¹r) x_j²/((L−2)s_j):
+            // 4.0e-3 there, and N triangular solve pairs where this takes one.)
             var stepG = 0.0, stepZ = 0.0
             let dmax = ws.estimatesErrors && m > 0 ? powerHessianWeights(best, p: p, ws: ws) : 0
             if dmax > 0 {
@@ -903,19 +905,21 @@ public enum LimitPredictor {
                     rHr = Swift.max(rHr, 0) / dmax
                     for i in 0..<m { ws.d[i] = ws.d[i] / dmax }
                     ws.multiplyTransposed(ws.d, into: ws.u)
-                    var xx = 0.0, gx = 0.0, zz = 0.0, dz = 0.0
-                    A.storage.withUnsafeBufferPointer { a in
-                        for j in 0..<n {
-                            for i in 0..<m { ws.tm[i] = a[i * n + j] }
-                            choleskySolveInPlace(ws.chol, m, ws.tm)
-                            var aHa = 0.0
-                            for i in 0..<m { aHa += a[i * n + j] * ws.tm[i] }
-                            let bound = (Swift.max(aHa, 0) / dmax * rHr).squareRoot() / best.v[j]
-                            xx += x[j] * x[j]; gx += x[j] * x[j] * bound / Double(L - 2)
-                            let dzj = p * Swift.abs(ws.u[j] / best.v[j]) * best.z[j]
-                            zz += best.z[j] * best.z[j]; dz += dzj * dzj
-                        }
+                    var xx = 0.0, zz = 0.0, dz = 0.0
+                    for j in 0..<n {
+                        xx += x[j] * x[j]
+                        let dzj = p * Swift.abs(ws.u[j] / best.v[j]) * best.z[j]
+                        zz += best.z[j] * best.z[j]; dz += dzj * dzj
+                        ws.w[j] = x[j] * x[j] / (Double(L - 2) * best.v[j])
                     }
+                    // δg/g = Σ_j x_j²(Aᵀδ)_j/((2−L)s_j)/‖x‖² = cᵀH⁻¹e/‖x‖², c = A(x²/((L−2)s)),
+                    // for δ = H⁻¹e; its largest size over eᵀH⁻¹e ≤ rᵀH⁻¹r is √(cᵀH⁻¹c · rᵀH⁻¹r).
+                    ws.multiply(ws.w, into: ws.tm)
+                    var cHc = 0.0
+                    let c = Array(UnsafeBufferPointer(start: ws.tm, count: m))
+                    choleskySolveInPlace(ws.chol, m, ws.tm)
+                    for i in 0..<m { cHc += c[i] * ws.tm[i] }
+                    let gx = (Swift.max(cHc, 0) / dmax * rHr).squareRoot()
                     if xx > 0 && gx.isFinite { stepG = gx / xx }
                     if zz > 0 && dz.isFinite { stepZ = (dz / zz).squareRoot() }
                 }
