@@ -110,13 +110,15 @@ public final class BDFSolver: ODESolver {
     /// How far a new state lies relative to the range its coordinates hold (above 1: outside);
     /// such a step is rejected and shortened like one whose error is too large. `DualSolver`:
     /// `‖μ‖∞` against the range where μ's rounding stays within the tolerance (WN) or the
-    /// weights within double range (GF). The reach may be measured against the system's last
-    /// RHS evaluation (`DualPowerCoordinates.stepReach`: how far `x^{2−L}` shrinks from there):
-    /// after a Newton failure, whose last evaluation is at an iterate of the failed solve, the
-    /// solver evaluates `f` at the step's start again before it retries. Without that, a failed
-    /// first step of GF at L = 3 or 5 (x₀ up to 15) left a reference from which even the start
-    /// itself lay out of reach (1.4), and the retries shrank h to 4e-323.
+    /// weights within double range (GF).
     public var stateReach: ((UnsafePointer<Double>) -> Double)?
+    /// Whether `stateReach` is measured against the system's last RHS evaluation
+    /// (`DualPowerGradientSystem.stepReach`: how far `x^{2−L}` shrinks from there). Then after
+    /// a Newton failure, whose last evaluation is at an iterate of the failed solve, the solver
+    /// evaluates `f` at the step's start again before it retries. Without that, a failed first
+    /// step of GF at L = 3 or 5 (x₀ up to 15) left a reference from which even the start itself
+    /// lay out of reach (1.4), and the retries shrank h to 4e-323.
+    public var reachReadsLastEvaluation = false
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
     /// Check every Woodbury solve by its residual, refine it, and replace the factorization
@@ -428,10 +430,9 @@ public final class BDFSolver: ODESolver {
                 if !converged {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = sawNonFinite
-                    // The last evaluation was at an iterate of the failed solve; `stateReach` may
-                    // measure against the last evaluation (`DualPowerCoordinates.stepReach`), so
-                    // evaluate again at the step's start (see `stateReach`).
-                    if stateReach != nil {
+                    // The last evaluation was at an iterate of the failed solve; a reach measured
+                    // against it needs one at the step's start (`reachReadsLastEvaluation`).
+                    if stateReach != nil && reachReadsLastEvaluation {
                         do { try rhs(t, D, f) } catch { return finish(.failed, error) }
                     }
                     shorten(by: 0.5)

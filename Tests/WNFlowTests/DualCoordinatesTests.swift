@@ -750,7 +750,7 @@ extension DualCoordinatesTests {
     /// test's case): the dual leg's first step failed Newton, and `stepReach` then measured the
     /// retries against the failed iterate's `x^{2−L}`, from which even the start lay out of reach
     /// (1.4): h shrank to 3e-323 at t = 0 and the run handed over to weight space there. With
-    /// `f` evaluated at the step's start after a Newton failure (`BDFSolver.stateReach`) the dual
+    /// `f` evaluated at the step's start after a Newton failure (`BDFSolver.reachReadsLastEvaluation`) the dual
     /// leg runs to t ≈ 1e7, where cancellation in `x^{2−L}` hands over as designed. Same end as
     /// `bdf`.
     @Test func failedFirstStepKeepsItsReachReference() throws {

@@ -72,6 +72,10 @@ public protocol DualCoordinates: ODESystem {
     /// (above 1: outside, `BDFSolver.stateReach`); 0 by default. Depth ≥ 3: where
     /// `x^{2−L}` would leave (0, ∞) or shrink too far in one step.
     func stepReach(_ state: UnsafePointer<Double>) -> Double
+    /// Whether `stepReach` measures against the last RHS evaluation (depth ≥ 3), so that the
+    /// BDF must evaluate at a step's start after a failed Newton solve
+    /// (`BDFSolver.reachReadsLastEvaluation`). False by default.
+    var stepReachReadsLastEvaluation: Bool { get }
     /// The `departure` past which `DualSolver` hands over to weight space (`maxDeparture`'s
     /// default): GF at depth 2 300 (weights within double range), WN `max(1e4, rtol/4ε)`
     /// (μ's rounding within rtol), depth ≥ 3 GF none (`outrunsPrecision` instead).
@@ -81,6 +85,7 @@ public protocol DualCoordinates: ODESystem {
 extension DualCoordinates {
     public func outrunsPrecision(_ state: UnsafeBufferPointer<Double>, rtol: Double) -> Bool { false }
     public func stepReach(_ state: UnsafePointer<Double>) -> Double { 0 }
+    public var stepReachReadsLastEvaluation: Bool { false }
 
     /// The weight-space state of a dual state (`natural(of:into:logInto:)` without the logs).
     public func natural(of state: UnsafeBufferPointer<Double>, into out: UnsafeMutablePointer<Double>) {
@@ -950,7 +955,8 @@ public final class DualSolver: ODESolver {
             let cheap = system.departure(state) / reachLimit
             return max(cheap > 1 ? system.exactDeparture(state) / reachLimit : cheap, system.stepReach(y))
         }
-        defer { bdf?.stateTranslation = nil; bdf?.stateReach = nil }
+        bdf?.reachReadsLastEvaluation = system.stepReachReadsLastEvaluation
+        defer { bdf?.stateTranslation = nil; bdf?.stateReach = nil; bdf?.reachReadsLastEvaluation = false }
         let run = inner.integrate(from: t0, y0: base, to: t1, saveTimes: saveTimes, observers: [forward])
         recenterTimes = recentered
         self.farRecenterings = farRecenterings

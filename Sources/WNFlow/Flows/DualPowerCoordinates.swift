@@ -234,11 +234,14 @@ public final class DualPowerGradientSystem: DualCoordinates, NegativeSemidefinit
     /// Largest growth of `x_n^{L−2} = 1/u_n` that one step may make (`stepReach`).
     public static let maxStepGrowth = 8.0
 
+    /// True: `stepReach` reads the last evaluation, so the BDF evaluates `f` at the step's
+    /// start again after a Newton failure and the reference is never a failed solve's iterate
+    /// (`BDFSolver.reachReadsLastEvaluation`).
+    public var stepReachReadsLastEvaluation: Bool { true }
+
     /// `max_n (u₁_n/u_n)/maxStepGrowth` against the last evaluation's `u₁`, and 16 where some
     /// `u_n ≤ 0` (no weights there; the BDF shortens such a step before solving at it, as the
     /// predictor of a step across the escape from a small start would otherwise land there).
-    /// The BDF evaluates `f` at the step's start again after a Newton failure, so that the
-    /// reference is never a failed solve's iterate (`BDFSolver.stateReach`).
     public func stepReach(_ state: UnsafePointer<Double>) -> Double {
         let n = self.n
         // O(M) first: `u_n ≥ u₁_n − d`, so `u₁_n/u_n ≤ 1/(1 − d/min u₁)`.
