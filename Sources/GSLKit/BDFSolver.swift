@@ -164,6 +164,10 @@ public final class BDFSolver: ODESolver {
         if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
         var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
+        // The time's low-order part: t + tLo is the time, so that steps below t's own
+        // resolution still add up (a transition of O(1) time units at t = 7.7e11, where
+        // ulp(t) = 1.2e-4: WN, L = 5, after a plateau; `minStep`).
+        var tLo = 0.0
         let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
             LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit,
                                    checksResidual: checkedSolves)
@@ -296,11 +300,13 @@ public final class BDFSolver: ODESolver {
                 equalSteps = 0
                 landing = false
             }
-            if t + hTry * 1.0001 >= target {
-                hTry = target - t
+            // What is left to the target of the time t + tLo.
+            let remaining = (target - t) - tLo
+            if hTry * 1.0001 >= remaining {
+                hTry = remaining
                 landing = true
-            } else if t + 2 * hTry > target {
-                hTry = (target - t) / 2
+            } else if 2 * hTry > remaining {
+                hTry = remaining / 2
             }
             if hTry != h {
                 rescaleDifferences(order: order, factor: hTry / h)
@@ -313,12 +319,17 @@ public final class BDFSolver: ODESolver {
             var nIter = 0
             var errNorm = 0.0
             attempt: while !accepted {
-                let minStep = 10 * t.ulp
-                if !(h > 0) || h < minStep || t + h == t {
+                // Ten units of the time's resolution (t + tLo carries about 2·53 bits), not of
+                // t's: steps below ulp(t) still move the time through tLo. With 10·ulp(t) a WN
+                // run (L = 5, M = 19, N = 35, η_g = 0.2 from 0.3) failed in the jump that ends
+                // its plateau at t = 7.7e11 (steps of 1e-3 against ulp(t) = 1.2e-4), where bsimp
+                // and msbdf converge.
+                let minStep = 10 * t.ulp * .ulpOfOne
+                if !(h > 0) || h < minStep {
                     if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                     return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
                 }
-                let tNew = landing ? target : t + h
+                let tNew = landing ? target : t + (tLo + h)
                 // Predictor and ψ.
                 for p in 0..<n { yPred[p] = 0; psi[p] = 0 }
                 for i in 0...order {
@@ -490,7 +501,17 @@ public final class BDFSolver: ODESolver {
                     for p in 0..<n { row[p] += next[p] }
                 }
                 let tBefore = t
-                t = tNew
+                if landing {
+                    t = target
+                    tLo = 0
+                } else {
+                    // t + (tLo + h) as a sum and its rounding error (Knuth's TwoSum).
+                    let a = tLo + h
+                    let sum = t + a
+                    let bv = sum - t
+                    tLo = (t - (sum - bv)) + (a - bv)
+                    t = sum
+                }
                 stats.acceptedSteps += 1
                 jacobianAge += 1
                 stepsSinceRate += 1
@@ -501,9 +522,9 @@ public final class BDFSolver: ODESolver {
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
-                saves.advance(past: t)
+                saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
-                if t >= t1 { return finish(.reachedEnd) }
+                if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }
                 // Order and step selection after order + 1 equal steps.
                 if equalSteps >= order + 1 {
                     let errM = order > 1 ? errorNorm(D + order * n, times: Self.errorConst[order - 1]) : Double.infinity

@@ -70,6 +70,7 @@ public final class RosenbrockSolver: ODESolver {
         if let invalid = invalidInputRun(dimension: n, t0: t0, y0: y0, t1: t1) { return invalid }
         var saves = SaveSchedule(saveTimes, from: t0, to: t1)
         var t = t0
+        var tLo = 0.0  // the time is t + tLo, as in `BDFSolver` (steps below ulp(t) still count)
 
         // Buffers: y, ynew, f(t, y), f at stages, ∂f/∂t, the six stages.
         let buf = UnsafeMutablePointer<Double>.allocate(capacity: 11 * n)
@@ -124,11 +125,12 @@ public final class RosenbrockSolver: ODESolver {
             // The step to try: land exactly on the target when close.
             var hStep = min(h, hmax)
             var landing = false
-            if t + hStep * 1.0001 >= target {
-                hStep = target - t
+            let remaining = (target - t) - tLo
+            if hStep * 1.0001 >= remaining {
+                hStep = remaining
                 landing = true
             }
-            if !(hStep > 0) || t + hStep == t || hStep < 10 * t.ulp {
+            if !(hStep > 0) || hStep < 10 * t.ulp * .ulpOfOne {
                 // When trial values kept turning non-finite, say so.
                 if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                 return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: hStep))
@@ -187,12 +189,12 @@ public final class RosenbrockSolver: ODESolver {
                 linear.solve(k4)
                 // Stage 5 (at t + h).
                 for i in 0..<n { ynew[i] = y[i] + g.a51 * k1[i] + g.a52 * k2[i] + g.a53 * k3[i] + g.a54 * k4[i] }
-                try rhs(t + hStep, ynew, dy)
+                try rhs(t + (tLo + hStep), ynew, dy)
                 for i in 0..<n { k5[i] = dy[i] + hc51 * k1[i] + hc52 * k2[i] + hc53 * k3[i] + hc54 * k4[i] }
                 linear.solve(k5)
                 // Stage 6: embedded solution, then the error estimate k6.
                 for i in 0..<n { ynew[i] += k5[i] }
-                try rhs(t + hStep, ynew, dy)
+                try rhs(t + (tLo + hStep), ynew, dy)
                 for i in 0..<n {
                     k6[i] = dy[i] + hc61 * k1[i] + hc62 * k2[i] + hc63 * k3[i] + hc64 * k4[i] + hc65 * k5[i]
                 }
@@ -237,7 +239,14 @@ public final class RosenbrockSolver: ODESolver {
                 }
                 firstAccepted = false
                 let tBefore = t
-                t = landing ? target : t + hStep
+                if landing {
+                    t = target
+                    tLo = 0
+                } else {
+                    let a = tLo + hStep, sum = t + a, bv = sum - t
+                    tLo = (t - (sum - bv)) + (a - bv)
+                    t = sum
+                }
                 y.update(from: ynew, count: n)
                 stats.acceptedSteps += 1
                 needJacobian = true
@@ -252,9 +261,9 @@ public final class RosenbrockSolver: ODESolver {
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: y, count: n),
                                                           h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
-                saves.advance(past: t)
+                saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
-                if t >= t1 { return finish(.reachedEnd) }
+                if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }
             } else {
                 // Reject: retry from the same point (Jacobian kept).
                 stats.rejectedSteps += 1

@@ -145,8 +145,9 @@ struct SaveSchedule {
     /// The caller's index when `t` is exactly the next save time, else nil.
     func hit(at t: Double) -> Int? { next < times.count && t == times[next].time ? times[next].index : nil }
 
-    /// Moves past every save time `≤ t` (repeated times are reported once).
-    mutating func advance(past t: Double) {
-        while next < times.count && times[next].time <= t { next += 1 }
+    /// Moves past every save time `≤ t` (repeated times are reported once); with `low`, past
+    /// every save time `≤ t + low` for a time kept as that unevaluated sum (`BDFSolver`).
+    mutating func advance(past t: Double, low: Double = 0) {
+        while next < times.count && (times[next].time - t) - low <= 0 { next += 1 }
     }
 }

@@ -451,3 +451,28 @@ private func forcedSymmetric(n: Int = 12, realSpectrum: Bool) -> (FnSystem, (Dou
         #expect(error[true]! < 1e-5)
     }
 }
+
+extension BDFSolverTests {
+    /// An autonomous stiff system started at t₀ = 1e15, where ulp(t) = 0.125 and the fast
+    /// modes (rates up to 1e4) need steps of 1e-4: the time is kept as t + tLo, so such steps
+    /// still add up and the run matches the same integration started at 0 (before, steps below
+    /// 10·ulp(t) were a step size underflow). Both the BDF and the Rosenbrock solver.
+    @Test func stepsBelowTheTimesResolution() throws {
+        let sys = ForcedLinear()
+        sys.homogeneous = true
+        let y0 = [Double](repeating: 1, count: sys.dimension)
+        let t0 = 1e15
+        let solvers: [() throws -> any ODESolver] = [
+            { try BDFSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12)) },
+            { try RosenbrockSolver(system: sys, options: ODEOptions(rtol: 1e-8, atol: 1e-12)) },
+        ]
+        for make in solvers {
+            let late = try make().integrate(from: t0, y0: y0, to: t0 + 2)
+            let early = try make().integrate(from: 0, y0: y0, to: 2)
+            #expect(late.termination == .reachedEnd && early.termination == .reachedEnd, "\(late.termination)")
+            #expect(late.t == t0 + 2)
+            #expect(relErr(late.y, early.y) < 1e-6, "\(relErr(late.y, early.y))")
+            #expect(late.stats.acceptedSteps > 20)
+        }
+    }
+}

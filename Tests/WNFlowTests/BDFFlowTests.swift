@@ -234,3 +234,23 @@ import GSLKit
         #expect(Fixture.maxRelativeDifference(wn.weights(of: state), before) <= 4 * Double.ulpOfOne)
     }
 }
+
+extension BDFErrorControlTests {
+    /// WN, L = 5, η_g = 0.2, M = 19, N = 35 from 0.3·d (a random differential test's case):
+    /// a plateau at loss 0.48 ends at t ≈ 7.7e11 in a jump of O(1) time units, where the steps
+    /// (1e-3) are about 8 units of t's last place (1.2e-4). The BDF refused steps below
+    /// 10·ulp(t) and `auto` ended `failed` while bsimp and msbdf reach the limit; with the time
+    /// kept as t + tLo it integrates the jump. The reference g: bsimp on this config ends at
+    /// 1.0041860829 (rtol 1e-10) and 1.0041860837 (1e-12), msbdf at 1.0041860868, each with
+    /// loss 2.4e-16 at t_end.
+    @Test func jumpAfterALongPlateauIsIntegrated() throws {
+        let text = #"{"problem": {"generate": {"M": 19, "N": 35, "sparsity": 1, "seed": 504933}}, "model": {"flow": "wn", "depth": 5, "eta_g": 0.2}, "init": {"scale": 0.3, "direction": "abs-gaussian", "seed": 547936}, "integrator": {"method": "auto", "rtol": 1e-10}, "record": {"points": 0}}"#
+        let cfg = try SimulationConfig.parse(text)
+        let sim = Simulation(config: cfg)
+        #expect(sim.resolvedMethod == .bdf)
+        let r = sim.run(recordTrajectory: false)
+        #expect(r.status == .tEnd, "\(r.status) \(r.message ?? "")")
+        #expect(r.loss < 1e-12, "loss \(r.loss)")
+        #expect(abs((r.g ?? 0) - 1.0041860840) <= 1e-7, "g \(r.g ?? .nan)")
+    }
+}
