@@ -53,6 +53,30 @@ struct LibraryRobustnessTests {
         #expect(!e.contains("double precision cannot follow"), "\(e)")
     }
 
+    /// A stop below what the weights resolve: GF L = 2 (M = 10, N = 30) asked for loss 1e-60
+    /// ends at t_end = 1e12 with its residual (9.7e-16) within 10× of how far one ulp of the
+    /// weights moves it (3.4e-16); the message says to raise loss_below instead of t_end. The
+    /// same run stopped at t_end = 1, far above that level, gets the other advice.
+    @Test("a stop below the weights' resolution is named as such")
+    func stopBelowResolution() throws {
+        let text = #"{"problem": {"generate": {"M": 10, "N": 30, "sparsity": 3, "seed": 5}}, "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.1, "direction": "uniform"}, "integrator": {"method": "auto", "stop": {"loss_below": 1e-60}}, "record": {"points": 0}}"#
+        var cfg = try SimulationConfig.parse(text)
+        let r = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(r.status == .tEnd)
+        let spread = cfg.problem.residualULPSpread(r.x)
+        #expect((2 * r.loss).squareRoot() <= 10 * spread)
+        let m = r.message ?? ""
+        #expect(m.contains("raise integrator.stop.loss_below to about"), "\(m)")
+        #expect(!m.contains("raise integrator.t_end"), "\(m)")
+
+        cfg.integrator.tEnd = 1
+        let early = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(early.status == .tEnd)
+        let e = early.message ?? ""
+        #expect((2 * early.loss).squareRoot() > 10 * cfg.problem.residualULPSpread(early.x))
+        #expect(!e.contains("loss_below to about"), "\(e)")
+    }
+
     @Test("SweepSpec.parse rejects a grid whose size overflows or exceeds maxRuns")
     func gridSize() throws {
         let values = "[" + (1...100).map(String.init).joined(separator: ",") + "]"

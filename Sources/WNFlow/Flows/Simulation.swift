@@ -610,27 +610,43 @@ extension Simulation {
     /// not 99.89999999999999.
     static func time(_ t: Double) -> String { JSON.format(Double(String(format: "%.12g", t)) ?? t) }
 
-    /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where
-    /// a discrete run's grid kμ stops short of it.
-    /// The note of a run whose residual `‖Ãz − y‖ = √(2ℒ)` lies below `Problem.residualULPSpread`
-    /// at its last weights (nil otherwise, and for runs that stayed in dual coordinates, whose
-    /// state is λ, not the weights): no integrator carrying these weights in double precision can
-    /// lower the loss further, so more steps, a larger t_end or another weight-space method do
-    /// not help.
+    /// The note of a run that ended at the resolution of its weights (`Problem.residualULPSpread`,
+    /// how far one ulp of each weight moves the residual `‖Ãz − y‖ = √(2ℒ)`), nil otherwise:
+    /// - a run that ended in weight space with its residual below the spread: no integrator
+    ///   carrying these weights in double precision can lower the loss further, so more steps,
+    ///   a larger t_end or another weight-space method do not help;
+    /// - any run within 10× of the spread whose stop `loss_below` asks for a residual below
+    ///   it: the stop is out of reach (a GF L = 5 run ended converged at 0.22× the spread with
+    ///   one build and at t_end = 1e12 at 1.06× with the next, which rounded differently).
     func representationFloorNote(x: [Double], loss: Double, stats: ODEStatistics, dualThroughout: Bool) -> String? {
-        guard !dualThroughout, loss.isFinite, loss > 0 else { return nil }
+        guard loss.isFinite, loss > 0 else { return nil }
         let spread = config.problem.residualULPSpread(x)
         let r = (2 * loss).squareRoot()
-        guard spread.isFinite, r <= spread else { return nil }
+        guard spread.isFinite, spread > 0 else { return nil }
+        let stop = config.lossThreshold
+        let stopResidual = (2 * stop).squareRoot()
+        let raise = "raise integrator.stop.loss_below to about 2·spread² = \(JSON.format(2 * spread * spread))"
         let top = x.map(abs).max() ?? 0
-        let attempts = stats.acceptedSteps + stats.rejectedSteps
-        let rejected = attempts > 0 ? " (\(stats.rejectedSteps) of \(attempts) step attempts rejected)" : ""
-        return "the residual ‖Ãz − y‖ = \(JSON.format(r)) is below \(JSON.format(spread)), how far one unit in the last place "
-            + "of the weights (up to \(JSON.format(top))) moves it, so double precision cannot follow the flow further from these "
-            + "weights\(rejected): neither more steps, a larger t_end nor another method that integrates the weights will lower the loss"
-            + (config.problem.signed && config.model.depth >= 2 ? " (signed pairs u ≈ w both large leave z = u^L − w^L few digits; smaller starts avoid it)" : "")
+        if !dualThroughout && r <= spread {
+            let attempts = stats.acceptedSteps + stats.rejectedSteps
+            let rejected = attempts > 0 ? " (\(stats.rejectedSteps) of \(attempts) step attempts rejected)" : ""
+            return "the residual ‖Ãz − y‖ = \(JSON.format(r)) is below \(JSON.format(spread)), how far one unit in the last place "
+                + "of the weights (up to \(JSON.format(top))) moves it, so double precision cannot follow the flow further from these "
+                + "weights\(rejected): neither more steps, a larger t_end nor another method that integrates the weights will lower the loss"
+                + (config.problem.signed && config.model.depth >= 2 ? " (signed pairs u ≈ w both large leave z = u^L − w^L few digits; smaller starts avoid it)" : "")
+                + (stopResidual < spread ? "; the stop asks for a residual of \(JSON.format(stopResidual)), below that spread: " + raise : "")
+        }
+        if r <= 10 * spread && stopResidual < spread {
+            return "the stop loss_below asks for a residual of \(JSON.format(stopResidual)), below \(JSON.format(spread)), how far one "
+                + "unit in the last place of the weights (up to \(JSON.format(top))) moves the residual, and the run ended at "
+                + "\(JSON.format(r)), within 10× of that: the loss is resolved only to about ½·spread² at these weights, so a larger "
+                + "t_end will not reliably reach the stop; " + raise
+        }
+        return nil
     }
 
+    /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where
+    /// a discrete run's grid kμ stops short of it.
     func tEndHead(t: Double, loss: Double) -> String {
         let tEnd = config.integrator.tEnd
         let at = t == tEnd ? "" : " (last iterate at t = \(Simulation.time(t)))"
