@@ -29,6 +29,26 @@ struct FlowTests {
         }
     }
 
+    /// Lemma 3.1: only η_v/‖v₀‖² matters, so (η_v, r) and (η_v·s², r·s) give the same x(t)
+    /// (constant rate and Thm 2.4's). MATH.md §2 writes the pair as (η_v/s², r·s), which
+    /// contradicts its own "only η_v/r² matters"; the companion shows that pair moves x(t).
+    @Test("Lemma 3.1: (η_v, r) and (η_v·s², r·s) give the same trajectory", arguments: [FlowKind.wn, .wnTimeDependent])
+    func rescalingLemma(flow: FlowKind) throws {
+        let p = try Fixture.problem(m: 8, n: 20, depth: 2, seed: 4)
+        let x0 = InitDirection.uniform.vector(20).map { 0.1 * $0 }
+        func x(etaV: Double, vNorm: Double) -> [Double] {
+            var cfg = Fixture.config(p, flow: flow, x0: x0, etaG: 0.3, rtol: 1e-12, atol: 1e-20, tEnd: 3, lossBelow: 0)
+            cfg.model.etaV = etaV
+            cfg.vNorm = vNorm
+            return Simulation(config: cfg).run(recordTrajectory: false).x
+        }
+        let base = x(etaV: 1, vNorm: 1)
+        let same = x(etaV: 4 * 1.0, vNorm: 2)        // s = 2: η_v·s², r·s
+        let other = x(etaV: 1.0 / 4, vNorm: 2)       // MATH.md's (η_v/s², r·s)
+        #expect(Fixture.maxRelativeDifference(same, base) <= 1e-8)
+        #expect(Fixture.maxRelativeDifference(other, base) > 1e-3)
+    }
+
     @Test("Jacobians agree with central differences (GF, WN constant and time-dependent, signed)",
           arguments: [1, 2, 3, 4, 5])
     func jacobiansMatchFiniteDifferences(depth: Int) throws {
