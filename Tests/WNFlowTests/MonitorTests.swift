@@ -140,6 +140,35 @@ struct MonitorTrueFlowTests {
         #expect(abs(context.logWeight(0) - log(context.x[0])) <= 1e-13)
     }
 
+    /// A computed GF trajectory whose weight crossed 0 (bdf's overshoot at rounding level:
+    /// −4.4e-180 on a depth-2 run continued in weight space after its dual leg) leaves log x
+    /// undefined: Lemmas 3.7 and 3.18 report the worst violation as before, and their
+    /// `quantity` says why; a positive trajectory's reports carry no such note.
+    @Test func nonPositiveWeightIsNamedInTheLogChecks() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2, stop: 1e-20)
+        let sim = Simulation(config: cfg)
+        func reports(crossing: Bool) throws -> [String: CheckReport] {
+            let context = try MonitorContext(flow: sim.flow)
+            let rule = ToleranceRule(config: cfg, initialState: sim.initialState)
+            let checks: [any Check] = [Lemma37Invariant(context: context, rule: rule), try Lemma318Bregman(context: context, rule: rule)]
+            var y = sim.initialState
+            for (k, t) in [0.0, 1, 2].enumerated() {
+                if k == 2 && crossing { y[3] = -4.4e-180 }
+                y.withUnsafeBufferPointer { yb in
+                    for c in checks { _ = c.observe(AcceptedStep(t: t, y: yb, h: 1, saveIndex: nil, stepNumber: k)) }
+                }
+            }
+            return Dictionary(uniqueKeysWithValues: checks.map { ($0.name, $0.report()) })
+        }
+        let crossed = try reports(crossing: true), clean = try reports(crossing: false)
+        for name in ["lemma-3.7-invariant", "lemma-3.18-bregman"] {
+            let r = try #require(crossed[name]), c = try #require(clean[name])
+            #expect(!r.passed)
+            #expect(r.quantity.contains("a weight reached -4.4e-180 at t = 2"), "\(r.quantity)")
+            #expect(c.passed && !c.quantity.contains("crossed 0"), "\(c.quantity)")
+        }
+    }
+
     @Test func toleranceRuleFollowsTheDocumentedFormula() {
         let rule = ToleranceRule(rtol: 1e-10, atol: 1e-14, stateScale: 0.5, dimension: 26)
         let base = 100 * (1e-10 + 1e-14 / 0.5) + 10 * 26 * Double.ulpOfOne

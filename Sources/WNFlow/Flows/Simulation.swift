@@ -489,8 +489,8 @@ public final class Simulation {
             // weights very far (x₀ = (1e4 d)^{1/2}: 1000 by t = 0.55, and 68,900 on the way to
             // its limit, docs/math.md §6a).
             let why = recenterings > 0
-                ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
-                : "the residual does not vanish: y outside the cone A·R₊ᴺ, or zero entries of x₀"
+                ? "the residual may not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the limit has exact zeros (the kernel assumption of Thm 2.2 fails), or the weights moved further than the re-centerings follow: raise integrator.max_recenterings (now \(config.integrator.maxRecenterings))"
+                : "the residual does not vanish (y outside the cone A·R₊ᴺ, or zero entries of x₀), or the limit has exact zeros (the kernel assumption of Thm 2.2 fails)"
             if let handoverFailure {
                 result.warnings.append("method dual failed at t = \(JSON.format(handover)) (\(handoverFailure)); "
                     + "continued in weight space with \(weightSpaceMethod)")

@@ -84,6 +84,29 @@ struct WorstTracker {
     }
 }
 
+/// The first step at which some weight was ≤ 0 where a check needs `log x` or `x^{2−L}`
+/// (depth ≥ 2): the flow keeps the weights positive, so only a computed trajectory that
+/// crossed 0 (a weight-space stepper's overshoot at rounding level) gets there, and the
+/// check's measure is then undefined. Reports say so instead of leaving a bare 1.8e308.
+struct NonPositiveWeights {
+    private(set) var value: Double?
+    private(set) var t = 0.0
+
+    mutating func observe(_ x: [Double], depth: Int, at time: Double) {
+        guard value == nil, depth >= 2 else { return }
+        var least = Double.infinity
+        for v in x where !(v > 0) { least = min(least, v.isNaN ? -.infinity : v) }
+        if least.isFinite || least == -.infinity { value = least; t = time }
+    }
+
+    /// `quantity` with the note appended when such a step was seen.
+    func annotate(_ quantity: String, function: String) -> String {
+        guard let value else { return quantity }
+        return quantity + "; a weight reached \(JSON.format(value)) at t = \(JSON.format(t)), where \(function) is undefined: "
+            + "the computed trajectory crossed 0, which the flow cannot (lemma-3.3-sign measures by how much)"
+    }
+}
+
 /// For checks whose conditioning factor κ changes along the run (the WN log-invariants at
 /// L = 2): the step with the largest `violation/κ_t`, with that step's violation and κ, so
 /// that the report compares a violation with the tolerance of its own step. NaN and ±∞
