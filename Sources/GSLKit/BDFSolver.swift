@@ -505,12 +505,7 @@ public final class BDFSolver: ODESolver {
                     t = target
                     tLo = 0
                 } else {
-                    // t + (tLo + h) as a sum and its rounding error (Knuth's TwoSum).
-                    let a = tLo + h
-                    let sum = t + a
-                    let bv = sum - t
-                    tLo = (t - (sum - bv)) + (a - bv)
-                    t = sum
+                    advanceTime(&t, &tLo, by: h)
                 }
                 stats.acceptedSteps += 1
                 jacobianAge += 1

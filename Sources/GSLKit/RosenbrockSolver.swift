@@ -243,9 +243,7 @@ public final class RosenbrockSolver: ODESolver {
                     t = target
                     tLo = 0
                 } else {
-                    let a = tLo + hStep, sum = t + a, bv = sum - t
-                    tLo = (t - (sum - bv)) + (a - bv)
-                    t = sum
+                    advanceTime(&t, &tLo, by: hStep)
                 }
                 y.update(from: ynew, count: n)
                 stats.acceptedSteps += 1

@@ -151,3 +151,15 @@ struct SaveSchedule {
         while next < times.count && (times[next].time - t) - low <= 0 { next += 1 }
     }
 }
+
+/// `t + lo ← t + lo + h` with the rounding of the sum kept in `lo` (Knuth's TwoSum): the
+/// time of `BDFSolver` and `RosenbrockSolver` as an unevaluated sum, so that steps below
+/// ulp(t) still add up (docs/math.md §6e).
+@inline(__always)
+func advanceTime(_ t: inout Double, _ lo: inout Double, by h: Double) {
+    let a = lo + h
+    let sum = t + a
+    let bv = sum - t
+    lo = (t - (sum - bv)) + (a - bv)
+    t = sum
+}
