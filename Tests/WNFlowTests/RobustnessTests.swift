@@ -77,6 +77,48 @@ struct LibraryRobustnessTests {
         #expect(!e.contains("loss_below to about"), "\(e)")
     }
 
+    /// Inputs a helper's round of 290 malformed configs found accepted or misnamed (stop 28):
+    /// each is now a ConfigError naming its field.
+    @Test("null values, a config 'monitor' key, rtol ≥ 1, subnormal rates and steps, a huge l1_norm and an x0 of the wrong length are bad input", arguments: [
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": null}, "init": {"x0": [0.1, 0.1]}}"#, "config.model.flow"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": null, "init": {"x0": [0.1, 0.1]}}"#, "config.model"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}, "integrator": {"t_end": null}}"#, "config.integrator.t_end"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}, "monitor": {"foo": 1}}"#, "config.monitor"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1]}, "integrator": {"rtol": 10}}"#, "config.integrator.rtol"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gd", "step": 1e-320}, "init": {"x0": [0.1, 0.1]}}"#, "config.model.step"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "wn", "eta_g": 1e-320}, "init": {"x0": [0.1, 0.1]}}"#, "config.model.eta_g"),
+        (#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "wn", "eta_v": 1e-200}, "init": {"x0": [0.1, 0.1]}}"#, "config.model.eta_v"),
+        (#"{"problem": {"generate": {"M": 4, "N": 8, "l1_norm": 1e200}}, "model": {"flow": "gf"}, "init": {"scale": 0.1}}"#, "config.problem.generate.l1_norm"),
+        // Before drawing A: N = 2e7 took seconds (2e8: 50 s) to draw before the length was checked.
+        (#"{"problem": {"generate": {"M": 1, "N": 20000000}}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1, 0.1]}}"#, "config.init.x0"),
+    ])
+    func malformedInputsNameTheirField(text: String, field: String) throws {
+        #expect(throws: ConfigError.self) { try SimulationConfig.parse(text) }
+        do { _ = try SimulationConfig.parse(text) } catch let e as ConfigError {
+            #expect(e.field == field, "\(e)")
+        }
+    }
+
+    @Test("a UTF-8 byte-order mark before the JSON is ignored (RFC 8259 §8.1)")
+    func byteOrderMark() throws {
+        let cfg = try SimulationConfig.parse("\u{FEFF}" + Self.base)
+        #expect(cfg.x0 == [0.1, 0.1])
+        #expect(throws: ConfigError.self) { try SimulationConfig.parse("\u{FEFF}\u{FEFF}" + Self.base) }
+    }
+
+    /// The last iterate's loss is watched like the others: gd with step 50 reaches loss 2.3e32
+    /// (4e31× its start) at t = 100. With t_end = 150 that iterate's gradient was taken and the
+    /// run diverged (failed); with t_end = 100 it ended at t_end, exit 0. Both fail now.
+    @Test("a discrete run that diverges at its last iterate is failed, whatever t_end")
+    func divergenceAtTheLastIterate() throws {
+        for tEnd in [100.0, 150] {
+            let text = #"{"problem": {"A": [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], "y": [1.0, 0.5]}, "model": {"flow": "gd", "depth": 2, "step": 50}, "init": {"x0": [0.1, 0.1, 0.1]}, "integrator": {"t_end": \#(tEnd)}}"#
+            let r = Simulation(config: try SimulationConfig.parse(text)).run(recordTrajectory: false)
+            #expect(r.status == .failed, "t_end \(tEnd): \(r.status) \(r.message ?? "")")
+            #expect(r.loss > 1e30 && r.t == 100)
+        }
+    }
+
     @Test("SweepSpec.parse rejects a grid whose size overflows or exceeds maxRuns")
     func gridSize() throws {
         let values = "[" + (1...100).map(String.init).joined(separator: ",") + "]"

@@ -36,12 +36,12 @@ public struct SweepSpec: Sendable {
         }
         let root = try ObjectReader(json, path: "sweep")
         try root.allowOnly(["base", "grid", "comment"])
-        _ = root.value("comment")
-        guard let base = root.value("base") else {
+        root.skip("comment")
+        guard let base = try root.value("base") else {
             throw ConfigError("sweep.base", "missing; give the CONFIG.json every run starts from")
         }
         guard case .object = base else { throw ConfigError("sweep.base", "expected an object (a CONFIG.json), got \(base.typeName)") }
-        guard let g = root.value("grid") else {
+        guard let g = try root.value("grid") else {
             throw ConfigError("sweep.grid", "missing; give {\"dotted.path\": [values…]}, e.g. {\"model.eta_g\": [0.01, 0.1]}")
         }
         guard case let .object(pairs) = g else { throw ConfigError("sweep.grid", "expected an object, got \(g.typeName)") }

@@ -76,10 +76,40 @@ public final class DiscreteDescent: ODESolver {
         let initialStop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
         if initialStop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
         var k = 0
+        /// Watches the loss of iterate k (rises, divergence); a run to return when it diverged.
+        func watch(_ loss: Double, _ ws: LossWorkspace) -> ODERun? {
+            guard loss.isFinite else { return nil }
+            if let prev = previousLoss, loss > lossFloor,
+               DiscreteDescent.rose(loss, over: prev, workspace: ws, frobenius: frobenius) {
+                lossRises += 1
+                lastRise = k
+                if firstRise == nil { firstRise = (k, t, prev, loss) }
+            }
+            let start = startLoss ?? loss
+            startLoss = start
+            lowestLoss = min(lowestLoss ?? loss, loss)
+            previousLoss = loss
+            if loss > DiscreteDescent.divergenceFactor * max(start, lossScale, .leastNormalMagnitude) {
+                return ODERun(t: t, y: y, stats: stats, termination: .failed,
+                              failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: loss))
+            }
+            return nil
+        }
+        /// The last iterate's loss, which no gradient evaluated (loss only, no RHS): the same
+        /// iterate diverged (exit 3) when t_end lay one step later and ended at t_end with exit 0
+        /// when it did not (gd, step 50: loss 0.56 → 1.6e7 → 2.3e32).
+        func end(_ termination: ODETermination) -> ODERun {
+            if let ws = workspace, let flow, stats.rhsEvaluations > 0 {
+                let x = flow.weights(of: y)
+                let loss = x.withUnsafeBufferPointer { ws.loss(at: $0.baseAddress!) }
+                if let diverged = watch(loss, ws) { return diverged }
+            }
+            return ODERun(t: t, y: y, stats: stats, termination: termination)
+        }
         while true {
-            if k >= maxSteps { return ODERun(t: t, y: y, stats: stats, termination: .maxSteps) }
+            if k >= maxSteps { return end(.maxSteps) }
             let tNext = t0 + Double(k + 1) * step
-            if tNext > t1 * (1 + 1e-15) { return ODERun(t: t, y: y, stats: stats, termination: .reachedEnd) }
+            if tNext > t1 * (1 + 1e-15) { return end(.reachedEnd) }
             do {
                 try y.withUnsafeBufferPointer { yb in try f.withUnsafeMutableBufferPointer { try system.rhs(t: t, y: yb, dydt: $0) } }
             } catch {
@@ -87,22 +117,7 @@ public final class DiscreteDescent: ODESolver {
             }
             stats.rhsEvaluations += 1
             // The RHS just evaluated the loss of iterate k.
-            if let ws = workspace, case let loss = ws.lastEvaluationLoss, loss.isFinite {
-                if let prev = previousLoss, loss > lossFloor,
-                   DiscreteDescent.rose(loss, over: prev, workspace: ws, frobenius: frobenius) {
-                    lossRises += 1
-                    lastRise = k
-                    if firstRise == nil { firstRise = (k, t, prev, loss) }
-                }
-                let start = startLoss ?? loss
-                startLoss = start
-                lowestLoss = min(lowestLoss ?? loss, loss)
-                previousLoss = loss
-                if loss > DiscreteDescent.divergenceFactor * max(start, lossScale, .leastNormalMagnitude) {
-                    return ODERun(t: t, y: y, stats: stats, termination: .failed,
-                                  failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: loss))
-                }
-            }
+            if let ws = workspace, let diverged = watch(ws.lastEvaluationLoss, ws) { return diverged }
             var finite = true
             for i in 0..<y.count {
                 next[i] = y[i] + step * f[i]

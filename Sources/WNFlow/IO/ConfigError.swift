@@ -35,21 +35,27 @@ public final class ObjectReader {
 
     public func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
 
-    /// The raw value, marking the key used.
-    public func value(_ key: String) -> JSON? {
+    /// The raw value, marking the key used; nil when the key is absent. A `null` value is
+    /// bad input naming the key (it used to read as "absent": `"flow": null` ran gf).
+    public func value(_ key: String) throws -> JSON? {
         guard let v = pairs.first(where: { $0.0 == key })?.1 else { return nil }
         used.insert(key)
-        if case .null = v { return nil }
+        if case .null = v { throw ConfigError(field(key), "is null; give a value, or drop the key for its default") }
         return v
     }
 
+    /// Marks a free-form key used without reading it (`comment`).
+    public func skip(_ key: String) {
+        if has(key) { used.insert(key) }
+    }
+
     public func object(_ key: String) throws -> ObjectReader? {
-        guard let v = value(key) else { return nil }
+        guard let v = try value(key) else { return nil }
         return try ObjectReader(v, path: field(key))
     }
 
     public func double(_ key: String) throws -> Double? {
-        guard let v = value(key) else { return nil }
+        guard let v = try value(key) else { return nil }
         guard case let .number(d) = v else { throw ConfigError(field(key), "expected a number, got \(v.typeName)") }
         return d
     }
@@ -70,19 +76,19 @@ public final class ObjectReader {
     }
 
     public func bool(_ key: String) throws -> Bool? {
-        guard let v = value(key) else { return nil }
+        guard let v = try value(key) else { return nil }
         guard case let .bool(b) = v else { throw ConfigError(field(key), "expected true or false, got \(v.typeName)") }
         return b
     }
 
     public func string(_ key: String) throws -> String? {
-        guard let v = value(key) else { return nil }
+        guard let v = try value(key) else { return nil }
         guard case let .string(s) = v else { throw ConfigError(field(key), "expected a string, got \(v.typeName)") }
         return s
     }
 
     public func numbers(_ key: String) throws -> [Double]? {
-        guard let v = value(key) else { return nil }
+        guard let v = try value(key) else { return nil }
         return try ObjectReader.numbers(v, path: field(key))
     }
 

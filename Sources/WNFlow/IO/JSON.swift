@@ -140,9 +140,12 @@ public struct JSONSyntaxError: Error, CustomStringConvertible, Sendable {
 }
 
 extension JSON {
-    /// Parses JSON text (RFC 8259; no NaN, no trailing commas, no comments).
+    /// Parses JSON text (RFC 8259; no NaN, no trailing commas, no comments). A leading UTF-8
+    /// byte-order mark is ignored, as RFC 8259 §8.1 allows (some Windows editors write one).
     public static func parse(_ text: String) throws -> JSON {
-        var p = JSONParser(Array(text.utf8))
+        var bytes = Array(text.utf8)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        var p = JSONParser(bytes)
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()

@@ -160,9 +160,13 @@ extension SimulationConfig {
     /// Builds from parsed JSON.
     public static func from(json: JSON, baseDirectory: String = ".") throws -> SimulationConfig {
         let root = try ObjectReader(json, path: "config")
-        try root.allowOnly(["problem", "model", "init", "integrator", "record", "monitor", "comment"])
-        _ = root.value("comment")
-        _ = root.value("monitor")
+        // `monitor` was accepted and ignored, whatever it held: the lemma checks are not
+        // configured in the config (simulate runs them, --no-monitor skips them).
+        if root.has("monitor") {
+            throw ConfigError("config.monitor", "is not a config setting: simulate runs the lemma checks by default (--no-monitor skips them) and verify judges them; remove it")
+        }
+        try root.allowOnly(["problem", "model", "init", "integrator", "record", "comment"])
+        root.skip("comment")
 
         // model first: depth and signedness shape the problem.
         var model = ModelSpec()
@@ -178,6 +182,14 @@ extension SimulationConfig {
             if let d = try m.int("depth", min: 1) { model.depth = d }
             if let s = try m.bool("signed") { model.signed = s }
             try m.exclusive("eta", "eta_g", hint: " (eta is an alias of eta_g)")
+            // Rates and steps below 1e-150 (the floor t_end and h0 share): 1/η overflows for a
+            // subnormal η_g (predict failed with non-finite values at 1e-320), and gd with step
+            // 1e-320 ran 2e6 iterations that left x₀ unchanged.
+            for key in ["eta", "eta_g", "eta_v", "step"] {
+                if let v = try m.positive(key), v < 1e-150 {
+                    throw ConfigError(m.field(key), "must be at least 1e-150, got \(JSON.format(v))" + (key == "step" ? "; a smaller step leaves the iterates unchanged" : "; rescale time instead"))
+                }
+            }
             if let e = try m.positive("eta") { model.etaG = e }
             if let e = try m.positive("eta_g") { model.etaG = e }
             if let e = try m.positive("eta_v") { model.etaV = e }
@@ -201,7 +213,14 @@ extension SimulationConfig {
         guard let p = try root.object("problem") else {
             throw ConfigError("config.problem", "missing; give \"A\" and \"y\", \"A_file\" and \"y_file\", or \"generate\"")
         }
-        let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory)
+        // x₀'s length, known before a generated A is drawn (N = 2e8 took 50 s to draw before
+        // a wrong x₀ length was reported).
+        var x0Count: Int?
+        if case let .object(top) = json, let initValue = top.first(where: { $0.0 == "init" })?.1,
+           case let .object(ip) = initValue, let xv = ip.first(where: { $0.0 == "x0" })?.1, case let .array(items) = xv {
+            x0Count = items.count
+        }
+        let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory, x0Count: x0Count)
 
         var config = SimulationConfig(problem: problem, model: model, x0: [])
         config.warnings += unused
@@ -222,7 +241,7 @@ extension SimulationConfig {
             guard scale > 0, scale.isFinite else { throw ConfigError(i.field("scale"), "must be a positive number, got \(JSON.format(scale))") }
             let seed = try i.int("seed", min: 0) ?? 1
             let dir: InitDirection
-            switch i.value("direction") {
+            switch try i.value("direction") {
             case nil: dir = .uniform
             case let .string(s)?:
                 switch s {
@@ -245,8 +264,8 @@ extension SimulationConfig {
         } else {
             throw ConfigError("config.init", "give \"x0\" (\(nW) numbers) or \"scale\" with an optional \"direction\"")
         }
-        _ = i.value("seed")
-        _ = i.value("root_of_depth")
+        _ = try i.value("seed")
+        _ = try i.value("root_of_depth")
         if let bad = config.x0.firstIndex(where: { !$0.isFinite }) {
             throw ConfigError("config.init.x0[\(bad)]", "is NaN or Inf; every entry must be finite")
         }
@@ -302,6 +321,9 @@ extension SimulationConfig {
             if let r = try it.positive("rtol") {
                 // Below double precision the step control cannot succeed and shrinks h until max_steps (minutes).
                 guard r >= 1e-16 else { throw ConfigError(it.field("rtol"), "must be at least 1e-16 (double precision), got \(JSON.format(r))") }
+                // A relative tolerance of 1 or more allows errors as large as the state: rtol = 10
+                // ended at t_end with loss 1e-2 where the default reaches 1e-19, 1e300 in NaN.
+                guard r < 1 else { throw ConfigError(it.field("rtol"), "must be below 1 (a relative error; the default is 1e-10), got \(JSON.format(r))") }
                 config.integrator.rtol = r
             }
             if let a = try it.double("atol") {
@@ -332,7 +354,7 @@ extension SimulationConfig {
         }
         if let r = try root.object("record") {
             try r.allowOnly(["times", "points", "t_min"])
-            switch r.value("times") {
+            switch try r.value("times") {
             case nil: break
             case .string("log")?: config.record.times = .log
             case let .array(items)?:
@@ -353,7 +375,7 @@ extension SimulationConfig {
         return config
     }
 
-    static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String) throws -> Problem {
+    static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String, x0Count: Int? = nil) throws -> Problem {
         try p.allowOnly(["A", "y", "A_file", "y_file", "generate", "ground_truth", "ground_truth_file"])
         func resolve(_ s: String) -> String { s.hasPrefix("/") ? s : baseDirectory + "/" + s }
         try p.exclusive("A", "A_file")
@@ -370,9 +392,14 @@ extension SimulationConfig {
             let s = try g.int("sparsity", min: 1) ?? min(5, nn)  // 0 would give y = 0
             guard s <= nn else { throw ConfigError(g.field("sparsity"), "must be ≤ N = \(nn), got \(s)") }
             let l1 = try g.positive("l1_norm") ?? 1
+            // y = A z* with |A_mn| up to ~6/√M: keep it within y's 1e150 (Problem.magnitudeLimit).
+            guard l1 <= 1e140 else { throw ConfigError(g.field("l1_norm"), "must be at most 1e140 (y = A z* must stay within 1e150), got \(JSON.format(l1))") }
             let signed = try g.bool("signed") ?? model.signed
             let seed = try g.int("seed", min: 0) ?? 1
             try g.finish()
+            if let c = x0Count, c != (signed ? 2 * nn : nn) {
+                throw ConfigError("config.init.x0", "expected \(signed ? 2 * nn : nn) numbers (\(signed ? "2N for signed, N" : "N") from problem.generate), got \(c)")
+            }
             // Before drawing A (1.6 GB at the cap): a run the machine cannot hold is bad input.
             try MemoryBudget.check(entries: Double(mm) * Double(nn), signed: signed, field: g.field("M"))
             if signed { model.signed = true }
@@ -383,7 +410,7 @@ extension SimulationConfig {
                 throw ConfigError("config.problem.generate", "cannot be combined with A/y or A_file/y_file; choose one")
             }
         } else {
-            if let v = p.value("A") {
+            if let v = try p.value("A") {
                 guard case let .array(rows) = v else { throw ConfigError(p.field("A"), "expected an array of rows, got \(v.typeName)") }
                 guard !rows.isEmpty else { throw ConfigError(p.field("A"), "is empty; give at least one row") }
                 var rr: [[Double]] = []
