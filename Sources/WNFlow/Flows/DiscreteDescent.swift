@@ -7,7 +7,8 @@ import GSLKit
 /// a save time is reported at the first iterate at or after it.
 ///
 /// The loss of every iterate whose gradient is taken comes free from the RHS
-/// (`LossWorkspace`), so the iteration also watches it: GD lowers the loss only for steps
+/// (`LossWorkspace`), and the last iterate's is computed on its own, so the iteration
+/// watches every iterate's loss: GD lowers the loss only for steps
 /// below about 2 over its curvature, and a loss that rises by more than its rounding says the
 /// step is too large (`lossRises`, `firstRise`, `lastRise`). A loss that grows past
 /// `divergenceFactor` times the larger of its start and `lossScale` (the loss at x = 0) ends
