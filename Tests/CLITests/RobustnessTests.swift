@@ -44,6 +44,25 @@ struct CLIRobustnessTests {
         expectBadInput(try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--resume"]), field: "--resume")
     }
 
+    /// A changed `base` under the same grid: the params alone matched, and `--resume` mixed
+    /// runs of two configs (a helper's sweep round). Each line carries its config's digest
+    /// now; the unchanged sweep still resumes.
+    @Test("sweep --resume refuses lines run from another base config")
+    func resumeChangedBase() throws {
+        let d = CLI.tempDir("rob-resume-base")
+        CLI.write("{\"base\": \(Self.base), \"grid\": {\"model.eta_g\": [0.05, 0.1]}}", d + "/sweep.json")
+        let first = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--quiet"])
+        #expect(first.code == 0, "\(first.stderr)")
+        let same = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--resume", "--quiet"])
+        #expect(same.code == 0, "\(same.stderr)")
+        let changed = Self.base.replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn\", \"eta_v\": 2")
+        #expect(changed != Self.base)
+        CLI.write("{\"base\": \(changed), \"grid\": {\"model.eta_g\": [0.05, 0.1]}}", d + "/sweep.json")
+        let other = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--resume"])
+        expectBadInput(other, field: "--resume")
+        #expect(other.stderr.contains("another config"), "\(other.stderr)")
+    }
+
     /// A simulate run in a fresh folder.
     func simulated(_ name: String) throws -> String {
         let d = CLI.tempDir(name)

@@ -8,6 +8,19 @@ public struct SweepPoint: Sendable {
     public var params: [(String, JSON)]
     public var config: JSON
 
+    /// FNV-1a (64 bit) of the run's whole config as serialized, in hex: `config_digest` in its
+    /// JSONL line, so that `--resume` also notices a changed `base` (the params alone did
+    /// not: a resumed sweep mixed runs of two configs).
+    public var configDigest: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in config.serialized(indent: false).utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
     public init(index: Int, params: [(String, JSON)], config: JSON) {
         self.index = index
         self.params = params
@@ -239,6 +252,10 @@ public enum SweepEngine {
             guard r.json["params"] == .object(p.params) else {
                 throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
             }
+            // Lines written before stop 28 have no digest; they are taken on their params.
+            if let d = r.json["config_digest"], d != .string(p.configDigest) {
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (sweep.base changed); write to a new folder or delete that file")
+            }
             done.insert(p.index)
         }
         return done
@@ -255,7 +272,8 @@ public enum SweepEngine {
     public static func record(point: SweepPoint, config: SimulationConfig, result: SimulationResult,
                               metrics: [(String, JSON)], includeWallTime: Bool = true) -> JSON {
         guard case let .object(fields) = result.json(config: config, includeWallTime: includeWallTime) else { return .null }
-        return .object([("index", .number(Double(point.index))), ("params", .object(point.params))] + fields + metrics)
+        return .object([("index", .number(Double(point.index))), ("params", .object(point.params)),
+                        ("config_digest", .string(point.configDigest))] + fields + metrics)
     }
 
     /// Runs `points` (skipping indices in `skip`) on `jobs` workers, appending
