@@ -113,11 +113,12 @@ public final class BDFSolver: ODESolver {
     /// weights within double range (GF).
     public var stateReach: ((UnsafePointer<Double>) -> Double)?
     /// Whether `stateReach` is measured against the system's last RHS evaluation
-    /// (`DualPowerGradientSystem.stepReach`: how far `x^{2−L}` shrinks from there). Then after
-    /// a Newton failure, whose last evaluation is at an iterate of the failed solve, the solver
-    /// evaluates `f` at the step's start again before it retries. Without that, a failed first
-    /// step of GF at L = 3 or 5 (x₀ up to 15) left a reference from which even the start itself
-    /// lay out of reach (1.4), and the retries shrank h to 4e-323.
+    /// (`DualPowerGradientSystem.stepReach`: how far `x^{2−L}` shrinks from there). Then a
+    /// prediction found out of reach is measured again after evaluating `f` at the step's
+    /// start, unless the last evaluation was there: after a rejected attempt it is at an
+    /// iterate or the end of that attempt. Without that, a failed first step of GF at L = 3
+    /// or 5 (x₀ up to 15) left a reference from which even the start itself lay out of reach
+    /// (1.4), and the retries shrank h to 4e-323.
     public var reachReadsLastEvaluation = false
     /// Shift cap and dense-fallback size of the linear solver.
     public var maxShifted = 32, denseLimit = 1000
@@ -168,6 +169,8 @@ public final class BDFSolver: ODESolver {
         // resolution still add up (a transition of O(1) time units at t = 7.7e11, where
         // ulp(t) = 1.2e-4: WN, L = 5, after a plateau; `minStep`).
         var tLo = 0.0
+        // Whether the system's last RHS evaluation was at the current step's start (D[0]).
+        var lastEvaluationAtStart = false
         let linear: any ShiftedJacobian = if let structured = system as? any LowRankJacobianSystem {
             LowRankShiftedJacobian(system: structured, maxShifted: maxShifted, denseLimit: denseLimit,
                                    checksResidual: checkedSolves)
@@ -267,6 +270,7 @@ public final class BDFSolver: ODESolver {
             }
             h = min(h, hmax)
             try rhs(t, D, f)
+            lastEvaluationAtStart = true
         } catch {
             return finish(.failed, error)
         }
@@ -324,7 +328,7 @@ public final class BDFSolver: ODESolver {
                 // run (L = 5, M = 19, N = 35, η_g = 0.2 from 0.3) failed in the jump that ends
                 // its plateau at t = 7.7e11 (steps of 1e-3 against ulp(t) = 1.2e-4), where bsimp
                 // and msbdf converge.
-                let minStep = 10 * t.ulp * .ulpOfOne
+                let minStep = max(10 * t.ulp * .ulpOfOne, 10 * Double.leastNonzeroMagnitude)
                 if !(h > 0) || h < minStep {
                     if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                     return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
@@ -343,9 +347,16 @@ public final class BDFSolver: ODESolver {
                     for p in 0..<n { psi[p] += g * row[p] }
                 }
                 // A prediction past the state's range: shorten the step before solving.
-                if let reach = stateReach?(yPred), reach > 1 {
-                    shorten(by: max(minFactor, 0.5 / reach))
-                    continue attempt
+                if var reach = stateReach?(yPred), reach > 1 {
+                    if reachReadsLastEvaluation && !lastEvaluationAtStart {
+                        do { try rhs(t, D, f) } catch { return finish(.failed, error) }
+                        lastEvaluationAtStart = true
+                        reach = stateReach?(yPred) ?? 0
+                    }
+                    if reach > 1 {
+                        shorten(by: max(minFactor, 0.5 / reach))
+                        continue attempt
+                    }
                 }
                 for p in 0..<n { scale[p] = atol + rtol * abs(yPred[p]) }
                 scaleState = yPred
@@ -396,6 +407,7 @@ public final class BDFSolver: ODESolver {
                     for k in 0..<newtonMaxIterations {
                         nIter = k + 1
                         do { try rhs(tNew, yNew, f) } catch { return finish(.failed, error) }
+                        lastEvaluationAtStart = false
                         var finite = true
                         for p in 0..<n where !f[p].isFinite { finite = false; break }
                         if !finite { sawNonFinite = true; break }
@@ -441,11 +453,6 @@ public final class BDFSolver: ODESolver {
                 if !converged {
                     stats.rejectedSteps += 1
                     lastRejectNonFinite = sawNonFinite
-                    // The last evaluation was at an iterate of the failed solve; a reach measured
-                    // against it needs one at the step's start (`reachReadsLastEvaluation`).
-                    if stateReach != nil && reachReadsLastEvaluation {
-                        do { try rhs(t, D, f) } catch { return finish(.failed, error) }
-                    }
                     shorten(by: 0.5)
                     continue attempt
                 }
@@ -500,7 +507,6 @@ public final class BDFSolver: ODESolver {
                     let row = D + i * n, next = D + (i + 1) * n
                     for p in 0..<n { row[p] += next[p] }
                 }
-                let tBefore = t
                 if landing {
                     t = target
                     tLo = 0
@@ -516,7 +522,7 @@ public final class BDFSolver: ODESolver {
                 stateTranslation?(t, UnsafeMutableBufferPointer(start: D, count: n))
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: D, count: n),
-                                                          h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
+                                                          h: h, saveIndex: hit, stepNumber: stats.acceptedSteps))
                 saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
                 if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }

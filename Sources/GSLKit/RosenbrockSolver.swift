@@ -130,7 +130,7 @@ public final class RosenbrockSolver: ODESolver {
                 hStep = remaining
                 landing = true
             }
-            if !(hStep > 0) || hStep < 10 * t.ulp * .ulpOfOne {
+            if !(hStep > 0) || hStep < max(10 * t.ulp * .ulpOfOne, 10 * Double.leastNonzeroMagnitude) {
                 // When trial values kept turning non-finite, say so.
                 if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                 return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: hStep))
@@ -174,17 +174,17 @@ public final class RosenbrockSolver: ODESolver {
                 linear.solve(k1)
                 // Stage 2.
                 for i in 0..<n { ynew[i] = y[i] + g.a21 * k1[i] }
-                try rhs(t + g.c2 * hStep, ynew, dy)
+                try rhs(t + (tLo + g.c2 * hStep), ynew, dy)
                 for i in 0..<n { k2[i] = dy[i] + hc21 * k1[i] + hd2 * fx[i] }
                 linear.solve(k2)
                 // Stage 3.
                 for i in 0..<n { ynew[i] = y[i] + g.a31 * k1[i] + g.a32 * k2[i] }
-                try rhs(t + g.c3 * hStep, ynew, dy)
+                try rhs(t + (tLo + g.c3 * hStep), ynew, dy)
                 for i in 0..<n { k3[i] = dy[i] + hc31 * k1[i] + hc32 * k2[i] + hd3 * fx[i] }
                 linear.solve(k3)
                 // Stage 4.
                 for i in 0..<n { ynew[i] = y[i] + g.a41 * k1[i] + g.a42 * k2[i] + g.a43 * k3[i] }
-                try rhs(t + g.c4 * hStep, ynew, dy)
+                try rhs(t + (tLo + g.c4 * hStep), ynew, dy)
                 for i in 0..<n { k4[i] = dy[i] + hc41 * k1[i] + hc42 * k2[i] + hc43 * k3[i] + hd4 * fx[i] }
                 linear.solve(k4)
                 // Stage 5 (at t + h).
@@ -215,7 +215,7 @@ public final class RosenbrockSolver: ODESolver {
             }
             if !finite || !err.isFinite {
                 failuresInARow += 1
-                if failuresInARow > 10 { return finish(.failed, ODEError.nonFiniteState(t: t + hStep)) }
+                if failuresInARow > 10 { return finish(.failed, ODEError.nonFiniteState(t: t + (tLo + hStep))) }
                 h = hStep * 0.25
                 rejectedLast = true
                 lastRejectNonFinite = true
@@ -238,7 +238,6 @@ public final class RosenbrockSolver: ODESolver {
                     errAcc = max(1e-2, err)
                 }
                 firstAccepted = false
-                let tBefore = t
                 if landing {
                     t = target
                     tLo = 0
@@ -258,7 +257,7 @@ public final class RosenbrockSolver: ODESolver {
                 rejectedLast = false
                 let hit = landing ? saves.hit(at: t) : nil
                 let stop = notify(observers, AcceptedStep(t: t, y: UnsafeBufferPointer(start: y, count: n),
-                                                          h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
+                                                          h: hStep, saveIndex: hit, stepNumber: stats.acceptedSteps))
                 saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
                 if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }

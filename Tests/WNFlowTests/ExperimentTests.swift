@@ -19,6 +19,18 @@ struct ExperimentTests {
         #expect(try spec.point(5).config["init"]?["scale"] == .number(3))
     }
 
+    /// A `null` grid value leaves the key out of that run's config (its default): configs
+    /// refuse `null` since stop 28, and this keeps "default vs value" sweepable.
+    @Test("grid: null leaves the key out of the run's config")
+    func gridNullMeansDefault() throws {
+        let spec = try SweepSpec.parse(#"{"base": {"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "wn", "eta_g": 0.3}, "init": {"x0": [0.1, 0.1]}}, "grid": {"model.eta_g": [null, 0.1]}}"#)
+        let p0 = try spec.point(0), p1 = try spec.point(1)
+        #expect(p0.config["model"]?["eta_g"] == nil && p0.config["model"]?["flow"] == .string("wn"))
+        #expect(p1.config["model"]?["eta_g"] == .number(0.1))
+        #expect(try SimulationConfig.from(json: p0.config).model.etaG == ModelSpec().etaG)
+        #expect(p0.configDigest != p1.configDigest && p0.configDigest?.count == 16)
+    }
+
     @Test("bad SWEEP.json names the field")
     func bad() {
         func field(_ text: String) -> String? {

@@ -7,13 +7,17 @@ public struct SweepPoint: Sendable {
     public var index: Int
     public var params: [(String, JSON)]
     public var config: JSON
+    /// `config_digest` of its JSONL line (`SweepPoint.digest(of:)` of the run's config as the
+    /// SWEEP.json gives it), so that `--resume` also notices a changed `base` (the params alone
+    /// did not: a resumed sweep mixed runs of two configs). Nil for `reproduce`, whose configs
+    /// hold a stop computed from y (BLAS-dependent in its last bits), and whose plan the
+    /// binary fixes.
+    public var configDigest: String?
 
-    /// FNV-1a (64 bit) of the run's whole config as serialized, in hex: `config_digest` in its
-    /// JSONL line, so that `--resume` also notices a changed `base` (the params alone did
-    /// not: a resumed sweep mixed runs of two configs).
-    public var configDigest: String {
+    /// FNV-1a (64 bit) of `json` serialized, 16 hex digits.
+    public static func digest(of json: JSON) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in config.serialized(indent: false).utf8 {
+        for b in json.serialized(indent: false).utf8 {
             h ^= UInt64(b)
             h = h &* 0x0000_0100_0000_01b3
         }
@@ -106,7 +110,9 @@ public struct SweepSpec: Sendable {
             config = try SweepSpec.setting(config, path: g.key, to: chosen[k], field: "sweep.grid.\(g.key)")
             params.append((g.key, chosen[k]))
         }
-        return SweepPoint(index: index, params: params, config: config)
+        var point = SweepPoint(index: index, params: params, config: config)
+        point.configDigest = SweepPoint.digest(of: config)
+        return point
     }
 
     /// All points.
@@ -117,12 +123,18 @@ public struct SweepSpec: Sendable {
         try set(json, parts: path.split(separator: ".").map(String.init)[...], value: value, field: field, walked: "")
     }
 
+    /// A `null` grid value leaves the key out of the run's config (its default), so that a
+    /// grid can compare a setting with its default; configs themselves refuse `null`.
     private static func set(_ json: JSON, parts: ArraySlice<String>, value: JSON, field: String, walked: String) throws -> JSON {
         guard let head = parts.first else { return value }
         guard case var .object(pairs) = json else {
             throw ConfigError(field, "cannot set '\(head)' inside '\(walked)', which is \(json.typeName), not an object")
         }
         let here = walked.isEmpty ? head : walked + "." + head
+        if parts.count == 1, case .null = value {
+            pairs.removeAll { $0.0 == head }
+            return .object(pairs)
+        }
         if let i = pairs.firstIndex(where: { $0.0 == head }) {
             pairs[i].1 = try set(pairs[i].1, parts: parts.dropFirst(), value: value, field: field, walked: here)
         } else {
@@ -253,8 +265,8 @@ public enum SweepEngine {
                 throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
             }
             // Lines written before stop 28 have no digest; they are taken on their params.
-            if let d = r.json["config_digest"], d != .string(p.configDigest) {
-                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (sweep.base changed); write to a new folder or delete that file")
+            if let d = r.json["config_digest"], let mine = p.configDigest, d != .string(mine) {
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (sweep.base changed; any edit counts); write to a new folder or delete that file")
             }
             done.insert(p.index)
         }
@@ -272,8 +284,8 @@ public enum SweepEngine {
     public static func record(point: SweepPoint, config: SimulationConfig, result: SimulationResult,
                               metrics: [(String, JSON)], includeWallTime: Bool = true) -> JSON {
         guard case let .object(fields) = result.json(config: config, includeWallTime: includeWallTime) else { return .null }
-        return .object([("index", .number(Double(point.index))), ("params", .object(point.params)),
-                        ("config_digest", .string(point.configDigest))] + fields + metrics)
+        let digest: [(String, JSON)] = point.configDigest.map { [("config_digest", .string($0))] } ?? []
+        return .object([("index", .number(Double(point.index))), ("params", .object(point.params))] + digest + fields + metrics)
     }
 
     /// Runs `points` (skipping indices in `skip`) on `jobs` workers, appending

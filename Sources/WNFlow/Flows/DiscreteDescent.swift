@@ -79,6 +79,11 @@ public final class DiscreteDescent: ODESolver {
         var k = 0
         /// Watches the loss of iterate k (rises, divergence); a run to return when it diverged.
         func watch(_ loss: Double, _ ws: LossWorkspace) -> ODERun? {
+            // An infinite loss of a finite iterate is past any divergence factor.
+            if loss == .infinity, let start = startLoss {
+                return ODERun(t: t, y: y, stats: stats, termination: .failed,
+                              failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: loss))
+            }
             guard loss.isFinite else { return nil }
             if let prev = previousLoss, loss > lossFloor,
                DiscreteDescent.rose(loss, over: prev, workspace: ws, frobenius: frobenius) {

@@ -430,7 +430,7 @@ public final class Simulation {
                 + "\(JSON.format(rise.from)) → \(JSON.format(rise.to)); last at step \(last))"
             if rising {
                 let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
-                    : "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)), loss \(JSON.format(loss))"
+                    : maxStepsHead(t: run.t, loss: loss)
                 message = head + "; " + rose + ", so a longer run will not help: " + lowerStepAdvice
             } else {
                 earlyRises = "; " + rose + " and has fallen since"
@@ -442,10 +442,10 @@ public final class Simulation {
         // GF, L = 4, from starts up to 642 (pairs u ≈ w ≈ 600, z = u⁴ − w⁴ small) ran 300,000
         // steps to t = 1204 at residual 2.7e-6, where one ulp moves it by about 1e-4 (bdf's
         // Newton corrections sit at that noise: 86% of the attempts rejected); bsimp timed out.
-        if !config.model.flow.isDiscrete, status == .maxSteps || status == .tEnd, descent == nil,
+        if !config.model.flow.isDiscrete, status == .maxSteps || status == .tEnd,
            let note = representationFloorNote(x: x, loss: loss, stats: run.stats, dualThroughout: handover == nil && resolvedMethod == .dual) {
             let head = status == .tEnd ? tEndHead(t: run.t, loss: loss)
-                : "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)), loss \(JSON.format(loss))"
+                : maxStepsHead(t: run.t, loss: loss)
             message = head + "; " + note
         }
         if let earlyRises, let m = message { message = m + earlyRises }
@@ -631,8 +631,9 @@ extension Simulation {
             let attempts = stats.acceptedSteps + stats.rejectedSteps
             let rejected = attempts > 0 ? " (\(stats.rejectedSteps) of \(attempts) step attempts rejected)" : ""
             return "the residual ‖Ãz − y‖ = \(JSON.format(r)) is below \(JSON.format(spread)), how far one unit in the last place "
-                + "of the weights (up to \(JSON.format(top))) moves it, so double precision cannot follow the flow further from these "
-                + "weights\(rejected): neither more steps, a larger t_end nor another method that integrates the weights will lower the loss"
+                + "of the weights (up to \(JSON.format(top))) moves it together, about the rounding of the residual the flow evaluates, "
+                + "so double precision can hardly follow the flow further from these weights\(rejected): more steps, a larger t_end "
+                + "or another method that integrates the weights are unlikely to lower the loss"
                 + (config.problem.signed && config.model.depth >= 2 ? " (signed pairs u ≈ w both large leave z = u^L − w^L few digits; smaller starts avoid it)" : "")
                 + (stopResidual < spread ? "; the stop asks for a residual of \(JSON.format(stopResidual)), below that spread: " + raise : "")
         }
@@ -643,6 +644,11 @@ extension Simulation {
                 + "t_end will not reliably reach the stop; " + raise
         }
         return nil
+    }
+
+    /// "max_steps (…) reached at t = …, loss …".
+    func maxStepsHead(t: Double, loss: Double) -> String {
+        "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(t)), loss \(JSON.format(loss))"
     }
 
     /// "t_end = … reached at loss …": the configured t_end, and the last iterate's time where

@@ -397,8 +397,10 @@ extension SimulationConfig {
             let signed = try g.bool("signed") ?? model.signed
             let seed = try g.int("seed", min: 0) ?? 1
             try g.finish()
-            if let c = x0Count, c != (signed ? 2 * nn : nn) {
-                throw ConfigError("config.init.x0", "expected \(signed ? 2 * nn : nn) numbers (\(signed ? "2N for signed, N" : "N") from problem.generate), got \(c)")
+            // The problem is signed when either generate.signed or model.signed says so.
+            let weights = signed || model.signed ? 2 * nn : nn
+            if let c = x0Count, c != weights {
+                throw ConfigError("config.init.x0", "expected \(weights) numbers (\(weights == 2 * nn ? "2N for signed, N" : "N") from problem.generate), got \(c)")
             }
             // Before drawing A (1.6 GB at the cap): a run the machine cannot hold is bad input.
             try MemoryBudget.check(entries: Double(mm) * Double(nn), signed: signed, field: g.field("M"))

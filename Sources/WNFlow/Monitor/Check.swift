@@ -92,17 +92,21 @@ struct NonPositiveWeights {
     private(set) var value: Double?
     private(set) var t = 0.0
 
+    /// Negative or NaN entries only: an exact 0 is a weight below double range, whose log the
+    /// dual coordinates keep (`MonitorContext.logWeight`), not a crossing.
     mutating func observe(_ x: [Double], depth: Int, at time: Double) {
         guard value == nil, depth >= 2 else { return }
-        var least = Double.infinity
-        for v in x where !(v > 0) { least = min(least, v.isNaN ? -.infinity : v) }
-        if least.isFinite || least == -.infinity { value = least; t = time }
+        for v in x where v < 0 || v.isNaN {
+            if let old = value, old.isNaN || old <= v { continue }
+            value = v
+        }
+        if value != nil { t = time }
     }
 
     /// `quantity` with the note appended when such a step was seen.
     func annotate(_ quantity: String, function: String) -> String {
         guard let value else { return quantity }
-        return quantity + "; a weight reached \(JSON.format(value)) at t = \(JSON.format(t)), where \(function) is undefined: "
+        return quantity + "; a weight reached \(value.isNaN ? "NaN" : JSON.format(value)) at t = \(JSON.format(t)), where \(function) is undefined: "
             + "the computed trajectory crossed 0, which the flow cannot (lemma-3.3-sign measures by how much)"
     }
 }
