@@ -33,10 +33,7 @@ struct CLIRobustnessTests {
 
     @Test("sweep --resume: a line with a huge index is rejected, not trapped")
     func resumeHugeIndex() throws {
-        let d = CLI.tempDir("rob-resume")
-        CLI.write("{\"base\": \(Self.base), \"grid\": {\"model.eta_g\": [0.05]}}", d + "/sweep.json")
-        let first = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--quiet"])
-        #expect(first.code == 0, "\(first.stderr)")
+        let d = try sweptOnce("rob-resume", base: Self.base, etaG: "[0.05]")
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: d + "/out/results.jsonl"))
         h.seekToEndOfFile()
         h.write(Data("{\"index\": 1e300}\n".utf8))
@@ -49,10 +46,7 @@ struct CLIRobustnessTests {
     /// now; the unchanged sweep still resumes.
     @Test("sweep --resume refuses lines run from another base config")
     func resumeChangedBase() throws {
-        let d = CLI.tempDir("rob-resume-base")
-        CLI.write("{\"base\": \(Self.base), \"grid\": {\"model.eta_g\": [0.05, 0.1]}}", d + "/sweep.json")
-        let first = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--quiet"])
-        #expect(first.code == 0, "\(first.stderr)")
+        let d = try sweptOnce("rob-resume-base", base: Self.base, etaG: "[0.05, 0.1]")
         let same = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--resume", "--quiet"])
         #expect(same.code == 0, "\(same.stderr)")
         let changed = Self.base.replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn\", \"eta_v\": 2")
@@ -61,6 +55,16 @@ struct CLIRobustnessTests {
         let other = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--resume"])
         expectBadInput(other, field: "--resume")
         #expect(other.stderr.contains("another config"), "\(other.stderr)")
+    }
+
+    /// A sweep over `model.eta_g` (the JSON array `etaG`) from `base`, run once in a fresh
+    /// folder (`sweep.json`, results in `out`); returns the folder.
+    func sweptOnce(_ name: String, base: String, etaG: String) throws -> String {
+        let d = CLI.tempDir(name)
+        CLI.write("{\"base\": \(base), \"grid\": {\"model.eta_g\": \(etaG)}}", d + "/sweep.json")
+        let first = try CLI.run(["sweep", d + "/sweep.json", "--out", d + "/out", "--quiet"])
+        #expect(first.code == 0, "\(first.stderr)")
+        return d
     }
 
     /// A simulate run in a fresh folder.
