@@ -305,7 +305,7 @@ public final class BDFSolver: ODESolver {
                 landing = false
             }
             // What is left to the target of the time t + tLo.
-            let remaining = (target - t) - tLo
+            let remaining = timeLeft(to: target, t, tLo)
             if hTry * 1.0001 >= remaining {
                 hTry = remaining
                 landing = true
@@ -328,7 +328,7 @@ public final class BDFSolver: ODESolver {
                 // run (L = 5, M = 19, N = 35, η_g = 0.2 from 0.3) failed in the jump that ends
                 // its plateau at t = 7.7e11 (steps of 1e-3 against ulp(t) = 1.2e-4), where bsimp
                 // and msbdf converge.
-                let minStep = max(10 * t.ulp * .ulpOfOne, 10 * Double.leastNonzeroMagnitude)
+                let minStep = minimumStep(at: t)
                 if !(h > 0) || h < minStep {
                     if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                     return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: h))
@@ -525,7 +525,7 @@ public final class BDFSolver: ODESolver {
                                                           h: h, saveIndex: hit, stepNumber: stats.acceptedSteps))
                 saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
-                if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }
+                if timeReached(t1, t, tLo) { return finish(.reachedEnd) }
                 // Order and step selection after order + 1 equal steps.
                 if equalSteps >= order + 1 {
                     let errM = order > 1 ? errorNorm(D + order * n, times: Self.errorConst[order - 1]) : Double.infinity

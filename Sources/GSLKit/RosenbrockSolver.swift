@@ -125,12 +125,12 @@ public final class RosenbrockSolver: ODESolver {
             // The step to try: land exactly on the target when close.
             var hStep = min(h, hmax)
             var landing = false
-            let remaining = (target - t) - tLo
+            let remaining = timeLeft(to: target, t, tLo)
             if hStep * 1.0001 >= remaining {
                 hStep = remaining
                 landing = true
             }
-            if !(hStep > 0) || hStep < max(10 * t.ulp * .ulpOfOne, 10 * Double.leastNonzeroMagnitude) {
+            if !(hStep > 0) || hStep < minimumStep(at: t) {
                 // When trial values kept turning non-finite, say so.
                 if lastRejectNonFinite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
                 return finish(.failed, ODEError.stepSizeUnderflow(t: t, h: hStep))
@@ -260,7 +260,7 @@ public final class RosenbrockSolver: ODESolver {
                                                           h: hStep, saveIndex: hit, stepNumber: stats.acceptedSteps))
                 saves.advance(past: t, low: tLo)
                 if stop { return finish(.stoppedByObserver) }
-                if (t - t1) + tLo >= 0 { return finish(.reachedEnd) }
+                if timeReached(t1, t, tLo) { return finish(.reachedEnd) }
             } else {
                 // Reject: retry from the same point (Jacobian kept).
                 stats.rejectedSteps += 1

@@ -152,9 +152,10 @@ struct SaveSchedule {
     }
 }
 
-/// `t + lo ← t + lo + h` with the rounding of the sum kept in `lo` (Knuth's TwoSum): the
-/// time of `BDFSolver` and `RosenbrockSolver` as an unevaluated sum, so that steps below
-/// ulp(t) still add up (docs/math.md §6e).
+/// The time of `BDFSolver` and `RosenbrockSolver` is the unevaluated sum `t + lo`, so that
+/// steps below ulp(t) still add up (docs/math.md §6e). These four read and move it.
+///
+/// `t + lo ← t + lo + h` with the rounding of the sum kept in `lo` (Knuth's TwoSum).
 @inline(__always)
 func advanceTime(_ t: inout Double, _ lo: inout Double, by h: Double) {
     let a = lo + h
@@ -163,3 +164,16 @@ func advanceTime(_ t: inout Double, _ lo: inout Double, by h: Double) {
     lo = (t - (sum - bv)) + (a - bv)
     t = sum
 }
+
+/// What is left from the time `t + lo` to `target` (exact in sign near the target).
+@inline(__always)
+func timeLeft(to target: Double, _ t: Double, _ lo: Double) -> Double { (target - t) - lo }
+
+/// Whether the time `t + lo` has reached `end`.
+@inline(__always)
+func timeReached(_ end: Double, _ t: Double, _ lo: Double) -> Bool { (t - end) + lo >= 0 }
+
+/// The smallest step taken at time `t`: ten units of the sum's resolution (ulp(t)·ε), and
+/// at least ten times the smallest subnormal near t = 0.
+@inline(__always)
+func minimumStep(at t: Double) -> Double { max(10 * t.ulp * .ulpOfOne, 10 * Double.leastNonzeroMagnitude) }
