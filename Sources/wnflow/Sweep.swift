@@ -104,7 +104,13 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                 }
                 if let k = blasKernel(of: j) { kernels.insert(k) }
                 if let old = byIndex[i] {
-                    guard strippingProvenance(old.json) == strippingProvenance(j) else {
+                    // A line written before `config_digest` existed agrees with a newer one on the rest.
+                    let digestless = (old.json["config_digest"] == nil) != (j["config_digest"] == nil)
+                    func comparable(_ x: JSON) -> JSON {
+                        guard digestless, case let .object(pairs) = x else { return strippingProvenance(x) }
+                        return strippingProvenance(.object(pairs.filter { $0.0 != "config_digest" }))
+                    }
+                    guard comparable(old.json) == comparable(j) else {
                         var why = ""
                         if let a = blasKernel(of: old.json), let b = blasKernel(of: j), a != b {
                             why = " (BLAS kernels \(a) and \(b) round differently; rerun both with the same OPENBLAS_CORETYPE)"

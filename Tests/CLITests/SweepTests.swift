@@ -42,6 +42,23 @@ struct SweepTests {
         return Int(line[r].dropFirst(#"{"index":"#.count))
     }
 
+    /// A shard written before `config_digest` existed merges with one written after: the same
+    /// index agrees on everything else. Two lines whose digests differ still do not.
+    @Test("merge: a line without config_digest agrees with one that has it")
+    func mergeAcrossTheDigest() throws {
+        let (dir, _, lines) = try Self.twoRunSweep("sweep-merge-digest", out: "new")
+        #expect(lines.allSatisfy { $0.contains(#""config_digest":""#) })
+        let old = lines.map { $0.replacingOccurrences(of: #","config_digest":"[0-9a-f]{16}""#, with: "", options: .regularExpression) }
+        #expect(old.allSatisfy { !$0.contains("config_digest") })
+        CLI.write(old.joined(separator: "\n") + "\n", dir + "/old.jsonl")
+        let ok = try CLI.run(["merge", dir + "/new/results.jsonl", dir + "/old.jsonl", "--out", dir + "/merged.jsonl"])
+        #expect(ok.code == 0, "\(ok.stderr)")
+        let other = lines.map { $0.replacingOccurrences(of: #""config_digest":"[0-9a-f]{16}""#, with: #""config_digest":"0000000000000000""#, options: .regularExpression) }
+        CLI.write(other.joined(separator: "\n") + "\n", dir + "/other.jsonl")
+        let bad = try CLI.run(["merge", dir + "/new/results.jsonl", dir + "/other.jsonl", "--out", dir + "/merged2.jsonl"])
+        #expect(bad.code == 2, "\(bad.stderr)")
+    }
+
     @Test("grid order: keys sorted, last fastest; same bytes for --jobs 1 and 2 (apart from wall_seconds)")
     func orderAndDeterminism() throws {
         let dir = CLI.tempDir("sweep-det")
