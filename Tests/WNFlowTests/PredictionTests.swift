@@ -339,11 +339,20 @@ struct PredictorComparisonBreakTests {
         let (cfg, _) = try Self.wnRun()
         // Depth 2: only the rounding of log ρ (stop 25), a few ε·c(g² + g₀²).
         let e2 = try Prediction(config: cfg, limitOnly: true).report.prediction.errorEstimate
-        #expect((e2?.z ?? 0) < 1e-12 && (e2?.g ?? 0) == 0, "\(String(describing: e2))")
+        // (g: the 4ε floor every estimate has since stop 28, no more.)
+        #expect((e2?.z ?? 0) < 1e-12 && (e2?.g ?? 0) <= PredictionError.roundingFloor, "\(String(describing: e2))")
         let p3 = try Fixture.problem(m: 8, n: 24, depth: 3, seed: 102)
         let c3 = Fixture.config(p3, flow: .wn, x0: [Double](repeating: 0.3, count: p3.n), etaG: 0.1)
         let e3 = try #require(try Prediction(config: c3, limitOnly: true).report.prediction.errorEstimate)
         #expect(e3.z < 1e-9 && e3.g < 1e-9, "\(e3)")
+    }
+
+    @Test("error estimates are never below 4ε (the answer's own rounding)")
+    func errorEstimateFloor() {
+        let e = PredictionError(z: 9.4e-78, g: 0)
+        #expect(e.z == PredictionError.roundingFloor && e.g == PredictionError.roundingFloor)
+        let big = PredictionError(z: 1e-3, g: 2e-4)
+        #expect(big.z == 1e-3 && big.g == 2e-4)
     }
 
     @Test("a limit with a larger weighted ℓ1 norm fails bound-weighted-l1-gap")

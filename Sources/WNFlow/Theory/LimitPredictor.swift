@@ -64,6 +64,16 @@ public struct PredictionError: Sendable, Equatable {
     public var z: Double
     /// Relative error of `g = ‖x‖` (and so of WN's `g∞`).
     public var g: Double
+
+    /// Each part at least `roundingFloor`: an answer in double precision is not known better
+    /// than its own rounding (the LP's off-support share gave 9.4e-78 for a depth-3 WN g∞).
+    public init(z: Double, g: Double) {
+        self.z = z.isNaN ? z : max(z, Self.roundingFloor)
+        self.g = g.isNaN ? g : max(g, Self.roundingFloor)
+    }
+
+    /// 4ε, the smallest relative error reported.
+    public static let roundingFloor = 4 * Double.ulpOfOne
 }
 
 /// The gradient-flow limit `z_∞ = argmin_{z∈S₊} D_F(z, x̃₀^{⊙L})` (MATH.md §4) by Newton
