@@ -612,9 +612,9 @@ extension Simulation {
 
     /// The note of a run that ended at the resolution of its weights (`Problem.residualULPSpread`,
     /// how far one ulp of each weight moves the residual `‖Ãz − y‖ = √(2ℒ)`), nil otherwise:
-    /// - a run that ended in weight space with its residual below the spread: no integrator
-    ///   carrying these weights in double precision can lower the loss further, so more steps,
-    ///   a larger t_end or another weight-space method do not help;
+    /// - a run that ended in weight space with its residual below the spread (an upper bound
+    ///   on one ulp's move, about the rounding of the residual the flow evaluates): more steps,
+    ///   a larger t_end or another weight-space method are unlikely to lower the loss;
     /// - any run within 10× of the spread whose stop `loss_below` asks for a residual below
     ///   it: the stop is out of reach (a GF L = 5 run ended converged at 0.22× the spread with
     ///   one build and at t_end = 1e12 at 1.06× with the next, which rounded differently).

@@ -84,10 +84,11 @@ struct WorstTracker {
     }
 }
 
-/// The first step at which some weight was ≤ 0 where a check needs `log x` or `x^{2−L}`
-/// (depth ≥ 2): the flow keeps the weights positive, so only a computed trajectory that
-/// crossed 0 (a weight-space stepper's overshoot at rounding level) gets there, and the
-/// check's measure is then undefined. Reports say so instead of leaving a bare 1.8e308.
+/// The first step at which some weight was negative or NaN (depth ≥ 2), where the checks
+/// that need `log x` or `x^{2−L}` are undefined: the flow keeps the weights positive, so only
+/// a computed trajectory that crossed 0 (a weight-space stepper's overshoot at rounding
+/// level) gets there. Kept once per step by `MonitorContext.update` (`nonPositive`); the
+/// reports of Lemmas 3.7 and 3.18 say so instead of leaving a bare 1.8e308.
 struct NonPositiveWeights {
     private(set) var value: Double?
     private(set) var t = 0.0

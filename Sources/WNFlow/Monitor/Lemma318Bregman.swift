@@ -40,7 +40,6 @@ public final class Lemma318Bregman: Check {
     private var first = Double.nan
     private var last = Double.nan
     private var worst = WorstTracker()
-    private var nonPositive = NonPositiveWeights()
 
     public init(context: MonitorContext, rule: ToleranceRule) throws {
         self.context = context
@@ -58,7 +57,6 @@ public final class Lemma318Bregman: Check {
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
         context.update(step)
-        nonPositive.observe(context.x, depth: context.depth, at: step.t)
         let L = context.depth, n = context.weightCount
         let dL = Double(L)
         var phi = 0.0, scale = 0.0
@@ -103,7 +101,7 @@ public final class Lemma318Bregman: Check {
         let zName = zIsGroundTruth ? "z = ground truth ∈ S₊" : "z = Ã⁺y"
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
-                           quantity: nonPositive.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
+                           quantity: context.nonPositive.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
                                                           function: context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"))
     }
 }

@@ -20,7 +20,6 @@ public final class Lemma37Invariant: Check {
     private var target: [Double] = []   // P h_L(x₀)
     private var targetRef = 0.0         // ‖h_L(x₀)‖
     private var worst = WorstTracker()
-    private var nonPositive = NonPositiveWeights()
 
     public init(context: MonitorContext, rule: ToleranceRule) {
         self.context = context
@@ -35,7 +34,6 @@ public final class Lemma37Invariant: Check {
             targetRef = norm2(h0)
         }
         context.ensureInvariantMap()
-        nonPositive.observe(context.x, depth: context.depth, at: step.t)
         worst.record(context.distanceOfProjectedHx(to: target, ref: targetRef), at: step.t)
         return .proceed
     }
@@ -45,7 +43,7 @@ public final class Lemma37Invariant: Check {
         let tol = rule.tolerance(conditioning: kappa, steps: context.stepNumber)
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
-                           quantity: nonPositive.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
+                           quantity: context.nonPositive.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
                                                           function: "h_L = \(hName(context.depth))"))
     }
 }

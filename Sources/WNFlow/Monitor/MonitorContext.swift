@@ -48,6 +48,8 @@ public final class MonitorContext {
     public private(set) var residualNorm = 0.0
     /// `‖x^{⊙L}‖`.
     public private(set) var powerNorm = 0.0
+    /// The first negative or NaN weight seen and when (depth ≥ 2; see `NonPositiveWeights`).
+    private(set) var nonPositive = NonPositiveWeights()
     /// WN: `g`, `‖v‖` (GF: 1, 1).
     public private(set) var g = 1.0
     public private(set) var vNorm = 1.0
@@ -114,6 +116,7 @@ public final class MonitorContext {
         }
         residualNorm = (2 * loss).squareRoot()
         powerNorm = source.power.withUnsafeBufferPointer { blasNorm(n, $0.baseAddress!) }
+        nonPositive.observe(x, depth: depth, at: t)
         if isWeightNormalized {
             g = step.y[0]
             vNorm = blasNorm(n, step.y.baseAddress! + 1)

@@ -145,9 +145,9 @@ public struct Problem: Sendable {
     }
 
     /// How far one unit in the last place of each weight moves the residual `Ã x^L − y`:
-    /// `‖ |Ã| (L |x|^{L−1} ⊙ ulp(x)) ‖₂`. A residual below it cannot be reduced further by any
-    /// integrator that carries these weights in double precision: the representable states next
-    /// to `x` have residuals about this far apart (signed pairs `u ≈ w` large at depth L whose
+    /// `‖ |Ã| (L |x|^{L−1} ⊙ ulp(x)) ‖₂`, an upper bound on any one weight's ulp move and about
+    /// the rounding of the residual a flow evaluates there. A residual below it is at what double
+    /// precision resolves at these weights (signed pairs `u ≈ w` large at depth L whose
     /// `z = u^L − w^L` is small, or large weights in the kernel of A).
     public func residualULPSpread(_ x: [Double]) -> Double {
         let Ab = matrix, L = depth, dL = Double(depth)

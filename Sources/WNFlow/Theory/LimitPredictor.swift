@@ -924,11 +924,10 @@ public enum LimitPredictor {
                     }
                     // δg/g = Σ_j x_j²(Aᵀδ)_j/((2−L)s_j)/‖x‖² = cᵀH⁻¹e/‖x‖², c = A(x²/((L−2)s)),
                     // for δ = H⁻¹e; its largest size over eᵀH⁻¹e ≤ rᵀH⁻¹r is √(cᵀH⁻¹c · rᵀH⁻¹r).
-                    ws.multiply(ws.w, into: ws.tm)
-                    var cHc = 0.0
-                    let c = Array(UnsafeBufferPointer(start: ws.tm, count: m))
+                    ws.multiply(ws.w, into: ws.d2)
+                    ws.tm.update(from: ws.d2, count: m)
                     choleskySolveInPlace(ws.chol, m, ws.tm)
-                    for i in 0..<m { cHc += c[i] * ws.tm[i] }
+                    let cHc = blasDot(m, ws.d2, ws.tm)
                     let gx = (Swift.max(cHc, 0) / dmax * rHr).squareRoot()
                     if xx > 0 && gx.isFinite { stepG = gx / xx }
                     if zz > 0 && dz.isFinite { stepZ = (dz / zz).squareRoot() }
