@@ -42,9 +42,20 @@ enum CLI {
                        stderr: String(decoding: e, as: UTF8.self))
     }
 
-    /// A fresh temporary folder.
+    /// This test process's scratch root, removed when the process exits.
+    private static let scratchRoot: String = {
+        let root = NSTemporaryDirectory() + "wnflow-cli-\(ProcessInfo.processInfo.processIdentifier)"
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        atexit {
+            let root = NSTemporaryDirectory() + "wnflow-cli-\(ProcessInfo.processInfo.processIdentifier)"
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        return root
+    }()
+
+    /// A fresh temporary folder (under the process's scratch root, so a test run leaves nothing behind).
     static func tempDir(_ name: String) -> String {
-        let d = NSTemporaryDirectory() + "wnflow-cli-\(name)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        let d = scratchRoot + "/\(name)-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
     }

@@ -54,6 +54,7 @@ struct ExperimentTests {
     @Test("JSONL: torn trailing line cut off on recover")
     func jsonl() throws {
         let path = NSTemporaryDirectory() + "wnflow-jsonl-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let f = try JSONLinesFile(path: path)
         try f.append(#"{"index":0}"#)
         try f.append(#"{"index":1}"#)

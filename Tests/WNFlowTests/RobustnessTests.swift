@@ -155,6 +155,7 @@ struct LibraryRobustnessTests {
     @Test("finalize skips lines with huge indices instead of trapping")
     func finalizeHugeIndex() throws {
         let path = NSTemporaryDirectory() + "wnflow-rob-finalize-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
         try "{\"index\": 1}\n{\"index\": 1e300}\n{\"index\": 0}\n".write(toFile: path, atomically: true, encoding: .utf8)
         let rows = try SweepEngine.finalize(path: path)
         #expect(rows.map(\.index) == [0, 1])
