@@ -146,6 +146,7 @@ public final class ODEIntegrator: ODESolver {
         }
         let hmax = options.maxStepSize ?? .infinity
         var stalls = 0
+        var sliverF = [Double]()
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
             let target = saves.target(orEnd: t1)
@@ -180,6 +181,15 @@ public final class ODEIntegrator: ODESolver {
             var finite = true
             for v in y where !v.isFinite { finite = false; break }
             if !finite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
+                do {
+                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) && options.stepper.isMultistep {
+                        _ = cgsl_driver_step_reset(driver)  // the history does not know the sliver
+                    }
+                } catch {
+                    return finish(.failed, error)
+                }
+            }
             stats.acceptedSteps += 1
             lastT = t
             for i in 0..<n { lastY[i] = y[i] }
@@ -191,6 +201,37 @@ public final class ODEIntegrator: ODESolver {
             if stop { return finish(.stoppedByObserver) }
             if t >= t1 { return finish(.reachedEnd) }
         }
+    }
+}
+
+extension ODEIntegrator {
+    /// A step that GSL ends this many ulp or fewer short of its target (a save time or t₁)
+    /// is carried onto the target by `closeSliver`.
+    static let sliverULPs = 64
+
+    /// Moves `(t, y)` from a few ulp short of `target` onto it by one explicit Euler step,
+    /// when that step changes no component by more than 1e-3 of its error tolerance
+    /// (`atol + rtol·|y|`), so its O(gap²) error is far below any step's. Returns whether it
+    /// moved. Without it GSL is left a sliver of ~10 ulp(t) to integrate: after a rejected
+    /// step the halved one stops that short of a save time, and `rk1imp`'s modified Newton
+    /// iteration on the sliver compares two corrections of rounding size, reads divergence,
+    /// and halves the step until t + h = t ("step size underflow", WN, M = 5, N = 12,
+    /// rtol 1e-11, save time 1e-3).
+    func closeSliver(t: inout Double, y: inout [Double], to target: Double, scratch f: inout [Double]) throws -> Bool {
+        let n = y.count
+        if f.count != n { f = [Double](repeating: 0, count: n) }
+        try y.withUnsafeBufferPointer { yb in
+            try f.withUnsafeMutableBufferPointer { fb in try system.rhs(t: t, y: yb, dydt: fb) }
+        }
+        context.rhsEvaluations += 1
+        let gap = target - t
+        for i in 0..<n {
+            let change = abs(gap * f[i])
+            if !(change <= 1e-3 * (options.atol + options.rtol * abs(y[i]))) { return false }
+        }
+        for i in 0..<n { y[i] += gap * f[i] }
+        t = target
+        return true
     }
 }
 

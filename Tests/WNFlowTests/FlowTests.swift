@@ -295,6 +295,42 @@ struct TEndAdviceTests {
         #expect(r.message?.contains("set record.points") == true, "\(r.message ?? "nil")")
     }
 
+    /// rk1imp ended a halved step ~9 ulp short of the save time 1e-3 and failed on that
+    /// sliver ("step size underflow"); the integrator now carries such slivers onto the
+    /// target. The run ends at t_end, and since its loss has hardly moved it is told the
+    /// run is short, not that the flow stalled.
+    @Test("rk1imp lands on a save time GSL leaves a few ulp short; a run cut short of the flow's time scale is told so")
+    func sliverAndShortRun() throws {
+        let config = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}},
+         "model": {"flow": "wn", "depth": 2},
+         "init": {"scale": 0.5, "direction": "uniform"},
+         "integrator": {"method": "rk1imp", "rtol": 1e-11, "t_end": 0.001}}
+        """)
+        let r = Simulation(config: config).run(recordTrajectory: true)
+        #expect(r.status == .tEnd, "\(r.message ?? "nil")")
+        #expect(r.t == 0.001)
+        #expect(r.message?.contains("before the flow's own time scale") == true && r.message?.contains("may not help") == false,
+                "\(r.message ?? "nil")")
+    }
+
+    /// A step size underflow names methods other than the one that failed, and under atol = 0
+    /// with a subnormal entry says to set atol (msbdf, WN, an entry at 7.7e-314, was told
+    /// "try msbdf").
+    @Test func underflowAdvice() throws {
+        let config = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}},
+         "model": {"flow": "wn", "depth": 2}, "init": {"scale": 0.5, "direction": "uniform"},
+         "integrator": {"method": "msbdf", "atol": 0}}
+        """)
+        let sim = Simulation(config: config)
+        var state = sim.initialState
+        let plain = sim.underflowAdvice(t: 1, h: 1e-16, state: state)
+        #expect(plain.contains("try bdf or bsimp") && !plain.contains("msbdf") && !plain.contains("subnormal"), "\(plain)")
+        state[3] = 7.7e-314
+        #expect(sim.underflowAdvice(t: 1, h: 1e-16, state: state).contains("state entry 3 is subnormal"))
+    }
+
     @Test("a stalled depth-3 WN run and a WN run at the saddle g = 0 are told a larger t_end may not help; a cut-short GF run is told to raise it")
     func messages() throws {
         let stalled = try Self.stalledDepthThreeWN()

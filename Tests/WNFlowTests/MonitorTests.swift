@@ -256,6 +256,23 @@ struct MonitorBrokenFlowTests {
         #expect(!c.passed && c.maxViolation > 0.01)
     }
 
+    /// lemma-3.3 under atol = 0: a subnormal negative entry (a weight decaying to 0 ended at
+    /// −3.6e-321 under bdf) has no determined sign and passes; a normal one fails.
+    @Test func lemma33SubnormalFloorUnderZeroAtol() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2)
+        let sim = Simulation(config: cfg)
+        var verdicts: [Bool] = []
+        for entry in [-3.6e-321, -1e-300] {
+            let check = Lemma33Sign(context: try MonitorContext(flow: sim.flow),
+                                    rule: ToleranceRule(rtol: 1e-10, atol: 0, stateScale: 1, dimension: sim.initialState.count))
+            var y = sim.initialState
+            y[2] = entry
+            _ = y.withUnsafeBufferPointer { check.observe(AcceptedStep(t: 1, y: $0, h: 1, saveIndex: nil, stepNumber: 1)) }
+            verdicts.append(check.report().passed)
+        }
+        #expect(verdicts == [true, false])
+    }
+
     /// Lemmas 3.8/3.9 still test the integration when the monitor reads the logs of a dual
     /// run (`AcceptedStep.logY`): a dual WN integrated with η_g 10% off the configured one
     /// (a broken θ' against μ') fails them; the same run at the configured rate passes.

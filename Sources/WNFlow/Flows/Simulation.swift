@@ -411,6 +411,8 @@ public final class Simulation {
                     + lowerStepAdvice + "; the result holds the last finite iterate"
             } else if let d = run.failure as? DiscreteDivergence {
                 message = "the iteration diverged: \(d); " + lowerStepAdvice + "; the result holds that iterate"
+            } else if case let .stepSizeUnderflow(tFail, h)? = run.failure as? ODEError {
+                message = underflowAdvice(t: tFail, h: h, state: run.y)
             } else {
                 message = run.failure.map { "\($0)" } ?? "integration failed"
             }
@@ -601,6 +603,22 @@ extension Simulation {
         return rate.isFinite ? rate : nil
     }
 
+    /// The message of a step size underflow. Under atol = 0 with a subnormal state entry the
+    /// error control asks that entry for relative digits the format does not carry (msbdf,
+    /// WN, a weight at 7.7e-314: "step size underflow at t = 122.7", where bdf, bsimp and
+    /// msbdf with atol 1e-18 go on); otherwise the method or the tolerances, naming methods
+    /// other than the one that failed.
+    func underflowAdvice(t: Double, h: Double, state: [Double]) -> String {
+        let head = "step size underflow at t = \(Simulation.time(t)) (h = \(JSON.format(h)))"
+        if config.integrator.atol == 0,
+           let i = state.indices.first(where: { state[$0] != 0 && abs(state[$0]) < Double.leastNormalMagnitude }) {
+            return head + "; state entry \(i) is subnormal (\(JSON.format(state[i]))), and with integrator.atol = 0 the error control "
+                + "asks it for relative digits a subnormal number does not carry: set integrator.atol > 0 (e.g. 1e-300) or use bdf"
+        }
+        let others = ["msbdf", "bdf", "bsimp"].filter { $0 != resolvedMethod.description }
+        return head + "; the system is too stiff for this method or the tolerances too tight: try \(others.joined(separator: " or ")), or loosen rtol/atol"
+    }
+
     /// What a discrete run that diverged or whose loss rose should change.
     var lowerStepAdvice: String {
         "lower model.step (now \(JSON.format(config.model.step ?? .nan))): gradient descent lowers the loss only for steps below about 2 over its curvature"
@@ -684,12 +702,30 @@ extension Simulation {
         // there still moves, from plateau to plateau, even where the rate at the end is nil
         // (WN, L = 3, N = 291: e-folding time 3.3e26 at t_end, yet 8.6× down over the last
         // 1.2 decades; a time-dependent WN run told the same converged at 1.26 t_end).
+        // The average power over that span, and where it would reach the stop: depth-2 runs
+        // whose kernel assumption fails decay like t^−2 (129× over t = 8.8e10…1e12).
         if let earlier = history.last(where: { $0.t > 0 && $0.t <= t / 10 }), earlier.loss > 2 * loss, loss.isFinite {
-            return head + "; the loss fell \(JSON.format((earlier.loss / loss * 10).rounded() / 10))× since t = \(JSON.format(earlier.t)) "
-                + "(it moves from plateau to plateau, and the rate at the end says little): raise integrator.t_end"
+            let power = log(earlier.loss / loss) / log(t / earlier.t)
+            var pace = ""
+            if power.isFinite, power > 0, loss > config.lossThreshold, config.lossThreshold > 0 {
+                let tStop = t * pow(loss / config.lossThreshold, 1 / power)
+                pace = ", like t^−\(String(format: "%.2g", power)) over that span (at that pace it reaches the stop near t = \(String(format: "%.2g", tStop)))"
+            }
+            return head + "; the loss fell \(JSON.format((earlier.loss / loss * 10).rounded() / 10))× since t = \(JSON.format(earlier.t))"
+                + pace + ", so it still moves, whatever the rate at the end says: raise integrator.t_end"
         }
         if let rate = lossRate(t: t, state: state) {
             let tau = loss / abs(rate)  // ∞ where the dissipation vanishes
+            // A run that ends before the flow's own time scale: the loss has hardly fallen
+            // from its start, so a slow rate is the flow not having got going, not a stall
+            // (WN, M = 5, N = 12 to t_end = 1e-3: 0.354 from 0.354, ℒ/|dℒ/dt| = 8.7).
+            let initialResidual = config.problem.accurateResidual(flow.weights(of: initialState))
+            let initialLoss = 0.5 * initialResidual.reduce(0) { $0 + $1 * $1 }
+            if tau > 10 * t, tau.isFinite, loss > 0.5 * initialLoss {
+                return head + "; the loss has fallen only from \(JSON.format(initialLoss)) over the run, and at its end "
+                    + "ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end: the run ends before the flow's own time scale; "
+                    + "raise integrator.t_end well past that"
+            }
             if tau > 10 * t {
                 let time = tau.isFinite ? "e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end" : "dℒ/dt = 0 there"
                 let unseen = history.count < 2 ? " (no trajectory was recorded to tell a stall from a plateau between drops of the loss: set record.points)" : ""

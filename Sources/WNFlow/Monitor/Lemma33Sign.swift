@@ -7,11 +7,14 @@ import GSLKit
 ///
 /// Measures `max(0, −min_i s_i(t)) / ‖s₀‖∞` over the state entries `s`
 /// (the depth of the worst sign change, relative to the state's scale).
-/// Tolerance `100 · atol / ‖s₀‖∞` (the rule's factor times atol): an entry
-/// within the integrator's absolute error floor of 0 has no determined sign
-/// (a g or x_n decaying to the saddle 0 ends as ±1e-14 noise); any entry
-/// below `−100·atol` is a sign change and fails. Only built for L ≥ 2 from a
-/// positive start.
+/// Tolerance `100 · max(atol, 2.2e-308) / ‖s₀‖∞` (the rule's factor times atol, or
+/// times the smallest normal double): an entry within the integrator's absolute
+/// error floor of 0 has no determined sign (a g or x_n decaying to the saddle 0
+/// ends as ±1e-14 noise), and with atol = 0 neither has a subnormal one, which
+/// carries fewer digits than the relative error control asks for (WN, L = 2,
+/// atol 0: an entry decaying to 0 ended at −3.6e-321 under bdf, −1.4e-322 under
+/// bsimp); any entry below `−100·max(atol, 2.2e-308)` is a sign change and
+/// fails. Only built for L ≥ 2 from a positive start.
 public final class Lemma33Sign: Check {
     public let name = "lemma-3.3-sign"
     let context: MonitorContext
@@ -34,7 +37,7 @@ public final class Lemma33Sign: Check {
     }
 
     public func report() -> CheckReport {
-        let tol = rule.factor * rule.atol / rule.stateScale
+        let tol = rule.factor * max(rule.atol, Double.leastNormalMagnitude) / rule.stateScale
         let q = "max(0, −min entry of \(context.isWeightNormalized ? "(g, v)" : "x")) / ‖state₀‖∞ (depth of a sign change, relative; smallest entry seen \(JSON.format(minEntry)) at t = \(JSON.format(tMin)))"
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.value > 0 ? worst.t : tMin, quantity: q)
