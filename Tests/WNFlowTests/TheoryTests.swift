@@ -214,6 +214,21 @@ struct TheoryLPTests {
         #expect(relDiff(zw, zExpected) <= 1e-12)
     }
 
+    /// GLPK's feasibility test on the scaled problem passed z = (0.99999999, 0, 0), which
+    /// misses A z = y by 1e-8, where every solution needs z₃ ≥ 0.1 (Q = 1.09999998, reported
+    /// 0.99999999); a vertex that does not re-solve to 1e-11 is now re-solved at tighter
+    /// tolerances. Also weighted (w = 1, 2, 3: Q_w = 0.99999998 + 0.3).
+    @Test func tinyColumnIsNotDropped() throws {
+        let a = Matrix(rowArrays: [[1, 0, 1e-7], [0, 1, -1e-7]])!
+        let y = [0.99999999, -1e-8]
+        let (q, z) = try L1Minimization.minimum(A: a, y: y)
+        #expect(abs(q - 1.09999998) <= 1e-12)
+        #expect(abs(z[2] - 0.1) <= 1e-9 && z[1] == 0)
+        #expect(residualNorm(a, z, y) <= 1e-15)
+        let (qw, _) = try L1Minimization.minimum(A: a, y: y, weights: [1, 2, 3])
+        #expect(abs(qw - 1.29999998) <= 1e-12)
+    }
+
     @Test func emptyFeasibleSetThrows() throws {
         let a = Matrix(rowArrays: [[1, 1, 2], [0, 1, 1]])!
         #expect(throws: TheoryError.emptyFeasibleSet) { try L1Minimization.minimum(A: a, y: [-1, 0.5]) }

@@ -165,12 +165,19 @@ public enum Theory {
                 q = r.value; zQ = r.minimizer
             } catch TheoryError.emptyFeasibleSet where depth == 1 {
                 warnings.append("S+ is empty: no non-negative solution, l1_min undefined (depth 1 allows signs)")
+            } catch let TheoryError.solverFailure(why) {
+                // Q only reports on the limit: its LP failing leaves the limit standing.
+                warnings.append("l1_min not computed (\(why))")
             }
-            let k = try KernelAssumption.check(A: A)
-            if !k.holds {
-                warnings.append("kernel assumption (Thm 2.2) fails: no w > 0 with A w = 0; convergence to zero loss is not guaranteed")
+            do {
+                let k = try KernelAssumption.check(A: A)
+                if !k.holds {
+                    warnings.append("kernel assumption (Thm 2.2) fails: no w > 0 with A w = 0; convergence to zero loss is not guaranteed")
+                }
+                kernel = k
+            } catch let TheoryError.solverFailure(why) {
+                warnings.append("kernel assumption not decided (\(why))")
             }
-            kernel = k
         }
 
         // The limit.
@@ -239,6 +246,8 @@ public enum Theory {
                     qw = r.value; zw = r.minimizer
                 } catch TheoryError.unboundedProgram {
                     warnings.append("weighted l1 minimum is unbounded (some weights <= 0: effective init x0/rho >= 1)")
+                } catch let TheoryError.solverFailure(why) {
+                    warnings.append("weighted_l1_min not computed (\(why))")
                 }
                 if let w = weights, let qw, let zw {
                     bounds.weightedGap = weightedSum(w, pred.z) - qw

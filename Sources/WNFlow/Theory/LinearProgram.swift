@@ -88,6 +88,19 @@ final class GLPKProblem {
         return (ret, glp_get_status(prob))
     }
 
+    /// The primal simplex again from the current basis, with GLPK's primal and dual
+    /// feasibility tolerances at 1e-12 instead of 1e-7 (on the scaled problem).
+    func tighten() -> (ret: Int32, status: Int32) {
+        var parm = glp_smcp()
+        glp_init_smcp(&parm)
+        parm.msg_lev = cglpk_msg_off()
+        parm.presolve = GLP_OFF
+        parm.tol_bnd = 1e-12
+        parm.tol_dj = 1e-12
+        let ret = glp_simplex(prob, &parm)
+        return (ret, glp_get_status(prob))
+    }
+
     /// GLPK's simplex in exact rational arithmetic from the current basis (`glp_exact`), at
     /// most `exactSeconds` (GMP rationals of doubles spanning 1e10: 0.18 s at M = 12, N = 30).
     func exact() -> (ret: Int32, status: Int32) {
@@ -134,9 +147,13 @@ public enum LinearProgram {
     /// presolver, and a last attempt without the presolver when that reports trouble.
     /// GLPK output is switched off.
     /// - Throws: `TheoryError.emptyFeasibleSet` (infeasible), `.unboundedProgram`, `.solverFailure`.
-    public static func minimize(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws -> LPSolution {
+    /// `accept`, when given, judges GLPK's floating-point optimum (inside the GLPK scope): one
+    /// it rejects is finished in exact arithmetic from its basis, as one that fails the
+    /// per-column dual check is.
+    public static func minimize(A: Matrix, b: [Double], c: [Double], lower: [Double],
+                                accept: ((LPSolution) -> Bool)? = nil) throws -> LPSolution {
         do {
-            return try solveRaw(A: A, b: b, c: c, lower: lower)
+            return try solveRaw(A: A, b: b, c: c, lower: lower, accept: accept)
         } catch {
             switch error {
             case .infeasible: throw TheoryError.emptyFeasibleSet
@@ -146,7 +163,8 @@ public enum LinearProgram {
         }
     }
 
-    static func solveRaw(A: Matrix, b: [Double], c: [Double], lower: [Double]) throws(LPFailure) -> LPSolution {
+    static func solveRaw(A: Matrix, b: [Double], c: [Double], lower: [Double],
+                         accept: ((LPSolution) -> Bool)? = nil) throws(LPFailure) -> LPSolution {
         let m = A.rows, n = A.cols
         guard b.count == m, c.count == n, lower.count == n else {
             throw .failure("LP dimensions: A is \(m)x\(n), b has \(b.count), c has \(c.count), lower has \(lower.count)")
@@ -213,9 +231,19 @@ public enum LinearProgram {
                 for i in 0..<m { duals[i] = glp_get_row_dual(lp, Int32(i + 1)) }
                 return LPSolution(x: x, objective: glp_get_obj_val(lp), rowDuals: duals, basic: basic)
             }
-            let floating = read()
-            guard !p.dualFeasible(A: A, c: c) else { return floating }
-            // Not optimal by the columns' own costs: finish in exact arithmetic from this basis.
+            var floating = read()
+            if let accept, !accept(floating) {
+                // Not accepted (GLPK's primal tolerance on the scaled problem lets a tiny
+                // column's share go): continue from this basis at tighter tolerances.
+                let t = p.tighten()
+                if t.ret == 0, t.status == GLP_OPT {
+                    let tightened = read()
+                    if accept(tightened) { floating = tightened }
+                }
+            }
+            guard !p.dualFeasible(A: A, c: c) || !(accept?(floating) ?? true) else { return floating }
+            // Not optimal by the columns' own costs, or still not accepted: finish in exact
+            // arithmetic from this basis.
             // Only an optimum it finds replaces the floating-point answer: on the exact data a
             // feasible set that is a single point (kernel assumption failing) can come out
             // empty, which the floating-point simplex did not claim.
@@ -319,6 +347,10 @@ public enum L1Minimization {
     /// which each is noise, `max(1e-7, 1e-9‖A_n‖₁‖ν‖∞)` on the scaled costs (1e-7 is GLPK's
     /// reduced-cost tolerance `tol_dj`: an optimal basis may leave a reduced cost that far
     /// below 0).
+    /// The relative residual `‖Az − y‖/(‖y‖ + ‖A‖_F‖z‖)` a re-solved vertex must meet
+    /// before the exact simplex is asked (a non-degenerate vertex re-solves to ~1e-16).
+    static let vertexTolerance = 1e-11
+
     static func solve(A: Matrix, y: [Double], weights: [Double]?, reducedCosts wanted: Bool = true) throws
         -> (value: Double, minimizer: [Double], reducedCosts: [Double]?, noise: [Double]?) {
         let m = A.rows, n = A.cols
@@ -336,14 +368,28 @@ public enum L1Minimization {
         var c = weights ?? [Double](repeating: 1, count: n)
         let sc = maxAbs(c)
         if sc > 0 { c = c.map { $0 / sc } }
-        let sol = try LinearProgram.minimize(A: A, b: ys, c: c, lower: [Double](repeating: 0, count: n))
-        var z = sol.x.map { max($0, 0) }
-        z = polishVertex(A: A, y: ys, z: z, basic: sol.basic)
+        // A vertex is accepted when its support re-solve meets A z = y to `vertexTolerance`:
+        // GLPK's feasibility test (1e-7 on the scaled problem) passed z = (0.99999999, 0, 0)
+        // for A = [[1, 0, 1e-7], [0, 1, −1e-7]], y = (0.99999999, −1e-8), whose only solutions
+        // need z₃ ≥ 0.1 (Q = 1.1, reported 1.0); such a point goes to the exact simplex.
+        let frobenius = A.frobeniusNorm
+        func polished(_ sol: LPSolution) -> [Double] {
+            polishVertex(A: A, y: ys, z: sol.x.map { max($0, 0) }, basic: sol.basic)
+        }
+        func relativeResidual(_ z: [Double], _ target: [Double]) -> Double {
+            residualNorm(A, z, target) / (norm2(target) + frobenius * norm2(z))
+        }
+        var judged: (x: [Double], z: [Double])?  // the last vertex judged, re-solved
+        let sol = try LinearProgram.minimize(A: A, b: ys, c: c, lower: [Double](repeating: 0, count: n)) { floating in
+            let z = polished(floating)
+            judged = (floating.x, z)
+            return relativeResidual(z, ys) <= vertexTolerance
+        }
+        var z = judged.flatMap { $0.x == sol.x ? $0.z : nil } ?? polished(sol)
         if sy > 0 { z = z.map { $0 * sy } }
-        let res = residualNorm(A, z, y)
-        let scaleRes = norm2(y) + A.frobeniusNorm * norm2(z)
-        if res > 1e-7 * scaleRes {
-            throw TheoryError.solverFailure("GLPK's optimum violates A z = y by \(res) (relative \(res / scaleRes))")
+        let relative = relativeResidual(z, y)
+        if relative > 1e-7 {
+            throw TheoryError.solverFailure("GLPK's optimum violates A z = y (relative residual \(relative))")
         }
         if !wanted { return (weightedSum(weights, z), z, nil, nil) }
         // Reduced costs in the units of the weights: the LP ran on c = w/sc.
