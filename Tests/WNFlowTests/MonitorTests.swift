@@ -141,9 +141,9 @@ struct MonitorTrueFlowTests {
     }
 
     /// A computed GF trajectory whose weight crossed 0 (bdf's overshoot at rounding level:
-    /// −4.4e-180 on a depth-2 run continued in weight space after its dual leg) leaves log x
-    /// undefined: Lemmas 3.7 and 3.18 report the worst violation as before, and their
-    /// `quantity` says why; a positive trajectory's reports carry no such note.
+    /// −4.4e-180 on a depth-2 run continued in weight space after its dual leg): Lemma 3.7
+    /// fails (log|x| = −414 there), and both its and Lemma 3.18's `quantity` say a weight
+    /// crossed 0; a positive trajectory's reports carry no such note.
     @Test func nonPositiveWeightIsNamedInTheLogChecks() throws {
         let cfg = try smallConfig(flow: "gf", depth: 2, stop: 1e-20)
         let sim = Simulation(config: cfg)
@@ -163,7 +163,8 @@ struct MonitorTrueFlowTests {
         let crossed = try reports(crossing: true), clean = try reports(crossing: false)
         for name in ["lemma-3.7-invariant", "lemma-3.18-bregman"] {
             let r = try #require(crossed[name]), c = try #require(clean[name])
-            #expect(!r.passed)
+            // log|x| jumps to −414 there; D_F(z, x²) is blind to the sign and barely moves.
+            #expect(r.passed == (name == "lemma-3.18-bregman"))
             #expect(r.quantity.contains("a weight reached -4.4e-180 at t = 2"), "\(r.quantity)")
             #expect(c.passed && !c.quantity.contains("crossed 0"), "\(c.quantity)")
         }
@@ -217,6 +218,32 @@ struct MonitorBrokenFlowTests {
         #expect(r["lemma-3.7-invariant"]?.passed == false)
     }
 
+    /// From a mixed-sign start (entries 0, 3, 7 negated) Lemma 3.3 checks each entry's sign
+    /// and Lemma 3.7 uses log|x| (L = 2) or the signed x^{2−L} (L = 3): both pass on the
+    /// true flow, 3.7 fails with a drift in ker A and 3.3 when a negative entry is pushed
+    /// through 0 (t ∈ [0.2, 0.6]).
+    @Test(arguments: [2, 3])
+    func mixedSignStartIsCheckedAndBrokenFlowsFail(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "gf", depth: depth)
+        var y0 = cfg.x0
+        for i in [0, 3, 7] { y0[i] = -y0[i] }
+        let k = try kernelDirection(cfg.problem)
+        let clean = try monitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: y0)
+        #expect(clean["lemma-3.3-sign"]?.passed == true && clean["lemma-3.7-invariant"]?.passed == true,
+                "\(String(describing: clean["lemma-3.7-invariant"]))")
+        let drift = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t < 2 { for i in 0..<d.count { d[i] += 1e-4 * k[i] } }
+        }
+        let drifted = try monitoredRun(drift, config: cfg, y0: y0, marks: [2])
+        #expect(drifted["lemma-3.7-invariant"]?.passed == false)
+        let push = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t >= 0.2 && t < 0.6 { d[3] += 1 }
+        }
+        let pushed = try monitoredRun(push, config: cfg, y0: y0, marks: [0.2, 0.6], tEnd: 5)
+        let sign = try #require(pushed["lemma-3.3-sign"])
+        #expect(!sign.passed && sign.maxViolation > 0.01)
+    }
+
     /// lemma-3.5 and lemma-3.18: gradient *ascent* during t ∈ [1, 1.5]
     /// raises the loss and `D_F(z, x^L)` (d/dt D_F = +L²‖e‖² there).
     @Test(arguments: [1, 2, 3])
@@ -265,6 +292,7 @@ struct MonitorBrokenFlowTests {
         for entry in [-3.6e-321, -1e-300] {
             let check = Lemma33Sign(context: try MonitorContext(flow: sim.flow),
                                     rule: ToleranceRule(rtol: 1e-10, atol: 0, stateScale: 1, dimension: sim.initialState.count))
+            _ = sim.initialState.withUnsafeBufferPointer { check.observe(AcceptedStep(t: 0, y: $0, h: 0, saveIndex: nil, stepNumber: 0)) }
             var y = sim.initialState
             y[2] = entry
             _ = y.withUnsafeBufferPointer { check.observe(AcceptedStep(t: 1, y: $0, h: 1, saveIndex: nil, stepNumber: 1)) }

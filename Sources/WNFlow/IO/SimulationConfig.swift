@@ -296,7 +296,11 @@ extension SimulationConfig {
                               + "rescale x0 (or A and y)")
         }
         if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
-            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.3–3.9 assume a positive start")
+            let zeros = config.x0.contains(0)
+            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.8, 3.9 and 3.18 and the limit checks assume a positive start; "
+                + (zeros ? "Lemma 3.3 is checked with each entry's sign (zero entries never move), Lemma 3.7 is not (h_L(0) is undefined)"
+                         : (model.flow == .wn || model.flow == .wnGD ? "Lemma 3.3 is checked with each entry's sign"
+                                                                    : "Lemmas 3.3 and 3.7 are checked with each entry's sign")))
         }
 
         if let it = try root.object("integrator") {

@@ -84,22 +84,28 @@ struct WorstTracker {
     }
 }
 
-/// The first step at which some weight was negative or NaN (depth ≥ 2), where the checks
-/// that need `log x` or `x^{2−L}` are undefined: the flow keeps the weights positive, so only
-/// a computed trajectory that crossed 0 (a weight-space stepper's overshoot at rounding
-/// level) gets there. Kept once per step by `MonitorContext.update` (`nonPositive`); the
-/// reports of Lemmas 3.7 and 3.18 say so instead of leaving a bare 1.8e308.
-struct NonPositiveWeights {
+/// The first step at which some weight had left the sign it started with, or was NaN
+/// (depth ≥ 2), where the checks that need `log|x|` or `x^{2−L}` are undefined: the flow keeps
+/// every weight's sign (Lemma 3.3), so only a computed trajectory that crossed 0 (a
+/// weight-space stepper's overshoot at rounding level) gets there. Kept once per step by
+/// `MonitorContext.update` (`crossings`); the reports of Lemmas 3.7 and 3.18 say so instead
+/// of leaving a bare 1.8e308.
+struct SignCrossings {
     private(set) var value: Double?
     private(set) var t = 0.0
+    /// The signs of the first weights observed (the start), −1, 0 or 1.
+    private var startSigns: [Double] = []
 
-    /// Negative or NaN entries only: an exact 0 is a weight below double range, whose log the
-    /// dual coordinates keep (`MonitorContext.logWeight`), not a crossing.
+    /// Entries of the other sign than at the start, or NaN: an exact 0 is a weight below
+    /// double range, whose log the dual coordinates keep (`MonitorContext.logWeight`), not a
+    /// crossing. The worst is the deepest past 0.
     mutating func observe(_ x: [Double], depth: Int, at time: Double) {
         guard value == nil, depth >= 2 else { return }
-        for v in x where v < 0 || v.isNaN {
-            if let old = value, old.isNaN || old <= v { continue }
-            value = v
+        if startSigns.isEmpty { startSigns = x.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) } }
+        var depthPast = 0.0
+        for (v, s) in zip(x, startSigns) {
+            if v.isNaN { value = v; break }
+            if -s * v > depthPast { depthPast = -s * v; value = v }
         }
         if value != nil { t = time }
     }
@@ -108,7 +114,7 @@ struct NonPositiveWeights {
     func annotate(_ quantity: String, function: String) -> String {
         guard let value else { return quantity }
         return quantity + "; a weight reached \(value.isNaN ? "NaN" : JSON.format(value)) at t = \(JSON.format(t)), where \(function) is undefined: "
-            + "the computed trajectory crossed 0, which the flow cannot (lemma-3.3-sign measures by how much)"
+            + "the computed trajectory crossed 0, which the flow cannot (it keeps every sign) (lemma-3.3-sign measures by how much)"
     }
 }
 

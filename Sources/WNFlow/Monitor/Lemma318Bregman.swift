@@ -101,7 +101,7 @@ public final class Lemma318Bregman: Check {
         let zName = zIsGroundTruth ? "z = ground truth ∈ S₊" : "z = Ã⁺y"
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
-                           quantity: context.nonPositive.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
+                           quantity: context.crossings.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
                                                           function: context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"))
     }
 }

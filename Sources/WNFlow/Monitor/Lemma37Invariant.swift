@@ -43,7 +43,7 @@ public final class Lemma37Invariant: Check {
         let tol = rule.tolerance(conditioning: kappa, steps: context.stepNumber)
         return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
-                           quantity: context.nonPositive.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
+                           quantity: context.crossings.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
                                                           function: "h_L = \(hName(context.depth))"))
     }
 }

@@ -10,9 +10,9 @@ import GSLKit
 /// | check | flows | needs |
 /// |---|---|---|
 /// | `lemma-3.2-norm` | wn, wn-timedep, wn-gd | — |
-/// | `lemma-3.3-sign` | all | L ≥ 2, positive |
+/// | `lemma-3.3-sign` | all | L ≥ 2 (any start: every entry keeps its sign) |
 /// | `lemma-3.5-monotone-loss` | all | — |
-/// | `lemma-3.7-invariant` | gf, gd, wn-timedep | positive if L ≥ 2 |
+/// | `lemma-3.7-invariant` | gf, gd, wn-timedep | no zero entry if L ≥ 2 (`h_2 = log|x|`) |
 /// | `lemma-3.8-invariant` | wn, wn-gd | positive if L ≥ 2 |
 /// | `lemma-3.9-effective-init` | wn, wn-gd | positive if L ≥ 2 |
 /// | `lemma-3.18-bregman` | gf, gd, wn-timedep | positive if L ≥ 2 |
@@ -52,6 +52,8 @@ public final class Monitor {
         let wn = kind.isWeightNormalized
         let positive = initialState.allSatisfy { $0 > 0 }
         let positiveOK = L == 1 || positive
+        // Lemma 3.7 needs h_L(x₀) finite: every entry non-zero (either sign) at L ≥ 2.
+        let nonzeroOK = L == 1 || initialState.allSatisfy { $0 != 0 }
         let posReason = "depth \(L) needs a positive start (\(wn ? "g₀ > 0, v₀ > 0" : "x₀ > 0"))"
         let gfLike = kind == .gf || kind == .gd || kind == .wnTimeDependent
         let constantWN = kind == .wn || kind == .wnGD
@@ -59,12 +61,12 @@ public final class Monitor {
         var skip: [(String, String)] = []
 
         if wn { cs.append(Lemma32Norm(context: context, rule: rule)) } else { skip.append(("lemma-3.2-norm", "not a weight-normalized flow")) }
-        if L >= 2 && positive { cs.append(Lemma33Sign(context: context, rule: rule)) } else {
-            skip.append(("lemma-3.3-sign", L < 2 ? "depth 1: signs may change (MATH.md §2)" : posReason))
+        if L >= 2 { cs.append(Lemma33Sign(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.3-sign", "depth 1: signs may change (MATH.md §2)"))
         }
         cs.append(Lemma35MonotoneLoss(context: context, rule: rule))
-        if gfLike && positiveOK { cs.append(Lemma37Invariant(context: context, rule: rule)) } else {
-            skip.append(("lemma-3.7-invariant", gfLike ? posReason : "constant-rate WN: see lemma-3.8/3.9"))
+        if gfLike && nonzeroOK { cs.append(Lemma37Invariant(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.7-invariant", gfLike ? "depth \(L) needs a start without zero entries (h_L(0) is undefined)" : "constant-rate WN: see lemma-3.8/3.9"))
         }
         if constantWN && positiveOK {
             let etaG = config.model.etaG

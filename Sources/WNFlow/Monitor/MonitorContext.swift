@@ -1,13 +1,14 @@
 import Foundation
 import GSLKit
 
-/// `h_L` of MATH.md §3 on one entry: `x` (L = 1), `log x` (L = 2),
-/// `x^{2−L}` (L ≥ 3).
+/// `h_L` of MATH.md §3 on one entry: `x` (L = 1), `log|x|` (L = 2),
+/// `x^{2−L}` (L ≥ 3). The flow keeps every sign (Lemma 3.3), and `(d/dt) h_L(x)` is the same
+/// on either side of 0, so Lemma 3.7 holds from any start without zero entries.
 @inline(__always)
 func invariantMap(_ x: Double, depth: Int) -> Double {
     switch depth {
     case 1: return x
-    case 2: return log(x)
+    case 2: return log(abs(x))
     default: return 1 / ipow(x, depth - 2)
     }
 }
@@ -48,8 +49,8 @@ public final class MonitorContext {
     public private(set) var residualNorm = 0.0
     /// `‖x^{⊙L}‖`.
     public private(set) var powerNorm = 0.0
-    /// The first negative or NaN weight seen and when (depth ≥ 2; see `NonPositiveWeights`).
-    private(set) var nonPositive = NonPositiveWeights()
+    /// The first weight seen off its starting sign, or NaN, and when (depth ≥ 2; see `SignCrossings`).
+    private(set) var crossings = SignCrossings()
     /// WN: `g`, `‖v‖` (GF: 1, 1).
     public private(set) var g = 1.0
     public private(set) var vNorm = 1.0
@@ -116,7 +117,7 @@ public final class MonitorContext {
         }
         residualNorm = (2 * loss).squareRoot()
         powerNorm = source.power.withUnsafeBufferPointer { blasNorm(n, $0.baseAddress!) }
-        nonPositive.observe(x, depth: depth, at: t)
+        crossings.observe(x, depth: depth, at: t)
         if isWeightNormalized {
             g = step.y[0]
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
@@ -179,11 +180,11 @@ public final class MonitorContext {
     /// WN with the solver's logs, and g not a normal number (0 or subnormal in `state`).
     var gBelowRange: Bool { isWeightNormalized && hasLogState && isBelowNormalRange(g) }
 
-    /// `log x_i` (L = 2, `x_i ≥ 0`) of the current step: from the solver's logs where it gave
-    /// them (WN: `log g + log v_i − log‖v‖`), else `log(x_i)`.
+    /// `log|x_i|` (L = 2) of the current step: from the solver's logs where it gave
+    /// them (WN: `log|g| + log|v_i| − log‖v‖`), else `log|x_i|`.
     @inline(__always)
     public func logWeight(_ i: Int) -> Double {
-        guard hasLogState else { return log(x[i]) }
+        guard hasLogState else { return log(abs(x[i])) }
         return isWeightNormalized ? logState[i + 1] + logGOverV : logState[i]
     }
 
