@@ -218,6 +218,9 @@ static inline double cgsl_evolve_last_step(const gsl_odeiv2_driver *d) { return 
 static inline int cgsl_driver_evolve_apply(gsl_odeiv2_driver *d, double *t, double t1, double *h, double y[]) {
     return gsl_odeiv2_evolve_apply(d->e, d->c, d->s, d->sys, t, t1, h, y);
 }
+/* Make the next evolve call evaluate f at its start instead of reusing the last step's
+   f(t₁, y₁) (evolve does so once count > 0): for a state the caller moved or restored. */
+static inline void cgsl_evolve_forget_derivative(gsl_odeiv2_driver *d) { d->e->count = 0; }
 /* Clear the stepper's memory only (the multistep methods keep a history). */
 static inline int cgsl_driver_step_reset(gsl_odeiv2_driver *d) { return gsl_odeiv2_step_reset(d->s); }
 static inline int cgsl_driver_set_hmax(gsl_odeiv2_driver *d, double hmax) { return gsl_odeiv2_driver_set_hmax(d, hmax); }

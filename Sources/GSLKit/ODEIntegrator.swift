@@ -99,6 +99,10 @@ public final class ODEIntegrator: ODESolver {
     /// the resolution of t) before the run fails with `stepSizeUnderflow`.
     static let maxStallCount = 1000
 
+    /// Steps in a row that may end in a non-finite state, each retried with a tenth of the
+    /// step, before the run fails with `nonFiniteState`.
+    static let maxNonFiniteRetries = 30
+
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         let n = system.dimension
@@ -146,10 +150,41 @@ public final class ODEIntegrator: ODESolver {
         }
         let hmax = options.maxStepSize ?? .infinity
         var stalls = 0
+        var nonFiniteRetries = 0
         var sliverF = [Double]()
+        /// Books the step that just moved (t, y) from `tBefore`: statistics, observers, save
+        /// times. Returns the run when it ends here.
+        func accepted(from tBefore: Double) -> ODERun? {
+            stats.acceptedSteps += 1
+            lastT = t
+            for i in 0..<n { lastY[i] = y[i] }
+            let hit = saves.hit(at: t)
+            let stop = y.withUnsafeBufferPointer { buf in
+                notify(observers, AcceptedStep(t: t, y: buf, h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
+            }
+            saves.advance(past: t)
+            if stop { return finish(.stoppedByObserver) }
+            if t >= t1 { return finish(.reachedEnd) }
+            return nil
+        }
         while true {
             if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
             let target = saves.target(orEnd: t1)
+            // A target a few ulp ahead (save times 1 and 1 + 2.2e-16, or one just short of
+            // t₁): GSL would be asked for an ulp-sized step, which msbdf and rk4imp fail.
+            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
+                let tBefore = t
+                do {
+                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
+                        cgsl_evolve_forget_derivative(driver)
+                        if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
+                        if let end = accepted(from: tBefore) { return end }
+                        continue
+                    }
+                } catch {
+                    return finish(.failed, error)
+                }
+            }
             h = min(h, hmax)
             let hTried = h
             let tBefore = t
@@ -172,6 +207,7 @@ public final class ODEIntegrator: ODESolver {
                 stalls += 1
                 t = lastT
                 for i in 0..<n { y[i] = lastY[i] }
+                cgsl_evolve_forget_derivative(driver)
                 // A multistep method has taken the step into its history.
                 if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
                 if stalls >= Self.maxStallCount { return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: hTried)) }
@@ -180,26 +216,33 @@ public final class ODEIntegrator: ODESolver {
             stalls = 0
             var finite = true
             for v in y where !v.isFinite { finite = false; break }
-            if !finite { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+            if !finite {
+                // GSL's error control compares a NaN error estimate as small and accepts the
+                // step (rk8pd on signed WN, L = 3, from 1e-3: a first step of 2e7 gave NaN).
+                // Undo it and retry from the last state with a tenth of the step.
+                nonFiniteRetries += 1
+                if nonFiniteRetries > Self.maxNonFiniteRetries { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+                t = lastT
+                for i in 0..<n { y[i] = lastY[i] }
+                // Evolve would start the next step from the NaN step's f(t₁, y₁).
+                cgsl_evolve_forget_derivative(driver)
+                _ = cgsl_driver_step_reset(driver)
+                h = (t + 0.1 * hTried == t) ? hTried : 0.1 * hTried
+                continue
+            }
+            nonFiniteRetries = 0
             if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
                 do {
-                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) && options.stepper.isMultistep {
-                        _ = cgsl_driver_step_reset(driver)  // the history does not know the sliver
+                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
+                        cgsl_evolve_forget_derivative(driver)
+                        // The history does not know the sliver.
+                        if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
                     }
                 } catch {
                     return finish(.failed, error)
                 }
             }
-            stats.acceptedSteps += 1
-            lastT = t
-            for i in 0..<n { lastY[i] = y[i] }
-            let hit = saves.hit(at: t)
-            let stop = y.withUnsafeBufferPointer { buf in
-                notify(observers, AcceptedStep(t: t, y: buf, h: t - tBefore, saveIndex: hit, stepNumber: stats.acceptedSteps))
-            }
-            saves.advance(past: t)
-            if stop { return finish(.stoppedByObserver) }
-            if t >= t1 { return finish(.reachedEnd) }
+            if let end = accepted(from: tBefore) { return end }
         }
     }
 }

@@ -34,6 +34,10 @@ struct PlotCommand: ParsableCommand {
             throw ConfigError("result.json", "\(error)")
         }
         let traj = try TrajectoryTable.parse(String(decoding: tdata, as: UTF8.self))
+        guard !traj.plottableRows.isEmpty else {
+            let end = traj.t.last.map { JSON.format($0) } ?? "?"
+            throw ConfigError("dir", "'\(trajPath)' has no row with t > 0 and a finite loss to plot on log time (the run ended at t = \(end)); nothing written")
+        }
         var info = TrajectoryPlot.Info(flow: "gf", depth: 2)
         if case let .string(f)? = result["flow"] { info.flow = f }
         if case let .number(d)? = result["depth"] {
@@ -49,7 +53,13 @@ struct PlotCommand: ParsableCommand {
         if let etaV { info.etaV = etaV }
         if case let .string(s)? = result["status"] { info.status = s }
         let script = TrajectoryPlot.script(table: traj, info: info, base: URL(fileURLWithPath: dir).standardizedFileURL.path + "/trajectory")
-        try Gnuplot.run(script: script, scriptPath: dir + "/trajectory.gp")
+        do {
+            try Gnuplot.run(script: script, scriptPath: dir + "/trajectory.gp")
+        } catch {
+            // No half-written images next to a failure.
+            for ext in ["png", "svg"] { try? FileManager.default.removeItem(atPath: dir + "/trajectory." + ext) }
+            throw error
+        }
         print("wrote \(dir)/trajectory.png and \(dir)/trajectory.svg")
     }
 }

@@ -62,6 +62,11 @@ let badCases: [BadCase] = [
     BadCase(label: "t_end below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100", with: "\"t_end\": 1e-200"), field: "config.integrator.t_end"),
     BadCase(label: "eta and eta_g together", config: validConfig.replacingOccurrences(of: "\"eta_g\": 0.05", with: "\"eta_g\": 0.05, \"eta\": 0.2"), field: "config.model.eta_g"),
     BadCase(label: "discrete step longer than t_end", config: validConfig.replacingOccurrences(of: "\"eta_g\": 0.05", with: "\"eta_g\": 0.05, \"step\": 500").replacingOccurrences(of: "\"flow\": \"wn\"", with: "\"flow\": \"wn-gd\""), field: "config.model.step"),
+    // Stop 29 (a helper's trajectory round): save times below 1e-150 gave NaN at t = 9.5e-307 under
+    // the implicit methods, and dual at depth 3 from a negative start failed at t = 0 (exit 3).
+    BadCase(label: "save time below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100}", with: "\"t_end\": 100}, \"record\": {\"times\": [1e-300, 1]}"), field: "config.record.times"),
+    BadCase(label: "t_min below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100}", with: "\"t_end\": 100}, \"record\": {\"t_min\": 1e-200}"), field: "config.record.t_min"),
+    BadCase(label: "dual at depth 3 from a negative start", config: validConfig.replacingOccurrences(of: "\"flow\": \"wn\", \"depth\": 2", with: "\"flow\": \"gf\", \"depth\": 3").replacingOccurrences(of: "[0.1, 0.1, 0.1]", with: "[0.1, -0.1, 0.1]").replacingOccurrences(of: "\"auto\"", with: "\"dual\""), field: "config.integrator.method"),
     BadCase(label: "generate with sparsity > N", config: "{\"problem\": {\"generate\": {\"M\": 2, \"N\": 3, \"sparsity\": 5}}, \"init\": {\"scale\": 0.1}}", field: "config.problem.generate.sparsity"),
 ]
 

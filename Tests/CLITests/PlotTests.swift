@@ -41,6 +41,22 @@ struct PlotTests {
         #expect(p.code == 0, "\(p.stderr)")
     }
 
+    /// A gd run that diverged at its first iterate has no row with t > 0 and a finite loss:
+    /// plot says so in one line (gnuplot's "x range is invalid" came through, and left a
+    /// half-written PNG); a run whose only later row is one time plots a decade either side.
+    @Test func plotWithNothingOnLogTime() throws {
+        let dir = CLI.tempDir("plot-empty")
+        CLI.write(#"{"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}}, "model": {"flow": "gd", "depth": 2, "step": 1e80}, "init": {"scale": 0.5, "direction": "uniform"}, "integrator": {"t_end": 1e81}}"#, dir + "/c.json")
+        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 3)
+        let p = try CLI.run(["plot", dir + "/run"])
+        #expect(p.code == 2 && p.stderr.contains("no row with t > 0 and a finite loss"), "\(p.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run/trajectory.png"))
+        CLI.write(#"{"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}}, "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.5, "direction": "uniform"}, "integrator": {"t_end": 5}, "record": {"times": [5]}}"#, dir + "/d.json")
+        #expect(try CLI.run(["simulate", dir + "/d.json", "--out", dir + "/one", "--quiet"]).code == 0)
+        let q = try CLI.run(["plot", dir + "/one"])
+        #expect(q.code == 0, "\(q.stderr)")
+    }
+
     /// Strings from `result.json` reach the gnuplot script only as single-quoted literals on
     /// one line: a status or flow that closes a double quote and starts a `system` command on
     /// a new line, or holds a backquoted command, runs nothing (before stop 24 all three ran).

@@ -314,6 +314,30 @@ struct TEndAdviceTests {
                 "\(r.message ?? "nil")")
     }
 
+    /// Save times a few ulp apart (1 and 1 + 2.2e-16) asked GSL for an ulp-sized step, which
+    /// msbdf failed ("step size underflow at t = 1"); the gap is now closed before GSL is
+    /// called. And GSL's explicit steppers accept a step whose error estimate is NaN: rk8pd on
+    /// signed WN, L = 3, from 1e-3 took a first step of 2e7 to NaN and failed, and retrying
+    /// from evolve's kept f(t₁, y₁) of that step failed again at every size.
+    @Test func closeSaveTimesAndNaNFirstStep() throws {
+        let close = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}},
+         "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.5, "direction": "uniform"},
+         "integrator": {"method": "msbdf", "t_end": 100}, "record": {"times": [1, 1.000000000000001, 50]}}
+        """)
+        let r = Simulation(config: close).run(recordTrajectory: true)
+        #expect(r.status != .failed, "\(r.message ?? "nil")")
+        #expect(r.trajectory.map(\.t).prefix(3) == [0, 1, 1.000000000000001])
+        let nan = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 354463}},
+         "model": {"flow": "wn", "depth": 3, "signed": true, "eta_g": 1.0},
+         "init": {"scale": 0.001, "direction": "uniform", "seed": 785},
+         "integrator": {"method": "rk8pd", "max_steps": 300}, "record": {"points": 0}}
+        """)
+        let s = Simulation(config: nan).run(recordTrajectory: false)
+        #expect(s.status == .maxSteps, "\(s.message ?? "nil")")
+    }
+
     /// A step size underflow names methods other than the one that failed, and under atol = 0
     /// with a subnormal entry says to set atol (msbdf, WN, an entry at 7.7e-314, was told
     /// "try msbdf").

@@ -508,6 +508,10 @@ struct MonitorBrokenFlowTests {
         let slow = PerturbedFlow(GradientFlow(problem: cfg.problem)) { _, _, d in d[0] *= 0.5 }
         let r2 = try monitoredRun(slow, config: cfg, y0: cfg.x0)
         #expect(abs(try #require(r2["loss-decay-rate"]?.value) - 1) < 1e-2)
+        // A measurement without enough samples still carries `value`, as null (interface.md).
+        var unmeasured = k
+        unmeasured.value = nil
+        #expect(unmeasured.json["value"] == .null)
     }
 }
 

@@ -39,6 +39,9 @@ public struct TrajectoryTable: Sendable {
         }
     }
 
+    /// The rows a log-time plot can show: t > 0 and a finite loss.
+    public var plottableRows: [Int] { t.indices.filter { t[$0] > 0 && loss[$0].isFinite } }
+
     /// `log ρ(t)` (Lemma 3.9) from g(t), η_g, η_v and g₀ = g(0), ‖v₀‖ = v_norm(0).
     public func logRho(etaG: Double, etaV: Double) -> [Double]? {
         guard let g0 = g.first ?? nil, let v0 = vNorm.first ?? nil, g0 != 0, v0 > 0 else { return nil }
@@ -64,7 +67,8 @@ public enum TrajectoryPlot {
         let rho: [Double]? = (wn && info.flow != "wn-timedep") ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) } : nil
         let n = tb.x.first?.count ?? 0
         var s = "# wnflow plot: \(GnuplotText.singleLine(info.flow)), L = \(info.depth)\n$D << EOD\n"
-        for k in tb.t.indices where tb.t[k] > 0 {
+        let rows = tb.plottableRows
+        for k in rows {
             var line = "\(JSON.format(tb.t[k])) \(JSON.format(max(tb.loss[k], 1e-300)))"
             line += " " + (tb.g[k].map(JSON.format) ?? "NaN")
             line += " " + (rho.map { JSON.format($0[k]) } ?? "NaN")
@@ -77,7 +81,7 @@ public enum TrajectoryPlot {
         let title = "\(info.flow.uppercased()) trajectory, depth L = \(info.depth)\(info.signed ? ", signed" : "")\(info.etaG.map { wn ? ", η = \(JSON.format($0))" : "" } ?? "")\(info.status.isEmpty ? "" : " (\(info.status))")"
         var body = """
         set multiplot layout \(layout) title \(GnuplotText.literal(title)) font ",14"
-        set logscale x
+        set logscale x\(singleTime(tb, rows))
         set format x "10^{%L}"
         set xlabel "time t"
         set grid lc rgb "#dddddd"
@@ -114,5 +118,13 @@ public enum TrajectoryPlot {
         s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\"\nset output \(GnuplotText.literal(base + ".png"))\n" + body
         s += "set terminal svg size \(size.0),\(size.1) enhanced font \"DejaVu Sans,11\" background rgb \"white\"\nset output \(GnuplotText.literal(base + ".svg"))\n" + body + "set output\n"
         return s
+    }
+
+    /// A decade either side when every plotted row has the same time (a run that diverged at
+    /// its first iterate: gnuplot calls a one-point range "invalid").
+    static func singleTime(_ tb: TrajectoryTable, _ rows: [Int]) -> String {
+        guard let first = rows.first, rows.allSatisfy({ tb.t[$0] == tb.t[first] }) else { return "" }
+        let t = tb.t[first]
+        return "\nset xrange [\(JSON.format(t / 10)):\(JSON.format(t * 10))]"
     }
 }

@@ -729,8 +729,13 @@ extension Simulation {
             if tau > 10 * t {
                 let time = tau.isFinite ? "e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end" : "dℒ/dt = 0 there"
                 let unseen = history.count < 2 ? " (no trajectory was recorded to tell a stall from a plateau between drops of the loss: set record.points)" : ""
+                // The cause named by flow: only constant-rate WN has a g and an η_g (a GF run
+                // at depth 4 was told of "the saddle g → 0").
+                let cause = config.model.flow == .wn
+                    ? "MATH.md §4: the saddle g → 0, or depth ≥ 3 with a small η_g"
+                    : "near a saddle of the loss, or creeping through ever slower time scales"
                 return head + "; the loss has all but stopped falling (\(time)): "
-                    + "the flow stalls or creeps there (MATH.md §4: the saddle g → 0, depth 3 with a small rate), so a larger t_end may not help" + unseen
+                    + "the flow stalls or creeps there (\(cause)), so a larger t_end may not help" + unseen
             }
         }
         // The Gauss methods are A- but not L-stable (|R(∞)| = 1): at large steps the stiff

@@ -31,7 +31,8 @@ extension CheckReport {
         ]
         if isMeasurement { pairs.append(("measurement", .bool(true))) }
         if byConstruction { pairs.append(("by_construction", .bool(true))) }
-        if let value { pairs.append(("value", .number(value))) }
+        // A measurement always carries `value` (null when too few samples to measure).
+        if let value { pairs.append(("value", .number(value))) } else if isMeasurement { pairs.append(("value", .null)) }
         return .object(pairs)
     }
 }

@@ -316,6 +316,10 @@ extension SimulationConfig {
                     if model.flow.isWeightNormalized && (config.g0 ?? 1) == 0 {
                         throw ConfigError(it.field("method"), "dual integrates log |g| and needs init.g0 ≠ 0; use auto")
                     }
+                    // x^{2−L} = x₀^{2−L} + Aᵀλ is integrated from x₀ ≥ 0 only (was exit 3 at t = 0).
+                    if model.depth >= 3, let j = config.x0.firstIndex(where: { $0 < 0 }) {
+                        throw ConfigError(it.field("method"), "dual at depth \(model.depth) needs x₀ ≥ 0 (init.x0 entry \(j) is \(JSON.format(config.x0[j]))); use auto or bdf")
+                    }
                 }
                 config.integrator.method = m
                 if model.flow.isDiscrete && m != .auto {
@@ -364,6 +368,11 @@ extension SimulationConfig {
             case let .array(items)?:
                 let ts = try ObjectReader.numbers(.array(items), path: r.field("times"))
                 guard ts.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ConfigError(r.field("times"), "times must be finite and ≥ 0") }
+                // The floor t_end and h0 share: an implicit step that lands on 1e-300 needs
+                // 1/h, which overflows (gf under auto, bdf, bsimp: NaN at t = 9.5e-307).
+                if let tiny = ts.first(where: { $0 > 0 && $0 < 1e-150 }) {
+                    throw ConfigError(r.field("times"), "positive times must be at least 1e-150, got \(JSON.format(tiny)); rescale time (scale A and y) instead")
+                }
                 config.record.times = .list(ts.sorted())
             case let v?:
                 throw ConfigError(r.field("times"), "expected \"log\" or an array of times, got \(v.typeName)")
@@ -372,7 +381,12 @@ extension SimulationConfig {
                 guard n <= 1_000_000 else { throw ConfigError(r.field("points"), "at most 1,000,000 recorded points, got \(n)") }
                 config.record.points = n
             }
-            if let t = try r.positive("t_min") { config.record.tMin = t }
+            if let t = try r.positive("t_min") {
+                guard t >= 1e-150 else {
+                    throw ConfigError(r.field("t_min"), "must be at least 1e-150, got \(JSON.format(t)); rescale time (scale A and y) instead")
+                }
+                config.record.tMin = t
+            }
             try r.finish()
         }
         try root.finish()
