@@ -152,9 +152,82 @@ public final class ODEIntegrator: ODESolver {
         var stalls = 0
         var nonFiniteRetries = 0
         var sliverF = [Double]()
-        /// Books the step that just moved (t, y) from `tBefore`: statistics, observers, save
-        /// times. Returns the run when it ends here.
-        func accepted(from tBefore: Double) -> ODERun? {
+        while true {
+            if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
+            let target = saves.target(orEnd: t1)
+            let tBefore = t
+            // A target a few ulp ahead (save times 1 and 1 + 2.2e-16, or one just short of
+            // t₁): GSL would be asked for an ulp-sized step, which msbdf and rk4imp fail.
+            var bridged = false
+            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
+                do {
+                    bridged = try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF)
+                } catch {
+                    return finish(.failed, error)
+                }
+                if bridged {
+                    cgsl_evolve_forget_derivative(driver)
+                    if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
+                }
+            }
+            if !bridged {
+                h = min(h, hmax)
+                let hTried = h
+                let status = y.withUnsafeMutableBufferPointer { buf in
+                    cgsl_driver_evolve_apply(driver, &t, target, &h, buf.baseAddress!)
+                }
+                if let error = context.error { return finish(.failed, error) }
+                if status != cgsl_success() {
+                    if status == cgsl_failure() {
+                        // GSL could not meet the tolerance with a step that still
+                        // moves t (it leaves t advanced and y at the rejected step).
+                        return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: h))
+                    }
+                    return finish(.failed, ODEError.gsl(GSLError(code: status, context: "gsl_odeiv2_evolve_apply(\(options.stepper)) at t = \(lastT)")))
+                }
+                if t == tBefore {
+                    // GSL "accepted" a step too small to change t (h below ulp(t)):
+                    // y may have moved while t did not. Undo it; a step that can
+                    // never move t (h pinned by maxStepSize, or not growing) fails.
+                    stalls += 1
+                    t = lastT
+                    for i in 0..<n { y[i] = lastY[i] }
+                    cgsl_evolve_forget_derivative(driver)
+                    // A multistep method has taken the step into its history.
+                    if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
+                    if stalls >= Self.maxStallCount { return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: hTried)) }
+                    continue
+                }
+                stalls = 0
+                var finite = true
+                for v in y where !v.isFinite { finite = false; break }
+                if !finite {
+                    // GSL's error control compares a NaN error estimate as small and accepts the
+                    // step (rk8pd on signed WN, L = 3, from 1e-3: a first step of 2e7 gave NaN).
+                    // Undo it and retry from the last state with a tenth of the step.
+                    nonFiniteRetries += 1
+                    if nonFiniteRetries > Self.maxNonFiniteRetries { return finish(.failed, ODEError.nonFiniteState(t: t)) }
+                    t = lastT
+                    for i in 0..<n { y[i] = lastY[i] }
+                    // Evolve would start the next step from the NaN step's f(t₁, y₁).
+                    cgsl_evolve_forget_derivative(driver)
+                    _ = cgsl_driver_step_reset(driver)
+                    h = (t + 0.1 * hTried == t) ? hTried : 0.1 * hTried
+                    continue
+                }
+                nonFiniteRetries = 0
+                if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
+                    do {
+                        if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
+                            cgsl_evolve_forget_derivative(driver)
+                            // The history does not know the sliver.
+                            if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
+                        }
+                    } catch {
+                        return finish(.failed, error)
+                    }
+                }
+            }
             stats.acceptedSteps += 1
             lastT = t
             for i in 0..<n { lastY[i] = y[i] }
@@ -165,84 +238,6 @@ public final class ODEIntegrator: ODESolver {
             saves.advance(past: t)
             if stop { return finish(.stoppedByObserver) }
             if t >= t1 { return finish(.reachedEnd) }
-            return nil
-        }
-        while true {
-            if stats.acceptedSteps >= options.maxSteps { return finish(.maxSteps) }
-            let target = saves.target(orEnd: t1)
-            // A target a few ulp ahead (save times 1 and 1 + 2.2e-16, or one just short of
-            // t₁): GSL would be asked for an ulp-sized step, which msbdf and rk4imp fail.
-            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
-                let tBefore = t
-                do {
-                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
-                        cgsl_evolve_forget_derivative(driver)
-                        if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
-                        if let end = accepted(from: tBefore) { return end }
-                        continue
-                    }
-                } catch {
-                    return finish(.failed, error)
-                }
-            }
-            h = min(h, hmax)
-            let hTried = h
-            let tBefore = t
-            let status = y.withUnsafeMutableBufferPointer { buf in
-                cgsl_driver_evolve_apply(driver, &t, target, &h, buf.baseAddress!)
-            }
-            if let error = context.error { return finish(.failed, error) }
-            if status != cgsl_success() {
-                if status == cgsl_failure() {
-                    // GSL could not meet the tolerance with a step that still
-                    // moves t (it leaves t advanced and y at the rejected step).
-                    return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: h))
-                }
-                return finish(.failed, ODEError.gsl(GSLError(code: status, context: "gsl_odeiv2_evolve_apply(\(options.stepper)) at t = \(lastT)")))
-            }
-            if t == tBefore {
-                // GSL "accepted" a step too small to change t (h below ulp(t)):
-                // y may have moved while t did not. Undo it; a step that can
-                // never move t (h pinned by maxStepSize, or not growing) fails.
-                stalls += 1
-                t = lastT
-                for i in 0..<n { y[i] = lastY[i] }
-                cgsl_evolve_forget_derivative(driver)
-                // A multistep method has taken the step into its history.
-                if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
-                if stalls >= Self.maxStallCount { return finish(.failed, ODEError.stepSizeUnderflow(t: lastT, h: hTried)) }
-                continue
-            }
-            stalls = 0
-            var finite = true
-            for v in y where !v.isFinite { finite = false; break }
-            if !finite {
-                // GSL's error control compares a NaN error estimate as small and accepts the
-                // step (rk8pd on signed WN, L = 3, from 1e-3: a first step of 2e7 gave NaN).
-                // Undo it and retry from the last state with a tenth of the step.
-                nonFiniteRetries += 1
-                if nonFiniteRetries > Self.maxNonFiniteRetries { return finish(.failed, ODEError.nonFiniteState(t: t)) }
-                t = lastT
-                for i in 0..<n { y[i] = lastY[i] }
-                // Evolve would start the next step from the NaN step's f(t₁, y₁).
-                cgsl_evolve_forget_derivative(driver)
-                _ = cgsl_driver_step_reset(driver)
-                h = (t + 0.1 * hTried == t) ? hTried : 0.1 * hTried
-                continue
-            }
-            nonFiniteRetries = 0
-            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
-                do {
-                    if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
-                        cgsl_evolve_forget_derivative(driver)
-                        // The history does not know the sliver.
-                        if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
-                    }
-                } catch {
-                    return finish(.failed, error)
-                }
-            }
-            if let end = accepted(from: tBefore) { return end }
         }
     }
 }

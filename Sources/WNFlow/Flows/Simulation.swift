@@ -724,7 +724,7 @@ extension Simulation {
             if tau > 10 * t, tau.isFinite, loss > 0.5 * initialLoss {
                 return head + "; the loss has fallen only from \(JSON.format(initialLoss)) over the run, and at its end "
                     + "ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end: the run ends before the flow's own time scale; "
-                    + "raise integrator.t_end well past that"
+                    + "raise integrator.t_end (toward that time: a flow leaving a plateau speeds up, so it may take less)"
             }
             if tau > 10 * t {
                 let time = tau.isFinite ? "e-folding time ℒ/|dℒ/dt| = \(JSON.format(tau)), over 10× t_end" : "dℒ/dt = 0 there"
