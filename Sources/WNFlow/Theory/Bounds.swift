@@ -260,6 +260,15 @@ public enum Theory {
                 if let svd = try? SVD(A) { bounds.gInfLowerBound = A.rows > 0 ? norm2(svd.pseudoInverseApply(y)) : 0 }
             }
         }
+        // A limit in S₊ has ‖z‖₁ ≥ Q and Σ w z ≥ Q_w: a gap below that by more than rounding
+        // means the predicted z misses A z = y along a direction the LP prices high (a column
+        // of norm 1e-7: residual 1e-9 relative, ‖z‖₁ 1% below Q).
+        for (name, gap, level) in [("l1_gap ||z||_1 - Q", bounds.l1Gap, q), ("weighted_l1_gap", bounds.weightedGap, qw)] {
+            if let gap, let level, gap < -1e-9 * abs(level) {
+                warnings.append("\(name) = \(gap) < 0: the prediction misses A z = y (residual \(pred.kktResidual) relative) "
+                    + "along a direction the LP prices high, so z is not resolved to better than about \(abs(gap / level)) relative")
+            }
+        }
         if let c, let gl = bounds.gInfLowerBound {
             bounds.logRhoLowerBound = Bounds.logRhoLowerBound(gLower: gl, g0: norm2(x0), c: c)
         }
