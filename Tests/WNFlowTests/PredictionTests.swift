@@ -548,3 +548,42 @@ struct VerifyPrecisionEdgeTests {
         #expect(!c.passed && c.tolerance < 1e-6, "\(c)")
     }
 }
+
+/// At even depth the loss and both flows commute with flipping an entry's sign, so predict
+/// takes a mixed-sign start as |x₀| and gives x₀'s signs back (stop 29; before, exit 2).
+/// The integrated flow from the mixed start lands on that prediction; at odd depth, or with
+/// a zero entry, the start stays bad input.
+struct MixedSignPredictionTests {
+    static func config(flow: String, depth: Int, x0: [Double]) throws -> SimulationConfig {
+        try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 12, "sparsity": 2, "seed": 7}},
+         "model": {"flow": "\(flow)", "depth": \(depth), "eta_g": 0.2},
+         "init": {"x0": [\(x0.map { JSON.format($0) }.joined(separator: ", "))]},
+         "integrator": {"rtol": 1e-11}, "record": {"points": 0}}
+        """)
+    }
+
+    @Test(arguments: [("gf", 2), ("gf", 4), ("wn", 2), ("wn-timedep", 2)])
+    func evenDepthPredictsFromTheAbsoluteStart(_ c: (String, Int)) throws {
+        let x0 = (0..<12).map { 0.05 + 0.01 * Double($0) }
+        var mixed = x0
+        for i in [1, 4, 9] { mixed[i] = -mixed[i] }
+        let p = try Prediction(config: try Self.config(flow: c.0, depth: c.1, x0: x0))
+        let cfg = try Self.config(flow: c.0, depth: c.1, x0: mixed)
+        let q = try Prediction(config: cfg)
+        #expect(q.z == p.z)
+        #expect(q.x == zip(p.x, mixed).map { $1 < 0 ? -$0 : $0 })
+        #expect(q.report.gInf == p.report.gInf)
+        let run = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(run.status == .converged)
+        #expect(relDiff(run.x, q.x) < 1e-6, "\(relDiff(run.x, q.x))")
+    }
+
+    @Test func oddDepthAndZerosStayBadInput() throws {
+        var mixed = (0..<12).map { 0.05 + 0.01 * Double($0) }
+        mixed[2] = -mixed[2]
+        #expect(throws: ConfigError.self) { try Prediction(config: try Self.config(flow: "gf", depth: 3, x0: mixed)) }
+        mixed[2] = 0
+        #expect(throws: ConfigError.self) { try Prediction(config: try Self.config(flow: "gf", depth: 2, x0: mixed)) }
+    }
+}

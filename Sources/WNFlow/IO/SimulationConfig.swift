@@ -297,10 +297,14 @@ extension SimulationConfig {
         }
         if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
             let zeros = config.x0.contains(0)
-            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.8, 3.9 and 3.18 and the limit checks assume a positive start; "
-                + (zeros ? "Lemma 3.3 is checked with each entry's sign (zero entries never move), Lemma 3.7 is not (h_L(0) is undefined)"
-                         : (model.flow == .wn || model.flow == .wnGD ? "Lemma 3.3 is checked with each entry's sign"
-                                                                    : "Lemmas 3.3 and 3.7 are checked with each entry's sign")))
+            let constantWN = model.flow == .wn || model.flow == .wnGD
+            let checked = zeros ? "Lemma 3.3 is checked with each entry's sign (zero entries never move), Lemma 3.7 is not (h_L(0) is undefined)"
+                : (constantWN ? "Lemma 3.3 is checked with each entry's sign" : "Lemmas 3.3 and 3.7 (and verify's limit-kkt) are checked with each entry's sign")
+            let predict = zeros ? "predict needs non-zero entries"
+                : (model.depth % 2 == 0 ? "predict (and verify's predict checks) run from |x0|, to which the flow is equivalent at even depth"
+                                        : "predict needs x0 > 0 at odd depth")
+            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.8, 3.9 and 3.18 assume a positive start; "
+                + checked + "; " + predict)
         }
 
         if let it = try root.object("integrator") {

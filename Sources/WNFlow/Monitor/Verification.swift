@@ -224,7 +224,11 @@ public struct Verification {
         // KKT: feed a fresh invariant check the two end points.
         let L = cfg.problem.depth
         let kind = cfg.model.flow
-        guard L == 1 || sim.initialState.allSatisfy({ $0 > 0 }), result.state.count == sim.initialState.count,
+        // Lemma 3.7 (GF, time-dependent WN) needs a start without zeros, either sign; Lemma 3.9
+        // (constant-rate WN) a positive one.
+        let startOK = L == 1 || sim.initialState.allSatisfy({ $0 > 0 })
+            || (!kind.isWeightNormalized || kind == .wnTimeDependent) && sim.initialState.allSatisfy({ $0 != 0 })
+        guard startOK, result.state.count == sim.initialState.count,
               let ctx = try? MonitorContext(flow: sim.flow) else { return out }
         let check: any Check
         switch kind {

@@ -147,14 +147,25 @@ public enum Theory {
     /// shows as the dual Newton's `.notConverged`, not `.emptyFeasibleSet`.
     /// - Throws: `TheoryError.emptyFeasibleSet` when S₊ is empty and depth ≥ 2;
     ///   `.invalidInput` for bad dimensions/signs; `.notConverged`, `.solverFailure`.
-    public static func report(A: Matrix, y: [Double], depth: Int, x0: [Double], flow: TheoryFlow,
+    public static func report(A: Matrix, y: [Double], depth: Int, x0 start: [Double], flow: TheoryFlow,
                               limitOnly: Bool = false, signed: Bool) throws -> TheoryReport {
-        try LimitPredictor.validate(A: A, y: y, n: x0.count, depth: depth)
-        guard x0.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
-        if depth >= 2 && !x0.allSatisfy({ $0 > 0 }) {
-            throw TheoryError.invalidInput("x0 must be > 0 entry-wise for depth >= 2 (MATH.md Lemma 3.3); zero entries never move")
-        }
+        try LimitPredictor.validate(A: A, y: y, n: start.count, depth: depth)
+        guard start.allSatisfy(\.isFinite) else { throw TheoryError.invalidInput("x0 must be finite") }
         var warnings: [String] = []
+        // At even depth z = x^L, the loss and both flows commute with flipping any entry's sign
+        // (∇ℒ(Dx) = D∇ℒ(x) for D = diag(±1)), so the limit from x₀ is D·(the limit from |x₀|).
+        var x0 = start
+        var signs: [Double]? = nil
+        if depth >= 2 && !start.allSatisfy({ $0 > 0 }) {
+            guard depth % 2 == 0, start.allSatisfy({ $0 != 0 }) else {
+                throw TheoryError.invalidInput(depth % 2 == 0
+                    ? "x0 must be non-zero entry-wise for depth >= 2 (MATH.md Lemma 3.3: zero entries never move)"
+                    : "x0 must be > 0 entry-wise at odd depth \(depth) (MATH.md Lemma 3.3; at even depth signs are allowed)")
+            }
+            signs = start.map { $0 < 0 ? -1 : 1 }
+            x0 = start.map { abs($0) }
+            warnings.append("x0 has negative entries: at even depth the flow is blind to each entry's sign, so the limit is predicted from |x0| and x carries x0's signs")
+        }
 
         // Q (throws emptyFeasibleSet for depth ≥ 2).
         var q: Double? = nil, zQ: [Double]? = nil
@@ -273,6 +284,7 @@ public enum Theory {
             bounds.logRhoLowerBound = Bounds.logRhoLowerBound(gLower: gl, g0: norm2(x0), c: c)
         }
 
+        if let signs { pred.x = zip(pred.x, signs).map { $0 * $1 } }
         return TheoryReport(depth: depth, flow: flow, z: pred.z, x: pred.x, gInf: gInf, logRho: logRho,
                             wnRoots: roots, l1Min: q, l1Minimizer: zQ, weightedL1Min: qw, weightedL1Minimizer: zw,
                             weights: weights, kernelPositive: kernel?.holds, kernelWitness: kernel?.witness,
