@@ -210,7 +210,18 @@ public enum Theory {
             // from 1e-12 to 1e-14 and under four methods).
             let g0 = wn.g0, gi = abs(wn.gInf), cc = wn.c ?? 0
             let ell = 2 * Double.ulpOfOne * (abs(Foundation.log(g0 / gi)) + cc * (gi * gi + g0 * g0))
-            let floor = Double(max(depth - 1, 1)) * ell
+            var floor = Double(max(depth - 1, 1)) * ell
+            // g_∞ within rounding of g₀ while c·g₀²·ε is not small (v much faster than g): the
+            // root search in g cannot place log ρ, since one ulp of g moves it by 2cg²·ulp(g).
+            // A helper's round (depth 1, 3, 4; M = 8, N = 20; scale 10): at c·g₀²·ε = 5.5e-3
+            // z was 0.65 off (estimate 0.089), at 6.8 (depth 1) 2.6e9 off. The answer then
+            // claims no digits in z, so verify measures rather than judges it.
+            let kappa = cc * g0 * g0 * Double.ulpOfOne
+            if kappa > 1e-3, abs(gi - g0) <= 1e3 * g0.ulp {
+                floor = max(floor, 1)
+                warnings.append("g_inf is within rounding of g0 while c·g0²·ε = \(kappa) > 1e-3: log rho = log(g0/g) + c(g² − g0²) "
+                    + "moves by 2cg²·ulp(g) per ulp of g, so the root search cannot place it and z is not resolved; integrate with simulate")
+            }
             if floor.isFinite && floor > 0 {
                 let old = pred.errorEstimate
                 pred.errorEstimate = PredictionError(z: (old?.z ?? 0) + floor, g: old?.g ?? 0)
