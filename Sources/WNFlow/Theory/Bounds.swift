@@ -212,15 +212,21 @@ public enum Theory {
             let ell = 2 * Double.ulpOfOne * (abs(Foundation.log(g0 / gi)) + cc * (gi * gi + g0 * g0))
             var floor = Double(max(depth - 1, 1)) * ell
             // g_∞ within rounding of g₀ while c·g₀²·ε is not small (v much faster than g): the
-            // root search in g cannot place log ρ, since one ulp of g moves it by 2cg²·ulp(g).
-            // A helper's round (depth 1, 3, 4; M = 8, N = 20; scale 10): at c·g₀²·ε = 5.5e-3
-            // z was 0.65 off (estimate 0.089), at 6.8 (depth 1) 2.6e9 off. The answer then
-            // claims no digits in z, so verify measures rather than judges it.
+            // root search in g cannot place log ρ, since one ulp of g moves it by 2cg²·ulp(g)
+            // (a helper's round, depth 1, 3, 4, M = 8, N = 20, scale 10: at c·g₀²·ε = 5.5e-3 z
+            // was 0.65 off, estimate 0.089; at 6.8, depth 1, 2.6e9 off). `WeightNormLimit`
+            // then solves ‖X(ℓ)‖ = g₀ − ℓ/(2cg₀) in ℓ itself, whose rounding is about ε|ℓ|
+            // (those cases: 5e-10, 3e-15 and 1e-13 from the integrated limits). Should that
+            // solve fail, the answer claims no digits in z, so verify measures, not judges, it.
             let kappa = cc * g0 * g0 * Double.ulpOfOne
-            if kappa > 1e-3, abs(gi - g0) <= 1e3 * g0.ulp {
-                floor = max(floor, 1)
-                warnings.append("g_inf is within rounding of g0 while c·g0²·ε = \(kappa) > 1e-3: log rho = log(g0/g) + c(g² − g0²) "
-                    + "moves by 2cg²·ulp(g) per ulp of g, so the root search cannot place it and z is not resolved; integrate with simulate")
+            if kappa > WeightNormLimit.unresolvedKappa, abs(gi - g0) <= 1e3 * g0.ulp {
+                if wn.logRhoPolished {
+                    floor = Double(max(depth - 1, 1)) * 2 * Double.ulpOfOne * (abs(wn.logRho ?? 0) + 1)
+                } else {
+                    floor = max(floor, 1)
+                    warnings.append("g_inf is within rounding of g0 while c·g0²·ε = \(kappa) > 1e-3: log rho = log(g0/g) + c(g² − g0²) "
+                        + "moves by 2cg²·ulp(g) per ulp of g, so the root search cannot place it and z is not resolved; integrate with simulate")
+                }
             }
             if floor.isFinite && floor > 0 {
                 let old = pred.errorEstimate

@@ -26,6 +26,9 @@ public struct WNLimitPrediction: Sendable {
     /// flow). `φ` depends on g only through g² at L = 1 (docs/math.md §4c), so both signs
     /// satisfy every invariant; nil at other depths and for the time-dependent rate.
     public var negativeBranch: WNBranch? = nil
+    /// Whether the root was refined in `ℓ = log ρ` (`polishInLogRho`), so that log ρ does not
+    /// carry the amplified rounding of g.
+    public var logRhoPolished = false
 }
 
 /// One sign of a depth-1 WN limit (docs/math.md §4c): `g_∞ < 0`, `log|ρ_∞|` (the same as the
@@ -97,8 +100,9 @@ public enum WeightNormLimit {
     /// one root, docs/math.md §4b) or the grid scan that every other depth uses (tests).
     enum Search { case monotone, scan }
 
-    /// `constantRate` with the chord shortcut of the sign-only solves and the log ρ polish of
-    /// the L = 2 root (`polishInLogRho`) switchable (tests).
+    /// `constantRate` with the chord shortcut of the sign-only solves and the refinement of the
+    /// root in log ρ (`polishInLogRho` at L = 2, `solveNormInLogRho` for a root within rounding
+    /// of g₀) switchable (tests).
     static func constantRate(A: Matrix, y: [Double], depth: Int, x0: [Double], etaG: Double, etaV: Double,
                              vNorm: Double, scanPoints: Int, chordShortcut: Bool,
                              search: Search = .monotone, polish: Bool = true) throws -> WNLimitPrediction {
@@ -202,11 +206,19 @@ public enum WeightNormLimit {
             eval.warm = Evaluator.Warm()
             gf = try eval.predict(logRho: logRho)
         }
-        var g = gInf, roots = roots
-        if polish, eval.depth == 2, abs(eval.norm(gf) - gInf) > consistencyTolerance * gInf,
+        var g = gInf, roots = roots, polishedRoot = false
+        // Other depths polish only a root within rounding of g₀ while c·g₀²·ε > 1e-3, where g
+        // cannot place ℓ at all (depth 3, M = 8, N = 20: z 0.65 off the integrated limit).
+        let unresolved = c * g0 * g0 * Double.ulpOfOne > unresolvedKappa && abs(gInf - g0) <= 1e3 * g0.ulp
+        if polish, unresolved, let solved = try? solveNormInLogRho(from: logRho, g0: g0, c: c, eval: eval) {
+            g = solved.g; logRho = solved.logRho; gf = solved.prediction
+            roots = roots.map { $0 == gInf ? g : $0 }
+            polishedRoot = true
+        } else if polish, eval.depth == 2, abs(eval.norm(gf) - gInf) > consistencyTolerance * gInf,
            let polished = try? polishInLogRho(logRho, g0: g0, c: c, eval: eval) {
             g = polished.g; logRho = polished.logRho; gf = polished.prediction
             roots = roots.map { $0 == gInf ? g : $0 }
+            polishedRoot = true
         }
         var branch: WNBranch? = nil
         if eval.depth == 1 {
@@ -215,7 +227,46 @@ public enum WeightNormLimit {
             branch = WNBranch(gInf: -g, logRho: logRho, z: mirrored, x: mirrored)
         }
         return WNLimitPrediction(gInf: g, logRho: logRho, z: gf.z, x: gf.x, roots: roots, gf: gf,
-                                 g0: g0, c: c, warnings: warnings, negativeBranch: branch)
+                                 g0: g0, c: c, warnings: warnings, negativeBranch: branch, logRhoPolished: polishedRoot)
+    }
+
+    /// `c·g₀²·ε` above which a root within rounding of g₀ leaves log ρ unresolved in g.
+    static let unresolvedKappa = 1e-3
+
+    /// A root within rounding of g₀ while `κ = c·g₀²·ε` is not small: `ℓ = log ρ` solved from
+    /// `‖X(ℓ)‖ = g₀ − ℓ/(2cg₀)` (the root equation with `ℓ(g) = log(g₀/g) + c(g² − g₀²)`
+    /// inverted to first order in g − g₀, exact to rounding there since the correction is
+    /// `ℓ·ε/(2κ)` of g₀) by Brent in ℓ: no cancellation, where ψ(ℓ) of `polishInLogRho`
+    /// carries noise of about κ (depth 1, κ = 6.8: ℓ off by 19). The bracket grows from the
+    /// search's ℓ by 1, 2, 4, … (up to 2⁴⁰) in the direction `‖X‖` points (`‖X(ℓ)‖` falls as
+    /// ℓ grows, docs/math.md §4b).
+    static func solveNormInLogRho(from start: Double, g0: Double, c: Double, eval: Evaluator) throws
+        -> (g: Double, logRho: Double, prediction: GFLimitPrediction) {
+        func f(_ l: Double) throws -> Double { eval.norm(try eval.predict(logRho: l)) - (g0 - l / (2 * c * g0)) }
+        let f0 = try f(start)
+        guard f0.isFinite else { throw TheoryError.notConverged("log rho solve: no finite start") }
+        var lo = start, hi = start, step = 1.0
+        if f0 != 0 {
+            // ‖X‖ too large: ρ must grow (ℓ up); too small: ℓ down.
+            let direction = f0 > 0 ? 1.0 : -1.0
+            var found = false
+            for _ in 0..<40 {
+                let next = start + direction * step
+                let fn = try f(next)
+                guard fn.isFinite else { break }
+                if (fn > 0) != (f0 > 0) || fn == 0 {
+                    (lo, hi) = direction > 0 ? (start + direction * step / 2, next) : (next, start + direction * step / 2)
+                    if step == 1 { (lo, hi) = direction > 0 ? (start, next) : (next, start) }
+                    found = true
+                    break
+                }
+                step *= 2
+            }
+            guard found else { throw TheoryError.notConverged("log rho solve: no sign change of ||X(l)|| - g0 within 2^40 of \(start)") }
+        }
+        let l = lo == hi ? lo : try RootFinder.brent({ try f($0) }, lower: lo, upper: hi, absTol: 1e-15, relTol: 1e-15)
+        let prediction = try eval.predict(logRho: l)
+        return (eval.norm(prediction), l, prediction)
     }
 
     /// Relative mismatch `|‖x_∞‖ − g_∞|/g_∞` above which `answer` polishes the root in log ρ.
@@ -228,17 +279,25 @@ public enum WeightNormLimit {
     /// ‖x∞‖/g∞ − 1 = 1.9e-6). In ℓ the fixed point is well conditioned: `ψ' = (2c‖X‖ −
     /// 1/‖X‖)·d‖X‖/dℓ − 1 ≤ −1` when k ≥ 1 (‖X‖ does not grow with ℓ, docs/math.md §4b), so
     /// the rounding of ψ (about k·ε) moves ℓ by only about k·ε/|ψ'|. `g_∞` is then
-    /// `‖X(ℓ_∞)‖` itself. Returns the iterate with the smallest |ψ| (at most 6 full solves).
+    /// `‖X(ℓ_∞)‖` itself. Returns the iterate with the smallest |ψ| (at most 6 full solves;
+    /// at depths other than 2, where no analytic `d‖X‖/dℓ` is kept, a forward difference
+    /// over 1e-6·max(1, |ℓ|) doubles that).
     static func polishInLogRho(_ start: Double, g0: Double, c: Double, eval: Evaluator) throws
         -> (g: Double, logRho: Double, prediction: GFLimitPrediction) {
         var l = start
         var best: (psi: Double, g: Double, logRho: Double, prediction: GFLimitPrediction)? = nil
         for _ in 0..<6 {
-            let (pred, norm, dNorm) = try eval.normAndSlope(logRho: l)
+            let (pred, norm, analytic) = try eval.normAndSlope(logRho: l)
             guard norm > 0, norm.isFinite else { break }
             let psi = logMagnification(g: norm, g0: g0, c: c) - l
             if abs(psi) < (best?.psi ?? .infinity) { best = (abs(psi), norm, l, pred) }
-            guard let dNorm else { break }
+            var slope = analytic
+            if slope == nil {
+                let hl = 1e-6 * max(1, abs(l))
+                let ahead = try eval.normAndSlope(logRho: l + hl).norm
+                if ahead.isFinite { slope = (ahead - norm) / hl }
+            }
+            guard let dNorm = slope else { break }
             let dPsi = (2 * c * norm - 1 / norm) * dNorm - 1
             guard dPsi < 0, dPsi.isFinite else { break }
             let step = -psi / dPsi
