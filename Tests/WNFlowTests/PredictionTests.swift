@@ -591,10 +591,13 @@ struct MixedSignPredictionTests {
 /// WN with v much faster than g (c·g₀²·ε = 0.011 at depth 3, 6.8 at depth 1): g_∞ lands
 /// within rounding of g₀, where one ulp of g moves log ρ by 2cg²·ulp(g), so the root search
 /// in g could not place log ρ (z 0.65 and 2.6e9 off the integrated limits, with estimates
-/// 0.089 and 55). log ρ is now solved from ‖X(ℓ)‖ = g₀ − ℓ/(2cg₀) in ℓ itself; without that
-/// solve (`polish: false`) the answer is as far off as before.
+/// 0.089 and 55), or found no root at all. log ρ is now solved from ‖X(ℓ)‖ = g₀ − ℓ/(2cg₀)
+/// in ℓ itself; without that solve (`polish: false`) the answer is as far off, or missing,
+/// as before.
 struct UnresolvedMagnificationTests {
-    @Test(arguments: [(3, 10.0, 1e-5), (1, 1e-4, 9e-5)])
+    /// (depth, η_g, ‖v₀‖): c·g₀²·ε = 0.011 and 6.8 (answers far off), and 550 at depths 1 and 3
+    /// (the scan found no root: exit 3).
+    @Test(arguments: [(3, 10.0, 1e-5), (1, 1e-4, 9e-5), (1, 1e-4, 1e-5), (3, 1e-4, 1e-5)])
     func rootWithinRoundingOfG0IsSolvedInLogRho(_ c: (Int, Double, Double)) throws {
         let cfg = try SimulationConfig.parse("""
         {"problem": {"generate": {"M": 8, "N": 20, "sparsity": 2, "l1_norm": 1.0, "seed": 3}},
@@ -608,8 +611,8 @@ struct UnresolvedMagnificationTests {
         #expect(!p.report.warnings.contains { $0.contains("cannot place it") })
         let prob = cfg.problem
         let x0 = cfg.x0
-        let unpolished = try WeightNormLimit.constantRate(A: prob.matrix, y: prob.y, depth: c.0, x0: x0, etaG: c.1, etaV: 1000,
-                                                          vNorm: c.2, scanPoints: 24, chordShortcut: true, polish: false)
-        #expect(relDiff(unpolished.z, run.z) > 1e-2)
+        let unpolished = try? WeightNormLimit.constantRate(A: prob.matrix, y: prob.y, depth: c.0, x0: x0, etaG: c.1, etaV: 1000,
+                                                           vNorm: c.2, scanPoints: 24, chordShortcut: true, polish: false)
+        #expect(unpolished.map { relDiff($0.z, run.z) > 1e-2 } ?? true)
     }
 }

@@ -182,6 +182,14 @@ public enum WeightNormLimit {
         if chosen == nil {
             if f0 > 0 { chosen = roots.first(where: { $0 > g0 }) } else { chosen = roots.last(where: { $0 < g0 }) }
         }
+        // Where c·g₀²·ε is not small, φ(g) near g₀ is rounding noise (one ulp of g moves log ρ by
+        // 2cg²·ulp(g)) and the scan can miss the root (depth 1 and 3 at c·g₀²·ε = 550: exit 3,
+        // while the flows converge with g at g₀): solve in ℓ from ℓ = 0 before giving up.
+        if chosen == nil, polish, c * g0 * g0 * Double.ulpOfOne > unresolvedKappa,
+           (try? solveNormInLogRho(from: 0, g0: g0, c: c, eval: eval)) != nil {
+            chosen = g0
+            roots = [g0]
+        }
         guard let gInf = chosen else {
             throw TheoryError.notConverged("no root of g = ||X(x0/rho(g))|| found on [\(gLo), \(gHi)] "
                 + "(phi(g0) = \(f0)); the WN flow may not converge to a zero-loss point")
@@ -265,6 +273,10 @@ public enum WeightNormLimit {
             guard found else { throw TheoryError.notConverged("log rho solve: no sign change of ||X(l)|| - g0 within 2^40 of \(start)") }
         }
         let l = lo == hi ? lo : try RootFinder.brent({ try f($0) }, lower: lo, upper: hi, absTol: 1e-15, relTol: 1e-15)
+        // The first-order inversion of ℓ(g) holds only while g − g₀ is tiny against g₀.
+        guard abs(l) / (2 * c * g0 * g0) < 1e-6 else {
+            throw TheoryError.notConverged("log rho solve: l = \(l) moves g by more than 1e-6 of g0")
+        }
         let prediction = try eval.predict(logRho: l)
         return (eval.norm(prediction), l, prediction)
     }
