@@ -84,6 +84,11 @@ struct WorstTracker {
     }
 }
 
+/// −1, 0 or 1 for each entry (0 also for NaN): the start signs Lemma 3.3 holds entries to.
+func entrySigns<C: Collection>(_ v: C) -> [Double] where C.Element == Double {
+    v.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
+}
+
 /// The first step at which some weight had left the sign it started with, or was NaN
 /// (depth ≥ 2), where the checks that need `log|x|` or `x^{2−L}` are undefined: the flow keeps
 /// every weight's sign (Lemma 3.3), so only a computed trajectory that crossed 0 (a
@@ -101,7 +106,7 @@ struct SignCrossings {
     /// crossing. The worst is the deepest past 0.
     mutating func observe(_ x: [Double], depth: Int, at time: Double) {
         guard value == nil, depth >= 2 else { return }
-        if startSigns.isEmpty { startSigns = x.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) } }
+        if startSigns.isEmpty { startSigns = entrySigns(x) }
         var depthPast = 0.0
         for (v, s) in zip(x, startSigns) {
             if v.isNaN { value = v; break }

@@ -33,7 +33,7 @@ public final class Lemma33Sign: Check {
     }
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
-        if startSigns.isEmpty { startSigns = step.y.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) } }
+        if startSigns.isEmpty { startSigns = entrySigns(step.y) }
         var m = Double.infinity
         for (v, s) in zip(step.y, startSigns) {
             m = min(m, v.isNaN ? -Double.infinity : (s == 0 ? -abs(v) : s * v))
