@@ -158,18 +158,8 @@ public final class ODEIntegrator: ODESolver {
             let tBefore = t
             // A target a few ulp ahead (save times 1 and 1 + 2.2e-16, or one just short of
             // t₁): GSL would be asked for an ulp-sized step, which msbdf and rk4imp fail.
-            var bridged = false
-            if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
-                do {
-                    bridged = try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF)
-                } catch {
-                    return finish(.failed, error)
-                }
-                if bridged {
-                    cgsl_evolve_forget_derivative(driver)
-                    if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
-                }
-            }
+            let bridged: Bool
+            do { bridged = try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) } catch { return finish(.failed, error) }
             if !bridged {
                 h = min(h, hmax)
                 let hTried = h
@@ -216,17 +206,8 @@ public final class ODEIntegrator: ODESolver {
                     continue
                 }
                 nonFiniteRetries = 0
-                if t < target && target - t <= Double(Self.sliverULPs) * target.ulp {
-                    do {
-                        if try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) {
-                            cgsl_evolve_forget_derivative(driver)
-                            // The history does not know the sliver.
-                            if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
-                        }
-                    } catch {
-                        return finish(.failed, error)
-                    }
-                }
+                // A step GSL ended a few ulp short of the target joins it.
+                do { _ = try closeSliver(t: &t, y: &y, to: target, scratch: &sliverF) } catch { return finish(.failed, error) }
             }
             stats.acceptedSteps += 1
             lastT = t
@@ -255,7 +236,10 @@ extension ODEIntegrator {
     /// iteration on the sliver compares two corrections of rounding size, reads divergence,
     /// and halves the step until t + h = t ("step size underflow", WN, M = 5, N = 12,
     /// rtol 1e-11, save time 1e-3).
+    /// Only for a target at most `sliverULPs` ulp ahead; after a move, evolve forgets its kept
+    /// f(t₁, y₁) and a multistep method its history, which do not know the sliver.
     func closeSliver(t: inout Double, y: inout [Double], to target: Double, scratch f: inout [Double]) throws -> Bool {
+        guard t < target && target - t <= Double(Self.sliverULPs) * target.ulp else { return false }
         let n = y.count
         if f.count != n { f = [Double](repeating: 0, count: n) }
         try y.withUnsafeBufferPointer { yb in
@@ -269,6 +253,8 @@ extension ODEIntegrator {
         }
         for i in 0..<n { y[i] += gap * f[i] }
         t = target
+        cgsl_evolve_forget_derivative(driver)
+        if options.stepper.isMultistep { _ = cgsl_driver_step_reset(driver) }
         return true
     }
 }

@@ -218,8 +218,8 @@ public enum Theory {
             // then solves ‖X(ℓ)‖ = g₀ − ℓ/(2cg₀) in ℓ itself, whose rounding is about ε|ℓ|
             // (those cases: 5e-10, 3e-15 and 1e-13 from the integrated limits). Should that
             // solve fail, the answer claims no digits in z, so verify measures, not judges, it.
-            let kappa = cc * g0 * g0 * Double.ulpOfOne
-            if kappa > WeightNormLimit.unresolvedKappa, abs(gi - g0) <= 1e3 * g0.ulp {
+            if WeightNormLimit.rootUnresolvedInG(g: gi, g0: g0, c: cc) {
+                let kappa = cc * g0 * g0 * Double.ulpOfOne
                 if wn.logRhoPolished {
                     floor = Double(max(depth - 1, 1)) * 2 * Double.ulpOfOne * (abs(wn.logRho ?? 0) + 1)
                 } else {

@@ -26,8 +26,8 @@ public struct WNLimitPrediction: Sendable {
     /// flow). `φ` depends on g only through g² at L = 1 (docs/math.md §4c), so both signs
     /// satisfy every invariant; nil at other depths and for the time-dependent rate.
     public var negativeBranch: WNBranch? = nil
-    /// Whether the root was refined in `ℓ = log ρ` (`polishInLogRho`), so that log ρ does not
-    /// carry the amplified rounding of g.
+    /// Whether the root was refined in `ℓ = log ρ` (`polishInLogRho`, `solveNormInLogRho`), so
+    /// that log ρ does not carry the amplified rounding of g.
     public var logRhoPolished = false
 }
 
@@ -185,10 +185,10 @@ public enum WeightNormLimit {
         // Where c·g₀²·ε is not small, φ(g) near g₀ is rounding noise (one ulp of g moves log ρ by
         // 2cg²·ulp(g)) and the scan can miss the root (depth 1 and 3 at c·g₀²·ε = 550: exit 3,
         // while the flows converge with g at g₀): solve in ℓ from ℓ = 0 before giving up.
-        if chosen == nil, polish, c * g0 * g0 * Double.ulpOfOne > unresolvedKappa,
-           (try? solveNormInLogRho(from: 0, g0: g0, c: c, eval: eval)) != nil {
-            chosen = g0
-            roots = [g0]
+        if chosen == nil, polish, rootUnresolvedInG(g: g0, g0: g0, c: c),
+           let solved = try? solveNormInLogRho(from: 0, g0: g0, c: c, eval: eval) {
+            return try answer(at: g0, roots: [g0], eval: eval, g0: g0, c: c, warnings: warnings, polish: polish,
+                              solvedLogRho: solved.logRho)
         }
         guard let gInf = chosen else {
             throw TheoryError.notConverged("no root of g = ||X(x0/rho(g))|| found on [\(gLo), \(gHi)] "
@@ -202,32 +202,38 @@ public enum WeightNormLimit {
 
     /// The prediction at the chosen root `gInf`: the search's own full solve there when it
     /// evaluated that g (L = 2, solved to the same tolerance as a fresh one), else a fresh one.
+    /// `solvedLogRho`: ℓ of a root the search already solved in ℓ (`solveNormInLogRho`): one
+    /// fresh solve there, with the error estimate the search's solves skip.
     private static func answer(at gInf: Double, roots: [Double], eval: Evaluator, g0: Double, c: Double,
-                               warnings: [String], polish: Bool) throws -> WNLimitPrediction {
-        var logRho = logMagnification(g: gInf, g0: g0, c: c)
+                               warnings: [String], polish: Bool,
+                               solvedLogRho: Double? = nil) throws -> WNLimitPrediction {
+        var logRho = solvedLogRho ?? logMagnification(g: gInf, g0: g0, c: c)
         var gf: GFLimitPrediction
         eval.workspace?.estimatesErrors = true
-        if eval.depth < 3, let kept = eval.rootPredictions[gInf.bitPattern] {
+        if solvedLogRho == nil, eval.depth < 3, let kept = eval.rootPredictions[gInf.bitPattern] {
             gf = kept
         } else {
-            // L ≥ 3: afresh, with the error estimate the search's solves skip.
+            // L ≥ 3 (or a root solved in ℓ): afresh, with the error estimate the search's solves skip.
             eval.warm = Evaluator.Warm()
             gf = try eval.predict(logRho: logRho)
         }
-        var g = gInf, roots = roots, polishedRoot = false
-        // Other depths polish only a root within rounding of g₀ while c·g₀²·ε > 1e-3, where g
-        // cannot place ℓ at all (depth 3, M = 8, N = 20: z 0.65 off the integrated limit).
-        let unresolved = c * g0 * g0 * Double.ulpOfOne > unresolvedKappa && abs(gInf - g0) <= 1e3 * g0.ulp
-        if polish, unresolved, let solved = try? solveNormInLogRho(from: logRho, g0: g0, c: c, eval: eval) {
-            g = solved.g; logRho = solved.logRho; gf = solved.prediction
-            roots = roots.map { $0 == gInf ? g : $0 }
-            polishedRoot = true
-        } else if polish, eval.depth == 2, abs(eval.norm(gf) - gInf) > consistencyTolerance * gInf,
-           let polished = try? polishInLogRho(logRho, g0: g0, c: c, eval: eval) {
-            g = polished.g; logRho = polished.logRho; gf = polished.prediction
-            roots = roots.map { $0 == gInf ? g : $0 }
-            polishedRoot = true
+        var g = solvedLogRho == nil ? gInf : eval.norm(gf), roots = roots, polishedRoot = solvedLogRho != nil
+        if solvedLogRho == nil, polish {
+            var refined: (g: Double, logRho: Double, prediction: GFLimitPrediction)?
+            if rootUnresolvedInG(g: gInf, g0: g0, c: c) {
+                // Any depth: g cannot place ℓ at all (depth 3, M = 8, N = 20: z 0.65 off the
+                // integrated limit).
+                refined = try? solveNormInLogRho(from: logRho, g0: g0, c: c, eval: eval)
+            }
+            if refined == nil, eval.depth == 2, abs(eval.norm(gf) - gInf) > consistencyTolerance * gInf {
+                refined = try? polishInLogRho(logRho, g0: g0, c: c, eval: eval)
+            }
+            if let refined {
+                g = refined.g; logRho = refined.logRho; gf = refined.prediction
+                polishedRoot = true
+            }
         }
+        if polishedRoot { roots = roots.map { $0 == gInf ? g : $0 } }
         var branch: WNBranch? = nil
         if eval.depth == 1 {
             // ρ(−g) = −ρ(g): the same X with the kernel part's sign flipped.
@@ -241,6 +247,12 @@ public enum WeightNormLimit {
     /// `c·g₀²·ε` above which a root within rounding of g₀ leaves log ρ unresolved in g.
     static let unresolvedKappa = 1e-3
 
+    /// Whether a root g is one the search in g cannot resolve: within 1000 ulp of g₀ while
+    /// `c·g₀²·ε > unresolvedKappa` (one ulp of g moves log ρ by 2cg²·ulp(g)).
+    static func rootUnresolvedInG(g: Double, g0: Double, c: Double) -> Bool {
+        c * g0 * g0 * Double.ulpOfOne > unresolvedKappa && abs(g - g0) <= 1e3 * g0.ulp
+    }
+
     /// A root within rounding of g₀ while `κ = c·g₀²·ε` is not small: `ℓ = log ρ` solved from
     /// `‖X(ℓ)‖ = g₀ − ℓ/(2cg₀)` (the root equation with `ℓ(g) = log(g₀/g) + c(g² − g₀²)`
     /// inverted to first order in g − g₀, exact to rounding there since the correction is
@@ -253,21 +265,21 @@ public enum WeightNormLimit {
         func f(_ l: Double) throws -> Double { eval.norm(try eval.predict(logRho: l)) - (g0 - l / (2 * c * g0)) }
         let f0 = try f(start)
         guard f0.isFinite else { throw TheoryError.notConverged("log rho solve: no finite start") }
-        var lo = start, hi = start, step = 1.0
+        var lo = start, hi = start
         if f0 != 0 {
-            // ‖X‖ too large: ρ must grow (ℓ up); too small: ℓ down.
+            // ‖X‖ too large: ρ must grow (ℓ up); too small: ℓ down. `last` keeps f0's sign.
             let direction = f0 > 0 ? 1.0 : -1.0
-            var found = false
+            var last = start, step = 1.0, found = false
             for _ in 0..<40 {
                 let next = start + direction * step
                 let fn = try f(next)
                 guard fn.isFinite else { break }
                 if (fn > 0) != (f0 > 0) || fn == 0 {
-                    (lo, hi) = direction > 0 ? (start + direction * step / 2, next) : (next, start + direction * step / 2)
-                    if step == 1 { (lo, hi) = direction > 0 ? (start, next) : (next, start) }
+                    (lo, hi) = (min(last, next), max(last, next))
                     found = true
                     break
                 }
+                last = next
                 step *= 2
             }
             guard found else { throw TheoryError.notConverged("log rho solve: no sign change of ||X(l)|| - g0 within 2^40 of \(start)") }
@@ -291,25 +303,17 @@ public enum WeightNormLimit {
     /// ‖x∞‖/g∞ − 1 = 1.9e-6). In ℓ the fixed point is well conditioned: `ψ' = (2c‖X‖ −
     /// 1/‖X‖)·d‖X‖/dℓ − 1 ≤ −1` when k ≥ 1 (‖X‖ does not grow with ℓ, docs/math.md §4b), so
     /// the rounding of ψ (about k·ε) moves ℓ by only about k·ε/|ψ'|. `g_∞` is then
-    /// `‖X(ℓ_∞)‖` itself. Returns the iterate with the smallest |ψ| (at most 6 full solves;
-    /// at depths other than 2, where no analytic `d‖X‖/dℓ` is kept, a forward difference
-    /// over 1e-6·max(1, |ℓ|) doubles that).
+    /// `‖X(ℓ_∞)‖` itself. Returns the iterate with the smallest |ψ| (at most 6 full solves).
     static func polishInLogRho(_ start: Double, g0: Double, c: Double, eval: Evaluator) throws
         -> (g: Double, logRho: Double, prediction: GFLimitPrediction) {
         var l = start
         var best: (psi: Double, g: Double, logRho: Double, prediction: GFLimitPrediction)? = nil
         for _ in 0..<6 {
-            let (pred, norm, analytic) = try eval.normAndSlope(logRho: l)
+            let (pred, norm, dNorm) = try eval.normAndSlope(logRho: l)
             guard norm > 0, norm.isFinite else { break }
             let psi = logMagnification(g: norm, g0: g0, c: c) - l
             if abs(psi) < (best?.psi ?? .infinity) { best = (abs(psi), norm, l, pred) }
-            var slope = analytic
-            if slope == nil {
-                let hl = 1e-6 * max(1, abs(l))
-                let ahead = try eval.normAndSlope(logRho: l + hl).norm
-                if ahead.isFinite { slope = (ahead - norm) / hl }
-            }
-            guard let dNorm = slope else { break }
+            guard let dNorm else { break }
             let dPsi = (2 * c * norm - 1 / norm) * dNorm - 1
             guard dPsi < 0, dPsi.isFinite else { break }
             let step = -psi / dPsi
