@@ -513,6 +513,39 @@ struct MonitorBrokenFlowTests {
         unmeasured.value = nil
         #expect(unmeasured.json["value"] == .null)
     }
+
+    /// A weight that is 0 without a log (a weight-space stepper below double range) takes its
+    /// step out of Lemma 3.7's evaluation; a violation at an evaluated step before it still
+    /// fails the check, and with the solver's log the same step is evaluated.
+    @Test func stepsWithUnderflowedWeightsKeepEarlierViolations() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2)
+        let flow = GradientFlow(problem: cfg.problem)
+        let k = try kernelDirection(cfg.problem)
+        func run(drift: Double, logAtZero: Bool) throws -> CheckReport {
+            let ctx = try MonitorContext(flow: flow)
+            let check = Lemma37Invariant(context: ctx, rule: ToleranceRule(config: cfg, initialState: cfg.x0))
+            let x1 = zip(cfg.x0, k).map { $0 * exp(drift * $1) }  // P log x moves by drift·k
+            var x2 = x1
+            x2[4] = 0
+            let logs = x1.map { log($0) }
+            for (n, x) in [cfg.x0, x1, x2].enumerated() {
+                x.withUnsafeBufferPointer { y in
+                    logs.withUnsafeBufferPointer { ly in
+                        _ = check.observe(AcceptedStep(t: Double(n), y: y, h: n == 0 ? 0 : 1, saveIndex: nil, stepNumber: n,
+                                                       logY: n == 2 && logAtZero ? ly : nil))
+                    }
+                }
+            }
+            return check.report()
+        }
+        let clean = try run(drift: 0, logAtZero: false)
+        #expect(clean.passed && clean.quantity.contains("evaluated at 2 of 3 steps"), "\(clean.quantity)")
+        let drifted = try run(drift: 1e-3, logAtZero: false)
+        #expect(!drifted.passed && drifted.maxViolation > 100 * drifted.tolerance && drifted.tWorst == 1)
+        let withLog = try run(drift: 0, logAtZero: true)
+        #expect(withLog.passed && !withLog.quantity.contains("evaluated at"))
+        #expect(withLog.maxViolation <= 1e-14)
+    }
 }
 
 // MARK: - Discrete runs and verify
@@ -550,4 +583,30 @@ struct MonitorVerifyTests {
         #expect(v.failed == ["predict-limit"])
         #expect(v.result.json(config: cfg).serialized().contains("predict-limit"))
     }
+
+    /// WN with ‖v₀‖ = 1e-5 (c = 3e10, log ρ∞ = 2.9e10): after the dual hand-over, bdf holds 11
+    /// weights near e^{−1e10} as 0, whose logs Lemmas 3.8 and 3.9 need. Those steps are left
+    /// out (they read 1.8e308 and failed before) and the 1,244 before them pass; limit-kkt,
+    /// whose one end point is such a step, is a measurement without a value.
+    @Test func underflowedWeightsAreNotEvaluated() throws {
+        let cfg = try SimulationConfig.parse(hugeMagnificationConfig)
+        let v = Verification.run(config: cfg)
+        #expect(v.result.status == .converged)
+        #expect(v.allPassed, "\(v.failed)")
+        let r = byName(v.reports)
+        for name in ["lemma-3.8-invariant", "lemma-3.9-effective-init"] {
+            let c = try #require(r[name])
+            #expect(!c.isMeasurement && c.maxViolation <= 1e-6 && c.quantity.contains("evaluated at"), "\(name): \(c.quantity)")
+        }
+        let kkt = try #require(r["limit-kkt"])
+        #expect(kkt.isMeasurement && kkt.value == nil && kkt.quantity.contains("not evaluated"))
+    }
 }
+
+/// WN, depth 2, ‖v₀‖ = 1e-5: c = 3e10 and log ρ∞ = 2.9e10 (a helper's round, stop 29).
+let hugeMagnificationConfig = """
+{"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "l1_norm": 1.0, "seed": 6}},
+ "model": {"flow": "wn", "depth": 2, "eta_v": 0.8012104602157417, "eta_g": 0.13503452824547843},
+ "init": {"scale": 0.12752906032037933, "direction": "uniform", "seed": 66, "v_norm": 1e-05},
+ "integrator": {"method": "auto", "max_steps": 200000}}
+"""

@@ -587,4 +587,34 @@ v_norm":0.3179561486099684}}
         let r2 = WeightNormLimit.hermiteRoot(1, exp(1) - 4, exp(1), 2, exp(2) - 4, exp(2))
         #expect(r2 > 1 && r2 < 2 && abs(r2 - log(4)) <= 0.05)
     }
+
+    /// The same WN problem at log ρ∞ = 2.9e10 (‖v₀‖ = 1e-5): `log z = 2 log x̃₀ + Aᵀλ` sums
+    /// terms of 6e10, whose rounding (~7e-6) held the dual residual at 6e-6‖y‖, above the 1e-6
+    /// it must meet, so the root search found no root (exit 3). Rebased on the exactly summed
+    /// `2 log x̃₀ + Aᵀλ` it meets 1e-15, and the limit is the flow's.
+    @Test("log ρ = 2.9e10: the rebased dual solve gives the integrated limit")
+    func hugeMagnificationIsPredicted() throws {
+        let cfg = try SimulationConfig.parse(hugeMagnificationConfig)
+        let pred = try Prediction(config: cfg, limitOnly: true)
+        let sim = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        let g = try #require(pred.report.gInf), lr = try #require(pred.report.logRho)
+        #expect(lr > 2.9e10)
+        #expect(pred.report.prediction.kktResidual <= 1e-14)
+        #expect(abs(g - (sim.g ?? 0)) <= 1e-12 * g)
+        #expect(abs(lr - (sim.logRho ?? 0)) <= 1e-12 * lr)
+        #expect(Fixture.maxRelativeDifference(pred.report.z, sim.z) <= 1e-11)
+    }
+
+    @Test("an L = 2 dual solve at log x̃₀ shifted by −3e10 meets its tolerance (it stalled at 6e-6 before)")
+    func rebasedSolveAtAHugeShift() throws {
+        let p = try Fixture.problem(m: 10, n: 25, depth: 2, seed: 4, sparsity: 3)
+        let logX0 = InitDirection.uniform.vector(25).map { log($0) - 3e10 }
+        var warm: [Double]? = nil
+        let r = try LimitPredictor.gradientFlow(A: p.A, y: p.y, depth: 2, logX0: logX0, warmStart: &warm)
+        #expect(r.kktResidual <= 1e-14)
+        // The limit there is the ℓ1 minimizer over S₊ (entries off its support e^{−1e10}).
+        let lp = try L1Minimization.solve(A: p.A, y: p.y, weights: nil)
+        #expect(Fixture.maxRelativeDifference(r.z, lp.minimizer) <= 1e-12)
+    }
 }

@@ -123,6 +123,66 @@ struct SignCrossings {
     }
 }
 
+/// Steps at which a weight that started nonzero is exactly 0 in the state with no log of it
+/// from the solver (depth ≥ 2): a weight-space stepper holds a weight below double range as 0
+/// (after the dual hand-over of WN at log ρ = 2.9e10, entries near e^{−1e10}), and the
+/// invariant checks need its `log|x|` (L = 2) or `x^{2−L}` (L ≥ 3). Those steps are not
+/// evaluated (1.8e308 there said nothing about the flow); `annotate` says which part of the
+/// run was. Kept once per step by `MonitorContext.update` (`lostLogs`).
+struct LostLogs {
+    /// Steps observed, the start included.
+    private(set) var steps = 0
+    /// Of them, the steps with such a weight.
+    private(set) var lost = 0
+    /// Whether the current step is one.
+    private(set) var current = false
+    private(set) var first = 0.0
+    private(set) var mostWeights = 0
+    private var startNonzero: [Bool] = []
+
+    /// `base` the state's base vector (`x`, WN `v`), `scaleIsZero` a WN `g` of exactly 0;
+    /// `logsCover` whether the solver's logs stand in for zeros (L = 2 with `logY`).
+    mutating func observe(base: (Int) -> Double, count n: Int, scaleIsZero: Bool, logsCover: Bool,
+                          depth: Int, at t: Double) {
+        steps += 1
+        current = false
+        guard depth >= 2 else { return }
+        if startNonzero.isEmpty {
+            startNonzero = (0..<n).map { base($0) != 0 }
+            return
+        }
+        guard !logsCover else { return }
+        var k = scaleIsZero ? n : 0
+        if k == 0 { for i in 0..<n where startNonzero[i] && base(i) == 0 { k += 1 } }
+        guard k > 0 else { return }
+        if lost == 0 { first = t }
+        lost += 1
+        mostWeights = max(mostWeights, k)
+        current = true
+    }
+
+    /// `report` with the unevaluated steps said; a report that evaluated no step after the
+    /// start becomes a measurement without a value (not a verdict).
+    func annotate(_ report: CheckReport, function: String) -> CheckReport {
+        guard lost > 0 else { return report }
+        var r = report
+        let why = "from t = \(JSON.format(first)) on, up to \(mostWeights) weight(s) that started nonzero were 0 in the state "
+            + "(below double range in a weight-space stepper, which keeps no logs), where \(function) is undefined"
+        if steps - lost <= 1 {
+            r.isMeasurement = true
+            r.value = nil
+            r.passed = true
+            r.maxViolation = 0
+            // The tracker's words about its worst step describe the start alone.
+            let head = r.quantity.components(separatedBy: "; at the step closest to its tolerance").first ?? r.quantity
+            r.quantity = head + "; not evaluated: " + why
+        } else {
+            r.quantity += "; evaluated at \(steps - lost) of \(steps) steps: " + why
+        }
+        return r
+    }
+}
+
 /// For checks whose conditioning factor κ changes along the run (the WN log-invariants at
 /// L = 2): the step with the largest `violation/κ_t`, with that step's violation and κ, so
 /// that the report compares a violation with the tolerance of its own step. NaN and ±∞

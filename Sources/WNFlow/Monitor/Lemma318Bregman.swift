@@ -57,6 +57,7 @@ public final class Lemma318Bregman: Check {
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
         context.update(step)
+        if context.lostLogs.current { return .proceed }
         let L = context.depth, n = context.weightCount
         let dL = Double(L)
         var phi = 0.0, scale = 0.0
@@ -99,9 +100,10 @@ public final class Lemma318Bregman: Check {
     public func report() -> CheckReport {
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
         let zName = zIsGroundTruth ? "z = ground truth ∈ S₊" : "z = Ã⁺y"
-        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+        let function = context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"
+        return context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
                            quantity: context.crossings.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
-                                                          function: context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"))
+                                                          function: function)), function: function)
     }
 }

@@ -33,6 +33,7 @@ public final class Lemma37Invariant: Check {
             target = context.projector.apply(h0)
             targetRef = norm2(h0)
         }
+        if context.lostLogs.current { return .proceed }
         context.ensureInvariantMap()
         worst.record(context.distanceOfProjectedHx(to: target, ref: targetRef), at: step.t)
         return .proceed
@@ -41,10 +42,11 @@ public final class Lemma37Invariant: Check {
     public func report() -> CheckReport {
         let kappa = context.isWeightNormalized ? 1 + 4 * Double(max(1, abs(context.depth - 2))) : 1
         let tol = rule.tolerance(conditioning: kappa, steps: context.stepNumber)
-        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                           tWorst: worst.t,
-                           quantity: context.crossings.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
-                                                          function: "h_L = \(hName(context.depth))"))
+        let r = CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                            tWorst: worst.t,
+                            quantity: context.crossings.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
+                                                           function: "h_L = \(hName(context.depth))"))
+        return context.lostLogs.annotate(r, function: "h_L = \(hName(context.depth))")
     }
 }
 

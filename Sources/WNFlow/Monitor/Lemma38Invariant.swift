@@ -43,6 +43,7 @@ public final class Lemma38Invariant: Check {
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
         context.update(step)
+        if context.lostLogs.current { return .proceed }
         context.ensureInvariantMap()
         let g = context.g, L = context.depth, n = context.weightCount
         maxG2 = max(maxG2, g * g)
@@ -98,10 +99,12 @@ public final class Lemma38Invariant: Check {
         let q = context.depth == 2
             ? "‖P[log v + c g² 1](t) − P[log v + c g² 1](0)‖ / max ‖log v + c g² 1‖, c = \(JSON.format(c)) (relative, dimensionless)"
             : "‖e^{(2−L)cg²} P v^{2−L} (t) − (0)‖ / max e^{(2−L)cg²}‖v^{2−L}‖, L = \(context.depth), c = \(JSON.format(c)) (relative, dimensionless, log-space)"
+        let function = "h_L = \(context.depth == 2 ? "log v" : "v^(\(2 - context.depth))")"
         if context.depth == 2 && closest.seen {
-            return closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst)
+            return context.lostLogs.annotate(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
+                                             function: function)
         }
-        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                           tWorst: worst.t, quantity: q)
+        return context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                                                     tWorst: worst.t, quantity: q), function: function)
     }
 }

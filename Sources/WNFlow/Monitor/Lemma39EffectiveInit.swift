@@ -44,6 +44,7 @@ public final class Lemma39EffectiveInit: Check {
 
     public func observe(_ step: AcceptedStep) -> StepDecision {
         context.update(step)
+        if context.lostLogs.current { return .proceed }
         context.ensureInvariantMap()
         let g = context.g, L = context.depth
         maxG2 = max(maxG2, g * g)
@@ -86,11 +87,13 @@ public final class Lemma39EffectiveInit: Check {
 
     public func report() -> CheckReport {
         let q = "‖P h_L(x(t)) − P h_L(x₀/ρ(t))‖ / max(‖h_L(x(t))‖, ‖h_L(x₀/ρ)‖), h_L = \(hName(context.depth)), c = \(JSON.format(c)) (relative, dimensionless; via log ρ)"
+        let function = "h_L = \(hName(context.depth))"
         if context.depth == 2 && closest.seen {
-            return closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst)
+            return context.lostLogs.annotate(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
+                                             function: function)
         }
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
-        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                           tWorst: worst.t, quantity: q)
+        return context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                                                     tWorst: worst.t, quantity: q), function: function)
     }
 }

@@ -51,6 +51,8 @@ public final class MonitorContext {
     public private(set) var powerNorm = 0.0
     /// The first weight seen off its starting sign, or NaN, and when (depth ≥ 2; see `SignCrossings`).
     private(set) var crossings = SignCrossings()
+    /// The steps where a weight below double range is 0 without a log (see `LostLogs`).
+    private(set) var lostLogs = LostLogs()
     /// WN: `g`, `‖v‖` (GF: 1, 1).
     public private(set) var g = 1.0
     public private(set) var vNorm = 1.0
@@ -123,6 +125,9 @@ public final class MonitorContext {
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
             if hasLogState { logGOverV = logState[0] - log(vNorm) }
         }
+        let off = isWeightNormalized ? 1 : 0
+        lostLogs.observe(base: { self.state[$0 + off] }, count: n, scaleIsZero: isWeightNormalized && g == 0,
+                         logsCover: hasLogState && depth == 2, depth: depth, at: t)
     }
 
     /// The base vector of the current state (`x` for GF, `v` for WN).

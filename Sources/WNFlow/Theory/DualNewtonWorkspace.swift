@@ -318,6 +318,39 @@ final class DualWorkspace {
         return true
     }
 
+    /// L = 2: how far z moves, relative, under moves `δa` of `a = 2 log x̃₀` with `Az = y`
+    /// held: `δz = z ⊙ (δa − Aᵀ H⁻¹ A(z ⊙ δa))`, `H = A diag(z) Aᵀ` (first order; `H⁻¹A(z ⊙ δa)`
+    /// as `Ĥ⁻¹A(ẑ ⊙ δa)` with `ẑ = e^{log z − s}`, `s = max log z`, so no scale has to be
+    /// representable). `logZ` is the solution's `log z`; returns `‖δz‖₂/‖z‖₂` per move, nil
+    /// when the factorization fails or a value is not finite. A move along `Aᵀμ` leaves z as it
+    /// is, and at a vertex of the ℓ1 LP (M entries of z carry it) every move does, to first order.
+    func entropicRelativeMoves(logZ: [Double], moves: [[Double]]) -> [Double]? {
+        guard logZ.count == n, n > 0, let s = logZ.max(), s.isFinite else { return nil }
+        for j in 0..<n { zhat[j] = Foundation.exp(logZ[j] - s) }
+        var zz = 0.0
+        for j in 0..<n { zz += zhat[j] * zhat[j] }
+        if m == 0 {
+            return moves.map { mv in (0..<n).reduce(0.0) { $0 + zhat[$1] * mv[$1] * zhat[$1] * mv[$1] }.squareRoot() / zz.squareRoot() }
+        }
+        weightedGram(zhat)
+        rhs.update(repeating: 0, count: m)
+        guard solveSPD(), cholHoldsFactor else { return nil }
+        var out: [Double] = []
+        for mv in moves {
+            guard mv.count == n else { return nil }
+            for j in 0..<n { w[j] = zhat[j] * mv[j] }
+            multiply(w, into: d2)
+            guard solveWithFactor(d2) else { return nil }
+            multiplyTransposed(d2, into: u)
+            var dz = 0.0
+            for j in 0..<n { let e = zhat[j] * (mv[j] - u[j]); dz += e * e }
+            let r = (dz / zz).squareRoot()
+            guard r.isFinite else { return nil }
+            out.append(r)
+        }
+        return out
+    }
+
     // MARK: Linear solves
 
     /// Solves `H x = r` (`H` from the last `weightedGram`, `rhs` → `d`) for symmetric positive

@@ -257,7 +257,8 @@ public enum LimitPredictor {
     /// sign it settled (the WN root search uses it where only the sign of φ matters).
     static func entropic(A: Matrix, y: [Double], logX0: [Double], warmStart: inout [Double]?,
                          predictor: [Double]? = nil, workspace: DualWorkspace? = nil,
-                         signSettled: SignTest? = nil, continuing: Bool = false) throws -> GFLimitPrediction {
+                         signSettled: SignTest? = nil, continuing: Bool = false,
+                         rebased: Bool = false) throws -> GFLimitPrediction {
         let ws = workspace ?? DualWorkspace(A: A, y: y)
         let m = ws.m, n = ws.n
         let ny = ws.ny
@@ -458,6 +459,18 @@ public enum LimitPredictor {
             let lambda = best.lambdaArray
             warmStart = lambda
             let rel = ny > 0 ? best.r / ny : best.r
+            if !rebased && !ws.stoppedEarly && m > 0 && n > 0 && rel > rebaseResidual,
+               let shifted = rebasedLogZ(a: a, lambda: best.lambda, z: best.z, residual: best.r, ws: ws) {
+                // The floor was the rounding of `a + Aᵀλ` with |a| large: the same problem
+                // from the exactly summed `a' = a + Aᵀλ` (see `rebasedLogZ`).
+                var zero: [Double]? = [Double](repeating: 0, count: m)
+                var r = try entropic(A: A, y: y, logX0: shifted.map { $0 / 2 }, warmStart: &zero, workspace: ws,
+                                     continuing: true, rebased: true)
+                r.iterations += iterations
+                r.lambda = zip(lambda, r.lambda).map { $0 + $1 }
+                warmStart = r.lambda
+                return r
+            }
             if rel > 1e-6 && !ws.stoppedEarly {  // a sign-only stop needs no tolerance
                 throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
                     + "residual \(rel); S+ may have no strictly positive point (check the kernel assumption)")
@@ -469,6 +482,40 @@ public enum LimitPredictor {
                                      lambda: lambda, iterations: iterations, kktResidual: rel,
                                      lostDigits: false, amplification: nil, method: "dual-newton")
         }
+    }
+
+    /// `entropic` re-solves from a rebased `log x̃₀` (`rebasedLogZ`) when its best residual
+    /// is above this fraction of ‖y‖.
+    static let rebaseResidual = 1e-10
+
+    /// `a' = a + Aᵀλ` (`a = 2 log x̃₀`), each entry summed in double-double
+    /// (`compensatedDot`), when the rounding of `log z = a + Aᵀλ` in plain double is what
+    /// holds the residual `r` up: its floor `4ε‖|A|(z ⊙ (1 + |a|))‖` is above `r/4` and
+    /// 100 times the floor `4ε‖|A|(z ⊙ (1 + |log z|))‖` of the rebased problem. Nil otherwise.
+    /// Minimizing `Σ e^{a' + Aᵀλ'} − yᵀλ'` is the same problem (λ = λ_best + λ'), with
+    /// `|a'| ≈ |log z|` of order 1 on the entries that carry z: with |a| ~ 6e10 (WN at
+    /// log ρ = 2.9e10, ‖v₀‖ = 1e-5) `log z` carried an error of ~7e-6 and the residual stalled
+    /// at 6e-6‖y‖, above the 1e-6 it must meet; after the rebase it meets 1e-15.
+    /// `a'` is exact to ε|a'| for the given doubles a and A, so nothing of x̃₀ is lost.
+    private static func rebasedLogZ(a: UnsafePointer<Double>, lambda: UnsafePointer<Double>, z: UnsafePointer<Double>,
+                                    residual r: Double, ws: DualWorkspace) -> [Double]? {
+        let m = ws.m, n = ws.n
+        var wa = [Double](repeating: 0, count: n), wv = [Double](repeating: 0, count: n)
+        var shifted = [Double](repeating: 0, count: n)
+        var column = [Double](repeating: 0, count: m)
+        ws.A.storage.withUnsafeBufferPointer { s in
+            for j in 0..<n {
+                for i in 0..<m { column[i] = s[i * n + j] }
+                let (hi, lo) = column.withUnsafeBufferPointer { compensatedDot($0.baseAddress!, lambda, nil, m, start: a[j]) }
+                shifted[j] = hi + lo
+                wa[j] = z[j] * (1 + abs(a[j]))
+                wv[j] = z[j] * (1 + abs(shifted[j]))
+            }
+        }
+        guard shifted.allSatisfy({ !$0.isNaN && $0 < .infinity }) else { return nil }
+        let floorA = wa.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
+        let floorV = wv.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
+        return floorA >= 0.25 * r && floorA >= 100 * floorV ? shifted : nil
     }
 
     /// `entropic` continues in the shift of log x̃₀ when its best start has a residual above
