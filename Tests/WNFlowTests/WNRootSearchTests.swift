@@ -617,4 +617,23 @@ v_norm":0.3179561486099684}}
         let lp = try L1Minimization.solve(A: p.A, y: p.y, weights: nil)
         #expect(Fixture.maxRelativeDifference(r.z, lp.minimizer) <= 1e-12)
     }
+
+    /// ‖v₀‖ = 1e-5 with x₀ large (c g² = 6e11): g hardly moves, and one ulp of g moves
+    /// (2.4) by 2.8e-4, so simulate reported log ρ = 0.02407 where the limit is the GF limit
+    /// from x₀/ρ at ℓ = 0.024839 (at 0.02407 it is 6e-4 off). simulate now takes ℓ from
+    /// Lemma 3.9 there (`Simulation.invariantLogRho`), and agrees with predict.
+    @Test("g pinned at g₀ with c g² = 6e11: simulate's log ρ from Lemma 3.9 agrees with predict")
+    func logRhoWhereGHardlyMoves() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 3, "N": 40, "sparsity": 1, "l1_norm": 1.0, "seed": 986}},
+         "model": {"flow": "wn", "depth": 2, "eta_v": 0.3, "eta_g": 0.01},
+         "init": {"scale": 2.0495221988732366, "direction": "uniform", "seed": 388, "v_norm": 1.0047020243984026e-05}}
+        """)
+        let sim = Simulation(config: cfg).run(recordTrajectory: false)
+        #expect(sim.status == .converged)
+        let pred = try Prediction(config: cfg, limitOnly: true)
+        let lp = try #require(pred.report.logRho), ls = try #require(sim.logRho)
+        #expect(abs(ls - lp) <= 1e-10, "simulate \(ls), predict \(lp)")
+        #expect(Fixture.maxRelativeDifference(pred.report.z, sim.z) <= 1e-11)
+    }
 }

@@ -438,6 +438,23 @@ public final class Simulation {
                 earlyRises = "; " + rose + " and has fallen since"
             }
         }
+        // WN's dual coordinates used up `max_recenterings` and handed over (not on a failure):
+        // weights that were below double range are 0 in weight space, where they cannot grow
+        // back. Where the run then falls short, that is the likeliest cause (WN, ‖v₀‖ = 2.8e-5,
+        // log ρ∞ = 1.2e9: 1000 re-centerings by t = 1.5, then t_end = 1e12 at loss 2.5e-3 with
+        // the advice that a larger t_end may not help; with max_recenterings 1e5 it converges at
+        // t = 226, z within 1.3e-12 of `wnflow predict`).
+        if let h = handover, handoverFailure == nil, recenterings >= config.integrator.maxRecenterings,
+           status == .tEnd || status == .maxSteps || status == .failed {
+            let n = initialState.count
+            let zeros = (1..<n).filter { initialState[$0] != 0 && run.y.count == n && run.y[$0] == 0 }.count
+            if zeros > 0 {
+                let note = "after \(recenterings) re-centerings (integrator.max_recenterings) the dual coordinates handed over at t = \(Simulation.time(h)), "
+                    + "where \(zeros) weight(s) below double range became 0 in weight space, which cannot grow back there, so the run may stall short of the limit: "
+                    + "raise integrator.max_recenterings (e.g. 100000; wnflow predict gives the limit to compare)"
+                message = status == .tEnd && message == nil ? tEndHead(t: run.t, loss: loss) + "; " + note : (message.map { $0 + "; " } ?? "") + note
+            }
+        }
         if status == .tEnd && message == nil { message = tEndAdvice(t: run.t, state: run.y, loss: loss, history: recorder.rows) }
         // A run that ended in weight space with a residual below how far one ulp of its weights
         // moves it has met double precision's floor there, not the step limit or t_end: signed
@@ -477,6 +494,18 @@ public final class Simulation {
                     result.logRho = logMagnification(g0: g0, g: g, logAbsG: lg, c: c)
                 } else {
                     result.logRho = logMagnification(g0: g0, g: g, etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+                    // One ulp of g moves (2.4) by (1 + 2cg²)ε: with c g² ~ 1e12 (‖v₀‖ = 1e-5)
+                    // the formula has no digits left where g hardly moves (log ρ = 0.0241
+                    // reported, 0.02484 true: the GF limit from x₀/ρ at that ℓ is the run's to
+                    // 6.5e-14, at 0.0241 6e-4 off). Lemma 3.9 at L = 2 gives ℓ from the
+                    // weights instead, when its own residual says it is the better value.
+                    let c = magnificationConstant(etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
+                    if config.problem.depth == 2, let lr = result.logRho,
+                       (1 + 2 * c * g * g) * 4 * Double.ulpOfOne > 1e-9 * max(1, abs(lr)),
+                       let invariant = invariantLogRho(state: run.y, logs: finalLogs),
+                       invariant.error < (1 + 2 * c * g * g) * 4 * Double.ulpOfOne {
+                        result.logRho = invariant.value
+                    }
                 }
             }
         }
@@ -675,6 +704,39 @@ extension Simulation {
         let tEnd = config.integrator.tEnd
         let at = t == tEnd ? "" : " (last iterate at t = \(Simulation.time(t)))"
         return "t_end = \(JSON.format(tEnd)) reached\(at) at loss \(JSON.format(loss)), above the stop \(JSON.format(config.lossThreshold))"
+    }
+
+    /// Depth-2 constant-rate WN: `log ρ` from Lemma 3.9, `P log x = P log x₀ − ℓ P1`, as
+    /// `ℓ = −⟨P1, log x − log x₀⟩/‖P1‖²`, with an error estimate from what ℓ·P1 leaves of
+    /// `P(log x − log x₀)` (the run's drift off the invariant) plus rounding, over ‖P1‖.
+    /// `logs`: the solver's `[log g, log|v|]` where it kept them. Nil where a weight is 0 with
+    /// no log, P1 = 0 (1 ∈ range Aᵀ), or the projector cannot be built.
+    func invariantLogRho(state: [Double], logs: [Double]?) -> (value: Double, error: Double)? {
+        let n = config.problem.weightCount
+        guard state.count == n + 1, initialState.count == n + 1 else { return nil }
+        func logWeights(_ y: [Double], _ ly: [Double]?) -> [Double]? {
+            if let ly, ly.count == n + 1 {
+                var vn = 0.0
+                for i in 1...n { vn += y[i] * y[i] }
+                let shift = ly[0] - 0.5 * Foundation.log(vn)
+                let out = (1...n).map { ly[$0] + shift }
+                return out.allSatisfy(\.isFinite) ? out : nil
+            }
+            let out = flow.weights(of: y).map { Foundation.log(abs($0)) }
+            return out.allSatisfy(\.isFinite) ? out : nil
+        }
+        guard let lx = logWeights(state, logs), let lx0 = logWeights(initialState, nil),
+              let projector = try? KernelProjector(config.problem.matrix) else { return nil }
+        let d = zip(lx, lx0).map { $0 - $1 }
+        let p1 = projector.apply([Double](repeating: 1, count: n))
+        let p1p1 = p1.reduce(0) { $0 + $1 * $1 }
+        guard p1p1 > 1e-20 * Double(n) else { return nil }
+        let ell = -zip(p1, d).reduce(0) { $0 + $1.0 * $1.1 } / p1p1
+        let pd = projector.apply(d)
+        let left = zip(pd, p1).reduce(0) { $0 + ($1.0 + ell * $1.1) * ($1.0 + ell * $1.1) }.squareRoot()
+        let rounding = 4 * Double.ulpOfOne * Double(n) * (lx.reduce(0) { $0 + abs($1) } + lx0.reduce(0) { $0 + abs($1) })
+        let error = (left + rounding) / p1p1.squareRoot()
+        return ell.isFinite && error.isFinite ? (ell, error) : nil
     }
 
     /// The `message` of a run that reached t_end above its stop. When the loss's e-folding
