@@ -480,6 +480,56 @@ struct MonitorBrokenFlowTests {
         #expect(!eff.passed && eff.maxViolation > 10 * eff.tolerance)
     }
 
+    /// WN from a mixed-sign v₀ (entries 0, 3, 7 negated; g₀ > 0): Lemmas 3.8 and 3.9 take each
+    /// entry's own sign (log|v|, the signed v^{2−L}) and pass on the true flow at depths 2–4,
+    /// and the drift in ker A above fails both. Before stop 30 they were skipped there.
+    @Test(arguments: [2, 3, 4])
+    func lemma38And39FromAMixedSignStart(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "wn", depth: depth)
+        var y0 = initialState(cfg)
+        for i in [0, 3, 7] { y0[i + 1] = -y0[i + 1] }
+        let base = makeFlow(problem: cfg.problem, model: cfg.model)
+        let clean = try monitoredRun(base, config: cfg, y0: y0)
+        for name in ["lemma-3.3-sign", "lemma-3.8-invariant", "lemma-3.9-effective-init"] {
+            #expect(clean[name]?.passed == true, "\(name): \(String(describing: clean[name]))")
+        }
+        let k = try kernelDirection(cfg.problem)
+        let n = cfg.problem.weightCount
+        let drift = PerturbedFlow(base) { t, y, d in
+            guard t < 2 else { return }
+            var nv2 = 0.0, kv = 0.0
+            for i in 0..<n { nv2 += y[i + 1] * y[i + 1]; kv += k[i] * y[i + 1] }
+            for i in 0..<n { d[i + 1] += 1e-4 * (k[i] - kv / nv2 * y[i + 1]) }
+        }
+        let r = try monitoredRun(drift, config: cfg, y0: y0, marks: [2])
+        let inv = try #require(r["lemma-3.8-invariant"]), eff = try #require(r["lemma-3.9-effective-init"])
+        #expect(!inv.passed && inv.maxViolation > 10 * inv.tolerance)
+        #expect(!eff.passed && eff.maxViolation > 10 * eff.tolerance)
+    }
+
+    /// GF at even depth from a mixed-sign start: Lemma 3.18 reads x^L = |x|^L and passes on
+    /// the true flow; gradient ascent during t ∈ [1, 1.5] fails it. At odd depth it stays
+    /// skipped (x^L keeps the sign there).
+    @Test(arguments: [2, 4])
+    func lemma318FromAMixedSignStartAtEvenDepth(_ depth: Int) throws {
+        let cfg = try smallConfig(flow: "gf", depth: depth)
+        var y0 = cfg.x0
+        for i in [0, 3, 7] { y0[i] = -y0[i] }
+        let clean = try monitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: y0)
+        #expect(clean["lemma-3.18-bregman"]?.passed == true, "\(String(describing: clean["lemma-3.18-bregman"]))")
+        let ascent = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t >= 1 && t < 1.5 { for i in 0..<d.count { d[i] = -d[i] } }
+        }
+        let r = try monitoredRun(ascent, config: cfg, y0: y0, marks: [1, 1.5])
+        let breg = try #require(r["lemma-3.18-bregman"])
+        #expect(!breg.passed && breg.maxViolation > 100 * breg.tolerance)
+        let odd = try smallConfig(flow: "gf", depth: 3)
+        var y3 = odd.x0
+        y3[0] = -y3[0]
+        let monitor = try Monitor(config: odd, flow: GradientFlow(problem: odd.problem), initialState: y3)
+        #expect(monitor.skipped.contains { $0.0 == "lemma-3.18-bregman" })
+    }
+
     /// Signed GF with a drift along (1, …, 1) ∈ ker [A, −A]: u ⊙ w (L = 2),
     /// u^{2−L} + w^{2−L} (L ≠ 2) stop being constant.
     @Test(arguments: [1, 2, 3])

@@ -297,14 +297,16 @@ extension SimulationConfig {
         }
         if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
             let zeros = config.x0.contains(0)
-            let constantWN = model.flow == .wn || model.flow == .wnGD
-            let checked = zeros ? "Lemma 3.3 is checked with each entry's sign (zero entries never move), Lemma 3.7 is not (h_L(0) is undefined)"
-                : (constantWN ? "Lemma 3.3 is checked with each entry's sign" : "Lemmas 3.3 and 3.7 (and verify's limit-kkt) are checked with each entry's sign")
+            let wn = model.flow.isWeightNormalized && model.flow != .wnTimeDependent
+            let even = model.depth % 2 == 0
+            let invariants = wn ? "Lemmas 3.3, 3.8 and 3.9" : "Lemmas 3.3 and 3.7"
+            let checked = zeros ? "Lemma 3.3 is checked with each entry's sign (zero entries never move), the invariants and Lemma 3.18 are not (h_L(0) is undefined)"
+                : invariants + " (and verify's limit-kkt) are checked with each entry's sign"
+                    + (wn ? "" : (even ? ", Lemma 3.18 on |x| (x^L = |x|^L at even depth)" : "; Lemma 3.18 assumes a positive start at odd depth"))
             let predict = zeros ? "predict needs non-zero entries"
-                : (model.depth % 2 == 0 ? "predict (and verify's predict checks) run from |x0|, to which the flow is equivalent at even depth"
-                                        : "predict needs x0 > 0 at odd depth")
-            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): Lemmas 3.8, 3.9 and 3.18 assume a positive start; "
-                + checked + "; " + predict)
+                : (even ? "predict (and verify's predict checks) run from |x0|, to which the flow is equivalent at even depth"
+                        : "predict needs x0 > 0 at odd depth")
+            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): " + checked + "; " + predict)
         }
 
         if let it = try root.object("integrator") {

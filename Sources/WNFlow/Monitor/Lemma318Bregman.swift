@@ -26,7 +26,8 @@ import GSLKit
 /// φ (`Σ (L/2)x² + |L/(L−2)||z x^{2−L}|`; L = 2 `Σ x² + 2|z|(|log x| + 1)`),
 /// which bounds how far a relative error of x moves φ. Tolerance
 /// `ToleranceRule.tolerance(conditioning: κ, steps:)`, κ = `max(1, |L−2|)` (GF) and doubled for WN.
-/// Needs a positive start for L ≥ 2.
+/// Needs a positive start for L ≥ 2, or at even depth one without zero entries (x^L = |x|^L,
+/// and the flow from x₀ is the one from |x₀| with its signs).
 public final class Lemma318Bregman: Check {
     public let name = "lemma-3.18-bregman"
     let context: MonitorContext

@@ -12,7 +12,7 @@ import GSLKit
 /// κ = 1 for GF and `1 + 4 max(1, |L−2|)` for time-dependent WN (the factor
 /// `(g/‖v‖)^{2−L}` amplifies the relative global error of g, measured up to
 /// ~2× the base tolerance at N = 25).
-/// Needs a positive start for L ≥ 2.
+/// Needs a start without zero entries for L ≥ 2 (either sign: `invariantMap`).
 public final class Lemma37Invariant: Check {
     public let name = "lemma-3.7-invariant"
     let context: MonitorContext

@@ -17,7 +17,8 @@ import GSLKit
 /// `2cg²δ·‖P1‖` of the numerator meets a denominator `D_t = max ‖log v + c g² 1‖`, so κ is
 /// taken per step, `κ_t = 1 + 2cg_t²·‖P1‖/max(D_t, ‖P1‖)`, and the report is the step with
 /// the largest violation/κ_t.
-/// Needs a positive start (`g₀ > 0`, `v₀ > 0`) for L ≥ 2.
+/// Needs `g₀ > 0` and a `v₀` without zero entries for L ≥ 2 (either sign: `invariantMap`,
+/// as Lemma 3.7; the flow keeps each sign).
 public final class Lemma38Invariant: Check {
     public let name = "lemma-3.8-invariant"
     let context: MonitorContext

@@ -17,7 +17,7 @@ import GSLKit
 /// taken per step, `κ_t = 1 + (1 + 2cg_t²)·‖P1‖/max(D_t, ‖P1‖)`, and the report is the step
 /// with the largest violation/κ_t (with max κ the check could not fail where |log ρ| is
 /// large: tolerance 2.07 for a relative quantity at log ρ = −3.9e6).
-/// Needs a positive start for L ≥ 2.
+/// Needs `g₀ > 0` and a start without zero entries for L ≥ 2 (either sign, as Lemma 3.8).
 public final class Lemma39EffectiveInit: Check {
     public let name = "lemma-3.9-effective-init"
     let context: MonitorContext

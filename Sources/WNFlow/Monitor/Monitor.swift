@@ -68,18 +68,23 @@ public final class Monitor {
         if gfLike && nonzeroOK { cs.append(Lemma37Invariant(context: context, rule: rule)) } else {
             skip.append(("lemma-3.7-invariant", gfLike ? "depth \(L) needs a start without zero entries (h_L(0) is undefined)" : "constant-rate WN: see lemma-3.8/3.9"))
         }
-        if constantWN && positiveOK {
+        // WN: Lemmas 3.8 and 3.9 in h_L of each entry's own sign (log|v|, the signed v^{2−L}),
+        // as Lemma 3.7: the flow keeps every sign, and g > 0 at depth ≥ 2.
+        let wnStartOK = L == 1 || (initialState.first ?? 0) > 0 && nonzeroOK
+        if constantWN && wnStartOK {
             let etaG = config.model.etaG
             let vNorm0 = norm2(Array(initialState.dropFirst()))
             cs.append(Lemma38Invariant(context: context, rule: rule, etaG: etaG, etaV: config.model.etaV, vNorm0: vNorm0))
             cs.append(Lemma39EffectiveInit(context: context, rule: rule, etaG: etaG, etaV: config.model.etaV, vNorm0: vNorm0))
         } else {
-            let r = constantWN ? posReason : "needs constant-rate WN"
+            let r = constantWN ? "depth \(L) needs g₀ > 0 and a v₀ without zero entries (h_L(0) is undefined)" : "needs constant-rate WN"
             skip.append(("lemma-3.8-invariant", r))
             skip.append(("lemma-3.9-effective-init", r))
         }
-        if gfLike && positiveOK { cs.append(try Lemma318Bregman(context: context, rule: rule)) } else {
-            skip.append(("lemma-3.18-bregman", gfLike ? posReason : "holds for GF and time-dependent WN only"))
+        // Lemma 3.18 at even depth from any start without zeros: there x^L = |x|^L, and the flow
+        // from x₀ is the one from |x₀| with the signs kept (docs/math.md §5).
+        if gfLike && (positiveOK || L % 2 == 0 && nonzeroOK) { cs.append(try Lemma318Bregman(context: context, rule: rule)) } else {
+            skip.append(("lemma-3.18-bregman", gfLike ? posReason + (L % 2 == 0 ? " or one without zero entries" : " at odd depth") : "holds for GF and time-dependent WN only"))
         }
         if flow.problem.signed && gfLike && positiveOK { cs.append(SignedCoordinateInvariant(context: context, rule: rule)) } else {
             skip.append(("signed-coordinate-invariant", !flow.problem.signed ? "not a signed run" : (gfLike ? posReason : "holds for GF and time-dependent WN only")))

@@ -225,9 +225,9 @@ public struct Verification {
         let L = cfg.problem.depth
         let kind = cfg.model.flow
         // Lemma 3.7 (GF, time-dependent WN) needs a start without zeros, either sign; Lemma 3.9
-        // (constant-rate WN) a positive one.
-        let startOK = L == 1 || sim.initialState.allSatisfy({ $0 > 0 })
-            || (!kind.isWeightNormalized || kind == .wnTimeDependent) && sim.initialState.allSatisfy({ $0 != 0 })
+        // (constant-rate WN) that and g₀ > 0.
+        let nonzero = sim.initialState.allSatisfy({ $0 != 0 })
+        let startOK = L == 1 || nonzero && (!kind.isWeightNormalized || kind == .wnTimeDependent || sim.initialState[0] > 0)
         guard startOK, result.state.count == sim.initialState.count,
               let ctx = try? MonitorContext(flow: sim.flow) else { return out }
         let check: any Check
