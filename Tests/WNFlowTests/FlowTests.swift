@@ -199,6 +199,22 @@ struct FlowTests {
         #expect(overflow.message?.contains("left double range") == true, "\(overflow.message ?? "")")
     }
 
+    /// 11·0.03 = 0.32999999999999996 < 0.33: a record time on the step grid was saved at the
+    /// next iterate (t = 0.36), while t_end = 0.33 took iterate 11 (a helper's round, stop 30).
+    @Test("GD: a record time on the step grid is that iterate's, as t_end is")
+    func discreteRecordTimeOnTheGrid() throws {
+        let p = try Fixture.problem(depth: 2, seed: 12)
+        let x0 = Fixture.positivePoint(p.n, seed: 2, scale: 0.2)
+        var cfg = Fixture.config(p, flow: .gd, x0: x0, tEnd: 1, step: 0.03)
+        cfg.record.times = .list([0.33, 0.7])
+        let r = Simulation(config: cfg).run()
+        let times = r.trajectory.map(\.t)
+        #expect(times.contains { abs($0 - 0.33) <= 1e-15 }, "\(times)")
+        #expect(!times.contains { abs($0 - 0.36) <= 1e-15 } && times.contains { abs($0 - 0.72) <= 1e-15 }, "\(times)")
+        let end = Simulation(config: Fixture.config(p, flow: .gd, x0: x0, tEnd: 0.33, step: 0.03)).run()
+        #expect(end.stats.acceptedSteps == 11)
+    }
+
     @Test("WN-GD grows ‖v‖ while the flow keeps it (Lemma 3.2)")
     func discreteWNGrowsNorm() throws {
         let p = try Fixture.problem(depth: 2, seed: 12)

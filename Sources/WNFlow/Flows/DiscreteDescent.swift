@@ -61,6 +61,11 @@ public final class DiscreteDescent: ODESolver {
         return loss - previous > previous * riseTolerance + 2 * (e * delta + 0.5 * delta * delta)
     }
 
+    /// Whether the iterate at `t` is at or past time `s` within k·step's rounding (a relative
+    /// 1e-15): the rule for t_end (the last iterate is the one at or before it) and for
+    /// record times (saved at the first iterate at or after it).
+    static func reaches(_ t: Double, _ s: Double) -> Bool { t >= s - 1e-15 * abs(s) }
+
     public func integrate(from t0: Double, y0: [Double], to t1: Double, saveTimes: [Double],
                           observers: [any StepObserver]) -> ODERun {
         var stats = ODEStatistics()
@@ -115,7 +120,7 @@ public final class DiscreteDescent: ODESolver {
         while true {
             if k >= maxSteps { return end(.maxSteps) }
             let tNext = t0 + Double(k + 1) * step
-            if tNext > t1 * (1 + 1e-15) { return end(.reachedEnd) }
+            if !DiscreteDescent.reaches(t1, tNext) { return end(.reachedEnd) }
             do {
                 try y.withUnsafeBufferPointer { yb in try f.withUnsafeMutableBufferPointer { try system.rhs(t: t, y: yb, dydt: $0) } }
             } catch {
@@ -138,10 +143,12 @@ public final class DiscreteDescent: ODESolver {
             k += 1
             t = tNext
             stats.acceptedSteps = k
+            // A save time on the step grid is that iterate's, with the t_end rule's rounding
+            // allowance (11·0.03 = 0.32999999999999996 saved 0.33 one iterate late).
             var hit: Int?
-            if saveIndex < saves.count && t >= saves[saveIndex] {
+            if saveIndex < saves.count && DiscreteDescent.reaches(t, saves[saveIndex]) {
                 hit = saveIndex
-                while saveIndex < saves.count && saves[saveIndex] <= t { saveIndex += 1 }
+                while saveIndex < saves.count && DiscreteDescent.reaches(t, saves[saveIndex]) { saveIndex += 1 }
             }
             let stop = y.withUnsafeBufferPointer { notify(observers, AcceptedStep(t: t, y: $0, h: step, saveIndex: hit, stepNumber: k)) }
             if stop { return ODERun(t: t, y: y, stats: stats, termination: .stoppedByObserver) }
