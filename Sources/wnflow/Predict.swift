@@ -41,7 +41,16 @@ struct Predict: ParsableCommand, WritesOutput {
         if let b = r.negativeBranch { lines.append("g_inf if g < 0   \(fmt(b.gInf))  (negative_branch: z, x of that limit)") }
         if let lr = r.logRho { lines.append("log rho          \(fmt(lr))") }
         if let q = r.l1Min { lines.append("l1 min (Q)       \(fmt(q))   gap ‖z‖₁ − Q = \(r.bounds.l1Gap.map(fmt) ?? "–")") }
-        if let qw = r.weightedL1Min { lines.append("weighted l1 min  \(fmt(qw))   gap \(r.bounds.weightedGap.map(fmt) ?? "–") ≤ bound \(r.bounds.weightedGapBound.map(fmt) ?? "–")") }
+        if let qw = r.weightedL1Min {
+            // The gap is a difference of two sums of size Q_w: at WN log ρ = 2.9e10 (Q_w =
+            // 5.8e10) it read 7.6e-6 against a bound of 0, which is its rounding.
+            var bound = r.bounds.weightedGapBound.map(fmt) ?? "–"
+            if let gap = r.bounds.weightedGap, let b = r.bounds.weightedGapBound, gap > b {
+                let rounding = 16 * Double.ulpOfOne * abs(qw)
+                bound += gap - b <= rounding ? " + rounding (16ε·Q_w = \(fmt(rounding)))" : "  EXCEEDED by \(fmt(gap - b))"
+            }
+            lines.append("weighted l1 min  \(fmt(qw))   gap \(r.bounds.weightedGap.map(fmt) ?? "–") ≤ bound \(bound)")
+        }
         if let lb = r.bounds.logRhoLowerBound { lines.append("log rho ≥        \(fmt(lb))  (3.19)") }
         let kernel = r.kernelPositive.map { $0 ? "holds" : "fails" } ?? "not checked (--limit-only)"
         lines.append("kernel assumption \(kernel)   (Gaussian probability \(fmt(r.bounds.kernelProbabilityGaussian)))")
