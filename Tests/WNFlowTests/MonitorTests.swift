@@ -651,6 +651,33 @@ struct MonitorVerifyTests {
         let kkt = try #require(r["limit-kkt"])
         #expect(kkt.isMeasurement && kkt.value == nil && kkt.quantity.contains("not evaluated"))
     }
+
+    /// A failed Lemma 3.7 whose weights fell below atol says so, with the fix (wn-timedep,
+    /// L = 2, bsimp at the default atol 1e-18: weights at 8e-78 and 3.7 at 2.1e-8 against
+    /// 5.9e-9, where atol = 0 gives 1.9e-11); without a weight below atol, or with atol = 0,
+    /// a failure carries no such note.
+    @Test func belowAtolFailureSaysSo() throws {
+        let cfg = try smallConfig(flow: "gf", depth: 2)
+        let flow = GradientFlow(problem: cfg.problem)
+        let k = try kernelDirection(cfg.problem)
+        func report(tiny: Double, atol: Double) throws -> CheckReport {
+            let ctx = try MonitorContext(flow: flow)
+            let rule = ToleranceRule(rtol: 1e-10, atol: atol, stateScale: cfg.x0.max()!, dimension: cfg.x0.count)
+            let check = Lemma37Invariant(context: ctx, rule: rule)
+            var x1 = zip(cfg.x0, k).map { $0 * exp(1e-3 * $1) }  // off the invariant
+            x1[2] = tiny
+            for (n, x) in [cfg.x0, x1].enumerated() {
+                x.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: Double(n), y: $0, h: Double(n), saveIndex: nil, stepNumber: n)) }
+            }
+            return check.report()
+        }
+        let below = try report(tiny: 1e-40, atol: 1e-18)
+        #expect(!below.passed && below.quantity.contains("below atol = 1e-18") && below.quantity.contains("atol = 0"), "\(below.quantity)")
+        let above = try report(tiny: 1e-3, atol: 1e-18)
+        #expect(!above.passed && !above.quantity.contains("below atol"))
+        let relative = try report(tiny: 1e-40, atol: 0)
+        #expect(!relative.passed && !relative.quantity.contains("below atol"))
+    }
 }
 
 /// WN, depth 2, ‖v₀‖ = 1e-5: c = 3e10 and log ρ∞ = 2.9e10 (a helper's round, stop 29).

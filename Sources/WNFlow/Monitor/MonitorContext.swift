@@ -53,6 +53,10 @@ public final class MonitorContext {
     private(set) var crossings = SignCrossings()
     /// The steps where a weight below double range is 0 without a log (see `LostLogs`).
     private(set) var lostLogs = LostLogs()
+    /// The smallest non-zero |x_n| of the steps without the solver's logs, and when: a weight
+    /// far below atol keeps only `atol/|x_n|` of relative accuracy (`belowAtolNote`).
+    private(set) var smallestWeight = Double.infinity
+    private(set) var smallestWeightT = 0.0
     /// WN: `g`, `‖v‖` (GF: 1, 1).
     public private(set) var g = 1.0
     public private(set) var vNorm = 1.0
@@ -125,6 +129,9 @@ public final class MonitorContext {
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
             if hasLogState { logGOverV = logState[0] - log(vNorm) }
         }
+        if !hasLogState {
+            for v in x where v != 0 && abs(v) < smallestWeight { smallestWeight = abs(v); smallestWeightT = t }
+        }
         let off = isWeightNormalized ? 1 : 0
         lostLogs.observe(base: { self.state[$0 + off] }, count: n, scaleIsZero: isWeightNormalized && g == 0,
                          logsCover: hasLogState && depth == 2, depth: depth, at: t)
@@ -191,6 +198,20 @@ public final class MonitorContext {
     public func logWeight(_ i: Int) -> Double {
         guard hasLogState else { return log(abs(x[i])) }
         return isWeightNormalized ? logState[i + 1] + logGOverV : logState[i]
+    }
+
+    /// A failed log-invariant report (`h_L` of the weights) with the likeliest cause added
+    /// when a weight fell below `atol` in weight space: the integrator holds it to `atol`,
+    /// i.e. to `atol/|x_n|` relative, which is what `h_L` then measures (docs/monitor.md;
+    /// wn-timedep, L = 2, bsimp, default atol 1e-18: entries down to 8e-78 and Lemma 3.7 at
+    /// 2.1e-8 against 5.9e-9, where an independent integration keeps it to 4e-12).
+    func belowAtolNote(_ report: CheckReport, atol: Double) -> CheckReport {
+        guard depth >= 2, !report.passed, !report.isMeasurement, atol > 0, smallestWeight < atol else { return report }
+        var r = report
+        r.quantity += "; a weight fell to \(JSON.format(smallestWeight)) (t = \(JSON.format(smallestWeightT))), below atol = \(JSON.format(atol)), "
+            + "where the integrator controls only atol/|x| of its relative accuracy, which this check measures: "
+            + "rerun with integrator.atol = 0 (or method dual at depth 2) to tell that from the flow"
+        return r
     }
 
     /// `α` for L = 1 (signed: `g/‖v‖`; GF: 1).
