@@ -4,9 +4,9 @@
 import Foundation
 import WNFlow
 
-let args = CommandLine.arguments.dropFirst()
-let fast = args.contains("--fast") || ProcessInfo.processInfo.environment["WNFLOW_FAST"] != nil
-let out = args.first { !$0.hasPrefix("--") } ?? "out/example-trajectory"
+let args = ExampleArguments.parse(usage: "example-trajectory [--fast] [OUT_DIR]", acceptsFolder: true)
+let fast = args.fast
+let out = args.folder ?? "out/example-trajectory"
 let (m, n) = fast ? (10, 25) : (40, 100)
 let eta = 0.05
 let config = try SimulationConfig.parse("""

@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Write the JSON here and the table to stdout (default: JSON to stdout, table to stderr).")
     var out: String?
 
-    @Flag(name: .long, help: "Only the stiff cases with auto, small ensembles; no large N.")
+    @Flag(name: .long, help: "The stiff cases with auto only, the explicit, monitor and predict parts with fewer repeats, small ensembles; no large N.")
     var quick = false
 
     @Flag(name: .long, help: "Also run N = 10000, M = 2000 (minutes).")

@@ -68,7 +68,10 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
             let configs = try SweepEngine.configs(plan.points, baseDirectory: dir)
             let runs = dir + "/runs/\(f.rawValue).jsonl"
             var done = Set<Int>()
-            if resume { done = try SweepEngine.completedIndices(path: runs, points: plan.points) } else {
+            if resume {
+                done = try SweepEngine.completedIndices(path: runs, points: plan.points,
+                                                        origin: "it was made with other figure settings (--quick, --discrete); rerun with those, or drop --resume, or use another --out")
+            } else {
                 try? FileManager.default.removeItem(atPath: runs)
             }
             let file = try JSONLinesFile(path: runs)

@@ -31,7 +31,14 @@ struct Simulate: ParsableCommand, WritesOutput {
                 throw ConfigError.cannotWrite(out, error)
             }
         }
-        if !quiet { print(summary(result, config: cfg)) }
+        if !quiet {
+            print(summary(result, config: cfg))
+            // simulate exits 0 whatever the checks say (exit 1 is verify's); it says which failed.
+            let failed = result.monitor.filter { !$0.passed && !$0.isMeasurement }.map(\.name)
+            if !failed.isEmpty {
+                print("checks    \(failed.count) of \(result.monitor.count) failed: \(failed.joined(separator: ", ")) (result.json \"monitor\"; wnflow verify exits 1 on them)")
+            }
+        }
         if result.status == .failed {
             throw CommandExit(code: ExitStatus.integrationFailed,
                               message: "error: integration failed: \(result.message ?? "unknown reason"); partial results in \(out)")

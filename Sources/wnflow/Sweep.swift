@@ -115,7 +115,8 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                         if let a = blasKernel(of: old.json), let b = blasKernel(of: j), a != b {
                             why = " (BLAS kernels \(a) and \(b) round differently; rerun both with the same OPENBLAS_CORETYPE)"
                         }
-                        throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results\(why)")
+                        throw ConfigError("inputs", "index \(i) appears in '\(old.file)' and '\(f)' with different results"
+                            + differingFields(comparable(old.json), comparable(j)) + why)
                     }
                 } else {
                     byIndex[i] = (String(raw), j, f)
@@ -136,4 +137,14 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                 + "not byte for byte, with runs of one kernel (set OPENBLAS_CORETYPE on every machine; README \"Reproducibility\")")
         }
     }
+}
+
+/// `" (fields a, b differ)"`: the top-level fields of two sweep records that differ (a merge of
+/// disagreeing duplicates names them), at most 5; empty when they are not objects.
+func differingFields(_ a: JSON, _ b: JSON) -> String {
+    guard case let .object(pa) = a, case let .object(pb) = b else { return "" }
+    let da = Dictionary(pa, uniquingKeysWith: { x, _ in x }), db = Dictionary(pb, uniquingKeysWith: { x, _ in x })
+    let names = (pa.map(\.0) + pb.map(\.0).filter { da[$0] == nil }).filter { da[$0] != db[$0] }
+    guard !names.isEmpty else { return "" }
+    return " (field\(names.count == 1 ? "" : "s") \(names.prefix(5).joined(separator: ", "))\(names.count > 5 ? ", …" : "") differ)"
 }

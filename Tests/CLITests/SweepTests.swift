@@ -57,6 +57,8 @@ struct SweepTests {
         CLI.write(other.joined(separator: "\n") + "\n", dir + "/other.jsonl")
         let bad = try CLI.run(["merge", dir + "/new/results.jsonl", dir + "/other.jsonl", "--out", dir + "/merged2.jsonl"])
         #expect(bad.code == 2, "\(bad.stderr)")
+        // The message names what differs (a helper's walkthrough asked for it).
+        #expect(bad.stderr.contains("(field config_digest differ)"), "\(bad.stderr)")
     }
 
     @Test("grid order: keys sorted, last fastest; same bytes for --jobs 1 and 2 (apart from wall_seconds)")

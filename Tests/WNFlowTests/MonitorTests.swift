@@ -672,11 +672,11 @@ struct MonitorVerifyTests {
             return check.report()
         }
         let below = try report(tiny: 1e-40, atol: 1e-18)
-        #expect(!below.passed && below.quantity.contains("below atol = 1e-18") && below.quantity.contains("atol = 0"), "\(below.quantity)")
+        #expect(!below.passed && below.quantity.contains("where atol = 1e-18") && below.quantity.contains("atol = 0"), "\(below.quantity)")
         let above = try report(tiny: 1e-3, atol: 1e-18)
-        #expect(!above.passed && !above.quantity.contains("below atol"))
+        #expect(!above.passed && !above.quantity.contains("where atol"))
         let relative = try report(tiny: 1e-40, atol: 0)
-        #expect(!relative.passed && !relative.quantity.contains("below atol"))
+        #expect(!relative.passed && !relative.quantity.contains("where atol"))
     }
 }
 

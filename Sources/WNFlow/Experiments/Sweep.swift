@@ -253,16 +253,18 @@ public enum SweepEngine {
     /// torn trailing line is cut off first). Every line must be a run of `points`
     /// with the same params, else a `--resume` error says the file belongs to
     /// another sweep. No file: nothing done.
-    public static func completedIndices(path: String, points: [SweepPoint]) throws -> Set<Int> {
+    /// `origin` names what such a file came from in the error (reproduce: other figure settings).
+    public static func completedIndices(path: String, points: [SweepPoint],
+                                        origin: String = "it was made by another sweep") throws -> Set<Int> {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         let byIndex = Dictionary(points.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         var done = Set<Int>()
         for r in try JSONLinesFile.recover(path: path) {
             guard let i = index(of: r.json), let p = byIndex[i] else {
-                throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; it was made by another sweep")
+                throw ConfigError("--resume", "'\(path)' has a line whose index is not in this sweep/shard; \(origin)")
             }
             guard r.json["params"] == .object(p.params) else {
-                throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; it was made by another sweep")
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; \(origin)")
             }
             // Lines written before stop 28 have no digest; they are taken on their params.
             if let d = r.json["config_digest"], let mine = p.configDigest, d != .string(mine) {

@@ -297,8 +297,11 @@ public final class Simulation {
             if n <= 0 { return [] }
             let lo = min(config.record.tMin ?? 1e-3, tEnd)
             if n == 1 { return [tEnd] }
-            let r = log(tEnd / lo)
-            var ts = (0..<n).map { lo * exp(r * Double($0) / Double(n - 1)) }
+            // In decades (10^e), so that grid points on whole decades are exact: lo·e^{k r/(n−1)}
+            // gave 999.9999999999998 for 1000.
+            let a = log10(lo), r = log10(tEnd) - a
+            var ts = (0..<n).map { pow(10, a + r * Double($0) / Double(n - 1)) }
+            ts[0] = lo
             ts[n - 1] = tEnd
             return ts
         }

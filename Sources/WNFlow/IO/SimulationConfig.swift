@@ -170,6 +170,7 @@ extension SimulationConfig {
 
         // model first: depth and signedness shape the problem.
         var model = ModelSpec()
+        var explicitSigned: Bool?  // model.signed as given (generate.signed must not contradict it)
         var unused: [String] = []  // model settings the chosen flow does not read (warnings)
         if let m = try root.object("model") {
             try m.allowOnly(["flow", "depth", "signed", "eta_g", "eta_v", "step", "eta"])
@@ -180,7 +181,7 @@ extension SimulationConfig {
                 model.flow = k
             }
             if let d = try m.int("depth", min: 1) { model.depth = d }
-            if let s = try m.bool("signed") { model.signed = s }
+            if let s = try m.bool("signed") { model.signed = s; explicitSigned = s }
             try m.exclusive("eta", "eta_g", hint: " (eta is an alias of eta_g)")
             // Rates and steps below 1e-150 (the floor t_end and h0 share): 1/η overflows for a
             // subnormal η_g (predict failed with non-finite values at 1e-320), and gd with step
@@ -220,7 +221,8 @@ extension SimulationConfig {
            case let .object(ip) = initValue, let xv = ip.first(where: { $0.0 == "x0" })?.1, case let .array(items) = xv {
             x0Count = items.count
         }
-        let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory, x0Count: x0Count)
+        let problem = try readProblem(p, model: &model, baseDirectory: baseDirectory, x0Count: x0Count,
+                                      modelSigned: explicitSigned)
 
         var config = SimulationConfig(problem: problem, model: model, x0: [])
         config.warnings += unused
@@ -399,7 +401,8 @@ extension SimulationConfig {
         return config
     }
 
-    static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String, x0Count: Int? = nil) throws -> Problem {
+    static func readProblem(_ p: ObjectReader, model: inout ModelSpec, baseDirectory: String, x0Count: Int? = nil,
+                            modelSigned: Bool? = nil) throws -> Problem {
         try p.allowOnly(["A", "y", "A_file", "y_file", "generate", "ground_truth", "ground_truth_file"])
         func resolve(_ s: String) -> String { s.hasPrefix("/") ? s : baseDirectory + "/" + s }
         try p.exclusive("A", "A_file")
@@ -418,7 +421,11 @@ extension SimulationConfig {
             let l1 = try g.positive("l1_norm") ?? 1
             // y = A z* with |A_mn| up to ~6/√M: keep it within y's 1e150 (Problem.magnitudeLimit).
             guard l1 <= 1e140 else { throw ConfigError(g.field("l1_norm"), "must be at most 1e140 (y = A z* must stay within 1e150), got \(JSON.format(l1))") }
-            let signed = try g.bool("signed") ?? model.signed
+            let given = try g.bool("signed")
+            if let given, let modelSigned, given != modelSigned {
+                throw ConfigError(g.field("signed"), "is \(given) but model.signed is \(modelSigned); give one of them (either makes the problem signed)")
+            }
+            let signed = given ?? model.signed
             let seed = try g.int("seed", min: 0) ?? 1
             try g.finish()
             // The problem is signed when either generate.signed or model.signed says so.

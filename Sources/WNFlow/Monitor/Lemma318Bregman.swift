@@ -105,6 +105,6 @@ public final class Lemma318Bregman: Check {
         return context.belowAtolNote(context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
                            quantity: context.crossings.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
-                                                          function: function)), function: function), atol: rule.atol)
+                                                          function: function)), function: function), rule: rule)
     }
 }

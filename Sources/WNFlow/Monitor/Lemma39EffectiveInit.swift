@@ -90,10 +90,10 @@ public final class Lemma39EffectiveInit: Check {
         let function = "h_L = \(hName(context.depth))"
         if context.depth == 2 && closest.seen {
             return context.belowAtolNote(context.lostLogs.annotate(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
-                                             function: function), atol: rule.atol)
+                                             function: function), rule: rule)
         }
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
         return context.belowAtolNote(context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                                                     tWorst: worst.t, quantity: q), function: function), atol: rule.atol)
+                                                     tWorst: worst.t, quantity: q), function: function), rule: rule)
     }
 }

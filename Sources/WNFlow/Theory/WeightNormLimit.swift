@@ -234,6 +234,8 @@ public enum WeightNormLimit {
             }
         }
         if polishedRoot { roots = roots.map { $0 == gInf ? g : $0 } }
+        // The root search's solves, warm-started along it: the last one alone took 0 iterations.
+        gf.iterations = eval.iterations
         var branch: WNBranch? = nil
         if eval.depth == 1 {
             // ρ(−g) = −ρ(g): the same X with the kernel part's sign flipped.
@@ -619,6 +621,8 @@ public enum WeightNormLimit {
         /// iteration's last factor (which leaves a relative error up to ~1e-4; for tests).
         /// λ' is still kept across moves of log ρ up to `slopeReuse`.
         var exactSlopes = false
+        /// Dual Newton iterations over every evaluation (the report's `newton_iterations`).
+        var iterations = 0
         /// Newton buffers for depth ≥ 2, reused by every evaluation.
         let workspace: DualWorkspace?
         // L = 1 closed form: X(ρ) = P x₀/ρ + A⁺y (P x₀ ∈ ker A and A⁺y ∈ range Aᵀ are orthogonal).
@@ -734,6 +738,7 @@ public enum WeightNormLimit {
             }
             let p = try LimitPredictor.gradientFlow(A: A, y: y, depth: depth, logX0: lx, warmStart: &lambda,
                                                    predictor: predictor, workspace: workspace, signSettled: settled)
+            iterations += p.iterations
             if depth == 2, let previousSlope, moved <= Self.slopeReuse, p.method == "dual-newton" {
                 warm.slope = previousSlope
                 slopeAt = warm.slopeLogRho
