@@ -91,6 +91,8 @@ struct LibraryRobustnessTests {
         (#"{"problem": {"generate": {"M": 4, "N": 8, "l1_norm": 1e200}}, "model": {"flow": "gf"}, "init": {"scale": 0.1}}"#, "config.problem.generate.l1_norm"),
         // Before drawing A: N = 2e7 took seconds (2e8: 50 s) to draw before the length was checked.
         (#"{"problem": {"generate": {"M": 1, "N": 20000000}}, "model": {"flow": "gf"}, "init": {"x0": [0.1, 0.1, 0.1]}}"#, "config.init.x0"),
+        // Stop 30: generate.signed true against an explicit model.signed false ran signed silently.
+        (#"{"problem": {"generate": {"M": 4, "N": 8, "signed": true}}, "model": {"signed": false}, "init": {"scale": 0.1}}"#, "config.problem.generate.signed"),
     ])
     func malformedInputsNameTheirField(text: String, field: String) throws {
         #expect(throws: ConfigError.self) { try SimulationConfig.parse(text) }

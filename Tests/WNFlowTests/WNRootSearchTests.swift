@@ -600,6 +600,8 @@ v_norm":0.3179561486099684}}
         #expect(sim.status == .converged)
         let g = try #require(pred.report.gInf), lr = try #require(pred.report.logRho)
         #expect(lr > 2.9e10)
+        // newton_iterations counts the root search's solves (the last alone took 0).
+        #expect(pred.report.prediction.iterations > 0)
         #expect(pred.report.prediction.kktResidual <= 1e-14)
         #expect(abs(g - (sim.g ?? 0)) <= 1e-12 * g)
         #expect(abs(lr - (sim.logRho ?? 0)) <= 1e-12 * lr)
