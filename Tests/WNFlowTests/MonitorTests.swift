@@ -68,6 +68,23 @@ private func kernelDirection(_ p: Problem) throws -> [Double] {
 
 private func initialState(_ cfg: SimulationConfig) -> [Double] { Simulation(config: cfg).initialState }
 
+/// Lemma 3.7's report on GF `states` fed as steps at t = 0, 1, 2, … (`logs[k]`: the solver's
+/// logs at step k).
+private func lemma37Report(_ cfg: SimulationConfig, rule: ToleranceRule, states: [[Double]],
+                           logs: [Int: [Double]] = [:]) throws -> CheckReport {
+    let check = Lemma37Invariant(context: try MonitorContext(flow: GradientFlow(problem: cfg.problem)), rule: rule)
+    for (n, x) in states.enumerated() {
+        let ly = logs[n]
+        x.withUnsafeBufferPointer { y in
+            func observe(_ l: UnsafeBufferPointer<Double>?) {
+                _ = check.observe(AcceptedStep(t: Double(n), y: y, h: n == 0 ? 0 : 1, saveIndex: nil, stepNumber: n, logY: l))
+            }
+            if let ly { ly.withUnsafeBufferPointer { observe($0) } } else { observe(nil) }
+        }
+    }
+    return check.report()
+}
+
 // MARK: - True flows: every applicable check passes
 
 struct MonitorTrueFlowTests {
@@ -569,24 +586,13 @@ struct MonitorBrokenFlowTests {
     /// fails the check, and with the solver's log the same step is evaluated.
     @Test func stepsWithUnderflowedWeightsKeepEarlierViolations() throws {
         let cfg = try smallConfig(flow: "gf", depth: 2)
-        let flow = GradientFlow(problem: cfg.problem)
         let k = try kernelDirection(cfg.problem)
         func run(drift: Double, logAtZero: Bool) throws -> CheckReport {
-            let ctx = try MonitorContext(flow: flow)
-            let check = Lemma37Invariant(context: ctx, rule: ToleranceRule(config: cfg, initialState: cfg.x0))
             let x1 = zip(cfg.x0, k).map { $0 * exp(drift * $1) }  // P log x moves by drift·k
             var x2 = x1
             x2[4] = 0
-            let logs = x1.map { log($0) }
-            for (n, x) in [cfg.x0, x1, x2].enumerated() {
-                x.withUnsafeBufferPointer { y in
-                    logs.withUnsafeBufferPointer { ly in
-                        _ = check.observe(AcceptedStep(t: Double(n), y: y, h: n == 0 ? 0 : 1, saveIndex: nil, stepNumber: n,
-                                                       logY: n == 2 && logAtZero ? ly : nil))
-                    }
-                }
-            }
-            return check.report()
+            return try lemma37Report(cfg, rule: ToleranceRule(config: cfg, initialState: cfg.x0), states: [cfg.x0, x1, x2],
+                                     logs: logAtZero ? [2: x1.map { log($0) }] : [:])
         }
         let clean = try run(drift: 0, logAtZero: false)
         #expect(clean.passed && clean.quantity.contains("evaluated at 2 of 3 steps"), "\(clean.quantity)")
@@ -658,18 +664,12 @@ struct MonitorVerifyTests {
     /// a failure carries no such note.
     @Test func belowAtolFailureSaysSo() throws {
         let cfg = try smallConfig(flow: "gf", depth: 2)
-        let flow = GradientFlow(problem: cfg.problem)
         let k = try kernelDirection(cfg.problem)
         func report(tiny: Double, atol: Double) throws -> CheckReport {
-            let ctx = try MonitorContext(flow: flow)
-            let rule = ToleranceRule(rtol: 1e-10, atol: atol, stateScale: cfg.x0.max()!, dimension: cfg.x0.count)
-            let check = Lemma37Invariant(context: ctx, rule: rule)
             var x1 = zip(cfg.x0, k).map { $0 * exp(1e-3 * $1) }  // off the invariant
             x1[2] = tiny
-            for (n, x) in [cfg.x0, x1].enumerated() {
-                x.withUnsafeBufferPointer { _ = check.observe(AcceptedStep(t: Double(n), y: $0, h: Double(n), saveIndex: nil, stepNumber: n)) }
-            }
-            return check.report()
+            return try lemma37Report(cfg, rule: ToleranceRule(rtol: 1e-10, atol: atol, stateScale: cfg.x0.max() ?? 1, dimension: cfg.x0.count),
+                                     states: [cfg.x0, x1])
         }
         let below = try report(tiny: 1e-40, atol: 1e-18)
         #expect(!below.passed && below.quantity.contains("where atol = 1e-18") && below.quantity.contains("atol = 0"), "\(below.quantity)")
