@@ -224,7 +224,7 @@ struct PredictorComparisonBreakTests {
         // (x_n ≈ 3e-4) moved g by 7.3e-7 (a false FAIL of verify before stop 21).
         #expect(pred.method == "dual-newton" && (pred.amplification ?? 0) > 1e7)
         let own = try #require(pred.errorEstimate)
-        #expect(own.g > 1e-7 && own.g < 1e-5 && own.z < 1e-6, "\(own)")
+        #expect(own.g > 1e-7 && own.g < 1e-5 && own.z < 1e-6, "\(own) kkt \(pred.kktResidual) iterations \(pred.iterations)")
         let r = Simulation(config: cfg).run(recordTrajectory: false)
         #expect(r.status == .converged)
         let reports = Verification.predictorComparisons(cfg, r)
