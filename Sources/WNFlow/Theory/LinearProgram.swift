@@ -102,12 +102,16 @@ final class GLPKProblem {
     }
 
     /// GLPK's simplex in exact rational arithmetic from the current basis (`glp_exact`), at
-    /// most `exactSeconds` (GMP rationals of doubles spanning 1e10: 0.18 s at M = 12, N = 30).
-    func exact() -> (ret: Int32, status: Int32) {
+    /// most `exactIterations` pivots: a count, not a time, so that the answer does not depend
+    /// on the machine's speed (a 10 s time limit let one config give two answers on reruns:
+    /// GF, L = 5, M = 23, N = 74, weights spanning 1e12, whose exact solve takes 40 pivots
+    /// in 9.9–10.2 s). `exactSafetySeconds` stops a solve that would run for minutes.
+    func exact(columns n: Int) -> (ret: Int32, status: Int32) {
         var parm = glp_smcp()
         glp_init_smcp(&parm)
         parm.msg_lev = cglpk_msg_off()
-        parm.tm_lim = Int32(LinearProgram.exactSeconds * 1000)
+        parm.it_lim = Int32(clamping: Int(glp_get_it_cnt(prob)) + LinearProgram.exactIterations(columns: n))
+        parm.tm_lim = Int32(LinearProgram.exactSafetySeconds * 1000)
         let ret = glp_exact(prob, &parm)
         return (ret, glp_get_status(prob))
     }
@@ -137,10 +141,14 @@ final class GLPKProblem {
 /// A safe interface to GLPK's simplex method (the linear programs of MATH.md §0 and §4:
 /// `Q`, `Q_w` and the kernel assumption).
 public enum LinearProgram {
-    /// Time limit of the exact simplex that finishes an LP whose floating-point optimum fails
-    /// the per-column dual check (`GLPKProblem.dualFeasible`); past it the floating-point
-    /// answer stands.
-    static let exactSeconds = 10.0
+    /// Pivots the exact simplex may take to finish an LP whose floating-point optimum still
+    /// fails the per-column dual check (`GLPKProblem.dualFeasible`); past them the
+    /// floating-point answer stands. A count keeps the answer independent of the machine.
+    static func exactIterations(columns n: Int) -> Int { 2 * n + 20 }
+    /// The exact simplex's time limit, a safety net only: a solve stopped by it is reported
+    /// as a failure of the LP (its field null, with a warning), not as the floating-point
+    /// answer, since where it stops depends on the machine.
+    static let exactSafetySeconds = 120.0
 
     /// The relative residual a basic solution must meet to be taken as it is (a
     /// non-degenerate vertex re-solved on its support meets ~1e-16).
@@ -268,7 +276,11 @@ public enum LinearProgram {
             // Only an optimum it finds replaces the floating-point answer: on the exact data a
             // feasible set that is a single point (kernel assumption failing) can come out
             // empty, which the floating-point simplex did not claim.
-            let exact = p.exact()
+            let exact = p.exact(columns: n)
+            if exact.ret == GLP_ETMLIM {
+                throw .failure("the exact simplex (run because the floating-point optimum is not optimal by the columns' own costs) "
+                    + "did not finish in \(Int(exactSafetySeconds)) s")
+            }
             guard exact.ret == 0, exact.status == GLP_OPT else { return floating }
             return read()
         }
