@@ -581,26 +581,38 @@ struct MonitorBrokenFlowTests {
         #expect(unmeasured.json["value"] == .null)
     }
 
-    /// A weight that is 0 without a log (a weight-space stepper below double range) takes its
-    /// step out of Lemma 3.7's evaluation; a violation at an evaluated step before it still
-    /// fails the check, and with the solver's log the same step is evaluated.
+    /// A weight that is 0 without a log after one near the bottom of double range (a
+    /// weight-space stepper's underflow after the dual coordinates' logs) takes its step out of
+    /// Lemma 3.7's evaluation; a violation at an evaluated step before it still fails the check;
+    /// with the solver's log the same step is evaluated; and a weight that jumps to 0 from a
+    /// normal size (a broken step, not underflow) fails it.
     @Test func stepsWithUnderflowedWeightsKeepEarlierViolations() throws {
         let cfg = try smallConfig(flow: "gf", depth: 2)
         let k = try kernelDirection(cfg.problem)
-        func run(drift: Double, logAtZero: Bool) throws -> CheckReport {
+        let rule = ToleranceRule(config: cfg, initialState: cfg.x0)
+        func states(drift: Double) -> [[Double]] {
             let x1 = zip(cfg.x0, k).map { $0 * exp(drift * $1) }  // P log x moves by drift·k
-            var x2 = x1
-            x2[4] = 0
-            return try lemma37Report(cfg, rule: ToleranceRule(config: cfg, initialState: cfg.x0), states: [cfg.x0, x1, x2],
-                                     logs: logAtZero ? [2: x1.map { log($0) }] : [:])
+            var x2 = x1, x3 = x1
+            x2[4] = 1e-250  // the weight as the dual coordinates' logs held it (logs: x1's)
+            x3[4] = 0       // then underflowed in weight space
+            return [cfg.x0, x1, x2, x3]
         }
-        let clean = try run(drift: 0, logAtZero: false)
-        #expect(clean.passed && clean.quantity.contains("evaluated at 2 of 3 steps"), "\(clean.quantity)")
-        let drifted = try run(drift: 1e-3, logAtZero: false)
+        func logs(_ s: [[Double]], at steps: [Int]) -> [Int: [Double]] {
+            Dictionary(uniqueKeysWithValues: steps.map { ($0, s[1].map { log($0) }) })
+        }
+        let s0 = states(drift: 0)
+        let clean = try lemma37Report(cfg, rule: rule, states: s0, logs: logs(s0, at: [2]))
+        #expect(clean.passed && clean.quantity.contains("evaluated at 3 of 4 steps"), "\(clean.quantity)")
+        let s1 = states(drift: 1e-3)
+        let drifted = try lemma37Report(cfg, rule: rule, states: s1, logs: logs(s1, at: [2]))
         #expect(!drifted.passed && drifted.maxViolation > 100 * drifted.tolerance && drifted.tWorst == 1)
-        let withLog = try run(drift: 0, logAtZero: true)
+        let withLog = try lemma37Report(cfg, rule: rule, states: s0, logs: logs(s0, at: [2, 3]))
         #expect(withLog.passed && !withLog.quantity.contains("evaluated at"))
         #expect(withLog.maxViolation <= 1e-14)
+        var broken = s0
+        broken[2] = s0[1]  // a normal size right before the zero
+        let jumped = try lemma37Report(cfg, rule: rule, states: broken)
+        #expect(!jumped.passed && jumped.maxViolation > 1e300)
     }
 }
 

@@ -447,7 +447,7 @@ public final class Simulation {
         // log ρ∞ = 1.2e9: 1000 re-centerings by t = 1.5, then t_end = 1e12 at loss 2.5e-3 with
         // the advice that a larger t_end may not help; with max_recenterings 1e5 it converges at
         // t = 226, z within 1.3e-12 of `wnflow predict`).
-        if let h = handover, handoverFailure == nil, recenterings >= config.integrator.maxRecenterings,
+        if config.model.flow.isWeightNormalized, let h = handover, handoverFailure == nil, recenterings >= config.integrator.maxRecenterings,
            status == .tEnd || status == .maxSteps || status == .failed {
             let n = initialState.count
             let zeros = (1..<n).filter { initialState[$0] != 0 && run.y.count == n && run.y[$0] == 0 }.count
@@ -505,7 +505,7 @@ public final class Simulation {
                     let c = magnificationConstant(etaG: eg, etaV: config.model.etaV, vNorm0: norm2(v0))
                     if config.problem.depth == 2, let lr = result.logRho,
                        (1 + 2 * c * g * g) * 4 * Double.ulpOfOne > 1e-9 * max(1, abs(lr)),
-                       let invariant = invariantLogRho(state: run.y, logs: finalLogs),
+                       let invariant = invariantLogRho(state: run.y, logs: finalLogs, projector: monitorContext?.projector),
                        invariant.error < (1 + 2 * c * g * g) * 4 * Double.ulpOfOne {
                         result.logRho = invariant.value
                     }
@@ -714,7 +714,7 @@ extension Simulation {
     /// `P(log x − log x₀)` (the run's drift off the invariant) plus rounding, over ‖P1‖.
     /// `logs`: the solver's `[log g, log|v|]` where it kept them. Nil where a weight is 0 with
     /// no log, P1 = 0 (1 ∈ range Aᵀ), or the projector cannot be built.
-    func invariantLogRho(state: [Double], logs: [Double]?) -> (value: Double, error: Double)? {
+    func invariantLogRho(state: [Double], logs: [Double]?, projector given: KernelProjector? = nil) -> (value: Double, error: Double)? {
         let n = config.problem.weightCount
         guard state.count == n + 1, initialState.count == n + 1 else { return nil }
         func logWeights(_ y: [Double], _ ly: [Double]?) -> [Double]? {
@@ -728,8 +728,9 @@ extension Simulation {
             let out = flow.weights(of: y).map { Foundation.log(abs($0)) }
             return out.allSatisfy(\.isFinite) ? out : nil
         }
+        // The monitor's projector when it ran (an SVD of Ã: seconds at N = 10000, M = 2000).
         guard let lx = logWeights(state, logs), let lx0 = logWeights(initialState, nil),
-              let projector = try? KernelProjector(config.problem.matrix) else { return nil }
+              let projector = given ?? (try? KernelProjector(config.problem.matrix)) else { return nil }
         let d = zip(lx, lx0).map { $0 - $1 }
         let p1 = projector.apply([Double](repeating: 1, count: n))
         let p1p1 = p1.reduce(0) { $0 + $1 * $1 }
@@ -737,7 +738,7 @@ extension Simulation {
         let ell = -zip(p1, d).reduce(0) { $0 + $1.0 * $1.1 } / p1p1
         let pd = projector.apply(d)
         let left = zip(pd, p1).reduce(0) { $0 + ($1.0 + ell * $1.1) * ($1.0 + ell * $1.1) }.squareRoot()
-        let rounding = 4 * Double.ulpOfOne * Double(n) * (lx.reduce(0) { $0 + abs($1) } + lx0.reduce(0) { $0 + abs($1) })
+        let rounding = 4 * Double.ulpOfOne * Double(n).squareRoot() * (norm2(lx) + norm2(lx0))
         let error = (left + rounding) / p1p1.squareRoot()
         return ell.isFinite && error.isFinite ? (ell, error) : nil
     }

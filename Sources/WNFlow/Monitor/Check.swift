@@ -139,21 +139,38 @@ struct LostLogs {
     private(set) var first = 0.0
     private(set) var mostWeights = 0
     private var startNonzero: [Bool] = []
+    /// Each entry's last known size (0 where the solver's logs covered a weight below double
+    /// range): a zero is taken as underflow only after a size below `underflowLevel`. A step
+    /// of the flow scales a weight (x' ∝ x), so it reaches exactly 0 only by underflow; a
+    /// weight that jumps to 0 from a normal size is a broken step, which the checks must see
+    /// (their 1.8e308).
+    private var lastNonzero: [Double] = []
+    static let underflowLevel = 1e-200
 
     /// `base` the state's base vector (`x`, WN `v`), `scaleIsZero` a WN `g` of exactly 0;
     /// `logsCover` whether the solver's logs stand in for zeros (L = 2 with `logY`).
+    /// `zerosAreUnderflow`: take every zero as underflow (verify's two-point `limit-kkt`,
+    /// which sees no steps between; the run's own checks judged those).
     mutating func observe(base: (Int) -> Double, count n: Int, scaleIsZero: Bool, logsCover: Bool,
-                          depth: Int, at t: Double) {
+                          depth: Int, at t: Double, zerosAreUnderflow: Bool = false) {
         steps += 1
         current = false
         guard depth >= 2 else { return }
         if startNonzero.isEmpty {
             startNonzero = (0..<n).map { base($0) != 0 }
+            lastNonzero = (0..<n).map { abs(base($0)) }
             return
         }
-        guard !logsCover else { return }
+        if logsCover {
+            for i in 0..<n { lastNonzero[i] = abs(base(i)) }
+            return
+        }
         var k = scaleIsZero ? n : 0
-        if k == 0 { for i in 0..<n where startNonzero[i] && base(i) == 0 { k += 1 } }
+        for i in 0..<n where startNonzero[i] {
+            let v = abs(base(i))
+            if v != 0 { lastNonzero[i] = v; continue }
+            if k < n && (zerosAreUnderflow || lastNonzero[i] <= LostLogs.underflowLevel) { k += 1 }
+        }
         guard k > 0 else { return }
         if lost == 0 { first = t }
         lost += 1

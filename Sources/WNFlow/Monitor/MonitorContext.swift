@@ -53,6 +53,8 @@ public final class MonitorContext {
     private(set) var crossings = SignCrossings()
     /// The steps where a weight below double range is 0 without a log (see `LostLogs`).
     private(set) var lostLogs = LostLogs()
+    /// Whether a zero weight is always taken as underflow (`LostLogs.observe`).
+    var zerosAreUnderflow = false
     /// The smallest non-zero entry of the base vector (x, WN v: the integrated state) over the
     /// steps without the solver's logs, and when: the integrator holds an entry s to
     /// `rtol·|s| + atol`, so below atol/rtol its relative accuracy is only `atol/|s|`
@@ -140,7 +142,7 @@ public final class MonitorContext {
         }
         let off = isWeightNormalized ? 1 : 0
         lostLogs.observe(base: { self.state[$0 + off] }, count: n, scaleIsZero: isWeightNormalized && g == 0,
-                         logsCover: hasLogState && depth == 2, depth: depth, at: t)
+                         logsCover: hasLogState && depth == 2, depth: depth, at: t, zerosAreUnderflow: zerosAreUnderflow)
     }
 
     /// The base vector of the current state (`x` for GF, `v` for WN).
@@ -214,7 +216,9 @@ public final class MonitorContext {
     /// 4e-12; WN, L = 3, msbdf, atol 1e-14: 3.8 at 1.3e-4 against 6.2e-6, none with atol 0).
     func belowAtolNote(_ report: CheckReport, rule: ToleranceRule) -> CheckReport {
         let atol = rule.atol
-        guard depth >= 2, !report.passed, !report.isMeasurement, atol > 0, 10 * rule.rtol * smallestWeight < atol else { return report }
+        // Not for GD / WN-GD: an iteration has no atol (their failures are the discretization's).
+        guard depth >= 2, !flow.kind.isDiscrete, !report.passed, !report.isMeasurement, atol > 0,
+              10 * rule.rtol * smallestWeight < atol else { return report }
         var r = report
         r.quantity += "; a state entry fell to \(JSON.format(smallestWeight)) (t = \(JSON.format(smallestWeightT))), where atol = \(JSON.format(atol)) "
             + "allows a relative error of \(JSON.format(atol / smallestWeight)), above rtol = \(JSON.format(rule.rtol)), which this check measures: "

@@ -230,6 +230,9 @@ public struct Verification {
         let startOK = L == 1 || nonzero && (!kind.isWeightNormalized || kind == .wnTimeDependent || sim.initialState[0] > 0)
         guard startOK, result.state.count == sim.initialState.count,
               let ctx = try? MonitorContext(flow: sim.flow) else { return out }
+        // Two points only: a weight at 0 at the end is taken as underflow (the run's own
+        // checks saw the steps between).
+        ctx.zerosAreUnderflow = true
         let check: any Check
         switch kind {
         case .gf, .gd, .wnTimeDependent:

@@ -321,8 +321,8 @@ extension Theory {
     static let sensitivityLevel = 1e-10
 
     /// Depth 2: how far z moves, relative, per unit move of log ρ (`shift`; `δ log x̃₀ = −δℓ·1`)
-    /// and under each entry's rounding of `log x̃₀ = log x₀ − log ρ` (`entries`: an alternating
-    /// ±ε|log x̃₀,n| pattern per unit ε, `DualWorkspace.entropicRelativeMoves`). Near the ℓ1
+    /// and under each entry's rounding of `log x̃₀ = log x₀ − log ρ` (`entries`: the larger of
+    /// two ±ε|log x̃₀,n| sign patterns per unit ε, `DualWorkspace.entropicRelativeMoves`). Near the ℓ1
     /// LP's vertex, where |log ρ| is huge, both are far below 1: WN at log ρ = 2.9e10 (‖v₀‖ =
     /// 1e-5) gave 1.3e-5 as z's error from the rounding of log ρ, while the prediction and the
     /// integrated limit agree to 7.6e-13. Nil when z is not known in logs or the solve fails.
@@ -331,8 +331,11 @@ extension Theory {
         guard let lx = p.logX, lx.count == A.cols, logX0.count == A.cols, logX0.allSatisfy(\.isFinite) else { return nil }
         let ws = DualWorkspace(A: A, y: y)
         let uniform = [Double](repeating: -2, count: A.cols)
+        // Two sign patterns (alternating, and Thue–Morse: the parity of j's bits), so that one
+        // lying near range(Aᵀ) (a row of A alternating in sign) does not hide the move.
         let alternating = logX0.indices.map { 2 * abs(logX0[$0]) * ($0 % 2 == 0 ? 1 : -1) }
-        guard let r = ws.entropicRelativeMoves(logZ: lx.map { 2 * $0 }, moves: [uniform, alternating]) else { return nil }
-        return (r[0], r[1])
+        let thueMorse = logX0.indices.map { 2 * abs(logX0[$0]) * ($0.nonzeroBitCount % 2 == 0 ? 1 : -1) }
+        guard let r = ws.entropicRelativeMoves(logZ: lx.map { 2 * $0 }, moves: [uniform, alternating, thueMorse]) else { return nil }
+        return (r[0], max(r[1], r[2]))
     }
 }

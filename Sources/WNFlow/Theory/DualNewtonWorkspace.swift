@@ -330,6 +330,7 @@ final class DualWorkspace {
         var zz = 0.0
         for j in 0..<n { zz += zhat[j] * zhat[j] }
         if m == 0 {
+            guard moves.allSatisfy({ $0.count == n }) else { return nil }
             return moves.map { mv in (0..<n).reduce(0.0) { $0 + zhat[$1] * mv[$1] * zhat[$1] * mv[$1] }.squareRoot() / zz.squareRoot() }
         }
         weightedGram(zhat)

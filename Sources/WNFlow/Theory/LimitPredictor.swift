@@ -463,13 +463,20 @@ public enum LimitPredictor {
                let shifted = rebasedLogZ(a: a, lambda: best.lambda, z: best.z, residual: best.r, ws: ws) {
                 // The floor was the rounding of `a + Aᵀλ` with |a| large: the same problem
                 // from the exactly summed `a' = a + Aᵀλ` (see `rebasedLogZ`).
+                // Kept when it meets a smaller residual; else (or when it throws) the answer
+                // below stands, as before.
+                let saved = DualPoint(m: m, n: n)
+                saved.copy(from: best)
                 var zero: [Double]? = [Double](repeating: 0, count: m)
-                var r = try entropic(A: A, y: y, logX0: shifted.map { $0 / 2 }, warmStart: &zero, workspace: ws,
-                                     continuing: true, rebased: true)
-                r.iterations += iterations
-                r.lambda = zip(lambda, r.lambda).map { $0 + $1 }
-                warmStart = r.lambda
-                return r
+                if var r = try? entropic(A: A, y: y, logX0: shifted.map { $0 / 2 }, warmStart: &zero, workspace: ws,
+                                         continuing: true, rebased: true), r.kktResidual < rel {
+                    r.iterations += iterations
+                    r.lambda = zip(lambda, r.lambda).map { $0 + $1 }
+                    warmStart = r.lambda
+                    return r
+                }
+                ws.best.copy(from: saved)
+                warmStart = lambda
             }
             if rel > 1e-6 && !ws.stoppedEarly {  // a sign-only stop needs no tolerance
                 throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
@@ -534,16 +541,25 @@ public enum LimitPredictor {
     /// `base + Aᵀλ`, each entry summed in double-double (`compensatedDot`) and rounded once:
     /// exact to ε of its own size for the given doubles. Nil when an entry is not finite.
     static func compensatedShift(_ base: UnsafePointer<Double>, lambda: UnsafePointer<Double>, ws: DualWorkspace) -> [Double]? {
+        // By rows (A is stored row after row), each column's sum in the order of
+        // `compensatedDot`: the products split exactly by a fused multiply-add, the sums by TwoSum.
         let m = ws.m, n = ws.n
-        var shifted = [Double](repeating: 0, count: n)
-        var column = [Double](repeating: 0, count: m)
+        var hi = (0..<n).map { base[$0] }, lo = [Double](repeating: 0, count: n)
         ws.A.storage.withUnsafeBufferPointer { s in
-            for j in 0..<n {
-                for i in 0..<m { column[i] = s[i * n + j] }
-                let (hi, lo) = column.withUnsafeBufferPointer { compensatedDot($0.baseAddress!, lambda, nil, m, start: base[j]) }
-                shifted[j] = hi + lo
+            for i in 0..<m {
+                let l = lambda[i]
+                for j in 0..<n {
+                    let a = s[i * n + j]
+                    let q = a * l
+                    let qErr = (-q).addingProduct(a, l)
+                    let t = hi[j] + q
+                    let z = t - hi[j]
+                    lo[j] += ((hi[j] - (t - z)) + (q - z)) + qErr
+                    hi[j] = t
+                }
             }
         }
+        let shifted = zip(hi, lo).map { $0 + $1 }
         return shifted.allSatisfy({ $0.isFinite }) ? shifted : nil
     }
 
@@ -979,6 +995,11 @@ public enum LimitPredictor {
                     out.lambda = zip(start, r.lambda).map { $0 + $1 }
                     out.iterations += iterations
                     out.amplification = R  // the problem's x̃₀^{2−L}/x^{2−L}, not the rebased one's
+                    // The rebase removes s's rounding, not b's own (b = x̃₀^{2−L} rounded to ε),
+                    // which moves z by up to p·ε·R where more than M entries carry the
+                    // cancellation: that term of the estimate stays.
+                    let own = out.errorEstimate ?? PredictionError(z: 0, g: 0)
+                    out.errorEstimate = PredictionError(z: max(own.z, newtonError), g: max(own.g, newtonError / Double(L)))
                     return (out, 0, out.lambda, nil)
                 }
                 ws.best.copy(from: saved)

@@ -110,7 +110,7 @@ final class GLPKProblem {
         var parm = glp_smcp()
         glp_init_smcp(&parm)
         parm.msg_lev = cglpk_msg_off()
-        parm.it_lim = Int32(clamping: Int(glp_get_it_cnt(prob)) + LinearProgram.exactIterations(columns: n))
+        parm.it_lim = Int32(clamping: LinearProgram.exactIterations(columns: n))  // counted down within this call
         parm.tm_lim = Int32(LinearProgram.exactSafetySeconds * 1000)
         let ret = glp_exact(prob, &parm)
         return (ret, glp_get_status(prob))
@@ -147,8 +147,9 @@ public enum LinearProgram {
     static func exactIterations(columns n: Int) -> Int { 2 * n + 20 }
     /// The exact simplex's time limit, a safety net only: a solve stopped by it is reported
     /// as a failure of the LP (its field null, with a warning), not as the floating-point
-    /// answer, since where it stops depends on the machine.
-    static let exactSafetySeconds = 120.0
+    /// answer, since where it stops depends on the machine. (GLPK's lock is held meanwhile,
+    /// so other workers' LPs wait.)
+    static let exactSafetySeconds = 60.0
 
     /// The relative residual a basic solution must meet to be taken as it is (a
     /// non-degenerate vertex re-solved on its support meets ~1e-16).
