@@ -275,6 +275,23 @@ struct TheoryLPTests {
         // The augmented signed matrix always meets it (MATH.md §5).
         #expect(try KernelAssumption.check(A: b.augmentedWithNegation).holds)
     }
+
+    /// (3.19): log ρ(g) falls until g = (2c)^{-1/2} and rises after, so the bound from
+    /// g_∞ ≥ gLower is log ρ at max(gLower, (2c)^{-1/2}); below that point it used to be nil.
+    @Test func logRhoLowerBoundHoldsOnEitherSideOfTheMinimum() throws {
+        let g0 = 1.3, c = 0.2  // (2c)^{-1/2} = 1.58
+        let star = 1 / (2 * c).squareRoot()
+        func ell(_ g: Double) -> Double { log(g0 / g) + c * (g * g - g0 * g0) }
+        for gLower in [0.3, 1.0, 1.5, 2.0, 4.0] {
+            let lb = try #require(Bounds.logRhoLowerBound(gLower: gLower, g0: g0, c: c))
+            #expect(abs(lb - ell(max(gLower, star))) <= 1e-14)
+            // Every g the flow may end at (g ≥ gLower) has log ρ at or above it.
+            for k in 0...200 {
+                let g = gLower * pow(10, Double(k) / 100)
+                #expect(ell(g) >= lb - 1e-14, "gLower \(gLower), g \(g)")
+            }
+        }
+    }
 }
 
 // MARK: - GF predictor

@@ -58,12 +58,16 @@ public enum Bounds {
         return raw * Foundation.exp(-logFactor)
     }
 
-    /// (3.19) in log form: if `g_∞ ≥ gLower ≥ (2c)^{-1/2}` then, ρ(g) being increasing for
-    /// `g > (2c)^{-1/2}`, `log ρ_∞ ≥ log(g₀/gLower) + c(gLower² − g₀²)`. nil when the
-    /// condition `gLower ≥ (2c)^{-1/2}` fails. Use `gLower = Q^{1/L}` (L ≥ 2) or `‖A⁺y‖` (L = 1).
+    /// (3.19) in log form: `log ρ(g) = log(g₀/g) + c(g² − g₀²)` falls on `(0, (2c)^{-1/2}]`
+    /// and rises after, so `g_∞ ≥ gLower` gives `log ρ_∞ ≥ log ρ(max(gLower, (2c)^{-1/2}))`:
+    /// the paper's bound where `gLower ≥ (2c)^{-1/2}`, and the minimum of log ρ (weaker, still
+    /// valid) where not — before stop 30 nil there (18 of 177 WN configs of a helper's round).
+    /// Use `gLower = Q^{1/L}` (L ≥ 2) or `‖A⁺y‖` (L = 1).
     public static func logRhoLowerBound(gLower: Double, g0: Double, c: Double) -> Double? {
-        guard gLower > 0, c > 0, g0 > 0, gLower >= 1 / (2 * c).squareRoot() else { return nil }
-        return WeightNormLimit.logMagnification(g: gLower, g0: g0, c: c)
+        guard gLower > 0, c > 0, g0 > 0 else { return nil }
+        let g = max(gLower, 1 / (2 * c).squareRoot())
+        let bound = WeightNormLimit.logMagnification(g: g, g0: g0, c: c)
+        return bound.isFinite ? bound : nil
     }
 
     /// (3.19) from Q: `gLower = Q^{1/L}` (MATH.md §4), for L ≥ 2.
