@@ -102,9 +102,9 @@ public final class Lemma318Bregman: Check {
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
         let zName = zIsGroundTruth ? "z = ground truth ∈ S₊" : "z = Ã⁺y"
         let function = context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"
-        return context.belowAtolNote(context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+        return context.qualified(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,
                            quantity: context.crossings.annotate("max over steps of the increase of D_F(z, x^L) / size of its terms, \(zName) (relative, dimensionless; total change \(JSON.format(last - first)))",
-                                                          function: function)), function: function), rule: rule)
+                                                          function: function)), function: function, rule: rule)
     }
 }

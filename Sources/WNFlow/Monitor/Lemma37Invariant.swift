@@ -46,7 +46,7 @@ public final class Lemma37Invariant: Check {
                             tWorst: worst.t,
                             quantity: context.crossings.annotate("‖P h_L(x(t)) − P h_L(x₀)‖ / max(‖h_L(x(t))‖, ‖h_L(x₀)‖), h_L = \(hName(context.depth)) (relative, dimensionless)",
                                                            function: "h_L = \(hName(context.depth))"))
-        return context.belowAtolNote(context.lostLogs.annotate(r, function: "h_L = \(hName(context.depth))"), rule: rule)
+        return context.qualified(r, function: "h_L = \(hName(context.depth))", rule: rule)
     }
 }
 

@@ -102,10 +102,10 @@ public final class Lemma38Invariant: Check {
             : "‖e^{(2−L)cg²} P v^{2−L} (t) − (0)‖ / max e^{(2−L)cg²}‖v^{2−L}‖, L = \(context.depth), c = \(JSON.format(c)) (relative, dimensionless, log-space)"
         let function = "h_L = \(context.depth == 2 ? "log v" : "v^(\(2 - context.depth))")"
         if context.depth == 2 && closest.seen {
-            return context.belowAtolNote(context.lostLogs.annotate(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
-                                             function: function), rule: rule)
+            return context.qualified(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
+                                             function: function, rule: rule)
         }
-        return context.belowAtolNote(context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                                                     tWorst: worst.t, quantity: q), function: function), rule: rule)
+        return context.qualified(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                                                     tWorst: worst.t, quantity: q), function: function, rule: rule)
     }
 }

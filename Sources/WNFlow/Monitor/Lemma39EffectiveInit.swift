@@ -89,11 +89,11 @@ public final class Lemma39EffectiveInit: Check {
         let q = "‖P h_L(x(t)) − P h_L(x₀/ρ(t))‖ / max(‖h_L(x(t))‖, ‖h_L(x₀/ρ)‖), h_L = \(hName(context.depth)), c = \(JSON.format(c)) (relative, dimensionless; via log ρ)"
         let function = "h_L = \(hName(context.depth))"
         if context.depth == 2 && closest.seen {
-            return context.belowAtolNote(context.lostLogs.annotate(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
-                                             function: function), rule: rule)
+            return context.qualified(closest.report(name: name, rule: rule, steps: context.stepNumber, quantity: q, overall: worst),
+                                             function: function, rule: rule)
         }
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
-        return context.belowAtolNote(context.lostLogs.annotate(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                                                     tWorst: worst.t, quantity: q), function: function), rule: rule)
+        return context.qualified(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                                                     tWorst: worst.t, quantity: q), function: function, rule: rule)
     }
 }

@@ -133,14 +133,13 @@ public final class MonitorContext {
             vNorm = blasNorm(n, step.y.baseAddress! + 1)
             if hasLogState { logGOverV = logState[0] - log(vNorm) }
         }
+        let off = isWeightNormalized ? 1 : 0
         if !hasLogState {
-            let off = isWeightNormalized ? 1 : 0
             for i in 0..<n {
                 let v = abs(state[i + off])
                 if v != 0 && v < smallestWeight { smallestWeight = v; smallestWeightT = t }
             }
         }
-        let off = isWeightNormalized ? 1 : 0
         lostLogs.observe(base: { self.state[$0 + off] }, count: n, scaleIsZero: isWeightNormalized && g == 0,
                          logsCover: hasLogState && depth == 2, depth: depth, at: t, zerosAreUnderflow: zerosAreUnderflow)
     }
@@ -214,7 +213,7 @@ public final class MonitorContext {
     /// (docs/monitor.md; wn-timedep, L = 2, bsimp, default atol 1e-18: entries down to 8e-78
     /// and Lemma 3.7 at 2.1e-8 against 5.9e-9, where an independent integration keeps it to
     /// 4e-12; WN, L = 3, msbdf, atol 1e-14: 3.8 at 1.3e-4 against 6.2e-6, none with atol 0).
-    func belowAtolNote(_ report: CheckReport, rule: ToleranceRule) -> CheckReport {
+    private func belowAtolNote(_ report: CheckReport, rule: ToleranceRule) -> CheckReport {
         let atol = rule.atol
         // Not for GD / WN-GD: an iteration has no atol (their failures are the discretization's).
         guard depth >= 2, !flow.kind.isDiscrete, !report.passed, !report.isMeasurement, atol > 0,
@@ -224,6 +223,14 @@ public final class MonitorContext {
             + "allows a relative error of \(JSON.format(atol / smallestWeight)), above rtol = \(JSON.format(rule.rtol)), which this check measures: "
             + "rerun with integrator.atol = 0 (or method dual at depth 2) to tell that from the flow"
         return r
+    }
+
+    /// A log-invariant check's report (Lemmas 3.7, 3.8, 3.9, 3.18, `limit-kkt`; `function` the
+    /// `h_L` it reads) with what the run's representation did to it: the steps left out where a
+    /// weight underflowed to 0 (`LostLogs.annotate`), and on a failure, weights below
+    /// atol/(10·rtol) (`belowAtolNote`).
+    func qualified(_ report: CheckReport, function: String, rule: ToleranceRule) -> CheckReport {
+        belowAtolNote(lostLogs.annotate(report, function: function), rule: rule)
     }
 
     /// `α` for L = 1 (signed: `g/‖v‖`; GF: 1).

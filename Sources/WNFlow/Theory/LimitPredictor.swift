@@ -459,24 +459,22 @@ public enum LimitPredictor {
             let lambda = best.lambdaArray
             warmStart = lambda
             let rel = ny > 0 ? best.r / ny : best.r
+            // The floor was the rounding of `a + Aᵀλ` with |a| large: the same problem from the
+            // exactly summed `a' = a + Aᵀλ` (see `rebasedBase`), kept when it meets a smaller
+            // residual; else (or when it throws) the answer below stands, as before.
             if !rebased && !ws.stoppedEarly && m > 0 && n > 0 && rel > rebaseResidual,
-               let shifted = rebasedLogZ(a: a, lambda: best.lambda, z: best.z, residual: best.r, ws: ws) {
-                // The floor was the rounding of `a + Aᵀλ` with |a| large: the same problem
-                // from the exactly summed `a' = a + Aᵀλ` (see `rebasedLogZ`).
-                // Kept when it meets a smaller residual; else (or when it throws) the answer
-                // below stands, as before.
-                let saved = DualPoint(m: m, n: n)
-                saved.copy(from: best)
-                var zero: [Double]? = [Double](repeating: 0, count: m)
-                if var r = try? entropic(A: A, y: y, logX0: shifted.map { $0 / 2 }, warmStart: &zero, workspace: ws,
-                                         continuing: true, rebased: true), r.kktResidual < rel {
-                    r.iterations += iterations
-                    r.lambda = zip(lambda, r.lambda).map { $0 + $1 }
-                    warmStart = r.lambda
-                    return r
-                }
-                ws.best.copy(from: saved)
-                warmStart = lambda
+               let shifted = rebasedBase(a, lambda: best.lambda, residual: best.r, ws: ws,
+                                         weights: { j, aj in (best.z[j] * (1 + abs(a[j])), best.z[j] * (1 + abs(aj))) }),
+               var r = keepingBest(ws, { () -> GFLimitPrediction? in
+                   var zero: [Double]? = [Double](repeating: 0, count: m)
+                   guard let r = try? entropic(A: A, y: y, logX0: shifted.map { $0 / 2 }, warmStart: &zero, workspace: ws,
+                                               continuing: true, rebased: true) else { return nil }
+                   return r.kktResidual < rel ? r : nil
+               }) {
+                r.iterations += iterations
+                r.lambda = zip(lambda, r.lambda).map { $0 + $1 }
+                warmStart = r.lambda
+                return r
             }
             if rel > 1e-6 && !ws.stoppedEarly {  // a sign-only stop needs no tolerance
                 throw TheoryError.notConverged("L = 2 dual Newton stopped after \(iterations) iterations with relative "
@@ -491,51 +489,44 @@ public enum LimitPredictor {
         }
     }
 
-    /// `entropic` re-solves from a rebased `log x̃₀` (`rebasedLogZ`) when its best residual
+    /// `entropic` and `power` re-solve from a rebased start (`rebasedBase`) when their best residual
     /// is above this fraction of ‖y‖.
     static let rebaseResidual = 1e-13
 
-    /// `a' = a + Aᵀλ` (`a = 2 log x̃₀`), each entry summed in double-double
-    /// (`compensatedShift`), when the rounding of `log z = a + Aᵀλ` in plain double is what
-    /// holds the residual `r` up: its floor `4ε‖|A|(z ⊙ (1 + |a|))‖` is above `r/4` and
-    /// 100 times the floor `4ε‖|A|(z ⊙ (1 + |log z|))‖` of the rebased problem. Nil otherwise.
-    /// Minimizing `Σ e^{a' + Aᵀλ'} − yᵀλ'` is the same problem (λ = λ_best + λ'), with
-    /// `|a'| ≈ |log z|` of order 1 on the entries that carry z: with |a| ~ 6e10 (WN at
-    /// log ρ = 2.9e10, ‖v₀‖ = 1e-5) `log z` carried an error of ~7e-6 and the residual stalled
-    /// at 6e-6‖y‖, above the 1e-6 it must meet; after the rebase it meets 1e-15.
-    /// `a'` is exact to ε|a'| for the given doubles a and A, so nothing of x̃₀ is lost.
-    private static func rebasedLogZ(a: UnsafePointer<Double>, lambda: UnsafePointer<Double>, z: UnsafePointer<Double>,
-                                    residual r: Double, ws: DualWorkspace) -> [Double]? {
-        guard let shifted = compensatedShift(a, lambda: lambda, ws: ws) else { return nil }
+    /// `base' = base + Aᵀλ` summed in double-double (`compensatedShift`), when the rounding of
+    /// the plain sum is what holds the residual `r` up: the floor `4ε‖|A| before‖` the
+    /// current coordinates carry is above `r/4` and 100 times the floor `4ε‖|A| after‖` of the
+    /// rebased problem (`weights(j, base'_j)` gives entry j of both). Nil otherwise, or when
+    /// some `base'` fails `admissible`. Minimizing from `base'` and λ' = 0 is the same problem
+    /// (λ = λ_best + λ'), and `base'` is exact to ε|base'| for the given doubles, so nothing
+    /// of x̃₀ is lost.
+    /// - L = 2, `base = a = 2 log x̃₀`: `before = z ⊙ (1 + |a|)`, `after = z ⊙ (1 + |log z|)`.
+    ///   With |a| ~ 6e10 (WN at log ρ = 2.9e10, ‖v₀‖ = 1e-5) `log z` carried an error of
+    ///   ~7e-6 and the residual stalled at 6e-6‖y‖, above the 1e-6 it must meet; rebased, 1e-15.
+    /// - L ≥ 3, `base = b = x̃₀^{2−L}` (`s = b + Aᵀλ`, b' > 0): `before = z ⊙ (1 + p b/s)`,
+    ///   `after = z ⊙ (1 + p)` (b'/s' = 1). GF, L = 3, x₀ = 1e-6·|d| (M = 15, N = 45): Newton,
+    ///   with s carried along its steps, stalled at 1.9e-8‖y‖ and z was 2.5e-8 off the
+    ///   integrated limit; rebased, 1e-16.
+    private static func rebasedBase(_ base: UnsafePointer<Double>, lambda: UnsafePointer<Double>, residual r: Double,
+                                    ws: DualWorkspace, admissible: (Double) -> Bool = { _ in true },
+                                    weights: (Int, Double) -> (before: Double, after: Double)) -> [Double]? {
+        guard let shifted = compensatedShift(base, lambda: lambda, ws: ws), shifted.allSatisfy(admissible) else { return nil }
         let n = ws.n
-        var wa = [Double](repeating: 0, count: n), wv = [Double](repeating: 0, count: n)
-        for j in 0..<n {
-            wa[j] = z[j] * (1 + abs(a[j]))
-            wv[j] = z[j] * (1 + abs(shifted[j]))
-        }
-        let floorA = wa.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
-        let floorV = wv.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
-        return floorA >= 0.25 * r && floorA >= 100 * floorV ? shifted : nil
+        var before = [Double](repeating: 0, count: n), after = [Double](repeating: 0, count: n)
+        for j in 0..<n { (before[j], after[j]) = weights(j, shifted[j]) }
+        let floorBefore = before.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
+        let floorAfter = after.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
+        return floorBefore >= 0.25 * r && floorBefore >= 100 * floorAfter ? shifted : nil
     }
 
-    /// L ≥ 3: `b' = b + Aᵀλ` (`b = x̃₀^{2−L}`) summed in double-double (`compensatedShift`),
-    /// when the rounding of `s = b + Aᵀλ` against `b ≫ s` is what holds the residual `r` up:
-    /// its floor `4ε‖|A|(z ⊙ (1 + p b/s))‖` is above `r/4` and 100 times the floor
-    /// `4ε‖|A|(z ⊙ (1 + p))‖` of the rebased problem (`b'/s' = 1` there). Nil otherwise, or when
-    /// some `b' ≤ 0`. GF, L = 3, x₀ = 1e-6·|d| (M = 15, N = 45): Newton, with s carried along
-    /// its steps, stalled at 1.9e-8‖y‖ and z was 2.5e-8 off the integrated limit; rebased, 1e-16.
-    private static func rebasedPowerBase(b: UnsafePointer<Double>, lambda: UnsafePointer<Double>, z: UnsafePointer<Double>,
-                                         s: UnsafePointer<Double>, p: Double, residual r: Double, ws: DualWorkspace) -> [Double]? {
-        guard let shifted = compensatedShift(b, lambda: lambda, ws: ws), shifted.allSatisfy({ $0 > 0 }) else { return nil }
-        let n = ws.n
-        var wb = [Double](repeating: 0, count: n), wr = [Double](repeating: 0, count: n)
-        for j in 0..<n {
-            wb[j] = z[j] * (1 + p * b[j] / s[j])
-            wr[j] = z[j] * (1 + p)
-        }
-        let floorB = wb.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
-        let floorR = wr.withUnsafeBufferPointer { ws.roundingFloor($0.baseAddress!) }
-        return floorB >= 0.25 * r && floorB >= 100 * floorR ? shifted : nil
+    /// A rebased re-solve (`solve`) that leaves the workspace's best point as it was when it
+    /// gives nothing (nil, or a throw the caller turned into nil).
+    private static func keepingBest<T>(_ ws: DualWorkspace, _ solve: () -> T?) -> T? {
+        let saved = DualPoint(m: ws.m, n: ws.n)
+        saved.copy(from: ws.best)
+        if let r = solve() { return r }
+        ws.best.copy(from: saved)
+        return nil
     }
 
     /// `base + Aᵀλ`, each entry summed in double-double (`compensatedDot`) and rounded once:
@@ -978,31 +969,29 @@ public enum LimitPredictor {
             }
             // Newton's answer stands. Where its floor was the rounding of s = b + Aᵀλ against
             // b ≫ s, the same problem is solved again from the exactly summed
-            // `b' = b + Aᵀλ_best` (see `rebasedPowerBase`), kept when it meets a smaller
+            // `b' = b + Aᵀλ_best` (see `rebasedBase`), kept when it meets a smaller
             // residual with Newton. (Not where the LP answered above: on 4 random L = 5 GF
             // problems the rebased Newton there was 1.7e-6…2.1e-4 off a 40-digit projection in g,
             // the LP 1.7e-7…7.2e-6.)
             if !rebased && m > 0 && n > 0 && rel > rebaseResidual,
-               let shifted = rebasedPowerBase(b: b, lambda: best.lambda, z: best.z, s: best.v, p: p, residual: best.r, ws: ws) {
-                let saved = DualPoint(m: m, n: n)
-                saved.copy(from: best)
-                let start = best.lambdaArray
-                var zero: [Double]? = [Double](repeating: 0, count: m)
-                if let r = try? power(A: A, y: y, depth: L, logX0: shifted.map { Foundation.log($0) / Double(2 - L) },
-                                      warmStart: &zero, workspace: ws, rebased: true),
-                   r.method == "dual-newton", r.kktResidual < rel {
-                    var out = r
-                    out.lambda = zip(start, r.lambda).map { $0 + $1 }
-                    out.iterations += iterations
-                    out.amplification = R  // the problem's x̃₀^{2−L}/x^{2−L}, not the rebased one's
-                    // The rebase removes s's rounding, not b's own (b = x̃₀^{2−L} rounded to ε),
-                    // which moves z by up to p·ε·R where more than M entries carry the
-                    // cancellation: that term of the estimate stays.
-                    let own = out.errorEstimate ?? PredictionError(z: 0, g: 0)
-                    out.errorEstimate = PredictionError(z: max(own.z, newtonError), g: max(own.g, newtonError / Double(L)))
-                    return (out, 0, out.lambda, nil)
-                }
-                ws.best.copy(from: saved)
+               case let start = best.lambdaArray,
+               let shifted = rebasedBase(b, lambda: best.lambda, residual: best.r, ws: ws, admissible: { $0 > 0 },
+                                         weights: { j, _ in (best.z[j] * (1 + p * b[j] / best.v[j]), best.z[j] * (1 + p)) }),
+               var out = keepingBest(ws, { () -> GFLimitPrediction? in
+                   var zero: [Double]? = [Double](repeating: 0, count: m)
+                   guard let r = try? power(A: A, y: y, depth: L, logX0: shifted.map { Foundation.log($0) / Double(2 - L) },
+                                            warmStart: &zero, workspace: ws, rebased: true) else { return nil }
+                   return r.method == "dual-newton" && r.kktResidual < rel ? r : nil
+               }) {
+                out.lambda = zip(start, out.lambda).map { $0 + $1 }
+                out.iterations += iterations
+                out.amplification = R  // the problem's x̃₀^{2−L}/x^{2−L}, not the rebased one's
+                // The rebase removes s's rounding, not b's own (b = x̃₀^{2−L} rounded to ε),
+                // which moves z by up to p·ε·R where more than M entries carry the
+                // cancellation: that term of the estimate stays.
+                let own = out.errorEstimate ?? PredictionError(z: 0, g: 0)
+                out.errorEstimate = PredictionError(z: max(own.z, newtonError), g: max(own.g, newtonError / Double(L)))
+                return (out, 0, out.lambda, nil)
             }
             // The s kept along the steps is `b' + Aᵀλ` with b' off b by the increments' rounding
             // (`powerState`); z moves by about p·|b' − b|/s for such a change of the start.
