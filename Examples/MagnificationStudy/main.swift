@@ -4,7 +4,7 @@
 import Foundation
 import WNFlow
 
-let fast = ExampleArguments.parse(usage: "example-magnification [--fast]").fast
+let fast = ExampleArguments.parseOrExit(usage: "example-magnification [--fast]").fast
 let (m, n) = fast ? (10, 25) : (40, 100)
 let etas = fast ? [0.01, 0.1, 1.0] : [0.003, 0.01, 0.03, 0.1, 0.3, 1, 3]
 func config(flow: String, eta: Double) throws -> SimulationConfig {

@@ -4,7 +4,7 @@
 import Foundation
 import WNFlow
 
-let fast = ExampleArguments.parse(usage: "example-quickstart [--fast]").fast
+let fast = ExampleArguments.parseOrExit(usage: "example-quickstart [--fast]").fast
 let (m, n) = fast ? (10, 25) : (40, 100)
 let config = try SimulationConfig.parse("""
 {"problem": {"generate": {"M": \(m), "N": \(n), "sparsity": 3, "seed": 1}},

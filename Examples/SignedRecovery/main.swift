@@ -4,7 +4,7 @@
 import Foundation
 import WNFlow
 
-let fast = ExampleArguments.parse(usage: "example-signed [--fast]").fast
+let fast = ExampleArguments.parseOrExit(usage: "example-signed [--fast]").fast
 let (m, n) = fast ? (10, 25) : (40, 100)
 func run(_ flow: String) throws -> (SimulationConfig, SimulationResult) {
     let cfg = try SimulationConfig.parse("""

@@ -4,7 +4,7 @@
 import Foundation
 import WNFlow
 
-let args = ExampleArguments.parse(usage: "example-trajectory [--fast] [OUT_DIR]", acceptsFolder: true)
+let args = ExampleArguments.parseOrExit(usage: "example-trajectory [--fast] [OUT_DIR]", acceptsFolder: true)
 let fast = args.fast
 let out = args.folder ?? "out/example-trajectory"
 let (m, n) = fast ? (10, 25) : (40, 100)

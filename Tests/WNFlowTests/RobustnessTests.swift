@@ -241,4 +241,20 @@ struct LibraryRobustnessTests {
         #expect(table.t == [0, 1, 2] && table.loss[1].isNaN && table.loss[2].isNaN)
         #expect(table.x[1][0] == .infinity && table.x[1][1] == -.infinity && table.x[2][1] == 1)
     }
+
+    @Test("the examples' arguments: --fast, WNFLOW_FAST, one folder where taken; anything else throws its one line")
+    func exampleArguments() throws {
+        let none: [String: String] = [:]
+        #expect(try ExampleArguments.parse(usage: "u", arguments: [], environment: none) == ExampleArguments(fast: false, folder: nil))
+        #expect(try ExampleArguments.parse(usage: "u", arguments: [], environment: ["WNFLOW_FAST": "1"]).fast)
+        #expect(try ExampleArguments.parse(usage: "u", acceptsFolder: true, arguments: ["out", "--fast"], environment: none)
+                == ExampleArguments(fast: true, folder: "out"))
+        for (args, folder, bad) in [(["--bogus"], false, "--bogus"), (["out"], false, "out"), (["a", "b"], true, "b")] {
+            #expect(throws: ExampleArguments.UnknownArgument(argument: bad, usage: "u")) {
+                try ExampleArguments.parse(usage: "u", acceptsFolder: folder, arguments: args, environment: none)
+            }
+        }
+        let line = ExampleArguments.UnknownArgument(argument: "--x", usage: "example-q [--fast]").description
+        #expect(line == "error: unknown argument '--x'; usage: example-q [--fast]")
+    }
 }

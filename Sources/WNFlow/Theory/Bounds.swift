@@ -239,8 +239,11 @@ public enum Theory {
                 floor = min(floor, ellError * moved.shift + 4 * Double.ulpOfOne * moved.entries)
             }
             if floor.isFinite && floor > 0 {
+                // g∞ = ‖z∞^{1/L}‖ at the root, so z's floor reaches g at 1/L of it (the g part
+                // had kept the GF solve's own 4ε while log ρ's rounding moved z by up to 1e-11).
                 let old = pred.errorEstimate
-                pred.errorEstimate = PredictionError(z: (old?.z ?? 0) + floor, g: old?.g ?? 0)
+                pred.errorEstimate = PredictionError(z: (old?.z ?? 0) + floor,
+                                                     g: max(old?.g ?? 0, floor / Double(max(depth, 1))))
             }
         case let .wnTimeDependent(etaV):
             let wn = try WeightNormLimit.timeDependent(A: A, y: y, depth: depth, x0: x0, etaV: etaV)
