@@ -134,6 +134,29 @@ struct PredictionTests {
         let cfg = Fixture.config(p, flow: .gf, x0: [0.1, 0.1, 0.1])
         #expect(throws: ConfigError.self) { _ = try Prediction(config: cfg) }
     }
+
+    /// y = 0 at depth 1: g = ‖P_ker x₀‖/ρ(g) has a root only when c is large enough; without
+    /// one the WN flow takes g → 0 (was exit 3, "may not converge to a zero-loss point").
+    @Test("y = 0: depth-1 WN without a root and depth 2 are ConfigErrors naming y; depth 1 with a root predicts it")
+    func zeroY() throws {
+        func config(depth: Int, etaG: Double) throws -> SimulationConfig {
+            try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0, 0.5], [0.3, -1, 2]], "y": [0.0, 0.0]}, "model": {"flow": "wn", "depth": \#(depth), "eta_g": \#(etaG)}, "init": {"x0": [0.3, -0.2, 0.1]}}"#)
+        }
+        func field(_ cfg: SimulationConfig) -> String? {
+            do { _ = try Prediction(config: cfg, limitOnly: true); return nil } catch let e as ConfigError { return e.field } catch { return "\(error)" }
+        }
+        let noRoot = try config(depth: 1, etaG: 5)
+        #expect(field(noRoot) == "config.problem.y")
+        let run = Simulation(config: noRoot).run(recordTrajectory: false)
+        let g1 = try #require(run.g)
+        #expect(run.status == .converged && abs(g1) < 1e-100, "\(run.status) \(g1)")
+        let withRoot = try config(depth: 1, etaG: 0.001)
+        let pred = try Prediction(config: withRoot, limitOnly: true)
+        let r2 = Simulation(config: withRoot).run(recordTrajectory: false)
+        let (gRun, gPred) = (try #require(r2.g), try #require(pred.report.gInf))
+        #expect(abs(gRun - gPred) < 1e-8, "\(gRun) vs \(gPred)")
+        #expect(field(try config(depth: 2, etaG: 0.1)) == "config.problem.y")
+    }
 }
 
 @Suite("Warnings for legal but suspect inputs")

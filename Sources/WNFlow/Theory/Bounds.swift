@@ -106,6 +106,9 @@ public enum TheoryFlow: Sendable, Equatable {
     case wn(etaG: Double, etaV: Double, vNorm: Double)
     /// WN with the time-dependent rate of Thm 2.4.
     case wnTimeDependent(etaV: Double)
+
+    /// WN with constant rates, whose limit carries the magnification ρ (Thm 2.1).
+    var isConstantRateWN: Bool { if case .wn = self { return true } else { return false } }
 }
 
 /// Everything `wnflow predict` writes (INTERFACE.md "predict FILE"), MATH.md §4.

@@ -53,6 +53,11 @@ public struct Prediction: Sendable {
             throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
         } catch let TheoryError.invalidInput(msg) {
             throw ConfigError("config.init.x0", msg)
+        } catch TheoryError.notConverged where p.depth == 1 && flow.isConstantRateWN && p.y.allSatisfy({ $0 == 0 }) {
+            // y = 0 at depth 1: X(x₀/ρ) = P_ker x₀/ρ, and g = ‖P_ker x₀‖/ρ(g) has no root g > 0 when
+            // ‖P_ker x₀‖ < g₀·exp(−c·g₀²); the flow then takes g → 0 (simulate: g 1e-152 at loss
+            // 1e-304), the depth ≥ 2 case's degenerate limit x = 0, not a numerical failure.
+            throw ConfigError("config.problem.y", "is all zeros and no g > 0 solves g = ||X(x0/rho(g))||, so the depth-1 WN flow takes g -> 0 (x -> 0), a limit the root search does not return; give a non-zero y (or simulate the run)")
         }
         wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         x = report.x
