@@ -167,7 +167,11 @@ struct MonitorTrueFlowTests {
         func reports(crossing: Bool) throws -> [String: CheckReport] {
             let context = try MonitorContext(flow: sim.flow)
             let rule = ToleranceRule(config: cfg, initialState: sim.initialState)
-            let checks: [any Check] = [Lemma37Invariant(context: context, rule: rule), try Lemma318Bregman(context: context, rule: rule)]
+            guard case let .point(z, source) = ZeroLossSet.find(problem: cfg.problem, x0: sim.flow.weights(of: sim.initialState)) else {
+                throw ConfigError("test", "no point of S₊")
+            }
+            let checks: [any Check] = [Lemma37Invariant(context: context, rule: rule),
+                                       try Lemma318Bregman(context: context, rule: rule, reference: (z, source))]
             var y = sim.initialState
             for (k, t) in [0.0, 1, 2].enumerated() {
                 if k == 2 && crossing { y[3] = -4.4e-180 }
@@ -699,3 +703,81 @@ let hugeMagnificationConfig = """
  "init": {"scale": 0.12752906032037933, "direction": "uniform", "seed": 66, "v_norm": 1e-05},
  "integrator": {"method": "auto", "max_steps": 200000}}
 """
+
+/// `ZeroLossSet`: where no weights reach zero loss (M ≥ N, y outside the cone or the range),
+/// Lemma 3.18 is skipped, `limit-residual` is a measurement and simulate says why it stopped
+/// short; where S₊ is not empty but `Ã⁺y` leaves it, Lemma 3.18 uses GLPK's point of S₊.
+@Suite("Zero-loss set")
+struct ZeroLossSetTests {
+    /// The generated M = 10, N = 25 problem's A restricted to its first `columns`, with `y`
+    /// (the generated one unless given), no ground truth.
+    static func config(columns: Int, depth: Int = 2, signed: Bool = false, y: ((Matrix, [Double]) -> [Double])? = nil) throws -> SimulationConfig {
+        var cfg = try smallConfig(flow: "gf", depth: depth, stop: 1e-24)
+        let a = cfg.problem.A
+        let rows = (0..<a.rows).map { i in (0..<columns).map { a[i, $0] } }
+        let sub = try #require(Matrix(rowArrays: rows))
+        cfg.problem = try Problem(A: sub, y: y?(sub, cfg.problem.y) ?? cfg.problem.y, depth: depth, signed: signed)
+        cfg.x0 = [Double](repeating: 0.3, count: cfg.problem.weightCount)
+        cfg.integrator.tEnd = 1e3
+        return cfg
+    }
+
+    @Test("empty: a square A with A⁻¹y < 0 somewhere (depth 2), y ∉ range A (signed, depth 1); a point otherwise")
+    func find() throws {
+        // y = A w with w of mixed signs: S₊ = {w}, not ≥ 0.
+        let square = try Self.config(columns: 10) { a, _ in a.multiply((0..<10).map { $0 % 3 == 0 ? -0.5 : 1.0 }) }
+        #expect(ZeroLossSet.find(problem: square.problem, x0: square.x0) == .empty("S₊ = {z ≥ 0 : Az = y} is empty (GLPK: no non-negative solution)"))
+        for (depth, signed) in [(2, true), (1, false), (3, true)] {
+            let tall = try Self.config(columns: 5, depth: depth, signed: signed)
+            guard case let .empty(text) = ZeroLossSet.find(problem: tall.problem, x0: tall.x0) else {
+                Issue.record("depth \(depth) signed \(signed): not empty"); continue
+            }
+            #expect(text.hasPrefix("y ∉ range A"))
+        }
+        // The full problem without its ground truth: Ã⁺y has negative entries, GLPK's point does not.
+        let wide = try Self.config(columns: 25)
+        let pinv = try SVD(wide.problem.matrix).pseudoInverseApply(wide.problem.y)
+        #expect(pinv.contains { $0 < 0 })
+        guard case let .point(z, source) = ZeroLossSet.find(problem: wide.problem, x0: wide.x0) else { Issue.record("no point"); return }
+        #expect(source == "the l1 minimizer over S₊" && z.allSatisfy { $0 >= 0 })
+        let r = zip(wide.problem.matrix.multiply(z), wide.problem.y).map { abs($0 - $1) }.max() ?? 1
+        #expect(r < 1e-10)
+        // Signed and feasible: the split of A⁺y.
+        let signed = try Self.config(columns: 25, signed: true)
+        guard case let .point(zs, s2) = ZeroLossSet.find(problem: signed.problem, x0: signed.x0) else { Issue.record("no signed point"); return }
+        #expect(s2 == "Ã⁺y split into its signs" && zs.allSatisfy { $0 >= 0 })
+    }
+
+    @Test("an empty S₊: 3.18 skipped, limit-residual measured, simulate's message names the set; a reachable y still fails limit-residual")
+    func emptySetReports() throws {
+        let square = try Self.config(columns: 10) { a, _ in a.multiply((0..<10).map { $0 % 3 == 0 ? -0.5 : 1.0 }) }
+        let v = Verification.run(config: square, extraChecks: { _, _ in [] })
+        #expect(v.skipped.contains { $0.name == "lemma-3.18-bregman" && $0.reason.contains("S₊") })
+        let residual = try #require(v.reports.first { $0.name == "limit-residual" })
+        #expect(residual.isMeasurement && residual.passed && (residual.value ?? 0) > 0.01, "\(residual)")
+        #expect(v.result.status == .tEnd && (v.result.message ?? "").contains("no weights reach zero loss"), "\(v.result.message ?? "")")
+        // The same A with y = A·1 (S₊ ∋ 1) stopped at t_end = 1e-2: a verdict, and it fails.
+        var short = try Self.config(columns: 10) { a, _ in a.multiply([Double](repeating: 1, count: 10)) }
+        short.integrator.tEnd = 1e-2
+        let w = Verification.run(config: short, extraChecks: { _, _ in [] })
+        let r2 = try #require(w.reports.first { $0.name == "limit-residual" })
+        #expect(!r2.isMeasurement && !r2.passed)
+        #expect(!(w.result.message ?? "").contains("no weights reach zero loss"))
+        #expect(w.reports.contains { $0.name == "lemma-3.18-bregman" })
+    }
+
+    /// Where Ã⁺y leaves S₊, the reference is GLPK's point: the true flow passes, gradient ascent
+    /// over t ∈ [1, 1.5] fails (the companion of the check with its new reference).
+    @Test("Lemma 3.18 with GLPK's point of S₊: passes on the flow, fails under ascent")
+    func lpReference() throws {
+        let cfg = try Self.config(columns: 25)
+        let clean = try monitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: cfg.x0)
+        let c = try #require(clean["lemma-3.18-bregman"])
+        #expect(c.passed && c.quantity.contains("the l1 minimizer over S₊ ∈ S₊"), "\(c)")
+        let ascent = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t >= 1 && t < 1.5 { for i in 0..<d.count { d[i] = -d[i] } }
+        }
+        let r = try #require(try monitoredRun(ascent, config: cfg, y0: cfg.x0, marks: [1, 1.5])["lemma-3.18-bregman"])
+        #expect(!r.passed && r.maxViolation > 100 * r.tolerance)
+    }
+}

@@ -405,7 +405,11 @@ public final class Simulation {
                     advice = " or try another method (\(others.joined(separator: ", ")))"
                 }
             }
-            message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); raise integrator.max_steps" + advice
+            if let unreachable = zeroLossUnreachable() {
+                message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); " + unreachable
+            } else {
+                message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); raise integrator.max_steps" + advice
+            }
         case .failed:
             status = .failed
             if config.model.flow.isDiscrete, case .nonFiniteState? = run.failure as? ODEError {
@@ -696,6 +700,16 @@ extension Simulation {
         return nil
     }
 
+    /// Where no weights reach zero loss (`ZeroLossSet`, from the run's start): why, and
+    /// that neither t_end nor max_steps will reach the loss stop. Nil where the set is
+    /// non-empty or undecided. Costs an SVD and at most one LP, so only at the end of a run
+    /// that fell short.
+    func zeroLossUnreachable() -> String? {
+        guard case let .empty(set) = ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState)) else { return nil }
+        return set + ", so no weights reach zero loss: the loss levels off above 0 and neither a larger t_end nor more steps "
+            + "reach the stop; set integrator.stop.speed_below to end the run where it levels off (wnflow predict exits 2 on this problem)"
+    }
+
     /// "max_steps (…) reached at t = …, loss …".
     func maxStepsHead(t: Double, loss: Double) -> String {
         "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(t)), loss \(JSON.format(loss))"
@@ -752,6 +766,11 @@ extension Simulation {
     /// i.e. an e-folding time near 5e11), so that case points to the trajectory instead.
     func tEndAdvice(t: Double, state: [Double], loss: Double, history: [TrajectoryRow] = []) -> String {
         let head = tEndHead(t: t, loss: loss)
+        // No zero-loss point at all (M ≥ N, or y outside the cone A·R₊ᴺ): the loss levels off
+        // above 0 wherever the flow goes (wn-timedep, L = 5, M = N = 12: told it "reaches the
+        // stop near t = 4.8e62" while it sat at 0.0951; WN, L = 2, M = 9 > N = 8: blamed on
+        // "the saddle g → 0" at g = 0.98).
+        if let unreachable = zeroLossUnreachable() { return head + "; " + unreachable }
         // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
         // vanishes (M = 40, N = 100, η_g = 0.05 from 1e-3: g = 0 at t_end, loss 0.13).
         if config.model.flow.isWeightNormalized, let g0 = initialState.first, g0 != 0, let g = state.first,

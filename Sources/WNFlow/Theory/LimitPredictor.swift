@@ -954,7 +954,9 @@ public enum LimitPredictor {
             // leave directions of λ free (fewer than M of them: a support smaller than M).
             let level = 100 * rel * zmax
             let atLevel = shareBelow(level, z: z, x: x)
-            let unresolved = atLevel.above < m ? (z: atLevel.z, x: atLevel.x) : (z: 0.0, x: 0.0)
+            // Twice their share: such an entry can be off by more than itself (a 60-digit limit
+            // of GF L = 5 without the kernel assumption: z 1.92e-9 off where the share was 1.82e-9).
+            let unresolved = atLevel.above < m ? (z: 2 * atLevel.z, x: 2.0.squareRoot() * atLevel.x) : (z: 0.0, x: 0.0)
             if newtonError > lostDigitsTolerance {
                 // Which answer is nearer the projection in g: Newton's, or the LP's, which drops
                 // the entries off the numerical support? Newton's answer is kept only when it
@@ -1038,8 +1040,12 @@ public enum LimitPredictor {
                     choleskySolveInPlace(ws.chol, m, ws.tm)
                     let cHc = blasDot(m, ws.d2, ws.tm)
                     let gx = (Swift.max(cHc, 0) / dmax * rHr).squareRoot()
-                    if xx > 0 && gx.isFinite { stepG = gx / xx }
-                    if zz > 0 && dz.isFinite { stepZ = (dz / zz).squareRoot() }
+                    // Twice the first-order moves: the step is the error only to first order, and
+                    // r at this level carries its own rounding (GF L = 5 and 4 without the kernel
+                    // assumption: z 1.92e-9 and 5.62e-10 off 60-digit limits where the step said
+                    // 1.82e-9 and 5.51e-10).
+                    if xx > 0 && gx.isFinite { stepG = 2 * gx / xx }
+                    if zz > 0 && dz.isFinite { stepZ = 2 * (dz / zz).squareRoot() }
                 }
             }
             let lambda = best.lambdaArray

@@ -49,6 +49,9 @@ public struct Prediction: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly, signed: p.signed)
+        } catch TheoryError.emptyFeasibleSet where p.signed {
+            // Signed: S₊ of [A, −A] is empty exactly when y ∉ range A (no z = u^L − w^L solves it).
+            throw ConfigError("config.problem", "y is not in the range of A, so no signed z = u^L - w^L solves Az = y and no flow reaches zero loss; check y (M > N needs y = A z for some z)")
         } catch TheoryError.emptyFeasibleSet {
             throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
         } catch let TheoryError.invalidInput(msg) {
