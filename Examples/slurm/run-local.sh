@@ -14,4 +14,4 @@ done
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done   # like afterok: merge only if every shard succeeded
 if [ "$fail" -ne 0 ]; then echo "run-local.sh: a shard failed; not merging" >&2; exit 1; fi
-exec "$WNFLOW" merge "$OUT" --out "$OUT/merged.jsonl"
+exec "$WNFLOW" merge "$OUT" --out "$OUT/merged.jsonl" --sweep "$SWEEP"   # every line a run of this sweep

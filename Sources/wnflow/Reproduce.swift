@@ -65,19 +65,26 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
         for f in figures {
             let t0 = Date()
             let plan = FigurePlan(figure: f, settings: settings)
-            let configs = try SweepEngine.configs(plan.points, baseDirectory: dir)
+            let configs: [SimulationConfig]
+            do { configs = try SweepEngine.configs(plan.points, baseDirectory: dir) } catch let e as ConfigError where e.field.hasSuffix("model.step") {
+                // The step is --discrete's (a tiny one was blamed on sweep.base.model.step).
+                throw ConfigError("--discrete", e.message)
+            }
             let runs = dir + "/runs/\(f.rawValue).jsonl"
+            let hold = try OutputLock(path: runs)
+            defer { withExtendedLifetime(hold) {} }
             var done = Set<Int>()
             if resume {
                 done = try SweepEngine.completedIndices(path: runs, points: plan.points,
-                                                        origin: "it was made with other figure settings (--quick, --discrete); rerun with those, or drop --resume, or use another --out")
+                                                        origin: "it was made with other figure settings (--quick, --discrete); rerun with those, or drop --resume, or use another --out",
+                                                        changed: "other figure settings: another --discrete step, or another wnflow's plan")
             } else {
                 try? FileManager.default.removeItem(atPath: runs)
             }
             let file = try JSONLinesFile(path: runs)
             let bar = ProgressBar(label: f.rawValue)
-            _ = SweepEngine.run(points: plan.points, configs: configs, output: file, skip: done, jobs: jobs,
-                                metrics: plan.metrics, progress: { bar.update(done: $0, total: $1) })
+            _ = try SweepEngine.run(points: plan.points, configs: configs, output: file, skip: done, jobs: jobs,
+                                    metrics: plan.metrics, progress: { bar.update(done: $0, total: $1) })
             let lines = try SweepEngine.finalize(path: runs)
             let rows = lines.compactMap { FigureRow(line: $0.json) }
             let report = FigureReport(figure: f, settings: plan.settings, rows: rows)

@@ -41,10 +41,12 @@ struct SweepCommand: ParsableCommand, WritesOutput {
         }
         let spec = try SweepSpec.parse(String(decoding: data, as: UTF8.self))
         let all = try spec.points()
-        let mine = all.filter { sh?.contains($0.index) ?? true }
         let base = URL(fileURLWithPath: sweep).deletingLastPathComponent().path
+        let mine = SweepPoint.digestingDataFiles(all.filter { sh?.contains($0.index) ?? true }, baseDirectory: base)
         let configs = try SweepEngine.configs(mine, baseDirectory: base, gridKeys: spec.grid.map(\.key))
         let path = out + "/" + (sh?.fileName ?? "results.jsonl")
+        let hold = try OutputLock(path: path)
+        defer { withExtendedLifetime(hold) {} }
         var done = Set<Int>()
         if FileManager.default.fileExists(atPath: path) {
             guard resume else {
@@ -54,12 +56,13 @@ struct SweepCommand: ParsableCommand, WritesOutput {
         }
         let file = try JSONLinesFile(path: path)
         let bar = ProgressBar(label: "sweep\(sh.map { " shard \($0)" } ?? "")")
-        _ = SweepEngine.run(points: mine, configs: configs, output: file, skip: done, jobs: jobs,
-                            progress: { bar.update(done: $0, total: $1) })
+        _ = try SweepEngine.run(points: mine, configs: configs, output: file, skip: done, jobs: jobs,
+                                progress: { bar.update(done: $0, total: $1) })
         let rows = try SweepEngine.finalize(path: path)
         if !quiet {
-            let notConv = rows.filter { $0.json["status"] != .string("converged") }.count
-            print("\(rows.count) of \(mine.count) runs in \(path) (\(done.count) resumed, \(notConv) not converged)")
+            let failed = rows.filter { $0.json["status"] == .string("failed") }.count
+            let notConv = rows.filter { $0.json["status"] != .string("converged") }.count - failed
+            print("\(rows.count) of \(mine.count) runs in \(path) (\(done.count) resumed, \(notConv) not converged\(failed > 0 ? ", \(failed) failed" : ""))")
         }
     }
 }
@@ -69,13 +72,16 @@ struct MergeCommand: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Join sweep shards (folders or .jsonl files) into one JSONL sorted by index.",
-        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds and the blas provenance); otherwise exit 2. Runs from different BLAS kernels are noted.")
+        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds and the blas provenance), and every line must have the same params keys (one sweep's grid); otherwise exit 2. --sweep SWEEP.json also checks every line against that sweep (index, params, config_digest) and counts its missing runs. Runs from different BLAS kernels are noted.")
 
     @Argument(help: "Sweep output folders or .jsonl files.")
     var inputs: [String]
 
     @Option(name: .long, help: "The merged JSONL file.")
     var out: String
+
+    @Option(name: .long, help: "The SWEEP.json the shards ran: check each line against it.")
+    var sweep: String?
 
     func run() throws {
         guard !inputs.isEmpty else { throw ConfigError("inputs", "give at least one sweep folder or .jsonl file") }
@@ -94,13 +100,40 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                 files.append(i)
             }
         }
+        // --sweep: the points every line must be (their digests over the data files too).
+        var expected: [SweepPoint]? = nil
+        if let sweep {
+            guard let data = FileManager.default.contents(atPath: sweep) else { throw ConfigError("--sweep", "file '\(sweep)' not found or unreadable") }
+            let spec = try SweepSpec.parse(String(decoding: data, as: UTF8.self))
+            expected = SweepPoint.digestingDataFiles(try spec.points(), baseDirectory: URL(fileURLWithPath: sweep).deletingLastPathComponent().path)
+        }
         var byIndex: [Int: (line: String, json: JSON, file: String)] = [:]
         var kernels = Set<String>()  // every line's, duplicates included
+        var paramKeys: (keys: [String], at: String)? = nil
         for f in files {
             guard let data = FileManager.default.contents(atPath: f) else { throw ConfigError("inputs", "cannot read '\(f)'") }
-            for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-                guard let j = try? JSON.parse(String(raw)), let i = SweepEngine.index(of: j) else {
+            // "\r\n" is one Character in Swift: CRLF lines split on it too.
+            for (n, raw) in String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+                let text = String(raw)
+                // A record is a finished run: index, params and a status (a bare {"index": 0} was taken).
+                guard let j = try? JSON.parse(text), let i = SweepEngine.index(of: j),
+                      case let .object(params)? = j["params"], j["status"] != nil else {
                     throw ConfigError("inputs", "'\(f)' line \(n + 1) is not a sweep record (torn or foreign); rerun that shard with --resume")
+                }
+                // One sweep's lines share their grid's keys (shards of two sweeps whose indices did
+                // not overlap were merged without a word).
+                let keys = params.map(\.0)
+                if let first = paramKeys, first.keys != keys {
+                    throw ConfigError("inputs", "'\(f)' line \(n + 1) has params \(keys) where \(first.at) has \(first.keys): "
+                        + "the files come from different sweeps")
+                }
+                if paramKeys == nil { paramKeys = (keys, "'\(f)' line \(n + 1)") }
+                if let expected {
+                    guard i < expected.count, j["params"] == .object(expected[i].params),
+                          j["config_digest"] == nil || j["config_digest"] == expected[i].configDigest.map(JSON.string) else {
+                        throw ConfigError("inputs", "'\(f)' line \(n + 1) (index \(i)) is not a run of \(sweep ?? "--sweep")"
+                            + (i < expected.count ? " (other params or config_digest: another base, grid or data file)" : " (index past its \(expected.count) runs)"))
+                    }
                 }
                 if let k = blasKernel(of: j) { kernels.insert(k) }
                 if let old = byIndex[i] {
@@ -119,7 +152,7 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                             + differingFields(comparable(old.json), comparable(j)) + why)
                     }
                 } else {
-                    byIndex[i] = (String(raw), j, f)
+                    byIndex[i] = (text, j, f)
                 }
             }
         }
@@ -131,7 +164,12 @@ struct MergeCommand: ParsableCommand, WritesOutput {
         }
         var gaps = 0
         if let last = keys.last { gaps = last + 1 - keys.count }
-        print("merged \(keys.count) runs from \(files.count) file(s) into \(out)\(gaps > 0 ? " (\(gaps) indices below \(keys.last!) missing)" : "")")
+        if let expected {
+            let missing = expected.count - keys.count
+            print("merged \(keys.count) of the sweep's \(expected.count) runs from \(files.count) file(s) into \(out)\(missing > 0 ? " (\(missing) missing)" : "")")
+        } else {
+            print("merged \(keys.count) runs from \(files.count) file(s) into \(out)\(gaps > 0 ? " (\(gaps) indices below \(keys.last!) missing)" : "")")
+        }
         if kernels.count > 1 {
             print("note: the runs used different BLAS kernels (\(kernels.sorted().joined(separator: ", "))); they agree to rounding, "
                 + "not byte for byte, with runs of one kernel (set OPENBLAS_CORETYPE on every machine; README \"Reproducibility\")")

@@ -151,6 +151,66 @@ struct SweepTests {
         #expect(try Self.lines(file).map(Self.strip) == good.map(Self.strip))
     }
 
+    /// A helper's audit (stop 31): resume dropped damaged or CRLF lines without a word, ignored
+    /// new contents of a data file, and merge joined shards of different sweeps.
+    @Test("resume: CRLF lines are read, a damaged middle line or a line without a result is refused")
+    func resumeReadsOnlyWholeRecords() throws {
+        let (dir, sweep, good) = try Self.twoRunSweep("sweep-crlf", out: "o")
+        let file = dir + "/o/results.jsonl"
+        CLI.write(good[0] + "\r\n", file)
+        let crlf = try CLI.run(["sweep", sweep, "--out", dir + "/o", "--resume"])
+        #expect(crlf.code == 0 && crlf.stdout.contains("1 resumed"), "\(crlf.stdout) \(crlf.stderr)")
+        #expect(try Self.lines(file).map(Self.strip) == good.map(Self.strip))
+        CLI.write("GARBAGE\n" + good[1] + "\n", file)
+        let damaged = try CLI.run(["sweep", sweep, "--out", dir + "/o", "--resume"])
+        #expect(damaged.code == 2 && damaged.stderr.contains("line 1 is not a JSON object"), "\(damaged.stderr)")
+        CLI.write(#"{"index":0,"params":{"init.scale":0.1,"init.seed":1,"model.flow":"gf"}}"# + "\n", file)
+        let bare = try CLI.run(["sweep", sweep, "--out", dir + "/o", "--resume"])
+        #expect(bare.code == 2 && bare.stderr.contains("no result"), "\(bare.stderr)")
+    }
+
+    @Test("resume notices a data file's new contents under the same name")
+    func resumeSeesDataFiles() throws {
+        let dir = CLI.tempDir("sweep-datafile")
+        CLI.write("1,2,0.5,0.3\n0.5,-1,2,0.1\n", dir + "/A.csv")
+        CLI.write(#"{"base": {"problem": {"A_file": "A.csv", "y": [1, 0.5]}, "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.1}, "integrator": {"t_end": 100}}, "grid": {"init.scale": [0.1, 0.2]}}"#, dir + "/s.json")
+        let first = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o"])
+        #expect(first.code == 0, "\(first.stderr)")
+        let same = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o", "--resume"])
+        #expect(same.code == 0 && same.stdout.contains("2 resumed"), "\(same.stdout) \(same.stderr)")
+        CLI.write("1,2,0.5,0.3\n0.5,-1,2,0.2\n", dir + "/A.csv")
+        let changed = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o", "--resume"])
+        #expect(changed.code == 2 && changed.stderr.contains("data file"), "\(changed.stderr)")
+    }
+
+    @Test("merge: shards of two grids are refused; --sweep checks each line and counts the missing; a bare record is refused; a symlinked --out stays a link")
+    func mergeChecksTheSweep() throws {
+        let (dir, sweep, good) = try Self.twoRunSweep("sweep-merge-check", out: "o")
+        // Another grid (other params keys).
+        let foreign = good[1].replacingOccurrences(of: #""init.scale":0.1,"#, with: "")
+        CLI.write(foreign + "\n", dir + "/foreign.jsonl")
+        CLI.write(good[0] + "\n", dir + "/first.jsonl")
+        let keys = try CLI.run(["merge", dir + "/first.jsonl", dir + "/foreign.jsonl", "--out", dir + "/m.jsonl"])
+        #expect(keys.code == 2 && keys.stderr.contains("different sweeps"), "\(keys.stderr)")
+        // The same grid over another base: only --sweep tells.
+        let otherBase = good[1].replacingOccurrences(of: #""config_digest":"[0-9a-f]{16}""#, with: #""config_digest":"0123456789abcdef""#, options: .regularExpression)
+        CLI.write(otherBase + "\n", dir + "/other.jsonl")
+        let plain = try CLI.run(["merge", dir + "/first.jsonl", dir + "/other.jsonl", "--out", dir + "/m.jsonl"])
+        #expect(plain.code == 0, "\(plain.stderr)")
+        let checked = try CLI.run(["merge", dir + "/first.jsonl", dir + "/other.jsonl", "--out", dir + "/m.jsonl", "--sweep", sweep])
+        #expect(checked.code == 2 && checked.stderr.contains("is not a run of"), "\(checked.stderr)")
+        let half = try CLI.run(["merge", dir + "/first.jsonl", "--out", dir + "/m.jsonl", "--sweep", sweep])
+        #expect(half.code == 0 && half.stdout.contains("1 of the sweep's 2 runs") && half.stdout.contains("1 missing"), "\(half.stdout)")
+        CLI.write(#"{"index":0}"# + "\n", dir + "/bare.jsonl")
+        #expect(try CLI.run(["merge", dir + "/bare.jsonl", "--out", dir + "/m.jsonl"]).code == 2)
+        // --out through a symlink: the target is written, the link stays.
+        CLI.write("", dir + "/target.jsonl")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.jsonl", withDestinationPath: dir + "/target.jsonl")
+        #expect(try CLI.run(["merge", dir + "/o", "--out", dir + "/link.jsonl"]).code == 0)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link.jsonl") == dir + "/target.jsonl")
+        #expect(try Self.lines(dir + "/target.jsonl").count == 2)
+    }
+
     @Test("merge: the BLAS kernel is provenance; a mix is noted, a mix with other numbers is refused naming the kernels")
     func mergeKernels() throws {
         let (dir, _, l) = try Self.twoRunSweep("sweep-kernels", out: "m1")

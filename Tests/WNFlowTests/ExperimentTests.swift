@@ -67,6 +67,51 @@ struct ExperimentTests {
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"index\":0}\n{\"index\":1}\n")
     }
 
+    /// A full disk used to be counted and ignored (exit 0, a figure drawn from the runs that
+    /// were written): `/dev/full` fails every append.
+    @Test("a failed append stops the sweep with an error naming --out")
+    func writeFailureThrows() throws {
+        let spec = try SweepSpec.parse(#"{"base": {"problem": {"A": [[1, 2, 0.5]], "y": [1]}, "model": {"flow": "gf"}, "init": {"scale": 0.1}, "integrator": {"t_end": 10}}, "grid": {"init.scale": [0.1, 0.2, 0.3]}}"#)
+        let points = try spec.points()
+        let configs = try SweepEngine.configs(points, baseDirectory: "/")
+        let full = try JSONLinesFile(path: "/dev/full")
+        #expect(throws: ConfigError.self) { _ = try SweepEngine.run(points: points, configs: configs, output: full, jobs: 1) }
+        do { _ = try SweepEngine.run(points: points, configs: configs, output: full, jobs: 1) } catch let e as ConfigError {
+            #expect(e.field == "--out" && e.message.contains("0 of 3 runs were written") && e.message.contains("--resume"), "\(e.message)")
+        }
+    }
+
+    @Test("reproduce plans carry a digest of the config without its stop: another --discrete step differs")
+    func planDigests() {
+        var a = FigureSettings.tiny, b = FigureSettings.tiny
+        a.discreteStep = 0.1; b.discreteStep = 0.2
+        let pa = FigurePlan(figure: .figure2, settings: a), pb = FigurePlan(figure: .figure2, settings: b)
+        #expect(pa.points.allSatisfy { $0.configDigest != nil })
+        #expect(zip(pa.points, pb.points).allSatisfy { $0.configDigest != $1.configDigest })
+        #expect(FigurePlan(figure: .figure2, settings: a).points.map(\.configDigest) == pa.points.map(\.configDigest))
+    }
+
+    @Test("one writer per results file: a second OutputLock on it is refused, and freed with the first")
+    func outputLock() throws {
+        let path = NSTemporaryDirectory() + "wnflow-lock-\(UInt32.random(in: 0...UInt32.max))/results.jsonl"
+        var first: OutputLock? = try OutputLock(path: path)
+        #expect(throws: ConfigError.self) { _ = try OutputLock(path: path) }
+        _ = first
+        first = nil
+        #expect(throws: Never.self) { _ = try OutputLock(path: path) }
+    }
+
+    @Test("JSONL recovery: CRLF read as LF, a damaged middle line refused")
+    func jsonlDamage() throws {
+        let path = NSTemporaryDirectory() + "wnflow-jsonl-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("{\"index\":0}\r\n{\"index\":1}\r\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try JSONLinesFile.recover(path: path).count == 2)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"index\":0}\n{\"index\":1}\n")
+        try Data("{\"index\":0}\nnot json\n{\"index\":1}\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ConfigError.self) { _ = try JSONLinesFile.recover(path: path) }
+    }
+
     @Test("figure plans: Figure 4 runs both directions and both depths with root_of_depth")
     func plans() {
         let p = FigurePlan(figure: .figure4, settings: .tiny)

@@ -135,7 +135,12 @@ public struct FigurePlan: Sendable {
                     ("alpha", .number(alpha)), ("eta", eta.map { .number($0) } ?? .null), ("direction", .string(direction)),
                     ("instance", .number(Double(k))), ("seed", .number(Double(s.problemSeed(k)))),
                 ]
-                pts.append(SweepPoint(index: pts.count, params: params, config: config))
+                var point = SweepPoint(index: pts.count, params: params, config: config)
+                // The config without its stop, which is computed from y (BLAS-dependent in its
+                // last bits): `--resume` then refuses runs of another step, t_end or budget (a
+                // run resumed with another --discrete step mixed both steps in one figure).
+                point.configDigest = SweepPoint.digest(of: SweepPoint.removing(path: ["integrator", "stop"], from: config))
+                pts.append(point)
             }
         }
         switch figure {

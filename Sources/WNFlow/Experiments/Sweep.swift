@@ -8,21 +8,82 @@ public struct SweepPoint: Sendable {
     public var params: [(String, JSON)]
     public var config: JSON
     /// `config_digest` of its JSONL line (`SweepPoint.digest(of:)` of the run's config as the
-    /// SWEEP.json gives it), so that `--resume` also notices a changed `base` (the params alone
-    /// did not: a resumed sweep mixed runs of two configs). Nil for `reproduce`, whose configs
-    /// hold a stop computed from y (BLAS-dependent in its last bits), and whose plan the
-    /// binary fixes.
+    /// SWEEP.json gives it, and of the data files it names), so that `--resume` also notices a
+    /// changed `base` (the params alone did not: a resumed sweep mixed runs of two configs).
+    /// For `reproduce` the digest of the config without `integrator.stop`, which is computed
+    /// from y (BLAS-dependent in its last bits).
     public var configDigest: String?
 
-    /// FNV-1a (64 bit) of `json` serialized, 16 hex digits.
-    public static func digest(of json: JSON) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in json.serialized(indent: false).utf8 {
+    /// `json` without the value at `path` (nothing when it is absent).
+    public static func removing(path: [String], from json: JSON) -> JSON {
+        guard let head = path.first, case let .object(pairs) = json else { return json }
+        if path.count == 1 { return .object(pairs.filter { $0.0 != head }) }
+        return .object(pairs.map { $0.0 == head ? ($0.0, removing(path: Array(path.dropFirst()), from: $0.1)) : $0 })
+    }
+
+    /// FNV-1a (64 bit) of `json` serialized, 16 hex digits. `files`: the digests of the data
+    /// files the config names (`dataFiles(of:)`), folded in after the text, so that `--resume`
+    /// notices new data under the same file name (it kept 10 runs of an old `A.csv` and ran 14
+    /// on the new one). Configs without data files keep the digest of their text alone.
+    public static func digest(of json: JSON, files: [String] = []) -> String {
+        var h = fnv(json.serialized(indent: false).utf8)
+        for f in files { h = fnv(f.utf8, from: h) }
+        return hex16(h)
+    }
+
+    /// FNV-1a (64 bit) of `bytes`, continuing from `h`.
+    static func fnv<S: Sequence>(_ bytes: S, from start: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        var h = start
+        for b in bytes {
             h ^= UInt64(b)
             h = h &* 0x0000_0100_0000_01b3
         }
+        return h
+    }
+
+    static func hex16(_ h: UInt64) -> String {
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// `points` with `configDigest` over their data files' contents too (`digest(of:files:)`),
+    /// each file read and hashed once. A file that cannot be read is left to the config's own
+    /// parse to report.
+    public static func digestingDataFiles(_ points: [SweepPoint], baseDirectory: String) -> [SweepPoint] {
+        var hashes: [String: String] = [:]
+        return points.map { p in
+            let paths = dataFiles(of: p.config, baseDirectory: baseDirectory)
+            guard !paths.isEmpty, p.configDigest != nil else { return p }
+            var q = p
+            let files = paths.map { path -> String in
+                if let h = hashes[path] { return h }
+                let h = FileManager.default.contents(atPath: path).map { hex16(fnv($0)) } ?? "unreadable"
+                hashes[path] = h
+                return h
+            }
+            q.configDigest = digest(of: p.config, files: files)
+            return q
+        }
+    }
+
+    /// The paths of the data files a config names (every string under a key ending in
+    /// `_file`, e.g. `problem.A_file`), in document order, resolved against `baseDirectory`.
+    public static func dataFiles(of json: JSON, baseDirectory: String) -> [String] {
+        var out: [String] = []
+        func walk(_ x: JSON) {
+            switch x {
+            case let .object(pairs):
+                for (k, v) in pairs {
+                    if k.hasSuffix("_file"), case let .string(path) = v {
+                        out.append(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
+                    } else { walk(v) }
+                }
+            case let .array(items): items.forEach(walk)
+            default: break
+            }
+        }
+        walk(json)
+        return out
     }
 
     public init(index: Int, params: [(String, JSON)], config: JSON) {
@@ -196,33 +257,73 @@ public final class JSONLinesFile: @unchecked Sendable {
         var bytes = Array((line + "\n").utf8)
         lock.lock()
         defer { lock.unlock() }
+        let end = lseek(fd, 0, SEEK_END)
         let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
         guard n == bytes.count else {
-            throw ConfigError("--out", "short write to '\(path)' (\(n) of \(bytes.count) bytes): \(String(cString: strerror(errno)))")
+            let why = n < 0 ? String(cString: strerror(errno)) : "the disk is full or a file size limit was reached"
+            // No torn line left behind: a later resume reads every line.
+            if n > 0 && end >= 0 { _ = ftruncate(fd, end) }
+            throw ConfigError("--out", "short write to '\(path)' (\(max(n, 0)) of \(bytes.count) bytes): \(why)")
         }
         bytes.removeAll()
     }
 
-    /// Reads the complete lines of a JSONL file, cutting off a torn trailing
-    /// line (no final newline) and dropping lines that do not parse. When
-    /// anything was cut, the file is rewritten (atomically) without it.
+    /// Reads the complete lines of a JSONL file, cutting off a torn trailing line (no final
+    /// newline: the only damage a killed writer leaves) and reading CRLF endings as LF; when
+    /// either happened the file is rewritten (atomically) without it. Any other line that is
+    /// not a JSON object is an error naming it: the file is damaged or not a sweep file, and
+    /// resuming over it had silently dropped (and rerun) a damaged middle line, every line
+    /// of a CRLF copy, or a whole foreign file.
     public static func recover(path: String) throws -> [(line: String, json: JSON)] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         let text = String(decoding: data, as: UTF8.self)
-        var pieces = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var damaged = false
+        // "\r\n" is one Character in Swift, so split on both.
+        var pieces = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
+        var rewrite = text.contains("\r\n")
         if let last = pieces.last {
-            if last.isEmpty { pieces.removeLast() } else { pieces.removeLast(); damaged = true }
+            if last.isEmpty { pieces.removeLast() } else { pieces.removeLast(); rewrite = true }
         }
         var out: [(String, JSON)] = []
-        for p in pieces where !p.isEmpty {
-            if let j = try? JSON.parse(p), case .object = j { out.append((p, j)) } else { damaged = true }
+        for (n, p) in pieces.enumerated() where !p.isEmpty {
+            guard let j = try? JSON.parse(p), case .object = j else {
+                throw ConfigError("--resume", "'\(path)' line \(n + 1) is not a JSON object (damaged, or not a results file); "
+                    + "repair or delete that line (or the file), or use another --out")
+            }
+            out.append((p, j))
         }
-        if damaged {
+        if rewrite {
             try AtomicFile.write(out.map { $0.0 + "\n" }.joined(), to: path)
         }
         return out
     }
+}
+
+/// An exclusive hold on a results file for one process (`flock` on a hidden
+/// `.NAME.lock` beside it, released when the process ends): two processes appending to the
+/// same file had interleaved their runs and left "58 of 60". Taking it also removes the
+/// temporary files a process killed inside `AtomicFile.write` left (`.NAME.tmp-PID`).
+public final class OutputLock: @unchecked Sendable {
+    private let fd: Int32
+
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let name = url.lastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lockPath = dir + "/." + name + ".lock"
+        fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw ConfigError("--out", "cannot create '\(lockPath)': \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigError("--out", "'\(path)' is being written by another wnflow process; wait for it to finish, or use another --out (or another --shard)")
+        }
+        let stale = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("." + name + ".tmp-") }
+        for f in stale { try? FileManager.default.removeItem(atPath: dir + "/" + f) }
+    }
+
+    deinit { close(fd) }
 }
 
 /// Extra fields computed from a finished run and appended to its line.
@@ -254,8 +355,10 @@ public enum SweepEngine {
     /// with the same params, else a `--resume` error says the file belongs to
     /// another sweep. No file: nothing done.
     /// `origin` names what such a file came from in the error (reproduce: other figure settings).
+    /// `changed`: what a config digest that differs means (reproduce: other figure settings).
     public static func completedIndices(path: String, points: [SweepPoint],
-                                        origin: String = "it was made by another sweep") throws -> Set<Int> {
+                                        origin: String = "it was made by another sweep",
+                                        changed: String = "sweep.base or a data file it names changed; any edit counts, even reordered keys") throws -> Set<Int> {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         let byIndex = Dictionary(points.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         var done = Set<Int>()
@@ -266,9 +369,14 @@ public enum SweepEngine {
             guard r.json["params"] == .object(p.params) else {
                 throw ConfigError("--resume", "'\(path)' line for index \(p.index) has other params; \(origin)")
             }
+            // A finished run's line carries its result (a line of index and params alone was
+            // taken as done).
+            guard r.json["status"] != nil else {
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) has no result (no status); delete that line and resume")
+            }
             // Lines written before stop 28 have no digest; they are taken on their params.
             if let d = r.json["config_digest"], let mine = p.configDigest, d != .string(mine) {
-                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (sweep.base changed; any edit counts); write to a new folder or delete that file")
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (\(changed)); write to a new folder or delete that file")
             }
             done.insert(p.index)
         }
@@ -293,26 +401,37 @@ public enum SweepEngine {
     /// Runs `points` (skipping indices in `skip`) on `jobs` workers, appending
     /// each finished run's line to `output`. Returns the new lines by index.
     /// `progress(done, total)` is called after each run.
+    /// - Throws: the first failed append (a full disk, a file size limit), after the runs
+    ///   under way finish and no new one starts: the lines written stay, and `--resume`
+    ///   continues from them. (Failed appends were counted and ignored: a sweep reported
+    ///   "24 of 60 runs" with exit 0, and `reproduce` drew a figure from 6 of 24 runs.)
     public static func run(points: [SweepPoint], configs: [SimulationConfig], output: JSONLinesFile,
                            skip: Set<Int> = [], jobs: Int? = nil, metrics: SweepMetrics? = nil,
-                           progress: (@Sendable (Int, Int) -> Void)? = nil) -> [Int: JSON] {
+                           progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> [Int: JSON] {
         let todo = points.indices.filter { !skip.contains(points[$0].index) }
         let counter = Counter()
         let total = todo.count
-        let failures = Counter()
+        let failure = FirstError()
         let lines = ParallelRunner.map(count: todo.count, jobs: jobs, onDone: { _, _ in
             progress?(counter.increment(), total)
-        }) { k -> JSON in
+        }) { k -> JSON? in
+            guard !failure.isSet else { return nil }
             let i = todo[k]
             let cfg = configs[i]
             let result = Simulation(config: cfg).run(recordTrajectory: false)
             let extra = metrics?(points[i], cfg, result) ?? []
             let line = record(point: points[i], config: cfg, result: result, metrics: extra)
-            do { try output.append(line.serialized(indent: false)) } catch { _ = failures.increment() }
+            do { try output.append(line.serialized(indent: false)) } catch { failure.set(error); return nil }
             return line
         }
+        if let error = failure.value {
+            let written = lines.compactMap { $0 }.count
+            let why = (error as? ConfigError)?.message ?? "\(error)"
+            throw ConfigError("--out", "\(why); \(written) of \(total) runs were written before it, and no further run was started: "
+                + "free space (or raise the file size limit) and rerun with --resume")
+        }
         var out: [Int: JSON] = [:]
-        for (k, line) in zip(todo, lines) { out[points[k].index] = line }
+        for (k, line) in zip(todo, lines) { if let line { out[points[k].index] = line } }
         return out
     }
 
@@ -329,6 +448,15 @@ public enum SweepEngine {
         try AtomicFile.write(sorted.map { byIndex[$0]!.0 + "\n" }.joined(), to: path)
         return sorted.map { ($0, byIndex[$0]!.1) }
     }
+}
+
+/// The first error some worker hit (thread-safe).
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: (any Error)?
+    func set(_ e: any Error) { lock.lock(); if first == nil { first = e }; lock.unlock() }
+    var value: (any Error)? { lock.lock(); defer { lock.unlock() }; return first }
+    var isSet: Bool { value != nil }
 }
 
 /// A thread-safe counter.

@@ -159,6 +159,8 @@ extension ConfigError {
             }
             dir = dir.deletingLastPathComponent()
         }
+        // AtomicFile's own errors already say what could not be written.
+        if let e = error as? ConfigError, e.message.hasPrefix("cannot write") { return ConfigError(field, e.message) }
         return ConfigError(field, "cannot write '\(path)': \(fileReason(error))")
     }
 

@@ -4,8 +4,27 @@ import GSLKit
 /// Writes files atomically: to a temporary name in the same folder, then
 /// renamed, so a reader never sees half a file.
 public enum AtomicFile {
+    /// Writes `text` to `path` through a temporary file renamed into place. A symlink is
+    /// followed (its target is replaced, not the link); a path that exists and is not a
+    /// regular file (a FIFO, `/dev/stdout`, a device) is written in place: the rename had
+    /// turned `/dev/full` into a regular file.
     public static func write(_ text: String, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
+        var url = URL(fileURLWithPath: path).resolvingSymlinksInPath()
+        var st = stat()
+        if lstat(url.path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            guard (st.st_mode & S_IFMT) != S_IFDIR else {
+                throw ConfigError("--out", "cannot write '\(path)': it is a folder")
+            }
+            guard let handle = FileHandle(forWritingAtPath: url.path) else {
+                throw ConfigError("--out", "cannot write '\(path)': \(String(cString: strerror(errno)))")
+            }
+            defer { try? handle.close() }
+            do { try handle.write(contentsOf: Data(text.utf8)) } catch {
+                throw ConfigError("--out", "cannot write '\(path)': \(ConfigError.fileReason(error))")
+            }
+            return
+        }
+        url = url.standardizedFileURL
         let dir = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
