@@ -390,6 +390,10 @@ struct MonitorBrokenFlowTests {
         #expect(good.passed && reports[0.01]?["lemma-3.8-invariant"]?.passed == true)
         #expect(good.tolerance < 1e-6, "tolerance \(good.tolerance)")
         #expect(!bad.passed && bad.maxViolation < 3.5e-4, "\(bad.maxViolation) vs \(bad.tolerance)")
+        // Lemma 3.8 too: its per-step conditioning carries ‖P1‖/D_t (a mutation that dropped it
+        // widened the tolerance 8.6e-8 → 6.6e-5 and let this run pass; stop 31's audit).
+        let bad38 = try #require(reports[0.01 * (1 + 1e-4)]?["lemma-3.8-invariant"])
+        #expect(!bad38.passed, "\(bad38.maxViolation) vs \(bad38.tolerance)")
     }
 
     /// At the saddle x = 0 (WN, η_g = 0.05 from 1e-3, M = 40, N = 100) g decays below double
