@@ -72,4 +72,19 @@ struct MutationAuditTests {
         let r = Simulation(config: try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gd", "depth": 2, "step": 0.1}, "init": {"x0": [0.3, 0.3]}, "integrator": {"t_end": 1000, "stop": {"loss_below": 1e-300}}}"#)).run()
         #expect(r.stats.acceptedSteps == 10000 && r.t == 10000 * 0.1, "\(r.stats.acceptedSteps) \(r.t)")
     }
+
+    /// The weight-space WN right-hand side at ‖v₀‖ ≠ 1 (a mutation dividing v' by ‖v‖² instead
+    /// of ‖v‖ was caught only by the Jacobian's finite differences, `auto` running depth 2 in
+    /// dual coordinates): under bdf from ‖v₀‖ = 2 Lemma 3.8, whose c = η_v/(2η_g‖v₀‖²) the
+    /// flow must keep, passes, and the limit is `predict`'s.
+    @Test("WN in weight space from ‖v₀‖ = 2: Lemma 3.8 and predict's limit hold")
+    func weightSpaceWNAtAnotherVNorm() throws {
+        let cfg = try SimulationConfig.parse(#"{"problem": {"generate": {"M": 6, "N": 14, "sparsity": 2, "seed": 5}}, "model": {"flow": "wn", "depth": 2, "eta_g": 0.2}, "init": {"scale": 0.3, "direction": "abs-gaussian", "seed": 5, "v_norm": 2}, "integrator": {"method": "bdf"}, "record": {"points": 0}}"#)
+        let v = Verification.run(config: cfg)
+        let byName = Dictionary(v.reports.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for name in ["lemma-3.8-invariant", "lemma-3.9-effective-init", "predict-limit", "predict-log-rho"] {
+            let r = try #require(byName[name], "\(name) missing")
+            #expect(r.passed && !r.isMeasurement, "\(name): \(r.maxViolation) vs \(r.tolerance)")
+        }
+    }
 }
