@@ -62,17 +62,18 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
             try FileManager.default.createDirectory(atPath: dir + "/plots", withIntermediateDirectories: true)
         } catch { throw ConfigError("--out", "cannot create '\(dir)': \(ConfigError.fileReason(error))") }
 
+        // One reproduce per folder for the whole command: its figures share summary.md.
+        let hold = try OutputLock(path: dir + "/summary.md")
+        defer { withExtendedLifetime(hold) {} }
         for f in figures {
             let t0 = Date()
             let plan = FigurePlan(figure: f, settings: settings)
             let configs: [SimulationConfig]
             do { configs = try SweepEngine.configs(plan.points, baseDirectory: dir) } catch let e as ConfigError where e.field.hasSuffix("model.step") {
                 // The step is --discrete's (a tiny one was blamed on sweep.base.model.step).
-                throw ConfigError("--discrete", e.message)
+                throw ConfigError("--discrete", e.message.replacingOccurrences(of: "lower model.step or raise integrator.t_end", with: "lower --discrete"))
             }
             let runs = dir + "/runs/\(f.rawValue).jsonl"
-            let hold = try OutputLock(path: runs)
-            defer { withExtendedLifetime(hold) {} }
             var done = Set<Int>()
             if resume {
                 done = try SweepEngine.completedIndices(path: runs, points: plan.points,

@@ -45,7 +45,7 @@ struct SweepCommand: ParsableCommand, WritesOutput {
         let mine = SweepPoint.digestingDataFiles(all.filter { sh?.contains($0.index) ?? true }, baseDirectory: base)
         let configs = try SweepEngine.configs(mine, baseDirectory: base, gridKeys: spec.grid.map(\.key))
         let path = out + "/" + (sh?.fileName ?? "results.jsonl")
-        let hold = try OutputLock(path: path)
+        let hold = try OutputLock(path: path, hint: " (or another --shard)")
         defer { withExtendedLifetime(hold) {} }
         var done = Set<Int>()
         if FileManager.default.fileExists(atPath: path) {
@@ -72,7 +72,7 @@ struct MergeCommand: ParsableCommand, WritesOutput {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Join sweep shards (folders or .jsonl files) into one JSONL sorted by index.",
-        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds and the blas provenance), and every line must have the same params keys (one sweep's grid); otherwise exit 2. --sweep SWEEP.json also checks every line against that sweep (index, params, config_digest) and counts its missing runs. Runs from different BLAS kernels are noted.")
+        discussion: "A folder contributes its results*.jsonl files. Duplicate indices must agree (apart from wall_seconds and the blas provenance), and every line must have the same params keys (one sweep's grid); otherwise exit 2. --sweep SWEEP.json also checks every line against that sweep (index, params, config_digest, data_digest) and counts its missing runs. Runs from different BLAS kernels are noted.")
 
     @Argument(help: "Sweep output folders or .jsonl files.")
     var inputs: [String]
@@ -112,9 +112,7 @@ struct MergeCommand: ParsableCommand, WritesOutput {
         var paramKeys: (keys: [String], at: String)? = nil
         for f in files {
             guard let data = FileManager.default.contents(atPath: f) else { throw ConfigError("inputs", "cannot read '\(f)'") }
-            // "\r\n" is one Character in Swift: CRLF lines split on it too.
-            for (n, raw) in String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-                let text = String(raw)
+            for (n, text) in JSONLinesFile.lines(of: String(decoding: data, as: UTF8.self), keepingEmpty: false).enumerated() {
                 // A record is a finished run: index, params and a status (a bare {"index": 0} was taken).
                 guard let j = try? JSON.parse(text), let i = SweepEngine.index(of: j),
                       case let .object(params)? = j["params"], j["status"] != nil else {
@@ -130,18 +128,20 @@ struct MergeCommand: ParsableCommand, WritesOutput {
                 if paramKeys == nil { paramKeys = (keys, "'\(f)' line \(n + 1)") }
                 if let expected {
                     guard i < expected.count, j["params"] == .object(expected[i].params),
-                          j["config_digest"] == nil || j["config_digest"] == expected[i].configDigest.map(JSON.string) else {
+                          j["config_digest"] == nil || j["config_digest"] == expected[i].configDigest.map(JSON.string),
+                          j["data_digest"] == nil || j["data_digest"] == expected[i].dataDigest.map(JSON.string) else {
                         throw ConfigError("inputs", "'\(f)' line \(n + 1) (index \(i)) is not a run of \(sweep ?? "--sweep")"
-                            + (i < expected.count ? " (other params or config_digest: another base, grid or data file)" : " (index past its \(expected.count) runs)"))
+                            + (i < expected.count ? " (other params, config_digest or data_digest: another base, grid or data file)" : " (index past its \(expected.count) runs)"))
                     }
                 }
                 if let k = blasKernel(of: j) { kernels.insert(k) }
                 if let old = byIndex[i] {
-                    // A line written before `config_digest` existed agrees with a newer one on the rest.
-                    let digestless = (old.json["config_digest"] == nil) != (j["config_digest"] == nil)
+                    // A line written before `config_digest` (stop 28) or `data_digest` (stop 31)
+                    // existed agrees with a newer one on the rest.
+                    let absent = ["config_digest", "data_digest"].filter { (old.json[$0] == nil) != (j[$0] == nil) }
                     func comparable(_ x: JSON) -> JSON {
-                        guard digestless, case let .object(pairs) = x else { return strippingProvenance(x) }
-                        return strippingProvenance(.object(pairs.filter { $0.0 != "config_digest" }))
+                        guard !absent.isEmpty, case let .object(pairs) = x else { return strippingProvenance(x) }
+                        return strippingProvenance(.object(pairs.filter { !absent.contains($0.0) }))
                     }
                     guard comparable(old.json) == comparable(j) else {
                         var why = ""

@@ -178,6 +178,15 @@ struct SweepTests {
         #expect(first.code == 0, "\(first.stderr)")
         let same = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o", "--resume"])
         #expect(same.code == 0 && same.stdout.contains("2 resumed"), "\(same.stdout) \(same.stderr)")
+        // Lines written before data_digest existed (stop 31) resume on the rest.
+        let file = dir + "/o/results.jsonl"
+        let current = try Self.lines(file)
+        #expect(current.allSatisfy { $0.contains(#""data_digest":""#) })
+        CLI.write(current.map { $0.replacingOccurrences(of: #","data_digest":"[0-9a-f]{16}""#, with: "", options: .regularExpression) }
+            .joined(separator: "\n") + "\n", file)
+        let old = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o", "--resume"])
+        #expect(old.code == 0 && old.stdout.contains("2 resumed"), "\(old.stdout) \(old.stderr)")
+        CLI.write(current.joined(separator: "\n") + "\n", file)
         CLI.write("1,2,0.5,0.3\n0.5,-1,2,0.2\n", dir + "/A.csv")
         let changed = try CLI.run(["sweep", dir + "/s.json", "--out", dir + "/o", "--resume"])
         #expect(changed.code == 2 && changed.stderr.contains("data file"), "\(changed.stderr)")

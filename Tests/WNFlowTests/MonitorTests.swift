@@ -730,26 +730,36 @@ struct ZeroLossSetTests {
     func find() throws {
         // y = A w with w of mixed signs: S₊ = {w}, not ≥ 0.
         let square = try Self.config(columns: 10) { a, _ in a.multiply((0..<10).map { $0 % 3 == 0 ? -0.5 : 1.0 }) }
-        #expect(ZeroLossSet.find(problem: square.problem, x0: square.x0) == .empty("S₊ = {z ≥ 0 : Az = y} is empty (GLPK: no non-negative solution)"))
+        guard case let .empty(set, minimum) = ZeroLossSet.find(problem: square.problem, x0: square.x0) else {
+            Issue.record("square: not empty"); return
+        }
+        #expect(set == "S₊ = {z ≥ 0 : Az = y} is empty (GLPK: no non-negative solution)")
+        // The lowest loss over z ≥ 0 (non-negative least squares) is below every z ≥ 0's: the
+        // start's z and A⁻¹y's positive part.
+        let m = try #require(minimum)
+        let p = square.problem
+        func loss(_ z: [Double]) -> Double { 0.5 * zip(p.matrix.multiply(z), p.y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) }
+        let w = try SVD(p.matrix).pseudoInverseApply(p.y)
+        #expect(m > 1e-4 && m <= loss(square.x0.map { $0 * $0 }) && m <= loss(w.map { max($0, 0) }), "\(m)")
         for (depth, signed) in [(2, true), (1, false), (3, true)] {
             let tall = try Self.config(columns: 5, depth: depth, signed: signed)
-            guard case let .empty(text) = ZeroLossSet.find(problem: tall.problem, x0: tall.x0) else {
+            guard case let .empty(text, least) = ZeroLossSet.find(problem: tall.problem, x0: tall.x0) else {
                 Issue.record("depth \(depth) signed \(signed): not empty"); continue
             }
-            #expect(text.hasPrefix("y ∉ range A"))
+            #expect(text.hasPrefix("y ∉ range A") && (least ?? 0) > 0)
         }
         // The full problem without its ground truth: Ã⁺y has negative entries, GLPK's point does not.
         let wide = try Self.config(columns: 25)
         let pinv = try SVD(wide.problem.matrix).pseudoInverseApply(wide.problem.y)
         #expect(pinv.contains { $0 < 0 })
         guard case let .point(z, source) = ZeroLossSet.find(problem: wide.problem, x0: wide.x0) else { Issue.record("no point"); return }
-        #expect(source == "the l1 minimizer over S₊" && z.allSatisfy { $0 >= 0 })
+        #expect(source == "the l1 minimizer over S₊ ∈ S₊" && z.allSatisfy { $0 >= 0 })
         let r = zip(wide.problem.matrix.multiply(z), wide.problem.y).map { abs($0 - $1) }.max() ?? 1
         #expect(r < 1e-10)
         // Signed and feasible: the split of A⁺y.
         let signed = try Self.config(columns: 25, signed: true)
         guard case let .point(zs, s2) = ZeroLossSet.find(problem: signed.problem, x0: signed.x0) else { Issue.record("no signed point"); return }
-        #expect(s2 == "Ã⁺y split into its signs" && zs.allSatisfy { $0 >= 0 })
+        #expect(s2 == "Ã⁺y split into its signs ∈ S₊" && zs.allSatisfy { $0 >= 0 })
     }
 
     @Test("an empty S₊: 3.18 skipped, limit-residual measured, simulate's message names the set; a reachable y still fails limit-residual")
@@ -759,15 +769,25 @@ struct ZeroLossSetTests {
         #expect(v.skipped.contains { $0.name == "lemma-3.18-bregman" && $0.reason.contains("S₊") })
         let residual = try #require(v.reports.first { $0.name == "limit-residual" })
         #expect(residual.isMeasurement && residual.passed && (residual.value ?? 0) > 0.01, "\(residual)")
-        #expect(v.result.status == .tEnd && (v.result.message ?? "").contains("no weights reach zero loss"), "\(v.result.message ?? "")")
+        #expect(v.result.status == .tEnd && (v.result.message ?? "").contains("lowest loss any weights reach"), "\(v.result.message ?? "")")
         // The same A with y = A·1 (S₊ ∋ 1) stopped at t_end = 1e-2: a verdict, and it fails.
         var short = try Self.config(columns: 10) { a, _ in a.multiply([Double](repeating: 1, count: 10)) }
         short.integrator.tEnd = 1e-2
         let w = Verification.run(config: short, extraChecks: { _, _ in [] })
         let r2 = try #require(w.reports.first { $0.name == "limit-residual" })
         #expect(!r2.isMeasurement && !r2.passed)
-        #expect(!(w.result.message ?? "").contains("no weights reach zero loss"))
+        #expect(!(w.result.message ?? "").contains("lowest loss any weights reach"))
         #expect(w.reports.contains { $0.name == "lemma-3.18-bregman" })
+        // The empty S₊ with a stop above its lowest loss, stopped short: a verdict, and it fails
+        // (the stop was reachable; before the minimum was computed it passed as a measurement).
+        var above = square
+        above.integrator.lossBelow = 2 * (ZeroLossSet.nonNegativeLeastSquares(square.problem.matrix, square.problem.y)
+            .map { 0.5 * pow(ZeroLossSet.residualNorm(square.problem.matrix, $0, square.problem.y), 2) } ?? 1)
+        above.integrator.tEnd = 1e-2
+        let u = Verification.run(config: above, extraChecks: { _, _ in [] })
+        let r3 = try #require(u.reports.first { $0.name == "limit-residual" })
+        #expect(u.result.status == .tEnd && !r3.isMeasurement && !r3.passed, "\(u.result.status) \(r3)")
+        #expect(!(u.result.message ?? "").contains("lowest loss any weights reach"))
     }
 
     /// Where Ã⁺y leaves S₊, the reference is GLPK's point: the true flow passes, gradient ascent

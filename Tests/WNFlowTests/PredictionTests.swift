@@ -364,7 +364,7 @@ struct PredictorComparisonBreakTests {
         let e2 = try Prediction(config: cfg, limitOnly: true).report.prediction.errorEstimate
         // (g: z's part over L, since g∞ = ‖z∞^{1/L}‖, or the 4ε floor every estimate has.)
         let z2 = e2?.z ?? 0
-        #expect(z2 < 1e-12 && (e2?.g ?? 0) == max(PredictionError.roundingFloor, z2 / 2), "\(String(describing: e2))")
+        #expect(z2 < 1e-12 && (e2?.g ?? 0) <= PredictionError.roundingFloor + z2 / 2, "\(String(describing: e2))")
         let p3 = try Fixture.problem(m: 8, n: 24, depth: 3, seed: 102)
         let c3 = Fixture.config(p3, flow: .wn, x0: [Double](repeating: 0.3, count: p3.n), etaG: 0.1)
         let e3 = try #require(try Prediction(config: c3, limitOnly: true).report.prediction.errorEstimate)

@@ -8,11 +8,16 @@ public struct SweepPoint: Sendable {
     public var params: [(String, JSON)]
     public var config: JSON
     /// `config_digest` of its JSONL line (`SweepPoint.digest(of:)` of the run's config as the
-    /// SWEEP.json gives it, and of the data files it names), so that `--resume` also notices a
-    /// changed `base` (the params alone did not: a resumed sweep mixed runs of two configs).
-    /// For `reproduce` the digest of the config without `integrator.stop`, which is computed
-    /// from y (BLAS-dependent in its last bits).
+    /// SWEEP.json gives it), so that `--resume` also notices a changed `base` (the params alone
+    /// did not: a resumed sweep mixed runs of two configs). For `reproduce` the digest of the
+    /// config without `integrator.stop`, which is computed from y (BLAS-dependent in its last
+    /// bits), and of the plan's relative stop.
     public var configDigest: String?
+    /// `data_digest` of its line: the digest of the contents of the data files the config
+    /// names (`dataFiles(of:)`), nil when it names none. A separate field, so that lines
+    /// written before it existed keep their `config_digest` (stop 31: `--resume` kept 10 runs
+    /// of an old `A.csv` and ran 14 on the new one).
+    public var dataDigest: String?
 
     /// `json` without the value at `path` (nothing when it is absent).
     public static func removing(path: [String], from json: JSON) -> JSON {
@@ -21,13 +26,11 @@ public struct SweepPoint: Sendable {
         return .object(pairs.map { $0.0 == head ? ($0.0, removing(path: Array(path.dropFirst()), from: $0.1)) : $0 })
     }
 
-    /// FNV-1a (64 bit) of `json` serialized, 16 hex digits. `files`: the digests of the data
-    /// files the config names (`dataFiles(of:)`), folded in after the text, so that `--resume`
-    /// notices new data under the same file name (it kept 10 runs of an old `A.csv` and ran 14
-    /// on the new one). Configs without data files keep the digest of their text alone.
-    public static func digest(of json: JSON, files: [String] = []) -> String {
+    /// FNV-1a (64 bit) of `json` serialized, then of `extra` (strings folded in after it), 16
+    /// hex digits.
+    public static func digest(of json: JSON, extra: [String] = []) -> String {
         var h = fnv(json.serialized(indent: false).utf8)
-        for f in files { h = fnv(f.utf8, from: h) }
+        for f in extra { h = fnv(f.utf8, from: h) }
         return hex16(h)
     }
 
@@ -46,14 +49,14 @@ public struct SweepPoint: Sendable {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// `points` with `configDigest` over their data files' contents too (`digest(of:files:)`),
-    /// each file read and hashed once. A file that cannot be read is left to the config's own
-    /// parse to report.
+    /// `points` with `dataDigest` set where their configs name data files: FNV-1a over each
+    /// file's own digest in document order, each file read and hashed once. A file that cannot
+    /// be read is left to the config's own parse to report.
     public static func digestingDataFiles(_ points: [SweepPoint], baseDirectory: String) -> [SweepPoint] {
         var hashes: [String: String] = [:]
         return points.map { p in
             let paths = dataFiles(of: p.config, baseDirectory: baseDirectory)
-            guard !paths.isEmpty, p.configDigest != nil else { return p }
+            guard !paths.isEmpty else { return p }
             var q = p
             let files = paths.map { path -> String in
                 if let h = hashes[path] { return h }
@@ -61,7 +64,7 @@ public struct SweepPoint: Sendable {
                 hashes[path] = h
                 return h
             }
-            q.configDigest = digest(of: p.config, files: files)
+            q.dataDigest = hex16(files.reduce(fnv([UInt8]())) { fnv($1.utf8, from: $0) })
             return q
         }
     }
@@ -268,6 +271,12 @@ public final class JSONLinesFile: @unchecked Sendable {
         bytes.removeAll()
     }
 
+    /// `text` split at LF and CRLF ("\r\n" is one Character in Swift, so a split at "\n"
+    /// alone left a CRLF file one line).
+    public static func lines(of text: String, keepingEmpty: Bool) -> [String] {
+        text.split(omittingEmptySubsequences: !keepingEmpty, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
+    }
+
     /// Reads the complete lines of a JSONL file, cutting off a torn trailing line (no final
     /// newline: the only damage a killed writer leaves) and reading CRLF endings as LF; when
     /// either happened the file is rewritten (atomically) without it. Any other line that is
@@ -277,8 +286,7 @@ public final class JSONLinesFile: @unchecked Sendable {
     public static func recover(path: String) throws -> [(line: String, json: JSON)] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         let text = String(decoding: data, as: UTF8.self)
-        // "\r\n" is one Character in Swift, so split on both.
-        var pieces = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
+        var pieces = lines(of: text, keepingEmpty: true)
         var rewrite = text.contains("\r\n")
         if let last = pieces.last {
             if last.isEmpty { pieces.removeLast() } else { pieces.removeLast(); rewrite = true }
@@ -305,8 +313,10 @@ public final class JSONLinesFile: @unchecked Sendable {
 public final class OutputLock: @unchecked Sendable {
     private let fd: Int32
 
-    public init(path: String) throws {
-        let url = URL(fileURLWithPath: path)
+    /// `hint`: appended to the refusal (sweep: " (or another --shard)").
+    public init(path: String, hint: String = "") throws {
+        // Beside the file a symlink points to, where AtomicFile writes its temporaries.
+        let url = URL(fileURLWithPath: AtomicFile.finalTarget(of: path))
         let dir = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -315,9 +325,16 @@ public final class OutputLock: @unchecked Sendable {
         guard fd >= 0 else {
             throw ConfigError("--out", "cannot create '\(lockPath)': \(String(cString: strerror(errno)))")
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            guard code == EWOULDBLOCK else {
+                // A file system without locks (NFS without its lock service, Lustre without
+                // -o flock): go on unlocked rather than refuse every run.
+                FileHandle.standardError.write(Data("note: cannot lock '\(lockPath)' (\(String(cString: strerror(code)))); make sure no other wnflow process writes '\(path)'\n".utf8))
+                return
+            }
             close(fd)
-            throw ConfigError("--out", "'\(path)' is being written by another wnflow process; wait for it to finish, or use another --out (or another --shard)")
+            throw ConfigError("--out", "'\(path)' is being written by another wnflow process; wait for it to finish, or use another --out\(hint)")
         }
         let stale = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("." + name + ".tmp-") }
         for f in stale { try? FileManager.default.removeItem(atPath: dir + "/" + f) }
@@ -358,7 +375,7 @@ public enum SweepEngine {
     /// `changed`: what a config digest that differs means (reproduce: other figure settings).
     public static func completedIndices(path: String, points: [SweepPoint],
                                         origin: String = "it was made by another sweep",
-                                        changed: String = "sweep.base or a data file it names changed; any edit counts, even reordered keys") throws -> Set<Int> {
+                                        changed: String = "sweep.base changed; any edit counts, even reordered keys") throws -> Set<Int> {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         let byIndex = Dictionary(points.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         var done = Set<Int>()
@@ -378,6 +395,10 @@ public enum SweepEngine {
             if let d = r.json["config_digest"], let mine = p.configDigest, d != .string(mine) {
                 throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run from another config (\(changed)); write to a new folder or delete that file")
             }
+            // Lines written before stop 31 have no data digest; they are taken on the rest.
+            if let d = r.json["data_digest"], d != p.dataDigest.map(JSON.string) {
+                throw ConfigError("--resume", "'\(path)' line for index \(p.index) was run on other data (a data file the config names changed); write to a new folder or delete that file")
+            }
             done.insert(p.index)
         }
         return done
@@ -394,7 +415,8 @@ public enum SweepEngine {
     public static func record(point: SweepPoint, config: SimulationConfig, result: SimulationResult,
                               metrics: [(String, JSON)], includeWallTime: Bool = true) -> JSON {
         guard case let .object(fields) = result.json(config: config, includeWallTime: includeWallTime) else { return .null }
-        let digest: [(String, JSON)] = point.configDigest.map { [("config_digest", .string($0))] } ?? []
+        let digest: [(String, JSON)] = (point.configDigest.map { [("config_digest", .string($0))] } ?? [])
+            + (point.dataDigest.map { [("data_digest", .string($0))] } ?? [])
         return .object([("index", .number(Double(point.index))), ("params", .object(point.params))] + digest + fields + metrics)
     }
 

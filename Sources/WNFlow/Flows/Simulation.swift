@@ -700,14 +700,18 @@ extension Simulation {
         return nil
     }
 
-    /// Where no weights reach zero loss (`ZeroLossSet`, from the run's start): why, and
-    /// that neither t_end nor max_steps will reach the loss stop. Nil where the set is
-    /// non-empty or undecided. Costs an SVD and at most one LP, so only at the end of a run
-    /// that fell short.
+    /// Where no weights reach zero loss (`ZeroLossSet`, from the run's start) and the loss
+    /// stop lies below the lowest loss they reach: why, and that neither t_end nor max_steps
+    /// will reach the stop. Nil otherwise (a stop above that minimum is reachable). Costs an
+    /// SVD, an LP and a non-negative least squares (remembered per problem), so only at the
+    /// end of a run that fell short.
     func zeroLossUnreachable() -> String? {
-        guard case let .empty(set) = ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState)) else { return nil }
-        return set + ", so no weights reach zero loss: the loss levels off above 0 and neither a larger t_end nor more steps "
-            + "reach the stop; set integrator.stop.speed_below to end the run where it levels off (wnflow predict exits 2 on this problem)"
+        let answer = ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState))
+        guard let why = ZeroLossSet.unreachableStop(answer, lossBelow: config.lossThreshold) else { return nil }
+        // predict exits 2 on an empty S₊ at depth ≥ 2; at depth 1 it gives the least-squares point.
+        let predict = config.problem.depth >= 2 ? " (wnflow predict exits 2 on this problem)" : ""
+        return why + ", so neither a larger t_end nor more steps reach it; raise integrator.stop.loss_below above that minimum, "
+            + "or set integrator.stop.speed_below to end the run where the loss levels off" + predict
     }
 
     /// "max_steps (…) reached at t = …, loss …".

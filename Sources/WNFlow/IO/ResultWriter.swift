@@ -4,18 +4,26 @@ import GSLKit
 /// Writes files atomically: to a temporary name in the same folder, then
 /// renamed, so a reader never sees half a file.
 public enum AtomicFile {
-    /// Writes `text` to `path` through a temporary file renamed into place. A symlink is
-    /// followed (its target is replaced, not the link); a path that exists and is not a
-    /// regular file (a FIFO, `/dev/stdout`, a device) is written in place: the rename had
-    /// turned `/dev/full` into a regular file.
+    /// Writes `text` to `path` through a temporary file renamed into place. A symlink chain
+    /// is followed to its target, which is replaced (a dangling link's target is created); a
+    /// target that exists and is not a regular file (a FIFO, a device) is written in place,
+    /// and `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` through their descriptors (the rename had
+    /// turned `/dev/full` into a regular file, and re-opening `/proc/self/fd/1` of a shell's
+    /// `>> log` would write over the log's start).
     public static func write(_ text: String, to path: String) throws {
-        var url = URL(fileURLWithPath: path).resolvingSymlinksInPath()
+        if let fd = standardDescriptor(path) {
+            do { try FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(contentsOf: Data(text.utf8)) } catch {
+                throw ConfigError("--out", "cannot write '\(path)': \(ConfigError.fileReason(error))")
+            }
+            return
+        }
+        let target = finalTarget(of: path)
         var st = stat()
-        if lstat(url.path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+        if stat(target, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
             guard (st.st_mode & S_IFMT) != S_IFDIR else {
                 throw ConfigError("--out", "cannot write '\(path)': it is a folder")
             }
-            guard let handle = FileHandle(forWritingAtPath: url.path) else {
+            guard let handle = FileHandle(forWritingAtPath: target) else {
                 throw ConfigError("--out", "cannot write '\(path)': \(String(cString: strerror(errno)))")
             }
             defer { try? handle.close() }
@@ -24,7 +32,7 @@ public enum AtomicFile {
             }
             return
         }
-        url = url.standardizedFileURL
+        let url = URL(fileURLWithPath: target).standardizedFileURL
         let dir = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
@@ -35,6 +43,32 @@ public enum AtomicFile {
             try? FileManager.default.removeItem(at: tmp)
             throw ConfigError("--out", "cannot write '\(url.path)': \(err) (renaming the finished file into place)")
         }
+    }
+}
+
+extension AtomicFile {
+    /// The descriptor `/dev/stdout`, `/dev/stderr` or `/dev/fd/N` (`/proc/self/fd/N`) names.
+    static func standardDescriptor(_ path: String) -> Int32? {
+        switch path {
+        case "/dev/stdout": return 1
+        case "/dev/stderr": return 2
+        default:
+            for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+                return Int32(path.dropFirst(prefix.count))
+            }
+            return nil
+        }
+    }
+
+    /// Where a chain of symlinks from `path` ends (the path itself when it is none; at most
+    /// 40 links, as the kernel allows).
+    static func finalTarget(of path: String) -> String {
+        var p = path
+        for _ in 0..<40 {
+            guard let dest = try? FileManager.default.destinationOfSymbolicLink(atPath: p) else { break }
+            p = dest.hasPrefix("/") ? dest : URL(fileURLWithPath: p).deletingLastPathComponent().appendingPathComponent(dest).path
+        }
+        return p
     }
 }
 

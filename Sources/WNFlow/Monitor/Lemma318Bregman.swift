@@ -38,9 +38,10 @@ public final class Lemma318Bregman: Check {
     let rule: ToleranceRule
     /// The reference point `z` with `Ãz = y`.
     public let z: [Double]
-    /// Whether `z` is in S₊ (the lemma's hypothesis) rather than `Ã⁺y` off it.
+    /// Whether `z` came from `ZeroLossSet` (in S₊, the lemma's hypothesis; depth 1: any
+    /// solution of Ãz = y) rather than `Ã⁺y` where that was undecided.
     public let zIsGroundTruth: Bool
-    /// Where `z` came from ("ground truth", "Ã⁺y", "the l1 minimizer over S₊", …).
+    /// Where `z` came from and the set it is in ("ground truth ∈ S₊", "Ã⁺y ∈ {z : Ãz = y}", …).
     let zSource: String
     private var previous = Double.nan
     private var previousScale = 0.0
@@ -102,7 +103,7 @@ public final class Lemma318Bregman: Check {
 
     public func report() -> CheckReport {
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
-        let zName = zIsGroundTruth ? "z = \(zSource) ∈ S₊" : "z = Ã⁺y"
+        let zName = zIsGroundTruth ? "z = \(zSource)" : "z = Ã⁺y"
         let function = context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"
         return context.qualified(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,

@@ -83,11 +83,11 @@ public final class Monitor {
         }
         // Lemma 3.18 at even depth from any start without zeros: there x^L = |x|^L, and the flow
         // from x₀ is the one from |x₀| with the signs kept (docs/math.md §5).
-        let zeroLoss = gfLike && (positiveOK || L % 2 == 0 && nonzeroOK)
-            ? ZeroLossSet.find(problem: flow.problem, x0: flow.weights(of: initialState)) : .undecided
-        if case let .empty(set) = zeroLoss {
+        let bregmanApplies = gfLike && (positiveOK || L % 2 == 0 && nonzeroOK)
+        let zeroLoss = bregmanApplies ? ZeroLossSet.find(problem: flow.problem, x0: flow.weights(of: initialState)) : .undecided
+        if case let .empty(set, _) = zeroLoss {
             skip.append(("lemma-3.18-bregman", set + ": the lemma holds for no z, and the loss cannot reach 0"))
-        } else if gfLike && (positiveOK || L % 2 == 0 && nonzeroOK) {
+        } else if bregmanApplies {
             var reference: (z: [Double], source: String)? = nil
             if case let .point(z, source) = zeroLoss { reference = (z, source) }
             cs.append(try Lemma318Bregman(context: context, rule: rule, reference: reference))

@@ -226,11 +226,15 @@ public enum Theory {
             // (those cases: 5e-10, 3e-15 and 1e-13 from the integrated limits). Should that
             // solve fail, the answer claims no digits in z, so verify measures, not judges, it.
             var ellError = ell
+            // g's share of log ρ's rounding: z's floor over L, but not the "no digits in z" floor
+            // below, where g itself is within rounding of g₀ (that bump made g's estimate 1/L).
+            var gFloor = floor
             if WeightNormLimit.rootUnresolvedInG(g: gi, g0: g0, c: cc) {
                 let kappa = cc * g0 * g0 * Double.ulpOfOne
                 if wn.logRhoPolished {
                     ellError = 2 * Double.ulpOfOne * (abs(wn.logRho ?? 0) + 1)
                     floor = Double(max(depth - 1, 1)) * ellError
+                    gFloor = floor
                 } else {
                     floor = max(floor, 1)
                     warnings.append("g_inf is within rounding of g0 while c·g0²·ε = \(kappa) > 1e-3: log rho = log(g0/g) + c(g² − g0²) "
@@ -240,13 +244,14 @@ public enum Theory {
             if depth == 2 && floor > sensitivityLevel && floor < 1, let lr = wn.logRho,
                let moved = zMoves(A: A, y: y, prediction: pred, logX0: x0.map { Foundation.log($0) - lr }) {
                 floor = min(floor, ellError * moved.shift + 4 * Double.ulpOfOne * moved.entries)
+                gFloor = min(gFloor, floor)
             }
             if floor.isFinite && floor > 0 {
                 // g∞ = ‖z∞^{1/L}‖ at the root, so z's floor reaches g at 1/L of it (the g part
                 // had kept the GF solve's own 4ε while log ρ's rounding moved z by up to 1e-11).
                 let old = pred.errorEstimate
                 pred.errorEstimate = PredictionError(z: (old?.z ?? 0) + floor,
-                                                     g: max(old?.g ?? 0, floor / Double(max(depth, 1))))
+                                                     g: (old?.g ?? 0) + (gFloor.isFinite ? gFloor : 0) / Double(max(depth, 1)))
             }
         case let .wnTimeDependent(etaV):
             let wn = try WeightNormLimit.timeDependent(A: A, y: y, depth: depth, x0: x0, etaV: etaV)

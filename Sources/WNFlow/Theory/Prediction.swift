@@ -46,6 +46,14 @@ public struct Prediction: Sendable {
             // numerical failure (exit 3) but a degenerate input.
             throw ConfigError("config.problem.y", "is all zeros, so the depth-\(p.depth) limit is z = 0 (x → 0), which the dual Newton cannot reach; give a non-zero y (or generate with sparsity ≥ 1)")
         }
+        let zeroYAtDepth1 = p.depth == 1 && flow.isConstantRateWN && p.y.allSatisfy({ $0 == 0 })
+        let noRootMessage = "is all zeros and no g > 0 solves g = ||X(x0/rho(g))||, so the depth-1 WN flow takes g -> 0 (x -> 0), a limit the root search does not return; give a non-zero y (or simulate the run)"
+        // y = 0 and x₀ ⟂ ker A: X(x₀/ρ) = P x₀/ρ = 0 for every g, and the root search read rounding
+        // noise as a root (a limit with residual 5.3, exit 0).
+        if zeroYAtDepth1, let projector = try? KernelProjector(p.matrix),
+           norm2(projector.apply(config.x0)) <= 1e-12 * norm2(config.x0) {
+            throw ConfigError("config.problem.y", noRootMessage)
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly, signed: p.signed)
@@ -56,11 +64,11 @@ public struct Prediction: Sendable {
             throw ConfigError("config.problem", "S₊ = {z ≥ 0 : Az = y} is empty, so no depth-\(p.depth) flow can reach zero loss; check y (or use signed: true)")
         } catch let TheoryError.invalidInput(msg) {
             throw ConfigError("config.init.x0", msg)
-        } catch TheoryError.notConverged where p.depth == 1 && flow.isConstantRateWN && p.y.allSatisfy({ $0 == 0 }) {
+        } catch TheoryError.notConverged where zeroYAtDepth1 {
             // y = 0 at depth 1: X(x₀/ρ) = P_ker x₀/ρ, and g = ‖P_ker x₀‖/ρ(g) has no root g > 0 when
             // ‖P_ker x₀‖ < g₀·exp(−c·g₀²); the flow then takes g → 0 (simulate: g 1e-152 at loss
             // 1e-304), the depth ≥ 2 case's degenerate limit x = 0, not a numerical failure.
-            throw ConfigError("config.problem.y", "is all zeros and no g > 0 solves g = ||X(x0/rho(g))||, so the depth-1 WN flow takes g -> 0 (x -> 0), a limit the root search does not return; give a non-zero y (or simulate the run)")
+            throw ConfigError("config.problem.y", noRootMessage)
         }
         wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         x = report.x

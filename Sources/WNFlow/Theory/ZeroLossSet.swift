@@ -4,73 +4,163 @@ import GSLKit
 /// The end-to-end weights a flow can reach with zero loss (MATH.md §0): `S₊ = {z ≥ 0 : Ãz = y}`
 /// at depth ≥ 2 (signed runs: `Ã = [A, −A]`, so S₊ is non-empty exactly when y ∈ range A), and
 /// `{z : Az = y}` at depth 1, where signs may change. When the set is empty no flow reaches
-/// zero loss: the loss has a positive minimum over the reachable weights, Lemma 3.18 holds
-/// for no z, and no t_end or max_steps reaches the loss stop.
+/// zero loss: the loss has a positive minimum over the reachable weights (`minimumLoss`),
+/// Lemma 3.18 holds for no z, and no t_end reaches a loss stop below that minimum.
 public enum ZeroLossSet {
     /// What `find` learned.
     public enum Answer: Sendable, Equatable {
-        /// A point of the set, and where it came from.
+        /// A point of the set; `source` says where it came from and which set it is in.
         case point([Double], source: String)
-        /// The set is empty; the text names it ("S₊ = {z ≥ 0 : Ãz = y}" or "y ∉ range A").
-        case empty(String)
-        /// Not decided (a start whose signs restrict the set otherwise, an LP too large to
-        /// run here, or GLPK failing).
+        /// The set is empty: `set` names it, `minimumLoss` is the lowest ½‖Ãz − y‖² over the
+        /// reachable z (least squares, or non-negative least squares at depth ≥ 2; nil when
+        /// that solve failed).
+        case empty(set: String, minimumLoss: Double?)
+        /// Not decided (a start whose signs restrict the set otherwise, a problem too large
+        /// for the SVD and LP here, or GLPK failing).
         case undecided
     }
 
     /// `M·N` above which `find` runs neither the SVD nor the LP and answers only from the
     /// ground truth. GLPK's simplex added 0.45 s to a monitored 200 × 500 run (0.6 s before)
-    /// and 3.4 s to a 500 × 2000 one (9.1 s).
+    /// and 3.4 s to a 500 × 2000 one (9.1 s); at N = 10000, M = 2000 the SVD's factors alone
+    /// would double the memory a run of that size is allowed (2.5× A).
     public static let lpEntryLimit = 250_000.0
 
-    /// A point of the set the flow from `x0` (the weights at t = 0, length `weightCount`)
-    /// moves in: the ground truth when it lies in S₊ (generated problems), else `Ã⁺y` when
-    /// it solves `Ãz = y` to 1e-8 (and is ≥ 0 at depth ≥ 2, or for signed runs its split
-    /// `(max(s, 0), max(−s, 0))`, `s = A⁺y`), else GLPK's ℓ1 minimizer over S₊. Depth ≥ 2
-    /// needs a start without zero entries (those stay 0, Lemma 3.3), positive at odd depth;
-    /// other starts give `.undecided`.
-    public static func find(problem p: Problem, x0: [Double], pseudoInverse given: [Double]? = nil) -> Answer {
+    /// Whether `find` can say anything for this start: depth 1, or depth ≥ 2 from a start
+    /// without zero entries (those stay 0, Lemma 3.3), positive at odd depth.
+    public static func applies(depth: Int, x0: [Double]) -> Bool {
+        depth == 1 || x0.allSatisfy { $0 != 0 && $0.isFinite } && (depth % 2 == 0 || x0.allSatisfy { $0 > 0 })
+    }
+
+    /// `find`, remembered per problem and start-sign class for the process (a sweep's t_end
+    /// runs of one problem, and a verify run's monitor, end message and limit checks, ask
+    /// the same question).
+    public static func find(problem p: Problem, x0: [Double]) -> Answer {
+        guard applies(depth: p.depth, x0: x0), x0.count == p.weightCount,
+              p.groundTruth != nil || Double(p.matrix.rows) * Double(p.matrix.cols) <= lpEntryLimit else { return .undecided }
+        let key = cacheKey(p)
+        if let hit = cache.value(key) { return hit }
+        let answer = solve(problem: p)
+        cache.store(key, answer)
+        return answer
+    }
+
+    /// A point of the set: the ground truth when it solves `Ãz = y` to 1e-8 (and lies in S₊
+    /// at depth ≥ 2; generated problems), else `Ã⁺y` when it solves it (at depth ≥ 2 when it
+    /// is ≥ 0, for signed runs its split `(max(s, 0), max(−s, 0))`, `s = A⁺y`), else GLPK's
+    /// ℓ1 minimizer over S₊.
+    static func solve(problem p: Problem) -> Answer {
         let a = p.matrix, y = p.y
         let yNorm = max(norm2(y), .leastNormalMagnitude)
-        func solves(_ z: [Double]) -> Bool {
-            let r = zip(a.multiply(z), y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-            return r <= 1e-8 * yNorm
-        }
-        if p.depth >= 2 {
-            guard x0.count == p.weightCount, x0.allSatisfy({ $0 != 0 && $0.isFinite }),
-                  p.depth % 2 == 0 || x0.allSatisfy({ $0 > 0 }) else { return .undecided }
-        }
-        if p.depth >= 2, let truth = p.groundTruth {
+        func solves(_ z: [Double]) -> Bool { residualNorm(a, z, y) <= 1e-8 * yNorm }
+        let inS = p.depth == 1 ? "{z : Ãz = y}" : "S₊"
+        if let truth = p.groundTruth {
             let z = p.signed ? truth.map { max($0, 0) } + truth.map { max(-$0, 0) } : truth
-            if z.allSatisfy({ $0 >= 0 }), solves(z) { return .point(z, source: "ground truth") }
+            if p.depth == 1 || z.allSatisfy({ $0 >= 0 }), solves(z) { return .point(z, source: "ground truth ∈ \(inS)") }
         }
-        // Past the LP's size the SVD is skipped too: at N = 10000, M = 2000 its factors alone
-        // would double the memory a run of that size is allowed (2.5× A).
-        guard given != nil || Double(a.rows) * Double(a.cols) <= lpEntryLimit else { return .undecided }
-        guard let pinv = given ?? (try? SVD(a).pseudoInverseApply(y)), pinv.count == p.weightCount else { return .undecided }
+        guard Double(a.rows) * Double(a.cols) <= lpEntryLimit,
+              let pinv = try? SVD(a).pseudoInverseApply(y), pinv.count == p.weightCount else { return .undecided }
         let inRange = solves(pinv)
         if p.depth == 1 || p.signed {
-            guard inRange else { return .empty("y ∉ range A (no z with Az = y; least-squares residual " + residualText(a, pinv, y) + ")") }
-            if p.depth == 1 { return .point(pinv, source: "Ã⁺y") }
+            guard inRange else {
+                let r = residualNorm(a, pinv, y)
+                return .empty(set: "y ∉ range A (no z with Az = y; least-squares residual \(JSON.format(r / yNorm)) of ‖y‖)",
+                              minimumLoss: 0.5 * r * r)
+            }
+            if p.depth == 1 { return .point(pinv, source: "Ã⁺y ∈ \(inS)") }
             let n = p.n
             let s = (0..<n).map { pinv[$0] - pinv[n + $0] }
-            return .point(s.map { max($0, 0) } + s.map { max(-$0, 0) }, source: "Ã⁺y split into its signs")
+            return .point(s.map { max($0, 0) } + s.map { max(-$0, 0) }, source: "Ã⁺y split into its signs ∈ S₊")
         }
-        if inRange, pinv.allSatisfy({ $0 >= 0 }) { return .point(pinv, source: "Ã⁺y") }
-        guard Double(a.rows) * Double(a.cols) <= lpEntryLimit else { return .undecided }
+        if inRange, pinv.allSatisfy({ $0 >= 0 }) { return .point(pinv, source: "Ã⁺y ∈ S₊") }
         do {
             let r = try L1Minimization.minimum(A: a, y: y)
-            return .point(r.minimizer, source: "the l1 minimizer over S₊")
+            return .point(r.minimizer, source: "the l1 minimizer over S₊ ∈ S₊")
         } catch TheoryError.emptyFeasibleSet {
-            return .empty("S₊ = {z ≥ 0 : Az = y} is empty (GLPK: no non-negative solution)")
+            let z = nonNegativeLeastSquares(a, y)
+            return .empty(set: "S₊ = {z ≥ 0 : Az = y} is empty (GLPK: no non-negative solution)",
+                          minimumLoss: z.map { 0.5 * pow(residualNorm(a, $0, y), 2) })
         } catch {
             return .undecided
         }
     }
 
-    /// `‖Ãz − y‖/‖y‖` as text.
-    static func residualText(_ a: Matrix, _ z: [Double], _ y: [Double]) -> String {
-        let r = zip(a.multiply(z), y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-        return "\(JSON.format(r / max(norm2(y), .leastNormalMagnitude))) of ‖y‖"
+    /// Where the answer is `.empty` and `lossBelow` lies below its minimum loss (by more than
+    /// that minimum's rounding): the words for a run that cannot reach its stop. Nil where the
+    /// stop is reachable (a `loss_below` above the minimum: a run that ends short of it just
+    /// ran out of t_end) or nothing is known.
+    public static func unreachableStop(_ answer: Answer, lossBelow: Double) -> String? {
+        guard case let .empty(set, minimum?) = answer, lossBelow < minimum * (1 - 1e-6) else { return nil }
+        return set + ", and the lowest loss any weights reach is \(JSON.format(minimum)), above the stop \(JSON.format(lossBelow))"
+    }
+
+    /// Lawson–Hanson: `argmin_{z ≥ 0} ‖Az − y‖`, the passive set's least squares by SVD; nil
+    /// past `3n` inner iterations or when a solve fails.
+    static func nonNegativeLeastSquares(_ a: Matrix, _ y: [Double]) -> [Double]? {
+        let m = a.rows, n = a.cols
+        var z = [Double](repeating: 0, count: n)
+        var passive = [Bool](repeating: false, count: n)
+        let tol = 1e-12 * max(a.multiplyTransposed(y).map(abs).max() ?? 0, .leastNormalMagnitude)
+        var iterations = 0
+        while true {
+            let r = zip(y, a.multiply(z)).map { $0 - $1 }
+            let w = a.multiplyTransposed(r)
+            guard let j = (0..<n).filter({ !passive[$0] && w[$0] > tol }).max(by: { w[$0] < w[$1] }) else { return z }
+            passive[j] = true
+            while true {
+                iterations += 1
+                guard iterations <= 3 * n else { return nil }
+                let idx = (0..<n).filter { passive[$0] }
+                var sub = Matrix(rows: m, cols: idx.count)
+                for i in 0..<m { for (k, c) in idx.enumerated() { sub.storage[i * idx.count + k] = a[i, c] } }
+                guard let s = try? SVD(sub).pseudoInverseApply(y) else { return nil }
+                if s.allSatisfy({ $0 > 0 }) {
+                    for (k, c) in idx.enumerated() { z[c] = s[k] }
+                    break
+                }
+                var alpha = 1.0
+                for (k, c) in idx.enumerated() where s[k] <= 0 { alpha = min(alpha, z[c] / (z[c] - s[k])) }
+                for (k, c) in idx.enumerated() {
+                    z[c] += alpha * (s[k] - z[c])
+                    if z[c] <= 0 || s[k] <= 0 && abs(z[c]) <= 1e-15 * max(abs(s[k]), 1) { z[c] = 0; passive[c] = false }
+                }
+            }
+        }
+    }
+
+    /// `‖Ãz − y‖`.
+    static func residualNorm(_ a: Matrix, _ z: [Double], _ y: [Double]) -> Double {
+        zip(a.multiply(z), y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+    }
+
+    /// FNV-1a over the problem's matrix, y, depth, sign flag and ground truth (the answer
+    /// depends on nothing else).
+    static func cacheKey(_ p: Problem) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func fold(_ x: Double) {
+            var b = x.bitPattern
+            for _ in 0..<8 { h ^= b & 0xff; h = h &* 0x0000_0100_0000_01b3; b >>= 8 }
+        }
+        p.matrix.storage.forEach(fold)
+        p.y.forEach(fold)
+        fold(Double(p.depth)); fold(p.signed ? 1 : 0); fold(Double(p.matrix.rows))
+        // The ground truth picks the point returned.
+        fold(p.groundTruth == nil ? 0 : 1)
+        p.groundTruth?.forEach(fold)
+        return String(h, radix: 16)
+    }
+
+    static let cache = AnswerCache()
+
+    /// A small lock-protected memo (at most 64 problems).
+    final class AnswerCache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var answers: [String: Answer] = [:]
+        func value(_ key: String) -> Answer? { lock.lock(); defer { lock.unlock() }; return answers[key] }
+        func store(_ key: String, _ a: Answer) {
+            lock.lock(); defer { lock.unlock() }
+            if answers.count >= 64 { answers.removeAll() }
+            answers[key] = a
+        }
     }
 }
