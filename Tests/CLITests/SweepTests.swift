@@ -218,6 +218,9 @@ struct SweepTests {
         #expect(try CLI.run(["merge", dir + "/o", "--out", dir + "/link.jsonl"]).code == 0)
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link.jsonl") == dir + "/target.jsonl")
         #expect(try Self.lines(dir + "/target.jsonl").count == 2)
+        // --out /dev/stdout writes through the descriptor: the lines reach the caller's stdout.
+        let out = try CLI.run(["merge", dir + "/o", "--out", "/dev/stdout"])
+        #expect(out.code == 0 && out.stdout.split(separator: "\n").filter { $0.hasPrefix(#"{"index":"#) }.count == 2, "\(out.stdout)")
     }
 
     @Test("merge: the BLAS kernel is provenance; a mix is noted, a mix with other numbers is refused naming the kernels")

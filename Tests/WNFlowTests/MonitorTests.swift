@@ -726,6 +726,21 @@ struct ZeroLossSetTests {
         return cfg
     }
 
+    @Test("non-negative least squares (Lawson–Hanson) on small cases with known answers")
+    func nnls() throws {
+        let eye = try #require(Matrix(rowArrays: [[1, 0], [0, 1]]))
+        #expect(ZeroLossSet.nonNegativeLeastSquares(eye, [1, -1]) == [1, 0])
+        // Columns (1, 0, 1) and (0, 1, 1): y = (1, 1, 1) has the positive least-squares point
+        // (2/3, 2/3); y = (1, 1, -1) has Aᵀy = 0, so z = 0.
+        let a = try #require(Matrix(rowArrays: [[1, 0], [0, 1], [1, 1]]))
+        let z = try #require(ZeroLossSet.nonNegativeLeastSquares(a, [1, 1, 1]))
+        #expect(abs(z[0] - 2.0 / 3) < 1e-14 && abs(z[1] - 2.0 / 3) < 1e-14, "\(z)")
+        #expect(ZeroLossSet.nonNegativeLeastSquares(a, [1, 1, -1]) == [0, 0])
+        // y = (-1, 2, 0): least squares (-4/3, 5/3); with z ≥ 0, z₁ = 0 and z₂ = 1.
+        let w = try #require(ZeroLossSet.nonNegativeLeastSquares(a, [-1, 2, 0]))
+        #expect(w[0] == 0 && abs(w[1] - 1) < 1e-14, "\(w)")
+    }
+
     @Test("empty: a square A with A⁻¹y < 0 somewhere (depth 2), y ∉ range A (signed, depth 1); a point otherwise")
     func find() throws {
         // y = A w with w of mixed signs: S₊ = {w}, not ≥ 0.
