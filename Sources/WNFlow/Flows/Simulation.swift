@@ -706,12 +706,17 @@ extension Simulation {
     /// SVD, an LP and a non-negative least squares (remembered per problem), so only at the
     /// end of a run that fell short.
     func zeroLossUnreachable() -> String? {
-        let answer = ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState))
-        guard let why = ZeroLossSet.unreachableStop(answer, lossBelow: config.lossThreshold) else { return nil }
+        guard let why = unreachableStop() else { return nil }
         // predict exits 2 on an empty S₊ at depth ≥ 2; at depth 1 it gives the least-squares point.
         let predict = config.problem.depth >= 2 ? " (wnflow predict exits 2 on this problem)" : ""
         return why + ", so neither a larger t_end nor more steps reach it; raise integrator.stop.loss_below above that minimum, "
             + "or set integrator.stop.speed_below to end the run where the loss levels off" + predict
+    }
+
+    /// `ZeroLossSet.unreachableStop` for this run's problem, start and loss stop.
+    func unreachableStop() -> String? {
+        ZeroLossSet.unreachableStop(ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState)),
+                                    lossBelow: config.lossThreshold)
     }
 
     /// "max_steps (…) reached at t = …, loss …".

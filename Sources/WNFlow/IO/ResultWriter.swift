@@ -11,12 +11,12 @@ public enum AtomicFile {
     /// turned `/dev/full` into a regular file, and re-opening `/proc/self/fd/1` of a shell's
     /// `>> log` would write over the log's start).
     public static func write(_ text: String, to path: String) throws {
-        if let fd = standardDescriptor(path) {
-            do { try FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(contentsOf: Data(text.utf8)) } catch {
+        func inPlace(_ handle: FileHandle) throws {
+            do { try handle.write(contentsOf: Data(text.utf8)) } catch {
                 throw ConfigError("--out", "cannot write '\(path)': \(ConfigError.fileReason(error))")
             }
-            return
         }
+        if let fd = standardDescriptor(path) { return try inPlace(FileHandle(fileDescriptor: fd, closeOnDealloc: false)) }
         let target = finalTarget(of: path)
         var st = stat()
         if stat(target, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
@@ -27,10 +27,7 @@ public enum AtomicFile {
                 throw ConfigError("--out", "cannot write '\(path)': \(String(cString: strerror(errno)))")
             }
             defer { try? handle.close() }
-            do { try handle.write(contentsOf: Data(text.utf8)) } catch {
-                throw ConfigError("--out", "cannot write '\(path)': \(ConfigError.fileReason(error))")
-            }
-            return
+            return try inPlace(handle)
         }
         let url = URL(fileURLWithPath: target).standardizedFileURL
         let dir = url.deletingLastPathComponent()

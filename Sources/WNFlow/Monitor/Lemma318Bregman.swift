@@ -40,7 +40,7 @@ public final class Lemma318Bregman: Check {
     public let z: [Double]
     /// Whether `z` came from `ZeroLossSet` (in S₊, the lemma's hypothesis; depth 1: any
     /// solution of Ãz = y) rather than `Ã⁺y` where that was undecided.
-    public let zIsGroundTruth: Bool
+    public let zInSet: Bool
     /// Where `z` came from and the set it is in ("ground truth ∈ S₊", "Ã⁺y ∈ {z : Ãz = y}", …).
     let zSource: String
     private var previous = Double.nan
@@ -54,7 +54,7 @@ public final class Lemma318Bregman: Check {
         self.context = context
         self.rule = rule
         let p = context.problem
-        zIsGroundTruth = reference != nil
+        zInSet = reference != nil
         zSource = reference?.source ?? "Ã⁺y"
         z = try reference?.z ?? SVD(p.matrix).pseudoInverseApply(p.y)
     }
@@ -103,7 +103,7 @@ public final class Lemma318Bregman: Check {
 
     public func report() -> CheckReport {
         let tol = rule.tolerance(conditioning: conditioning, steps: context.stepNumber)
-        let zName = zIsGroundTruth ? "z = \(zSource)" : "z = Ã⁺y"
+        let zName = zInSet ? "z = \(zSource)" : "z = Ã⁺y"
         let function = context.depth == 2 ? "log x" : "x^(\(2 - context.depth))"
         return context.qualified(CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                            tWorst: worst.t,

@@ -202,7 +202,8 @@ public struct Verification {
     /// Identities of the limit that need no predictor:
     /// - `limit-residual`: `‖Ã z_∞ − y‖ / ‖y‖` ≤ `√(2 loss_below)/‖y‖` — the run
     ///   reached `S` (`Ãz = y`); fails when it stopped at t_end/max_steps, and is a
-    ///   measurement where `ZeroLossSet` finds no zero-loss point at all.
+    ///   measurement where `ZeroLossSet` finds no zero-loss point at all and the stop lies
+    ///   below the lowest reachable loss.
     /// - `limit-kkt`: the optimality condition of the Bregman projection
     ///   (MATH.md §4, KKT `h_L(x_∞) = h_L(x̃₀) + Ãᵀλ`), i.e.
     ///   `P h_L(x_∞) = P h_L(x̃₀)` with `x̃₀ = x₀` (GF, time-dependent WN) or
@@ -222,13 +223,11 @@ public struct Verification {
         var residualReport = CheckReport(name: "limit-residual", maxViolation: rel, tolerance: tol, passed: rel <= tol,
                                          tWorst: result.t,
                                          quantity: "‖Ã z_∞ − y‖ / ‖y‖ at the end (status \(result.status.rawValue); relative residual, dimensionless)")
-        // No zero-loss point exists at all: the flow is right to stop short, and the residual
-        // it levels off at is a measurement, not a failed claim (a correct GF run, M = N = 9,
-        // y outside the cone, failed verify on it alone).
-        // Only where the stop lies below the lowest reachable loss: a run that stopped short of
-        // a reachable loss_below still fails.
-        if rel > tol, let why = ZeroLossSet.unreachableStop(ZeroLossSet.find(problem: cfg.problem, x0: sim.flow.weights(of: sim.initialState)),
-                                                            lossBelow: cfg.lossThreshold) {
+        // No weights reach zero loss, and the stop lies below the lowest loss they reach: the
+        // flow is right to stop short, and the residual it levels off at is a measurement, not
+        // a failed claim (a correct GF run, M = N = 9, y outside the cone, failed verify on it
+        // alone). A run that stopped short of a reachable loss_below still fails.
+        if rel > tol, let why = sim.unreachableStop() {
             residualReport.isMeasurement = true
             residualReport.passed = true
             residualReport.value = rel
