@@ -709,8 +709,10 @@ extension Simulation {
         guard let why = unreachableStop() else { return nil }
         // predict exits 2 on an empty S₊ at depth ≥ 2; at depth 1 it gives the least-squares point.
         let predict = config.problem.depth >= 2 ? " (wnflow predict exits 2 on this problem)" : ""
-        return why + ", so neither a larger t_end nor more steps reach it; raise integrator.stop.loss_below above that minimum, "
-            + "or set integrator.stop.speed_below to end the run where the loss levels off" + predict
+        // Not "raise loss_below above the minimum": a run stopped just above it is short of the
+        // limit, and verify's predict-limit then fails (depth 1: 0.2 against 1.2e-8).
+        return why + ", so neither a larger t_end nor more steps reach it; set integrator.stop.speed_below "
+            + "to end the run where the loss levels off" + predict
     }
 
     /// `ZeroLossSet.unreachableStop` for this run's problem, start and loss stop.
