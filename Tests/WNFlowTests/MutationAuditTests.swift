@@ -88,3 +88,115 @@ struct MutationAuditTests {
         }
     }
 }
+
+/// Stop 31's second mutation audit (23 mutants of the BDF control, the dual solver, the L ≥ 3
+/// predictor, the bounds, signed handling, ZeroLossSet and resume; 15 caught): tests that
+/// kill four survivors (N16, N19, N20, N21), and two regression tests for survivors no test
+/// told apart (N09, N23: likely equivalent on these problems).
+@Suite("Mutation audit, round 2: gaps closed")
+struct MutationAuditRound2Tests {
+    static func gaussianProblem(_ rng: RNG, m: Int, n: Int, s: Int) -> (A: Matrix, y: [Double]) {
+        let a = Matrix(rows: m, cols: n, storage: rng.gaussians(m * n).map { $0 / Double(m).squareRoot() })!
+        var z = [Double](repeating: 0, count: n)
+        for j in rng.choose(s, from: n) { z[j] = 0.1 + rng.uniform() }
+        return (a, a.multiply(z))
+    }
+
+    /// N09 (a regression test; the mutant was not told apart): the amplification R = max (x_n/x̃₀,n)^{L−2} is taken over the numerical support
+    /// (z ≥ 1e-8·max z), not only over the entries near the top of z.
+    @Test func probeAmplificationCoversTheWholeSupport() throws {
+        var differs = 0
+        for seed in 1...6 {
+            let rng = RNG(seed: UInt(seed))
+            let p = Self.gaussianProblem(rng, m: 8, n: 20, s: 3)
+            // A start spread over four decades, so the entry that grows most need not be the largest.
+            let logX0 = (0..<20).map { _ in log(0.05) - 4 * log(10) * rng.uniform() }
+            for depth in [3, 4] {
+                var warm: [Double]? = nil
+                let r = try LimitPredictor.power(A: p.A, y: p.y, depth: depth, logX0: logX0, warmStart: &warm)
+                guard r.method == "dual-newton", let lx = r.logX, let amp = r.amplification else { continue }
+                let zmax = r.z.max() ?? 0
+                var expected = 0.0
+                for j in 0..<20 where r.z[j] >= 1e-8 * zmax {
+                    expected = max(expected, exp(Double(depth - 2) * (lx[j] - logX0[j])))
+                }
+                #expect(abs(amp / expected - 1) <= 1e-6, "seed \(seed) L = \(depth): R \(amp) vs \(expected)")
+                if abs(amp / expected - 1) > 1e-6 { differs += 1 }
+            }
+        }
+    }
+
+    /// N20: Lawson–Hanson must not stop while a column of small norm still lowers the residual.
+    @Test func probeNNLSKeepsATinyColumn() throws {
+        let a = try #require(Matrix(rowArrays: [[1, 0], [0, 1e-4]]))
+        let z = try #require(ZeroLossSet.nonNegativeLeastSquares(a, [1, 1e-4]))
+        #expect(abs(z[0] - 1) <= 1e-12 && abs(z[1] - 1) <= 1e-9, "\(z)")
+    }
+
+    /// N23 (a regression test; the mutant was not told apart): Lawson–Hanson on random problems whose passive-set solves go negative: the answer
+    /// meets the KKT conditions of min ‖Az − y‖ over z ≥ 0.
+    @Test func probeNNLSMeetsKKTOnRandomProblems() throws {
+        var inner = 0
+        for seed in 1...20 {
+            let rng = RNG(seed: UInt(100 + seed))
+            let m = 8, n = 6
+            let a = Matrix(rows: m, cols: n, storage: rng.gaussians(m * n))!
+            let y = rng.gaussians(m)
+            let z = try #require(ZeroLossSet.nonNegativeLeastSquares(a, y), "seed \(seed)")
+            let r = zip(y, a.multiply(z)).map { $0 - $1 }
+            let w = a.multiplyTransposed(r)
+            let scale = a.multiplyTransposed(y).map(abs).max() ?? 1
+            #expect(z.allSatisfy { $0 >= 0 }, "seed \(seed): \(z)")
+            for j in 0..<n {
+                if z[j] > 0 {
+                    #expect(abs(w[j]) <= 1e-9 * scale, "seed \(seed): z_\(j) = \(z[j]) > 0 but gradient \(w[j])")
+                } else {
+                    #expect(w[j] <= 1e-9 * scale, "seed \(seed): z_\(j) = 0 but gradient \(w[j]) > 0")
+                }
+            }
+            if z.filter({ $0 > 0 }).count >= 2 { inner += 1 }
+        }
+        #expect(inner > 0)
+    }
+
+    /// N21: y ∉ range A (depth 1): the lowest loss is ½‖AA⁺y − y‖², not ‖·‖².
+    @Test func probeMinimumLossIsHalfTheSquaredResidual() throws {
+        let tall = try ZeroLossSetTests.config(columns: 5, depth: 1)
+        guard case let .empty(_, least?) = ZeroLossSet.find(problem: tall.problem, x0: tall.x0) else {
+            Issue.record("not empty"); return
+        }
+        let a = tall.problem.matrix, y = tall.problem.y
+        let pinv = try SVD(a).pseudoInverseApply(y)
+        let r = ZeroLossSet.residualNorm(a, pinv, y)
+        #expect(abs(least - 0.5 * r * r) <= 1e-10 * least, "\(least) vs \(0.5 * r * r)")
+    }
+
+    /// N16: the L ≥ 3 gap bound for normalized weights is κ·(L/2)(Σ z_∞^{2/L} − Σ z_w^{2/L}),
+    /// κ = exp(−logFactor); from a start above 1 (logFactor < 0) the gap must stay below it.
+    @Test func probePowerGapBoundFromALargeStart() throws {
+        for seed in [4, 9] {
+            let rng = RNG(seed: UInt(seed))
+            let p = Self.gaussianProblem(rng, m: 12, n: 30, s: 4)
+            let x0 = (0..<30).map { _ in 3 + 5 * rng.uniform() }
+            for depth in [3, 4] {
+                let r = try Theory.report(A: p.A, y: p.y, depth: depth, x0: x0, flow: .gf, signed: false)
+                let gap = try #require(r.bounds.weightedGap), bound = try #require(r.bounds.weightedGapBound)
+                #expect(gap <= bound + 1e-9 * abs(r.weightedL1Min ?? 1), "seed \(seed) L=\(depth): gap \(gap) > bound \(bound)")
+                #expect(gap > 1e-6 * bound, "seed \(seed) L=\(depth): gap \(gap) bound \(bound)")
+            }
+        }
+        // And the normalization itself.
+        #expect(abs(Bounds.powerGapBound(zInf: [1], zW: [0], depth: 4, logFactor: 1) - 2 * exp(-1.0)) <= 1e-15)
+    }
+
+    /// N19: a signed problem's point of S₊ (the split of A⁺y) solves Ãz = y with Ã = [A, −A].
+    @Test func probeSignedZeroLossPointSolvesTheProblem() throws {
+        let signed = try ZeroLossSetTests.config(columns: 25, signed: true)
+        guard case let .point(z, _) = ZeroLossSet.find(problem: signed.problem, x0: signed.x0) else {
+            Issue.record("no signed point"); return
+        }
+        let p = signed.problem
+        #expect(z.allSatisfy { $0 >= 0 })
+        #expect(ZeroLossSet.residualNorm(p.matrix, z, p.y) <= 1e-10 * norm2(p.y), "\(ZeroLossSet.residualNorm(p.matrix, z, p.y))")
+    }
+}
