@@ -125,6 +125,9 @@ public enum ZeroLossSet {
                 iterations += 1
                 guard iterations <= 3 * n else { return nil }
                 let idx = (0..<n).filter { passive[$0] }
+                // Every column left the passive set (a column entered at the tolerance's edge
+                // with a non-positive solution): no answer rather than a wrong minimum.
+                guard !idx.isEmpty else { return nil }
                 var sub = Matrix(rows: m, cols: idx.count)
                 for i in 0..<m { for (k, c) in idx.enumerated() { sub.storage[i * idx.count + k] = a[i, c] } }
                 guard let s = try? SVD(sub).pseudoInverseApply(y) else { return nil }
