@@ -743,6 +743,26 @@ struct ZeroLossSetTests {
         }
     }
 
+    /// A review's cases: a column of norm 1e-13 still lowers the loss (z = (1, 1e13) reaches
+    /// 0.5, the minimum had read 1), and a run that ends far above the minimum is no
+    /// measurement (t_end = 0.01 at 0.9993 against a minimum of 0.5 had passed verify).
+    @Test("NNLS on a column of tiny norm; a run short of the minimum still fails limit-residual")
+    func tinyColumnAndShortRun() throws {
+        let a = try #require(Matrix(rowArrays: [[1, 0], [0, 1e-13], [0, 0]]))
+        let z = try #require(ZeroLossSet.nonNegativeLeastSquares(a, [1, 1, -1]))
+        #expect(abs(0.5 * pow(ZeroLossSet.residualNorm(a, z, [1, 1, -1]), 2) - 0.5) < 1e-12, "\(z)")
+        let short = try SimulationConfig.parse(#"{"problem": {"A": [[1, 0], [0, 1]], "y": [1, -1]}, "model": {"flow": "gf", "depth": 2}, "init": {"x0": [0.5, 0.5]}, "integrator": {"t_end": 0.01, "stop": {"loss_below": 1e-20}}}"#)
+        let v = Verification.run(config: short, extraChecks: { _, _ in [] })
+        let r = try #require(v.reports.first { $0.name == "limit-residual" })
+        #expect(!r.isMeasurement && !r.passed && r.quantity.contains("ended above that minimum"), "\(r)")
+        #expect((v.result.message ?? "").contains("lowers the loss toward it"), "\(v.result.message ?? "")")
+        var long = short
+        long.integrator.tEnd = 1e6
+        let w = Verification.run(config: long, extraChecks: { _, _ in [] })
+        let r2 = try #require(w.reports.first { $0.name == "limit-residual" })
+        #expect(r2.isMeasurement && r2.passed, "\(r2) \(w.result.loss)")
+    }
+
     @Test("non-negative least squares (Lawson–Hanson) on small cases with known answers")
     func nnls() throws {
         let eye = try #require(Matrix(rowArrays: [[1, 0], [0, 1]]))

@@ -405,7 +405,7 @@ public final class Simulation {
                     advice = " or try another method (\(others.joined(separator: ", ")))"
                 }
             }
-            if let unreachable = zeroLossUnreachable() {
+            if let unreachable = zeroLossUnreachable(finalLoss: 0.5 * config.problem.accurateResidual(x).reduce(0) { $0 + $1 * $1 }) {
                 message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); " + unreachable
             } else {
                 message = "max_steps (\(config.integrator.maxSteps)) reached at t = \(Simulation.time(run.t)); raise integrator.max_steps" + advice
@@ -705,20 +705,22 @@ extension Simulation {
     /// will reach the stop. Nil otherwise (a stop above that minimum is reachable). Costs an
     /// SVD, an LP and a non-negative least squares (remembered per problem), so only at the
     /// end of a run that fell short.
-    func zeroLossUnreachable() -> String? {
-        guard let why = unreachableStop() else { return nil }
-        // predict exits 2 on an empty S₊ at depth ≥ 2; at depth 1 it gives the least-squares point.
-        let predict = config.problem.depth >= 2 ? " (wnflow predict exits 2 on this problem)" : ""
+    func zeroLossUnreachable(finalLoss: Double) -> String? {
+        guard let u = unreachableStop(finalLoss: finalLoss) else { return nil }
+        // predict exits 2 where GLPK found S₊ empty (unsigned, depth ≥ 2); at depth 1 it gives the
+        // least-squares point, and for signed runs its LP's looser tolerance may find a point.
+        let predict = config.problem.depth >= 2 && !config.problem.signed ? " (wnflow predict exits 2 on this problem)" : ""
         // Not "raise loss_below above the minimum": a run stopped just above it is short of the
         // limit, and verify's predict-limit then fails (depth 1: 0.2 against 1.2e-8).
-        return why + ", so neither a larger t_end nor more steps reach it; set integrator.stop.speed_below "
-            + "to end the run where the loss levels off" + predict
+        let speed = "set integrator.stop.speed_below to end the run where the loss levels off" + predict
+        if u.atMinimum { return u.why + ", so neither a larger t_end nor more steps reach it; " + speed }
+        return u.why + "; the run ended above that minimum, so a larger t_end lowers the loss toward it but never to the stop; " + speed
     }
 
-    /// `ZeroLossSet.unreachableStop` for this run's problem, start and loss stop.
-    func unreachableStop() -> String? {
+    /// `ZeroLossSet.unreachableStop` for this run's problem, start, loss stop and final loss.
+    func unreachableStop(finalLoss: Double) -> (why: String, atMinimum: Bool)? {
         ZeroLossSet.unreachableStop(ZeroLossSet.find(problem: config.problem, x0: flow.weights(of: initialState)),
-                                    lossBelow: config.lossThreshold)
+                                    lossBelow: config.lossThreshold, finalLoss: finalLoss)
     }
 
     /// "max_steps (…) reached at t = …, loss …".
@@ -781,7 +783,7 @@ extension Simulation {
         // above 0 wherever the flow goes (wn-timedep, L = 5, M = N = 12: told it "reaches the
         // stop near t = 4.8e62" while it sat at 0.0951; WN, L = 2, M = 9 > N = 8: blamed on
         // "the saddle g → 0" at g = 0.98).
-        if let unreachable = zeroLossUnreachable() { return head + "; " + unreachable }
+        if let unreachable = zeroLossUnreachable(finalLoss: loss) { return head + "; " + unreachable }
         // WN whose g decayed to (or below) 1e-8 g₀: the saddle x = 0, where the dissipation
         // vanishes (M = 40, N = 100, η_g = 0.05 from 1e-3: g = 0 at t_end, loss 0.13).
         if config.model.flow.isWeightNormalized, let g0 = initialState.first, g0 != 0, let g = state.first,

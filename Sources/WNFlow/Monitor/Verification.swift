@@ -223,15 +223,19 @@ public struct Verification {
         var residualReport = CheckReport(name: "limit-residual", maxViolation: rel, tolerance: tol, passed: rel <= tol,
                                          tWorst: result.t,
                                          quantity: "‖Ã z_∞ − y‖ / ‖y‖ at the end (status \(result.status.rawValue); relative residual, dimensionless)")
-        // No weights reach zero loss, and the stop lies below the lowest loss they reach: the
-        // flow is right to stop short, and the residual it levels off at is a measurement, not
-        // a failed claim (a correct GF run, M = N = 9, y outside the cone, failed verify on it
-        // alone). A run that stopped short of a reachable loss_below still fails.
-        if rel > tol, let why = sim.unreachableStop() {
-            residualReport.isMeasurement = true
-            residualReport.passed = true
-            residualReport.value = rel
-            residualReport.quantity += "; measured, not judged: " + why + ", so no run reaches the threshold"
+        // No weights reach zero loss, the stop lies below the lowest loss they reach, and the
+        // run levelled off at that minimum: the residual is a measurement, not a failed claim
+        // (a correct GF run, M = N = 9, y outside the cone, failed verify on it alone). A run
+        // that stopped short of a reachable loss_below, or of the minimum, still fails.
+        if rel > tol, let u = sim.unreachableStop(finalLoss: result.loss) {
+            if u.atMinimum {
+                residualReport.isMeasurement = true
+                residualReport.passed = true
+                residualReport.value = rel
+                residualReport.quantity += "; measured, not judged: " + u.why + ", and the run ended at that minimum"
+            } else {
+                residualReport.quantity += "; " + u.why + ", and the run ended above that minimum (loss \(JSON.format(result.loss)))"
+            }
         }
         out.append(residualReport)
         // KKT: feed a fresh invariant check the two end points.

@@ -32,7 +32,7 @@ public enum ZeroLossSet {
         depth == 1 || x0.allSatisfy { $0 != 0 && $0.isFinite } && (depth % 2 == 0 || x0.allSatisfy { $0 > 0 })
     }
 
-    /// `find`, remembered per problem and start-sign class for the process (a sweep's t_end
+    /// `find`, remembered per problem for the process (a sweep's t_end
     /// runs of one problem, and a verify run's monitor, end message and limit checks, ask
     /// the same question).
     public static func find(problem p: Problem, x0: [Double]) -> Answer {
@@ -98,33 +98,53 @@ public enum ZeroLossSet {
     }
 
     /// Where the answer is `.empty` and `lossBelow` lies below its minimum loss (by more than
-    /// that minimum's rounding): the words for a run that cannot reach its stop. Nil where the
-    /// stop is reachable (a `loss_below` above the minimum: a run that ends short of it just
-    /// ran out of t_end) or nothing is known.
-    public static func unreachableStop(_ answer: Answer, lossBelow: Double) -> String? {
+    /// that minimum's rounding): the words for a run that cannot reach its stop, and whether
+    /// `finalLoss` is at that minimum (within 1e-6 relative), i.e. the run levelled off there
+    /// rather than stopping short of it (a run to t_end = 0.01 at 0.9993 against a minimum of
+    /// 0.5 had passed verify). Nil where the stop is reachable (a `loss_below` above the
+    /// minimum: a run that ends short of it just ran out of t_end) or nothing is known.
+    public static func unreachableStop(_ answer: Answer, lossBelow: Double, finalLoss: Double)
+        -> (why: String, atMinimum: Bool)? {
         guard case let .empty(set, minimum?) = answer, lossBelow < minimum * (1 - 1e-6) else { return nil }
         // Eight digits: the minimum's plain sums and the run's compensated loss differ in the
         // last ones (a run ended 3.6e-10 below the minimum as printed in full).
-        return set + ", and the lowest loss any weights reach is \(String(format: "%.8g", minimum)), above the stop \(JSON.format(lossBelow))"
+        return (set + ", and the lowest loss any weights reach is \(String(format: "%.8g", minimum)), above the stop \(JSON.format(lossBelow))",
+                finalLoss <= minimum * (1 + 1e-6))
     }
 
     /// Lawson–Hanson: `argmin_{z ≥ 0} ‖Az − y‖`, the passive set's least squares by SVD; nil
     /// past `3n` inner iterations or when a solve fails.
-    static func nonNegativeLeastSquares(_ a: Matrix, _ y: [Double]) -> [Double]? {
+    static func nonNegativeLeastSquares(_ a0: Matrix, _ y: [Double]) -> [Double]? {
+        // On unit columns (zero ones left out): a column of norm 1e-13 never entered against
+        // a tolerance set by the others, and the minimum came out 1 where z = (1, 1e13) gives 0.5.
+        let m = a0.rows, n = a0.cols
+        var norms = [Double](repeating: 0, count: n)
+        for i in 0..<m { for j in 0..<n { norms[j] += a0[i, j] * a0[i, j] } }
+        norms = norms.map { $0.squareRoot() }
+        var a = a0
+        for i in 0..<m { for j in 0..<n { a.storage[i * n + j] = norms[j] > 0 ? a0[i, j] / norms[j] : 0 } }
+        guard let scaled = nnlsUnitColumns(a, y, usable: norms.map { $0 > 0 }) else { return nil }
+        return (0..<n).map { norms[$0] > 0 ? scaled[$0] / norms[$0] : 0 }
+    }
+
+    /// Lawson–Hanson proper, on columns of unit norm (`usable`: the nonzero ones).
+    static func nnlsUnitColumns(_ a: Matrix, _ y: [Double], usable: [Bool]) -> [Double]? {
         let m = a.rows, n = a.cols
         var z = [Double](repeating: 0, count: n)
-        var passive = [Bool](repeating: false, count: n)
+        var passive = usable.map { !$0 }  // unusable columns never enter
         let tol = 1e-12 * max(a.multiplyTransposed(y).map(abs).max() ?? 0, .leastNormalMagnitude)
         var iterations = 0
         while true {
             let r = zip(y, a.multiply(z)).map { $0 - $1 }
             let w = a.multiplyTransposed(r)
-            guard let j = (0..<n).filter({ !passive[$0] && w[$0] > tol }).max(by: { w[$0] < w[$1] }) else { return z }
+            guard let j = (0..<n).filter({ !passive[$0] && w[$0] > tol }).max(by: { w[$0] < w[$1] }) else {
+                return (0..<n).map { usable[$0] ? z[$0] : 0 }
+            }
             passive[j] = true
             while true {
                 iterations += 1
                 guard iterations <= 3 * n else { return nil }
-                let idx = (0..<n).filter { passive[$0] }
+                let idx = (0..<n).filter { passive[$0] && usable[$0] }
                 // Every column left the passive set (a column entered at the tolerance's edge
                 // with a non-positive solution): no answer rather than a wrong minimum.
                 guard !idx.isEmpty else { return nil }
@@ -136,7 +156,7 @@ public enum ZeroLossSet {
                     break
                 }
                 var alpha = 1.0
-                for (k, c) in idx.enumerated() where s[k] <= 0 { alpha = min(alpha, z[c] / (z[c] - s[k])) }
+                for (k, c) in idx.enumerated() where s[k] <= 0 && z[c] - s[k] > 0 { alpha = min(alpha, z[c] / (z[c] - s[k])) }
                 for (k, c) in idx.enumerated() {
                     z[c] += alpha * (s[k] - z[c])
                     if z[c] <= 0 || s[k] <= 0 && abs(z[c]) <= 1e-15 * max(abs(s[k]), 1) { z[c] = 0; passive[c] = false }
