@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import GSLKit
 @testable import WNFlow
 
 /// Library-level guards for inputs that used to trap.
@@ -256,5 +257,15 @@ struct LibraryRobustnessTests {
         }
         let line = ExampleArguments.UnknownArgument(argument: "--x", usage: "example-q [--fast]").description
         #expect(line == "error: unknown argument '--x'; usage: example-q [--fast]")
+    }
+
+    @Test("limit-residual with y = 0 is the absolute residual (it was divided by 2.2e-308)")
+    func limitResidualAtZeroY() throws {
+        let cfg = try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0, 0.5], [0.3, -1, 2]], "y": [0.0, 0.0]}, "model": {"flow": "gf", "depth": 2, "signed": true}, "init": {"x0": [0.3, 0.2, 0.1, 0.3, 0.25, 0.1]}, "integrator": {"t_end": 1e4}}"#)
+        let v = Verification.run(config: cfg, extraChecks: { _, _ in [] })
+        let r = try #require(v.reports.first { $0.name == "limit-residual" })
+        let e = cfg.problem.accurateResidual(v.result.x)
+        #expect(abs(r.maxViolation - norm2(e)) <= 1e-12 * max(norm2(e), 1e-300) && r.maxViolation < 1, "\(r)")
+        #expect(r.quantity.contains("y = 0"))
     }
 }
