@@ -750,7 +750,7 @@ struct ZeroLossSetTests {
     func tinyColumnAndShortRun() throws {
         let a = try #require(Matrix(rowArrays: [[1, 0], [0, 1e-13], [0, 0]]))
         let z = try #require(ZeroLossSet.nonNegativeLeastSquares(a, [1, 1, -1]))
-        #expect(abs(0.5 * pow(ZeroLossSet.residualNorm(a, z, [1, 1, -1]), 2) - 0.5) < 1e-12, "\(z)")
+        #expect(abs(0.5 * pow(residualNorm(a, z, [1, 1, -1]), 2) - 0.5) < 1e-12, "\(z)")
         let short = try SimulationConfig.parse(#"{"problem": {"A": [[1, 0], [0, 1]], "y": [1, -1]}, "model": {"flow": "gf", "depth": 2}, "init": {"x0": [0.5, 0.5]}, "integrator": {"t_end": 0.01, "stop": {"loss_below": 1e-20}}}"#)
         let v = Verification.run(config: short, extraChecks: { _, _ in [] })
         let r = try #require(v.reports.first { $0.name == "limit-residual" })
@@ -834,7 +834,7 @@ struct ZeroLossSetTests {
         // (the stop was reachable; before the minimum was computed it passed as a measurement).
         var above = square
         above.integrator.lossBelow = 2 * (ZeroLossSet.nonNegativeLeastSquares(square.problem.matrix, square.problem.y)
-            .map { 0.5 * pow(ZeroLossSet.residualNorm(square.problem.matrix, $0, square.problem.y), 2) } ?? 1)
+            .map { 0.5 * pow(residualNorm(square.problem.matrix, $0, square.problem.y), 2) } ?? 1)
         above.integrator.tEnd = 1e-2
         let u = Verification.run(config: above, extraChecks: { _, _ in [] })
         let r3 = try #require(u.reports.first { $0.name == "limit-residual" })

@@ -167,7 +167,7 @@ struct MutationAuditRound2Tests {
         }
         let a = tall.problem.matrix, y = tall.problem.y
         let pinv = try SVD(a).pseudoInverseApply(y)
-        let r = ZeroLossSet.residualNorm(a, pinv, y)
+        let r = residualNorm(a, pinv, y)
         #expect(abs(least - 0.5 * r * r) <= 1e-10 * least, "\(least) vs \(0.5 * r * r)")
     }
 
@@ -197,6 +197,6 @@ struct MutationAuditRound2Tests {
         }
         let p = signed.problem
         #expect(z.allSatisfy { $0 >= 0 })
-        #expect(ZeroLossSet.residualNorm(p.matrix, z, p.y) <= 1e-10 * norm2(p.y), "\(ZeroLossSet.residualNorm(p.matrix, z, p.y))")
+        #expect(residualNorm(p.matrix, z, p.y) <= 1e-10 * norm2(p.y), "\(residualNorm(p.matrix, z, p.y))")
     }
 }

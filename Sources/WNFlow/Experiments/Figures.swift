@@ -139,7 +139,9 @@ public struct FigurePlan: Sendable {
                 // The config without its stop, which is computed from y (BLAS-dependent in its
                 // last bits): `--resume` then refuses runs of another step, t_end or budget (a
                 // run resumed with another --discrete step mixed both steps in one figure).
-                point.configDigest = SweepPoint.digest(of: SweepPoint.removing(path: ["integrator", "stop"], from: config),
+                // (A null grid value removes its key: the sweep engine's own setter.)
+                let withoutStop = (try? SweepSpec.setting(config, path: "integrator.stop", to: .null, field: "integrator.stop")) ?? config
+                point.configDigest = SweepPoint.digest(of: withoutStop,
                                                        extra: ["loss_relative=\(JSON.format(s.lossRelative))"])
                 pts.append(point)
             }

@@ -19,12 +19,6 @@ public struct SweepPoint: Sendable {
     /// of an old `A.csv` and ran 14 on the new one).
     public var dataDigest: String?
 
-    /// `json` without the value at `path` (nothing when it is absent).
-    public static func removing(path: [String], from json: JSON) -> JSON {
-        guard let head = path.first, case let .object(pairs) = json else { return json }
-        if path.count == 1 { return .object(pairs.filter { $0.0 != head }) }
-        return .object(pairs.map { $0.0 == head ? ($0.0, removing(path: Array(path.dropFirst()), from: $0.1)) : $0 })
-    }
 
     /// FNV-1a (64 bit) of `json` serialized, then of `extra` (strings folded in after it), 16
     /// hex digits.

@@ -129,28 +129,25 @@ public enum ZeroLossSet {
 
     /// Lawson–Hanson proper, on columns of unit norm (`usable`: the nonzero ones).
     static func nnlsUnitColumns(_ a: Matrix, _ y: [Double], usable: [Bool]) -> [Double]? {
-        let m = a.rows, n = a.cols
+        let n = a.cols
         var z = [Double](repeating: 0, count: n)
-        var passive = usable.map { !$0 }  // unusable columns never enter
+        var passive = [Bool](repeating: false, count: n)
         let tol = 1e-12 * max(a.multiplyTransposed(y).map(abs).max() ?? 0, .leastNormalMagnitude)
         var iterations = 0
         while true {
             let r = zip(y, a.multiply(z)).map { $0 - $1 }
             let w = a.multiplyTransposed(r)
-            guard let j = (0..<n).filter({ !passive[$0] && w[$0] > tol }).max(by: { w[$0] < w[$1] }) else {
-                return (0..<n).map { usable[$0] ? z[$0] : 0 }
-            }
+            // Zero columns (not `usable`) never enter, so their z stays 0.
+            guard let j = (0..<n).filter({ usable[$0] && !passive[$0] && w[$0] > tol }).max(by: { w[$0] < w[$1] }) else { return z }
             passive[j] = true
             while true {
                 iterations += 1
                 guard iterations <= 3 * n else { return nil }
-                let idx = (0..<n).filter { passive[$0] && usable[$0] }
+                let idx = (0..<n).filter { passive[$0] }
                 // Every column left the passive set (a column entered at the tolerance's edge
                 // with a non-positive solution): no answer rather than a wrong minimum.
                 guard !idx.isEmpty else { return nil }
-                var sub = Matrix(rows: m, cols: idx.count)
-                for i in 0..<m { for (k, c) in idx.enumerated() { sub.storage[i * idx.count + k] = a[i, c] } }
-                guard let s = try? SVD(sub).pseudoInverseApply(y) else { return nil }
+                guard let s = try? SVD(selectColumns(a, idx)).pseudoInverseApply(y) else { return nil }
                 if s.allSatisfy({ $0 > 0 }) {
                     for (k, c) in idx.enumerated() { z[c] = s[k] }
                     break
@@ -178,25 +175,16 @@ public enum ZeroLossSet {
         return norm2(r)
     }
 
-    /// `‖Ãz − y‖`.
-    static func residualNorm(_ a: Matrix, _ z: [Double], _ y: [Double]) -> Double {
-        zip(a.multiply(z), y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-    }
-
     /// FNV-1a over the problem's matrix, y, depth, sign flag and ground truth (the answer
     /// depends on nothing else).
     static func cacheKey(_ p: Problem) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func fold(_ x: Double) {
-            var b = x.bitPattern
-            for _ in 0..<8 { h ^= b & 0xff; h = h &* 0x0000_0100_0000_01b3; b >>= 8 }
-        }
-        p.matrix.storage.forEach(fold)
-        p.y.forEach(fold)
-        fold(Double(p.depth)); fold(p.signed ? 1 : 0); fold(Double(p.matrix.rows))
+        var h = SweepPoint.fnv([UInt8]())
+        func fold(_ xs: [Double]) { xs.withUnsafeBytes { h = SweepPoint.fnv($0, from: h) } }
+        fold(p.matrix.storage)
+        fold(p.y)
         // The ground truth picks the point returned.
-        fold(p.groundTruth == nil ? 0 : 1)
-        p.groundTruth?.forEach(fold)
+        fold([Double(p.depth), p.signed ? 1 : 0, Double(p.matrix.rows), p.groundTruth == nil ? 0 : 1])
+        if let truth = p.groundTruth { fold(truth) }
         return String(h, radix: 16)
     }
 
