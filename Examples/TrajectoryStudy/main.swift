@@ -6,7 +6,7 @@ import WNFlow
 
 let args = ExampleArguments.parseOrExit(usage: "example-trajectory [--fast] [OUT_DIR]", acceptsFolder: true)
 let fast = args.fast
-let out = args.folder ?? "out/example-trajectory"
+let out = ExampleArguments.folderOrExit(args.folder ?? "out/example-trajectory")
 let (m, n) = fast ? (10, 25) : (40, 100)
 let eta = 0.05
 let config = try SimulationConfig.parse("""
@@ -25,7 +25,8 @@ for k in stride(from: 0, to: table.t.count, by: max(1, table.t.count / 12)) {
 var info = TrajectoryPlot.Info(flow: "wn", depth: 2)
 info.etaG = eta
 info.status = result.status.rawValue
-try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 let base = URL(fileURLWithPath: out).standardizedFileURL.path + "/trajectory"
-try Gnuplot.run(script: TrajectoryPlot.script(table: table, info: info, base: base), scriptPath: out + "/trajectory.gp")
+ExampleArguments.orExit("plotting to \(out)") {
+    try Gnuplot.run(script: TrajectoryPlot.script(table: table, info: info, base: base), scriptPath: out + "/trajectory.gp")
+}
 print("plots: \(base).png, \(base).svg")

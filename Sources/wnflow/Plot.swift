@@ -12,10 +12,10 @@ struct PlotCommand: ParsableCommand {
     @Argument(help: "The folder of a simulate or verify run.")
     var dir: String
 
-    @Option(name: .long, parsing: .unconditional, help: "η_g, when result.json does not record it.")
+    @Option(name: .long, parsing: .unconditional, help: "η_g, for a result.json that does not record it (a different value than the recorded one is refused).")
     var etaG: Double?
 
-    @Option(name: .long, parsing: .unconditional, help: "η_v, when result.json does not record it (default 1).")
+    @Option(name: .long, parsing: .unconditional, help: "η_v, for a result.json that does not record it (default 1; a different value than the recorded one is refused).")
     var etaV: Double?
 
     func run() throws {
@@ -47,8 +47,16 @@ struct PlotCommand: ParsableCommand {
             info.depth = Int(d)
         }
         if case let .bool(s)? = result["signed"] { info.signed = s }
+        var recordedEtaV: Double? = nil
         if case let .number(e)? = result["eta_g"] { info.etaG = e }
-        if case let .number(e)? = result["eta_v"] { info.etaV = e }
+        if case let .number(e)? = result["eta_v"] { info.etaV = e; recordedEtaV = e }
+        // The flags fill in what an older result.json lacks; they never override what the run
+        // recorded (a different --eta-g drew log ρ(t) for another flow, off by 8.25, silently).
+        for (name, given, recorded) in [("--eta-g", etaG, info.etaG), ("--eta-v", etaV, recordedEtaV)] {
+            if let given, let recorded, given != recorded {
+                throw ConfigError(name, "is \(JSON.format(given)) but result.json records \(JSON.format(recorded)) for this run; drop the flag (it is only for folders that do not record it)")
+            }
+        }
         if let etaG { info.etaG = etaG }
         if let etaV { info.etaV = etaV }
         if case let .string(s)? = result["status"] { info.status = s }

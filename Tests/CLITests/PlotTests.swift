@@ -105,4 +105,33 @@ struct PlotTests {
             #expect(e.code == 2 && e.stderr.split(separator: "\n").count == 1 && e.stderr.contains("--out"), "\(cmd): \(e.stderr)")
         }
     }
+
+    /// A damaged trajectory.csv (a cut last row, a field that is not a number) exits 2 in one
+    /// line; it used to plot the cut row with fewer weights, and non-numbers as NaN, with exit 0.
+    /// `--eta-g` other than the η_g result.json records is refused (it silently drew another
+    /// flow's log ρ(t)); the recorded value itself is accepted. The title is plain text
+    /// (`noenhanced`: "t_end" was drawn as t with a subscript e).
+    @Test func damagedTrajectoryAndConflictingEtaAreRefused() throws {
+        let dir = CLI.tempDir("plot-damaged")
+        CLI.write(CLI.smallWNConfig(points: 40), dir + "/c.json")
+        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let path = dir + "/run/trajectory.csv"
+        let csv = try String(contentsOfFile: path, encoding: .utf8)
+        let ok = try CLI.run(["plot", dir + "/run", "--eta-g", "0.1"])
+        #expect(ok.code == 0, "\(ok.stderr)")
+        let script = try String(contentsOfFile: dir + "/run/trajectory.gp", encoding: .utf8)
+        #expect(script.contains("noenhanced"))
+        let other = try CLI.run(["plot", dir + "/run", "--eta-g", "0.3"])
+        #expect(other.code == 2 && other.stderr.contains("--eta-g") && other.stderr.split(separator: "\n").count == 1, "\(other.stderr)")
+        var lines = csv.split(separator: "\n").map(String.init)
+        try (lines.dropLast().joined(separator: "\n") + "\n" + String(lines.last!.prefix(40)) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let cut = try CLI.run(["plot", dir + "/run"])
+        #expect(cut.code == 2 && cut.stderr.contains("fields where the header has") && cut.stderr.split(separator: "\n").count == 1, "\(cut.stderr)")
+        var fields = lines[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        fields[6] = "abc"
+        lines[3] = fields.joined(separator: ",")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let word = try CLI.run(["plot", dir + "/run"])
+        #expect(word.code == 2 && word.stderr.contains("x_3") && word.stderr.split(separator: "\n").count == 1, "\(word.stderr)")
+    }
 }

@@ -16,18 +16,34 @@ public struct TrajectoryTable: Sendable {
         guard let header = lines.first, header.hasPrefix("t,loss,g,v_norm") else {
             throw ConfigError("trajectory.csv", "expected the header t,loss,g,v_norm,x_1,… written by wnflow simulate")
         }
+        let width = header.split(separator: ",", omittingEmptySubsequences: false).count
         for (k, l) in lines.dropFirst().enumerated() {
             let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             // A non-finite value (the last row of a failed run) is `nan`/`inf` since stop 26 and
             // was `null` before: read as NaN or ±inf, which gnuplot leaves out, so a failed run
-            // still plots.
+            // still plots. Anything else that is not a number, and a row whose width differs from
+            // the header's (a cut or damaged file), is refused: it used to plot as NaN or as a
+            // row with fewer weights.
             func number(_ s: String) -> Double? { s == "null" ? .nan : Double(s) }
-            guard f.count >= 4, let t = Double(f[0]), let loss = number(f[1]) else {
-                throw ConfigError("trajectory.csv", "line \(k + 2) is not a number row")
+            func optional(_ s: String) -> Double?? { s.isEmpty ? .some(nil) : number(s).map { .some($0) } }
+            let line = k + 2
+            guard f.count == width else {
+                throw ConfigError("trajectory.csv", "line \(line) has \(f.count) fields where the header has \(width) (a cut or damaged file); rerun wnflow simulate")
+            }
+            guard let t = Double(f[0]), let loss = number(f[1]), let g = optional(f[2]), let vn = optional(f[3]) else {
+                throw ConfigError("trajectory.csv", "line \(line) is not a number row")
+            }
+            var x: [Double] = []
+            x.reserveCapacity(f.count - 4)
+            for (i, s) in f.dropFirst(4).enumerated() {
+                guard let v = number(s) else {
+                    throw ConfigError("trajectory.csv", "line \(line), field x_\(i + 1) is '\(s)', not a number; rerun wnflow simulate")
+                }
+                x.append(v)
             }
             out.t.append(t); out.loss.append(loss)
-            out.g.append(Double(f[2])); out.vNorm.append(Double(f[3]))
-            out.x.append(f.dropFirst(4).map { Double($0) ?? .nan })
+            out.g.append(g); out.vNorm.append(vn)
+            out.x.append(x)
         }
         guard !out.t.isEmpty else { throw ConfigError("trajectory.csv", "has no rows; run with record.points > 0") }
         return out
@@ -80,7 +96,7 @@ public enum TrajectoryPlot {
         let layout = wn ? "2,2" : "1,2"
         let title = "\(info.flow.uppercased()) trajectory, depth L = \(info.depth)\(info.signed ? ", signed" : "")\(info.etaG.map { wn ? ", η = \(JSON.format($0))" : "" } ?? "")\(info.status.isEmpty ? "" : " (\(info.status))")"
         var body = """
-        set multiplot layout \(layout) title \(GnuplotText.literal(title)) font ",14"
+        set multiplot layout \(layout) title \(GnuplotText.literal(title)) font ",14" noenhanced
         set logscale x\(singleTime(tb, rows))
         set format x "10^{%L}"
         set xlabel "time t"
