@@ -197,6 +197,17 @@ struct FlowTests {
         let overflow = try run(#"{"flow": "gd", "depth": 3, "step": 1e200}"#, "[1e40]", tEnd: 1e300)
         #expect(overflow.status == .failed && overflow.x == [1e40], "\(overflow.x)")
         #expect(overflow.message?.contains("left double range") == true, "\(overflow.message ?? "")")
+        // A finite iterate whose x^L overflows (L = 4, step 1e300): the residual formed ∞ − ∞ and
+        // the run was reported one step later as "left double range"; it is this iterate's
+        // divergence, its loss inf (a helper's round, stop 32).
+        let power = try gd("[0.6, 0.7]", tEnd: 1e305, A: "[[1.0, 2.0], [0.5, -1.0]]", y: "[1.0, 0.3]", step: 1e300, depth: 4)
+        #expect(power.status == .failed && power.message?.contains("to inf (it overflowed) by step 1") == true, "\(power.message ?? "")")
+        #expect(power.x.allSatisfy(\.isFinite) && power.x != [0.6, 0.7])
+        // A step within the grid's 1e-15 of t_end is taken, as the iteration's own rule takes
+        // iterate 3 of step 0.1 at 0.30000000000000004 (it was refused: "would take no step").
+        let edge = try gd("[0.6, 0.7]", tEnd: 0.3, step: 0.30000000000000004)
+        #expect(edge.status == .tEnd && edge.stats.acceptedSteps == 1)
+        #expect(throws: ConfigError.self) { try gd("[0.6, 0.7]", tEnd: 0.3, step: 0.30000000000001) }
     }
 
     /// 11·0.03 = 0.32999999999999996 < 0.33: a record time on the step grid was saved at the

@@ -84,10 +84,13 @@ public final class DiscreteDescent: ODESolver {
         var k = 0
         /// Watches the loss of iterate k (rises, divergence); a run to return when it diverged.
         func watch(_ loss: Double, _ ws: LossWorkspace) -> ODERun? {
-            // An infinite loss of a finite iterate is past any divergence factor.
-            if loss == .infinity, let start = startLoss {
+            // An infinite loss of a finite iterate is past any divergence factor. So is a NaN one:
+            // the iterate is finite (checked before it is taken) but x^L overflowed and the
+            // residual formed ∞ − ∞ (gd, L = 4, step 1e300: reported as "the next iterate left
+            // double range" one step later).
+            if !loss.isFinite && !(loss < 0), let start = startLoss {
                 return ODERun(t: t, y: y, stats: stats, termination: .failed,
-                              failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: loss))
+                              failure: DiscreteDivergence(step: k, t: t, startLoss: start, loss: .infinity))
             }
             guard loss.isFinite else { return nil }
             if let prev = previousLoss, loss > lossFloor,
@@ -164,6 +167,6 @@ public struct DiscreteDivergence: Error, CustomStringConvertible, Sendable {
     public var startLoss: Double
     public var loss: Double
     public var description: String {
-        "the loss grew from \(JSON.format(startLoss)) to \(JSON.format(loss)) by step \(step) (t = \(Simulation.time(t)))"
+        "the loss grew from \(JSON.format(startLoss)) to \(loss.isFinite ? JSON.format(loss) : "inf (it overflowed)") by step \(step) (t = \(Simulation.time(t)))"
     }
 }

@@ -365,7 +365,9 @@ extension SimulationConfig {
             }
             try it.finish()
         }
-        if let step = model.step, model.flow.isDiscrete, step > config.integrator.tEnd {
+        // The iteration's own rule (a step within a relative 1e-15 of t_end is taken), so that a
+        // step t_end·(1 + ε) is not refused while steps of t_end/3 end there.
+        if let step = model.step, model.flow.isDiscrete, !DiscreteDescent.reaches(config.integrator.tEnd, step) {
             throw ConfigError("config.model.step", "\(JSON.format(step)) is longer than integrator.t_end = \(JSON.format(config.integrator.tEnd)), so \(model.flow.rawValue) would take no step; lower model.step or raise integrator.t_end")
         }
         if let r = try root.object("record") {
