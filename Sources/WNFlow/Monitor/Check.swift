@@ -30,8 +30,8 @@ public protocol Check: StepObserver {
 /// unless the quantity amplifies a relative error of the state, e.g.
 /// `exp((2−L)c g²)`).
 /// Discrete runs (GD, WN-GD) are held to the same numbers, taken from the
-/// config's `rtol` (default 1e-10): a failure there measures how far the
-/// iteration departs from the flow's lemma — a finding, not an error.
+/// config's `rtol` (default 1e-10), on what the iteration keeps exactly; the
+/// flow's statements are measurements there (`DiscreteRuns`).
 public struct ToleranceRule: Sendable, Equatable {
     public var rtol: Double
     public var atol: Double

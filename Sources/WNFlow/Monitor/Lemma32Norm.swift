@@ -6,7 +6,7 @@ import GSLKit
 ///
 /// Measures `|‖v(t)‖ − ‖v₀‖| / ‖v₀‖` (dimensionless) at every step; tolerance
 /// `ToleranceRule.tolerance(steps:)` (κ = 1). WN-GD grows `‖v‖` by
-/// `μ²η_v²‖∇_vℒ̃‖²` per step (MATH.md §7), so this check fails there by design.
+/// `μ²η_v²‖∇_vℒ̃‖²` per step (MATH.md §7): its runs get `DiscreteNormIdentity` instead.
 public final class Lemma32Norm: Check {
     public let name = "lemma-3.2-norm"
     let context: MonitorContext

@@ -19,9 +19,10 @@ import GSLKit
 /// | `signed-coordinate-invariant` | gf, gd, wn-timedep, signed | positive if L ≥ 2 |
 /// | `loss-decay-rate` (measurement) | all | — |
 ///
-/// Discrete runs (gd, wn-gd) get the checks of their flow: their failures
-/// measure how far the iteration departs from the flow (e.g. WN-GD grows ‖v‖,
-/// so `lemma-3.2-norm` fails). Tolerances: `ToleranceRule`.
+/// Discrete runs (gd, wn-gd): `lemma-3.2-norm` and `lemma-3.7-invariant` check what the
+/// iteration keeps exactly (`DiscreteNormIdentity`, `DiscreteKernelStep`), 3.3 and 3.5 are
+/// checks as for the flows, and the flow's other statements (3.8, 3.9, 3.18, the signed
+/// coordinates) are measurements of the discretization (`DiscreteRuns`). Tolerances: `ToleranceRule`.
 ///
 /// Under method `dual` (`DualSolver`) some statements hold by construction
 /// and are reported with `byConstruction`: GF's `lemma-3.3-sign`,
@@ -39,6 +40,11 @@ public final class Monitor {
     public let skipped: [(name: String, reason: String)]
     /// Names of the checks that hold by construction in this run's coordinates.
     public let byConstruction: Set<String>
+    /// The step μ of a discrete run (gd, wn-gd), whose rows about the flow are measurements
+    /// (`DiscreteRuns`); nil for the flows.
+    public let discreteStep: Double?
+    /// The run's flow (the config's: a gd run integrates a `GradientFlow`).
+    public let flowKind: FlowKind
 
     /// Builds the checks for `flow` started at `initialState` under `config`;
     /// `dualCoordinates` when the run integrates in dual coordinates; `projectedNorm` when the
@@ -60,12 +66,25 @@ public final class Monitor {
         var cs: [any Check] = []
         var skip: [(String, String)] = []
 
-        if wn { cs.append(Lemma32Norm(context: context, rule: rule)) } else { skip.append(("lemma-3.2-norm", "not a weight-normalized flow")) }
+        // Discrete runs: what the iteration keeps exactly (`DiscreteRuns`).
+        let discreteStep = kind.isDiscrete ? config.model.step ?? 0.01 : nil
+        self.discreteStep = discreteStep
+        flowKind = kind
+        if wn {
+            cs.append(discreteStep != nil ? DiscreteNormIdentity(context: context, rule: rule) as any Check
+                                          : Lemma32Norm(context: context, rule: rule))
+        } else { skip.append(("lemma-3.2-norm", "not a weight-normalized flow")) }
         if L >= 2 { cs.append(Lemma33Sign(context: context, rule: rule)) } else {
             skip.append(("lemma-3.3-sign", "depth 1: signs may change (MATH.md §2)"))
         }
         cs.append(Lemma35MonotoneLoss(context: context, rule: rule))
-        if gfLike && nonzeroOK { cs.append(Lemma37Invariant(context: context, rule: rule)) } else {
+        if gfLike && nonzeroOK {
+            if let discreteStep {
+                cs.append(DiscreteKernelStep(context: context, rule: rule, step: discreteStep))
+            } else {
+                cs.append(Lemma37Invariant(context: context, rule: rule))
+            }
+        } else {
             skip.append(("lemma-3.7-invariant", gfLike ? "depth \(L) needs a start without zero entries (h_L(0) is undefined)" : "constant-rate WN: see lemma-3.8/3.9"))
         }
         // WN: Lemmas 3.8 and 3.9 in h_L of each entry's own sign (log|v|, the signed v^{2−L}),
@@ -124,6 +143,9 @@ public final class Monitor {
         checks.map { check in
             var r = check.report()
             r.byConstruction = byConstruction.contains(r.name)
+            if let discreteStep, DiscreteRuns.flowStatements.contains(r.name) {
+                r = DiscreteRuns.measured(r, flow: flowKind, step: discreteStep)
+            }
             return r
         }
     }
