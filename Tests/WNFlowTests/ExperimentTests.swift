@@ -173,3 +173,38 @@ struct ExperimentTests {
         #expect(PointStat(x: 0.001, rows: rows).meanLogRho == 3)
     }
 }
+
+struct FigureMarksTests {
+    private func row(_ flow: String, depth: Int, alpha: Double, direction: String, instance: Int, error: Double,
+                     status: String) throws -> FigureRow {
+        try #require(FigureRow(line: try JSON.parse("""
+        {"params": {"figure": "figure4", "flow": "\(flow)", "depth": \(depth), "alpha": \(alpha), "eta": 0.05,
+         "direction": "\(direction)", "instance": \(instance), "seed": 1},
+         "rec_error": \(error), "loss": 1e-3, "status": "\(status)", "stats": {"rhs_evals": 10}}
+        """)))
+    }
+
+    /// Figure 4 labels points (and gains) that include runs which did not converge, on the
+    /// panel they belong to (it had no marks: a gain of 3.9e7 from t_end runs looked settled);
+    /// a lower bar where mean − sd ≤ 0 ends at the smallest instance, not at mean/1000.
+    @Test func figure4MarksNotConvergedAndWhiskersEndAtTheSmallestInstance() throws {
+        var rows: [FigureRow] = []
+        for (k, (d, L)) in [("abs-gaussian", 2), ("abs-gaussian", 3), ("uniform", 2), ("uniform", 3)].enumerated() {
+            for i in 0..<3 {
+                rows.append(try row("gf", depth: L, alpha: 0.01, direction: d, instance: i, error: 0.3, status: "converged"))
+                let stalled = k == 1 && i == 0
+                rows.append(try row("wn", depth: L, alpha: 0.01, direction: d, instance: i,
+                                    error: i == 2 ? 1e-1 : 2.7e-6, status: stalled ? "t_end" : "converged"))
+            }
+        }
+        let report = FigureReport(figure: .figure4, settings: .tiny, rows: rows)
+        let script = report.gnuplotScript(base: "/tmp/f4")
+        let marks = script.components(separatedBy: "\n").filter { $0.contains("not conv.") }
+        // One WN L = 3 random point and its gain, in each of the two terminals' passes.
+        #expect(marks.count == 4 && marks.allSatisfy { $0.contains("\"1/3 not conv.\"") || $0.contains("\"1/6 not conv.\"") }, "\(marks)")
+        #expect(script.components(separatedBy: "unset label").count - 1 == 6)
+        let wn = try #require(report.allSeries.first { $0.label.contains("WN") })
+        let p = try #require(wn.points.first)
+        #expect(p.mean - p.sd <= 0 && FigureReport.lowerWhisker(p) == 2.7e-6)
+    }
+}

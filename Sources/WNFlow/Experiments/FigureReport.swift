@@ -71,14 +71,32 @@ public struct FigureReport: Sendable {
 
     static func esc(_ s: String) -> String { s.replacingOccurrences(of: "\"", with: "\\\"") }
 
-    /// A datablock: `x mean lo hi` (lo clipped to mean/1000 on the log axis).
+    /// The lower whisker on the log axis: mean − sd, or where that is ≤ 0 the smallest
+    /// instance's error (it was mean/1000, a bar down to 1.3e-8 where the smallest instance
+    /// was 2.7e-6), and mean/1000 only when that is 0 too.
+    static func lowerWhisker(_ p: PointStat) -> Double {
+        if p.mean - p.sd > 0 { return p.mean - p.sd }
+        return p.minimum > 0 ? p.minimum : p.mean / 1000
+    }
+
+    /// A datablock: `x mean lo hi` (lo: `lowerWhisker`).
     static func block(_ name: String, _ s: Series) -> String {
         var t = "$\(name) << EOD\n"
         for p in s.points where p.mean.isFinite {
-            let lo = max(p.mean - p.sd, p.mean / 1000)
-            t += "\(JSON.format(p.x)) \(JSON.format(p.mean)) \(JSON.format(lo)) \(JSON.format(p.mean + p.sd))\n"
+            t += "\(JSON.format(p.x)) \(JSON.format(p.mean)) \(JSON.format(lowerWhisker(p))) \(JSON.format(p.mean + p.sd))\n"
         }
         return t + "EOD\n"
+    }
+
+    /// Labels "k/n not conv." at the points of `series` that include runs which did not converge.
+    static func notConvergedLabels(_ series: [Series]) -> String {
+        var t = ""
+        for se in series {
+            for p in se.points where p.notConverged > 0 && p.mean > 0 {
+                t += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+            }
+        }
+        return t
     }
 
     /// The gnuplot script writing `base.png` and `base.svg`.
@@ -117,7 +135,7 @@ public struct FigureReport: Sendable {
         case .figure3:
             let gfPoint = ss[0].points.first
             let gm = gfPoint.map { JSON.format($0.mean) } ?? "NaN"
-            let glo = gfPoint.map { JSON.format(max($0.mean - $0.sd, $0.mean / 1000)) } ?? "NaN"
+            let glo = gfPoint.map { JSON.format(FigureReport.lowerWhisker($0)) } ?? "NaN"
             let ghi = gfPoint.map { JSON.format($0.mean + $0.sd) } ?? "NaN"
             body = """
             set title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle), abs-gaussian direction}"
@@ -132,34 +150,46 @@ public struct FigureReport: Sendable {
         case .figure4:
             // Panels: errors for each direction, then the gains GF/WN.
             var gains = ""
+            // Gains built on runs that did not converge are labelled like the error panels'
+            // points (Figure 4 had no such marks: a gain of 3.9e7 from t_end runs looked settled).
+            var gainLabels = ""
             for k in 0..<4 {
                 let gfS = ss[2 * k], wnS = ss[2 * k + 1]
                 gains += "$G\(k) << EOD\n"
                 for p in gfS.points {
                     if let w = wnS.points.first(where: { $0.x == p.x }), w.mean > 0 {
                         gains += "\(JSON.format(p.x)) \(JSON.format(p.mean / w.mean))\n"
+                        let nc = p.notConverged + w.notConverged
+                        if nc > 0 && p.mean > 0 {
+                            gainLabels += "set label \"\(nc)/\(p.count + w.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean / w.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+                        }
                     }
                 }
                 gains += "EOD\n"
             }
+            let randomLabels = FigureReport.notConvergedLabels(Array(ss[0..<4]))
+            let uniformLabels = FigureReport.notConvergedLabels(Array(ss[4..<8]))
             s += gains
             body = """
             set multiplot layout 1,3 title "\(FigureReport.esc(title))\\n{/*0.8 \(subtitle)}" font ",15"
             set xlabel "initialization scale α"
             set title "random direction d = |ξ|/||ξ|| (abs-gaussian)"
-            plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
+            unset label
+            \(randomLabels)plot $S0 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
                  $S1 using 1:2:3:4 with yerrorlines ls 2 title "\(wn), L = 2", \\
                  $S2 using 1:2:3:4 with yerrorlines ls 3 title "\(gf), L = 3", \\
                  $S3 using 1:2:3:4 with yerrorlines ls 4 title "\(wn), L = 3"
+            unset label
             set title "uniform direction d = 1/√N"
-            plot $S4 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
+            \(uniformLabels)plot $S4 using 1:2:3:4 with yerrorlines ls 1 title "\(gf), L = 2", \\
                  $S5 using 1:2:3:4 with yerrorlines ls 2 title "\(wn), L = 2", \\
                  $S6 using 1:2:3:4 with yerrorlines ls 3 title "\(gf), L = 3", \\
                  $S7 using 1:2:3:4 with yerrorlines ls 4 title "\(wn), L = 3"
             set title "improvement ratio (mean \(gf) error / mean \(wn) error)"
             set ylabel "\(gf) error / \(wn) error"
             set key top right box opaque
-            plot $G0 using 1:2 with linespoints ls 1 title "L = 2, random", \\
+            unset label
+            \(gainLabels)plot $G0 using 1:2 with linespoints ls 1 title "L = 2, random", \\
                  $G1 using 1:2 with linespoints ls 3 title "L = 3, random", \\
                  $G2 using 1:2 with linespoints ls 5 dt 2 title "L = 2, uniform", \\
                  $G3 using 1:2 with linespoints ls 4 dt 2 title "L = 3, uniform", \\
@@ -175,12 +205,9 @@ public struct FigureReport: Sendable {
             extra += "set xrange [\(JSON.format(lo / 1.5)):\(JSON.format(hi * 1.5))]\n"
         }
         // Mark points that include non-converged runs (counted in the mean).
+        // (Figure 4 sets them per panel.)
         if figure != .figure4 {
-            for se in ss where se.label == wn || figure != .figure3 {
-                for p in se.points where p.notConverged > 0 && p.mean > 0 {
-                    extra += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
-                }
-            }
+            extra += FigureReport.notConvergedLabels(ss.filter { $0.label == wn || figure != .figure3 })
         }
         s += common + extra
         s += "set terminal pngcairo size \(size.0),\(size.1) enhanced font \"DejaVu Sans,12\"\n"

@@ -276,6 +276,9 @@ public struct PointStat: Sendable {
     public var sd: Double
     public var count: Int
     public var notConverged: Int
+    /// The smallest error of an instance (the lower whisker's end on the log axis where
+    /// mean − sd ≤ 0).
+    public var minimum: Double
     /// Mean log ρ∞ over the converged rows (nil when none has one).
     public var meanLogRho: Double?
 
@@ -287,6 +290,7 @@ public struct PointStat: Sendable {
         mean = mu
         let v = e.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(max(count - 1, 1))
         sd = v.squareRoot()
+        minimum = e.min() ?? .nan
         notConverged = rows.filter { !$0.converged }.count
         // log ρ∞ is a limit quantity: the converged runs only (a run stuck at the saddle
         // x = 0 ends with log ρ ~ 1e9 that grows with t_end).
