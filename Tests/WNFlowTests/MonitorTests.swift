@@ -940,3 +940,38 @@ struct DiscreteMonitorTests {
         #expect(failed.isEmpty, "\(failed)")
     }
 }
+
+struct NegativeScaleTests {
+    /// Time-dependent WN at odd depth from g₀ < 0 (x₀ = g₀v₀/‖v₀‖ < 0): Lemma 3.7 in the signed
+    /// x^{2−L} holds (the flow is GF on another clock), and the monitor read x(t) as
+    /// |g|/‖v‖·v, 1.73 away at t = 0 (a helper's round, stop 32). A drift in ker Ã still fails.
+    /// g0 with v0 needs no x0 (the start is theirs); an x0 next to them is warned about.
+    @Test(arguments: [3, 5])
+    func timeDependentWNFromNegativeG(_ depth: Int) throws {
+        let v0 = (0..<15).map { 0.2 + 0.05 * Double($0 % 4) }
+        let text = """
+        {"problem": {"generate": {"M": 6, "N": 15, "sparsity": 3, "seed": 7}},
+         "model": {"flow": "wn-timedep", "depth": \(depth)},
+         "init": {"g0": -0.8, "v0": \(v0)},
+         "integrator": {"t_end": 50}, "record": {"points": 0}}
+        """
+        let cfg = try SimulationConfig.parse(text)
+        let nv = norm2(v0)
+        #expect(zip(cfg.x0, v0).allSatisfy { abs($0 - (-0.8) * $1 / nv) <= 1e-15 })
+        #expect(cfg.warnings.contains { $0.hasPrefix("the start (from g0/v0) has non-positive entries") })
+        let y0 = initialState(cfg)
+        let flow = makeFlow(problem: cfg.problem, model: cfg.model)
+        let clean = try monitoredRun(flow, config: cfg, y0: y0, tEnd: 50)
+        let c = try #require(clean["lemma-3.7-invariant"])
+        #expect(c.passed, "\(c.maxViolation) > \(c.tolerance)")
+        let k = try kernelDirection(cfg.problem)
+        let drift = PerturbedFlow(flow) { t, _, d in
+            if t < 2 { for i in 0..<k.count { d[i + 1] += 1e-4 * k[i] } }
+        }
+        let drifted = try monitoredRun(drift, config: cfg, y0: y0, marks: [2], tEnd: 50)
+        #expect(drifted["lemma-3.7-invariant"]?.passed == false)
+        let both = try SimulationConfig.parse(text.replacingOccurrences(of: "\"init\": {", with: "\"init\": {\"scale\": 0.5, "))
+        #expect(both.warnings.contains { $0.hasPrefix("init.x0/scale is not used") })
+        #expect(both.x0 == cfg.x0)
+    }
+}

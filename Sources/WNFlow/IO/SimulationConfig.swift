@@ -263,9 +263,11 @@ extension SimulationConfig {
                 half = half.map { $0 >= 0 ? Foundation.pow($0, 1 / Double(model.depth)) : -Foundation.pow(-$0, 1 / Double(model.depth)) }
             }
             config.x0 = problem.signed ? half + half : half
-        } else {
-            throw ConfigError("config.init", "give \"x0\" (\(nW) numbers) or \"scale\" with an optional \"direction\"")
+        } else if !(model.flow.isWeightNormalized && i.has("g0") && i.has("v0")) {
+            throw ConfigError("config.init", "give \"x0\" (\(nW) numbers) or \"scale\" with an optional \"direction\""
+                              + (model.flow.isWeightNormalized ? " (or both \"g0\" and \"v0\")" : ""))
         }
+        let startGiven = !config.x0.isEmpty
         _ = try i.value("seed")
         _ = try i.value("root_of_depth")
         if let bad = config.x0.firstIndex(where: { !$0.isFinite }) {
@@ -283,6 +285,16 @@ extension SimulationConfig {
             config.v0 = v0
         }
         try i.finish()
+        // g0 and v0 together are the whole WN start: x0 (or scale) is then not needed, and when
+        // given it is not used (it was dropped silently); x0 becomes that start's weights
+        // g₀v₀/‖v₀‖, which is what the run starts from.
+        if model.flow.isWeightNormalized, let g0 = config.g0, let v0 = config.v0 {
+            if startGiven {
+                config.warnings.append("init.x0/scale is not used: g0 and v0 give the whole WN start (x₀ = g₀v₀/‖v₀‖); drop x0/scale, or drop g0/v0 to start from x0")
+            }
+            let nv = norm2(v0)
+            config.x0 = v0.map { g0 * $0 / nv }
+        }
         if model.flow.isWeightNormalized && config.v0 == nil && norm2(config.x0) == 0 {
             throw ConfigError("config.init.x0", "is all zeros, but weight normalization needs x₀ ≠ 0 (v₀ = x₀/‖x₀‖); give a non-zero x0")
         }
@@ -297,8 +309,9 @@ extension SimulationConfig {
                               "the loss ½‖A x^L − y‖² overflows at the start (largest |x_n| \(JSON.format(big)) at depth \(model.depth)); "
                               + "rescale x0 (or A and y)")
         }
-        if model.depth >= 2 && config.x0.contains(where: { $0 <= 0 }) {
-            let zeros = config.x0.contains(0)
+        // The start the run takes (g0 alone flips or rescales x0 for WN).
+        if model.depth >= 2 && start.contains(where: { $0 <= 0 }) {
+            let zeros = start.contains(0)
             let wn = model.flow.isWeightNormalized && model.flow != .wnTimeDependent
             let even = model.depth % 2 == 0
             let invariants = wn ? "Lemmas 3.3, 3.8 and 3.9" : "Lemmas 3.3 and 3.7"
@@ -308,7 +321,8 @@ extension SimulationConfig {
             let predict = zeros ? "predict needs non-zero entries"
                 : (even ? "predict (and verify's predict checks) run from |x0|, to which the flow is equivalent at even depth"
                         : "predict needs x0 > 0 at odd depth")
-            config.warnings.append("init.x0 has non-positive entries at depth \(model.depth): " + checked + "; " + predict)
+            let subject = config.g0 != nil || config.v0 != nil ? "the start (from g0/v0)" : "init.x0"
+            config.warnings.append("\(subject) has non-positive entries at depth \(model.depth): " + checked + "; " + predict)
         }
 
         if let it = try root.object("integrator") {

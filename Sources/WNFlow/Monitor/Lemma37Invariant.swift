@@ -91,7 +91,10 @@ extension MonitorContext {
                     let al = alpha1
                     sa = log(abs(al)); signA = al < 0 ? -1 : 1
                 } else {
-                    sa = logAlphaBeta.logAlpha; signA = 1
+                    // α = (g/‖v‖)^{2−L} has the sign of g at odd L (time-dependent WN from g₀ < 0,
+                    // L = 3: a violation of 1.73 at t = 0, the distance to P h(|x₀|)).
+                    sa = logAlphaBeta.logAlpha
+                    signA = isWeightNormalized && depth % 2 == 1 && g < 0 ? -1 : 1
                 }
                 if !sa.isFinite && sa < 0 {
                     // x = 0 (g = 0 at L = 1): compare the target with 0.
