@@ -24,6 +24,12 @@ struct Bench: ParsableCommand {
     var only: String?
 
     func run() throws {
+        // A filter that selects nothing ran nothing and exited 0 with an empty table.
+        let parts = BenchSuite.stiffCases.map(\.name) + ["explicit", "monitor", "ensemble", "predict"]
+            + BenchSuite.largeCases.map(\.name)
+        if let only, only.isEmpty || !parts.contains(where: { $0.contains(only) }) {
+            throw ConfigError("--only", "'\(only)' matches no part; give text from one of: \(parts.joined(separator: ", "))")
+        }
         // The table goes to stdout when the JSON goes to a file, else to stderr.
         let toFile = out != nil
         func print(_ line: String) {

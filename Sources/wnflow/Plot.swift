@@ -33,6 +33,17 @@ struct PlotCommand: ParsableCommand {
         do { result = try JSON.parse(String(decoding: rdata, as: UTF8.self)) } catch {
             throw ConfigError("result.json", "\(error)")
         }
+        guard case .object = result else {
+            throw ConfigError("result.json", "is not a JSON object; give the --out folder of wnflow simulate or verify")
+        }
+        // η_g and η_v as recorded: positive numbers, or the log ρ(t) drawn from them is garbage
+        // (eta_g -1, "abc" or [1] were accepted silently).
+        for key in ["eta_g", "eta_v"] {
+            guard let v = result[key] else { continue }
+            guard case let .number(e) = v, e > 0, e.isFinite else {
+                throw ConfigError("result.json.\(key)", "expected a positive number, got \(v); rerun wnflow simulate")
+            }
+        }
         let traj = try TrajectoryTable.parse(String(decoding: tdata, as: UTF8.self))
         guard !traj.plottableRows.isEmpty else {
             let end = traj.t.last.map { JSON.format($0) } ?? "?"
@@ -55,6 +66,11 @@ struct PlotCommand: ParsableCommand {
         for (name, given, recorded) in [("--eta-g", etaG, info.etaG), ("--eta-v", etaV, recordedEtaV)] {
             if let given, let recorded, given != recorded {
                 throw ConfigError(name, "is \(JSON.format(given)) but result.json records \(JSON.format(recorded)) for this run; drop the flag (it is only for folders that do not record it)")
+            }
+        }
+        if !info.flow.hasPrefix("wn") {
+            for (name, given) in [("--eta-g", etaG), ("--eta-v", etaV)] where given != nil {
+                throw ConfigError(name, "is for weight-normalized runs (log ρ(t)); this run's flow is \(info.flow); drop the flag")
             }
         }
         if let etaG { info.etaG = etaG }

@@ -57,6 +57,11 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
             settings.discreteStep = d
         }
         let dir = URL(fileURLWithPath: out).standardizedFileURL.path
+        // An existing file there: say so (Foundation's "I/O error (NSCocoaErrorDomain 512)" did not).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ConfigError("--out", "'\(dir)' is a file, not a folder; choose a folder (it is created if missing)")
+        }
         do {
             try FileManager.default.createDirectory(atPath: dir + "/runs", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: dir + "/plots", withIntermediateDirectories: true)

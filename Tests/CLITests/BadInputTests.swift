@@ -68,6 +68,10 @@ let badCases: [BadCase] = [
     BadCase(label: "t_min below 1e-150", config: validConfig.replacingOccurrences(of: "\"t_end\": 100}", with: "\"t_end\": 100}, \"record\": {\"t_min\": 1e-200}"), field: "config.record.t_min"),
     BadCase(label: "dual at depth 3 from a negative start", config: validConfig.replacingOccurrences(of: "\"flow\": \"wn\", \"depth\": 2", with: "\"flow\": \"gf\", \"depth\": 3").replacingOccurrences(of: "[0.1, 0.1, 0.1]", with: "[0.1, -0.1, 0.1]").replacingOccurrences(of: "\"auto\"", with: "\"dual\""), field: "config.integrator.method"),
     BadCase(label: "generate with sparsity > N", config: "{\"problem\": {\"generate\": {\"M\": 2, \"N\": 3, \"sparsity\": 5}}, \"init\": {\"scale\": 0.1}}", field: "config.problem.generate.sparsity"),
+    // Stop 32 (a helper's fuzz): depth 1e9 ran for minutes (the compensated x^L is L products);
+    // "comment": null was accepted.
+    BadCase(label: "depth above 10000", config: validConfig.replacingOccurrences(of: "\"depth\": 2", with: "\"depth\": 1000000000"), field: "config.model.depth"),
+    BadCase(label: "null comment", config: validConfig.replacingOccurrences(of: "\"model\"", with: "\"comment\": null, \"model\""), field: "config.comment"),
 ]
 
 @Suite("Bad input exits 2 with one line naming the field")
@@ -149,5 +153,27 @@ struct BadInputTests {
         #expect(h.code == 0 && h.stdout.contains("simulate"))
         let v = try CLI.run(["--version"])
         #expect(v.code == 0 && !v.stdout.isEmpty)
+    }
+
+    /// Stop 32 (a helper's fuzz): predict with M ≫ N asked for an M × M allocation (3.2e11 bytes)
+    /// and trapped (exit 134); a NUL in a CSV cell cut the number short ("-1\09999" read as -1,
+    /// exit 0); `bench --only` matching no part ran nothing with exit 0; reproduce's --out on a
+    /// file said "I/O error (NSCocoaErrorDomain 512)".
+    @Test func fuzzFindingsOfStop32() throws {
+        let dir = CLI.tempDir("fuzz32")
+        CLI.write(#"{"problem": {"generate": {"M": 200000, "N": 20, "sparsity": 3, "seed": 5}}, "model": {"flow": "gf", "depth": 3}, "init": {"scale": 0.1, "direction": "uniform"}}"#, dir + "/big.json")
+        let p = try CLI.run(["predict", dir + "/big.json", "--out", dir + "/p.json", "--limit-only"])
+        #expect(p.code == 2 && p.stderr.contains("config.problem") && p.stderr.contains("M × M")
+                && p.stderr.split(separator: "\n").count == 1, "\(p.code) \(p.stderr)")
+        _ = FileManager.default.createFile(atPath: dir + "/A.csv", contents: Data("1.0,2.0,3.0\n0.5,-1.0".utf8) + Data([0]) + Data("9999,2.0\n".utf8))
+        CLI.write(#"{"problem": {"A_file": "A.csv", "y": [1, 0.5]}, "init": {"x0": [1, 1, 1]}}"#, dir + "/nul.json")
+        let n = try CLI.run(["simulate", dir + "/nul.json", "--out", dir + "/o"])
+        #expect(n.code == 2 && n.stderr.contains("config.problem.A_file") && n.stderr.contains("line 2, column 2")
+                && n.stderr.split(separator: "\n").count == 1, "\(n.code) \(n.stderr)")
+        let b = try CLI.run(["bench", "--only", "nosuch"])
+        #expect(b.code == 2 && b.stderr.contains("--only") && b.stderr.contains("gf2-alpha0.1"), "\(b.stderr)")
+        CLI.write("x", dir + "/file")
+        let r = try CLI.run(["reproduce", "figure2", "--quick", "--out", dir + "/file"])
+        #expect(r.code == 2 && r.stderr.contains("is a file, not a folder"), "\(r.stderr)")
     }
 }

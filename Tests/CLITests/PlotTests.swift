@@ -134,4 +134,32 @@ struct PlotTests {
         let word = try CLI.run(["plot", dir + "/run"])
         #expect(word.code == 2 && word.stderr.contains("x_3") && word.stderr.split(separator: "\n").count == 1, "\(word.stderr)")
     }
+
+    /// result.json's η must be positive numbers (-1, "abc", [1] were accepted and drew garbage),
+    /// result.json must be an object, --eta-g on a GF run is refused (it has no log ρ), and an η
+    /// that makes every log ρ(t) non-finite leaves that panel empty with a title saying so (it
+    /// failed in gnuplot, "x range is invalid", naming neither flag).
+    @Test func resultFieldsAndExtremeRatesAreChecked() throws {
+        let dir = CLI.tempDir("plot-fields")
+        CLI.write(CLI.smallWNConfig(points: 20), dir + "/c.json")
+        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let path = dir + "/run/result.json"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        for bad in ["-1", "\"abc\"", "[1]"] {
+            try original.replacingOccurrences(of: "\"eta_g\": 0.1", with: "\"eta_g\": \(bad)").write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try CLI.run(["plot", dir + "/run"])
+            #expect(r.code == 2 && r.stderr.contains("result.json.eta_g"), "\(bad): \(r.stderr)")
+        }
+        try "[]".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["plot", dir + "/run"]).code == 2)
+        try original.replacingOccurrences(of: "\"eta_g\": 0.1", with: "\"eta_g\": 1e-320").write(toFile: path, atomically: true, encoding: .utf8)
+        let tiny = try CLI.run(["plot", dir + "/run"])
+        #expect(tiny.code == 0, "\(tiny.stderr)")
+        let script = try String(contentsOfFile: dir + "/run/trajectory.gp", encoding: .utf8)
+        #expect(script.contains("not finite for these η_g, η_v"))
+        CLI.write(#"{"problem": {"generate": {"M": 5, "N": 12, "sparsity": 1, "seed": 3}}, "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.5, "direction": "uniform"}, "integrator": {"t_end": 50}, "record": {"points": 10}}"#, dir + "/g.json")
+        #expect(try CLI.run(["simulate", dir + "/g.json", "--out", dir + "/gf", "--quiet"]).code == 0)
+        let g = try CLI.run(["plot", dir + "/gf", "--eta-g", "0.1"])
+        #expect(g.code == 2 && g.stderr.contains("--eta-g") && g.stderr.contains("gf"), "\(g.stderr)")
+    }
 }

@@ -254,3 +254,22 @@ extension BDFErrorControlTests {
         #expect(abs((r.g ?? 0) - 1.0041860840) <= 1e-7, "g \(r.g ?? .nan)")
     }
 }
+
+/// More rows than weights (M > N): `auto` integrates in weight space with msbdf's dense N × N
+/// solves; the dual coordinates (M of them) and Woodbury's M × M capacitance gain nothing there
+/// (at M = 2e5, N = 20 they asked for 3.2e11 bytes and trapped; stop 32).
+@Test func autoAvoidsMByMWorkWhenMExceedsN() throws {
+    for flow in ["gf", "wn"] {
+        for depth in [2, 3] {
+            let cfg = try SimulationConfig.parse("""
+            {"problem": {"generate": {"M": 30, "N": 10, "sparsity": 2, "seed": 4}},
+             "model": {"flow": "\(flow)", "depth": \(depth), "eta_g": 0.2},
+             "init": {"scale": 0.3, "direction": "uniform"}, "integrator": {"t_end": 1e4}, "record": {"points": 0}}
+            """)
+            let sim = Simulation(config: cfg)
+            #expect(sim.resolvedMethod == .gsl(.msbdf), "\(flow) L=\(depth): \(sim.resolvedMethod)")
+            let r = sim.run(recordTrajectory: false)
+            #expect(r.status != .failed, "\(r.message ?? "")")
+        }
+    }
+}

@@ -111,7 +111,7 @@ public struct SweepSpec: Sendable {
         }
         let root = try ObjectReader(json, path: "sweep")
         try root.allowOnly(["base", "grid", "comment"])
-        root.skip("comment")
+        _ = try root.value("comment")  // free-form, but not null
         guard let base = try root.value("base") else {
             throw ConfigError("sweep.base", "missing; give the CONFIG.json every run starts from")
         }

@@ -80,10 +80,13 @@ public enum TrajectoryPlot {
     /// Writes `base.png` and `base.svg`: loss, x_n(t), and for WN g(t) and log ρ(t).
     public static func script(table tb: TrajectoryTable, info: Info, base: String) -> String {
         let wn = info.flow.hasPrefix("wn")
-        let rho: [Double]? = (wn && info.flow != "wn-timedep") ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) } : nil
+        let rows = tb.plottableRows
+        // No finite value (η extreme enough to overflow c(g² − g₀²)): an empty panel that says so,
+        // not gnuplot's "x range is invalid", which named neither flag.
+        let rho: [Double]? = (wn && info.flow != "wn-timedep")
+            ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) }.flatMap { r in rows.contains { r[$0].isFinite } ? r : nil } : nil
         let n = tb.x.first?.count ?? 0
         var s = "# wnflow plot: \(GnuplotText.singleLine(info.flow)), L = \(info.depth)\n$D << EOD\n"
-        let rows = tb.plottableRows
         for k in rows {
             var line = "\(JSON.format(tb.t[k])) \(JSON.format(max(tb.loss[k], 1e-300)))"
             line += " " + (tb.g[k].map(JSON.format) ?? "NaN")
@@ -120,7 +123,7 @@ public enum TrajectoryPlot {
             set format y "%g"
             set title "norm g(t)"
             plot $D using 1:3 with lines lw 2 lc rgb "#d62728"
-            set title "\(rho != nil ? "magnification log ρ(t)" : info.flow == "wn-timedep" ? "log ρ(t): not defined for the Thm 2.4 rate" : "log ρ(t): needs η_g (pass --eta-g)")"
+            set title "\(rho != nil ? "magnification log ρ(t)" : info.flow == "wn-timedep" ? "log ρ(t): not defined for the Thm 2.4 rate" : info.etaG != nil ? "log ρ(t): not finite for these η_g, η_v" : "log ρ(t): needs η_g (pass --eta-g)")"
 
             """
             // No log ρ: an empty panel (gnuplot refuses `plot NaN`: "all points y value

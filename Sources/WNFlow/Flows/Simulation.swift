@@ -202,6 +202,10 @@ public final class Simulation {
         switch config.integrator.method {
         case .auto:
             let d = config.model.depth
+            // The dual coordinates have M entries against the weights' N (2N signed): with more
+            // rows than weights they gain nothing, and their dense M × M Jacobian does not fit
+            // (M = 2e5, N = 20: an allocation of 3.2e11 bytes ended the run). Weight space then.
+            if config.problem.m > config.problem.weightCount { return weightSpaceMethod }
             // Below rtol 1e-13 the dual state's rounding (≈ 4ε|μ|) nears the tolerance:
             // N = 400, rtol 1e-14: dual 1.99 s vs bdf 1.54 s (1e-13: 0.72 vs 0.93 s).
             if config.model.flow == .gf && d == 2 && config.integrator.rtol >= 1e-13
@@ -224,7 +228,9 @@ public final class Simulation {
     public var weightSpaceMethod: Method {
         switch config.integrator.method {
         case .auto, .dual:
-            if flow is any LowRankJacobianSystem {
+            // Woodbury's capacitance is M × M: with more rows than weights the dense N × N
+            // solves of msbdf are the smaller ones (and M × M need not fit: M = 2e5, N = 20).
+            if flow is any LowRankJacobianSystem && config.problem.m <= config.problem.weightCount {
                 if config.model.flow == .gf || (flow is WeightNormFlow && config.model.depth <= Simulation.weightNormBDFDepth) { return .bdf }
                 // Deeper WN: `bdf` with checked solves up to `checkedBDFDimension` (`makeSolver`),
                 // `rosenbrock` above.

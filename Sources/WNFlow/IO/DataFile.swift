@@ -66,8 +66,10 @@ public enum DataFile {
             if cells.isEmpty { continue }
             var row: [Double] = []
             for (cn, cell) in cells.enumerated() {
-                guard let d = Double(cell) else {
-                    throw ConfigError(field, "\(path): line \(ln + 1), column \(cn + 1): '\(cell)' is not a number")
+                // Double() reads up to a NUL and drops the rest ("-1\09999" was -1, exit 0).
+                guard !cell.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }), let d = Double(cell) else {
+                    let shown = cell.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+                    throw ConfigError(field, "\(path): line \(ln + 1), column \(cn + 1): '\(shown)' is not a number")
                 }
                 row.append(d)
             }

@@ -61,6 +61,8 @@ public enum Method: Sendable, Equatable, CustomStringConvertible {
 
 /// Model settings (`model`).
 public struct ModelSpec: Sendable {
+    /// The largest depth a config may ask for.
+    public static let maxDepth = 10_000
     public var flow: FlowKind = .gf
     public var depth: Int = 2
     public var signed = false
@@ -166,7 +168,7 @@ extension SimulationConfig {
             throw ConfigError("config.monitor", "is not a config setting: simulate runs the lemma checks by default (--no-monitor skips them) and verify judges them; remove it")
         }
         try root.allowOnly(["problem", "model", "init", "integrator", "record", "comment"])
-        root.skip("comment")
+        _ = try root.value("comment")  // free-form, but not null (the contract: null is no value)
 
         // model first: depth and signedness shape the problem.
         var model = ModelSpec()
@@ -180,7 +182,15 @@ extension SimulationConfig {
                 }
                 model.flow = k
             }
-            if let d = try m.int("depth", min: 1) { model.depth = d }
+            if let d = try m.int("depth", min: 1) {
+                // x^L stays in double range only where |ln|x_n|| ≤ 709/L (7e-2 at this cap), and
+                // the compensated x^L of the residual costs L products an entry (depth 1e9 ran
+                // for minutes).
+                guard d <= ModelSpec.maxDepth else {
+                    throw ConfigError(m.field("depth"), "must be at most \(ModelSpec.maxDepth), got \(d): x^L stays in double range only where |ln|x|| ≤ 709/L")
+                }
+                model.depth = d
+            }
             if let s = try m.bool("signed") { model.signed = s; explicitSigned = s }
             try m.exclusive("eta", "eta_g", hint: " (eta is an alias of eta_g)")
             // Rates and steps below 1e-150 (the floor t_end and h0 share): 1/η overflows for a
@@ -338,6 +348,9 @@ extension SimulationConfig {
                     if model.flow.isWeightNormalized && (config.g0 ?? 1) == 0 {
                         throw ConfigError(it.field("method"), "dual integrates log |g| and needs init.g0 ≠ 0; use auto")
                     }
+                    try MemoryBudget.require(MemoryBudget.squares(problem.m, count: 4), field: it.field("method"),
+                                             what: "dual with M = \(problem.m) coordinates (dense M × M Jacobian and factors)",
+                                             fix: "use auto (weight space when M > N) or bdf")
                     // x^{2−L} = x₀^{2−L} + Aᵀλ is integrated from x₀ ≥ 0 only (was exit 3 at t = 0).
                     if model.depth >= 3, let j = config.x0.firstIndex(where: { $0 < 0 }) {
                         throw ConfigError(it.field("method"), "dual at depth \(model.depth) needs x₀ ≥ 0 (init.x0 entry \(j) is \(JSON.format(config.x0[j]))); use auto or bdf")

@@ -217,4 +217,18 @@ public enum MemoryBudget {
         func gb(_ b: Double) -> String { String(format: "%.1f GB", b / 1e9) }
         throw ConfigError(field, "M·N = \(JSON.format(entries)) entries\(signed ? ", signed" : "") need about \(gb(need)) (A\(signed ? ", [A, −A]" : "") and the run's working copies), more than the \(gb(free)) this machine has available; use a smaller problem or a machine with more memory")
     }
+
+    /// Dense work arrays whose size follows from the input (M × M matrices for M rows): throws
+    /// `ConfigError(field, …)` when `bytes` exceed what is `available`, instead of ending in an
+    /// allocation failure (a trap, exit 134: predict with M = 2e5, N = 20 asked for 3.2e11
+    /// bytes). `what` names the need, `fix` the way out.
+    public static func require(_ bytes: Double, field: String, what: String, fix: String,
+                               available: Double? = MemoryBudget.available) throws {
+        guard let free = available, bytes > free else { return }
+        func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
+        throw ConfigError(field, "\(what) needs about \(gb(bytes)), more than the \(gb(free)) this machine has available; \(fix)")
+    }
+
+    /// Bytes of `count` dense M × M double matrices.
+    public static func squares(_ m: Int, count: Int) -> Double { Double(count) * 8 * Double(m) * Double(m) }
 }

@@ -54,6 +54,10 @@ public struct Prediction: Sendable {
            norm2(projector.apply(config.x0)) <= 1e-12 * norm2(config.x0) {
             throw ConfigError("config.problem.y", noRootMessage)
         }
+        // The dual Newton's Hessian and its factor are M × M (more with the LPs' copies).
+        try MemoryBudget.require(MemoryBudget.squares(p.m, count: 4), field: "config.problem",
+                                 what: "predict with M = \(p.m) rows (its dual Newton works with M × M matrices)",
+                                 fix: "use fewer rows (the paper's setting is M < N), or simulate")
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             report = try Theory.report(A: p.matrix, y: p.y, depth: p.depth, x0: config.x0, flow: flow, limitOnly: limitOnly, signed: p.signed)
