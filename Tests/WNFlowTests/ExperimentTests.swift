@@ -208,3 +208,22 @@ struct FigureMarksTests {
         #expect(p.mean - p.sd <= 0 && FigureReport.lowerWhisker(p) == 2.7e-6)
     }
 }
+
+/// A run with more weights than `TrajectoryPlot.maxCurves` draws the largest ones at the end
+/// (N = 1e5 wrote every column into the script; gnuplot ran past a minute).
+@Test func plotDrawsAtMostMaxCurvesWeights() throws {
+    let n = 300
+    let header = "t,loss,g,v_norm," + (1...n).map { "x_\($0)" }.joined(separator: ",")
+    func row(_ t: Double) -> String {
+        "\(t),\(1 / (1 + t)),," + "," + (0..<n).map { j in "\(Double(j % 7 == 0 ? 1000 + j : j) / (1 + t))" }.joined(separator: ",")
+    }
+    let table = try TrajectoryTable.parse(([header] + [0, 1, 10].map(row)).joined(separator: "\n") + "\n")
+    let script = TrajectoryPlot.script(table: table, info: TrajectoryPlot.Info(flow: "gf", depth: 2), base: "/tmp/p")
+    #expect(script.contains("the 200 largest at the end, of 300"))
+    #expect(script.components(separatedBy: "with lines lw 1 lc rgb").count - 1 == 2 * 200)  // PNG and SVG passes
+    let shown = TrajectoryPlot.shownCoordinates(table, rows: table.plottableRows)
+    // Every multiple of 7 (the large ones) is among them, and the rest are the largest others.
+    #expect(shown.count == 200 && (0..<n).filter { $0 % 7 == 0 }.allSatisfy(shown.contains) && shown.contains(n - 1) && !shown.contains(1))
+    let small = try TrajectoryTable.parse("t,loss,g,v_norm,x_1,x_2\n0,1,,,0.5,0.2\n1,0.5,,,0.4,0.1\n")
+    #expect(TrajectoryPlot.script(table: small, info: TrajectoryPlot.Info(flow: "gf", depth: 2), base: "/tmp/q").contains("(2 coordinates)"))
+}

@@ -77,6 +77,20 @@ public enum TrajectoryPlot {
         public init(flow: String, depth: Int) { self.flow = flow; self.depth = depth }
     }
 
+    /// The most weight curves a plot draws.
+    public static let maxCurves = 200
+
+    /// The weights drawn: all up to `maxCurves`, else the `maxCurves` largest in size at the
+    /// last of `rows` (NaN last, ties by index), in index order.
+    static func shownCoordinates(_ tb: TrajectoryTable, rows: [Int]) -> [Int] {
+        let n = tb.x.first?.count ?? 0
+        guard n > maxCurves, let last = rows.last else { return Array(0..<n) }
+        let end = tb.x[last]
+        func size(_ j: Int) -> Double { end[j].isNaN ? -1 : abs(end[j]) }
+        let order = (0..<n).sorted { size($0) != size($1) ? size($0) > size($1) : $0 < $1 }
+        return Array(order.prefix(maxCurves)).sorted()
+    }
+
     /// Writes `base.png` and `base.svg`: loss, x_n(t), and for WN g(t) and log ρ(t).
     public static func script(table tb: TrajectoryTable, info: Info, base: String) -> String {
         let wn = info.flow.hasPrefix("wn")
@@ -86,12 +100,16 @@ public enum TrajectoryPlot {
         let rho: [Double]? = (wn && info.flow != "wn-timedep")
             ? info.etaG.flatMap { tb.logRho(etaG: $0, etaV: info.etaV) }.flatMap { r in rows.contains { r[$0].isFinite } ? r : nil } : nil
         let n = tb.x.first?.count ?? 0
+        // At most `maxCurves` weights are drawn: those largest in size at the last plotted row
+        // (ties by index). A run with N = 1e5 wrote all of them into the script, and gnuplot
+        // was still drawing after a minute.
+        let shown = TrajectoryPlot.shownCoordinates(tb, rows: rows)
         var s = "# wnflow plot: \(GnuplotText.singleLine(info.flow)), L = \(info.depth)\n$D << EOD\n"
         for k in rows {
             var line = "\(JSON.format(tb.t[k])) \(JSON.format(max(tb.loss[k], 1e-300)))"
             line += " " + (tb.g[k].map(JSON.format) ?? "NaN")
             line += " " + (rho.map { JSON.format($0[k]) } ?? "NaN")
-            for v in tb.x[k] { line += " " + (v.isFinite ? JSON.format(v) : "NaN") }
+            for j in shown { let v = tb.x[k][j]; line += " " + (v.isFinite ? JSON.format(v) : "NaN") }
             s += line + "\n"
         }
         s += "EOD\n"
@@ -109,12 +127,12 @@ public enum TrajectoryPlot {
         set title "loss ½||A x^{⊙L} − y||²"
         unset key
         plot $D using 1:2 with lines lw 2 lc rgb "#1f77b4"
-        set title "weights x_n(t) (\(n) coordinates)"
+        set title "weights x_n(t) (\(shown.count == n ? "\(n) coordinates" : "the \(shown.count) largest at the end, of \(n)"))"
 
         """
         if !positive { body += "unset logscale y\nset format y \"%g\"\n" }
-        if n > 0 {
-            let cols = (0..<n).map { "$D using 1:\($0 + 5) with lines lw 1 lc rgb \"#1f77b480\"" }
+        if !shown.isEmpty {
+            let cols = shown.indices.map { "$D using 1:\($0 + 5) with lines lw 1 lc rgb \"#1f77b480\"" }
             body += "plot " + cols.joined(separator: ", \\\n     ") + "\n"
         }
         if wn {
