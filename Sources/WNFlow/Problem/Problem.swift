@@ -221,10 +221,11 @@ public enum MemoryBudget {
     /// Dense work arrays whose size follows from the input (M × M matrices for M rows): throws
     /// `ConfigError(field, …)` when `bytes` exceed what is `available`, instead of ending in an
     /// allocation failure (a trap, exit 134: predict with M = 2e5, N = 20 asked for 3.2e11
-    /// bytes). `what` names the need, `fix` the way out.
+    /// bytes). `what` names the need, `fix` the way out. Needs under 100 MB are not checked
+    /// (reading /proc/meminfo took 50 µs, a third of a small `predict --limit-only`).
     public static func require(_ bytes: Double, field: String, what: String, fix: String,
-                               available: Double? = MemoryBudget.available) throws {
-        guard let free = available, bytes > free else { return }
+                               available: @autoclosure () -> Double? = MemoryBudget.available) throws {
+        guard bytes >= 1e8, let free = available(), bytes > free else { return }
         func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
         throw ConfigError(field, "\(what) needs about \(gb(bytes)), more than the \(gb(free)) this machine has available; \(fix)")
     }
