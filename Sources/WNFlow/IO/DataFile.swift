@@ -67,7 +67,7 @@ public enum DataFile {
             var row: [Double] = []
             for (cn, cell) in cells.enumerated() {
                 // Double() reads up to a NUL and drops the rest ("-1\09999" was -1, exit 0).
-                guard !cell.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }), let d = Double(cell) else {
+                guard !cell.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), let d = Double(cell) else {
                     let shown = cell.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
                     throw ConfigError(field, "\(path): line \(ln + 1), column \(cn + 1): '\(shown)' is not a number")
                 }
