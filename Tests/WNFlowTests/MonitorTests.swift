@@ -917,6 +917,29 @@ struct DiscreteMonitorTests {
         #expect(!n.passed && n.maxViolation > 100 * n.tolerance, "\(n.maxViolation) vs \(n.tolerance)")
     }
 
+    /// A weight that underflows (4.9e-324, then 0; S₊ is empty here, so x₃ → 0) carries an
+    /// absolute rounding error, not ε-relative: the floor counts ulp(x_{k+1}), and the weights
+    /// at 0 are left out with the kernel of the remaining columns (it read 0.13, a false FAIL,
+    /// and then skipped 39,190 of 40,000 iterates; a reviewer's case, stop 32). A drift in ker Ã
+    /// still fails. The tolerance is rounding only: from x₀ = 1e-150
+    /// the flow rule gave 8.8e135.
+    @Test func underflowingWeightAndTinyStart() throws {
+        let text = #"{"problem": {"A": [[1, 2, 6], [1, -1, 0]], "y": [-1, 0.05]}, "model": {"flow": "gd", "depth": 2, "step": 0.05}, "init": {"x0": [0.3, 0.2, 0.1]}, "integrator": {"t_end": 2000}, "record": {"points": 0}}"#
+        let cfg = try SimulationConfig.parse(text)
+        let r = try #require(byName(Simulation(config: cfg).runMonitored().result.monitor)["lemma-3.7-invariant"])
+        #expect(r.passed && r.quantity.contains("were left out"), "\(r.maxViolation) vs \(r.tolerance): \(r.quantity)")
+        // A push in ker Ã during t < 2 (before the underflow) still fails.
+        let k = try kernelDirection(cfg.problem)
+        let drift = PerturbedFlow(GradientFlow(problem: cfg.problem)) { t, _, d in
+            if t < 2 { for i in 0..<d.count { d[i] += 1e-4 * k[i] } }
+        }
+        let broken = try #require(try discreteMonitoredRun(drift, config: cfg, y0: cfg.x0, steps: 40_000)["lemma-3.7-invariant"])
+        #expect(!broken.passed)
+        let tiny = try smallConfig(flow: "gd", depth: 2, scale: 1e-150, extraModel: #", "step": 0.05"#)
+        let t = try #require(try discreteMonitoredRun(GradientFlow(problem: tiny.problem), config: tiny, y0: tiny.x0)["lemma-3.7-invariant"])
+        #expect(t.passed && t.tolerance < 1e-10, "\(t.tolerance)")
+    }
+
     /// `verify` on a discrete run: the comparisons with the flow's limit (limit-kkt,
     /// predict-limit) are measurements, so a converged GD run passes; its identities are checks.
     @Test func verifyOfAConvergedGDRunPasses() throws {

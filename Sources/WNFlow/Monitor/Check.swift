@@ -57,6 +57,13 @@ public struct ToleranceRule: Sendable, Equatable {
                   dimension: initialState.count)
     }
 
+    /// The tolerance of an identity a discrete run keeps exactly (`DiscreteRuns`): rounding
+    /// only, `100 ε (n + L + √K)` after `K` steps, with neither rtol nor atol (no step is
+    /// controlled; under the flow rule a start of 1e-150 made it 8.8e135, and rtol 1e-3 0.1).
+    public func discreteIdentityTolerance(steps: Int, depth: Int) -> Double {
+        100 * Double.ulpOfOne * (Double(dimension + depth) + Double(max(steps, 0)).squareRoot())
+    }
+
     /// `100 (rtol + atol/s₀) √max(1, K/100) + 10 n ε` after `K` steps.
     public func base(steps: Int) -> Double {
         factor * (rtol + atol / stateScale) * max(1, Double(steps) / 100).squareRoot()
