@@ -170,8 +170,17 @@ struct BadInputTests {
         let n = try CLI.run(["simulate", dir + "/nul.json", "--out", dir + "/o"])
         #expect(n.code == 2 && n.stderr.contains("config.problem.A_file") && n.stderr.contains("line 2, column 2")
                 && n.stderr.split(separator: "\n").count == 1, "\(n.code) \(n.stderr)")
+        // A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first number.
+        _ = FileManager.default.createFile(atPath: dir + "/A.csv", contents: Data([0xEF, 0xBB, 0xBF]) + Data("1.0,2.0,3.0\n0.5,-1.0,2.0\n".utf8))
+        let bom = try CLI.run(["simulate", dir + "/nul.json", "--out", dir + "/bom", "--quiet"])
+        #expect(bom.code == 0, "\(bom.stderr)")
         let b = try CLI.run(["bench", "--only", "nosuch"])
         #expect(b.code == 2 && b.stderr.contains("--only") && b.stderr.contains("gf2-alpha0.1"), "\(b.stderr)")
+        // Parts this run would not take either (a reviewer's round): large cases under --quick, 10000 without --huge.
+        for args in [["--quick", "--only", "large"], ["--only", "10000"]] {
+            let q = try CLI.run(["bench"] + args)
+            #expect(q.code == 2 && q.stderr.contains("matches no part of this run"), "\(args): \(q.stderr)")
+        }
         CLI.write("x", dir + "/file")
         let r = try CLI.run(["reproduce", "figure2", "--quick", "--out", dir + "/file"])
         #expect(r.code == 2 && r.stderr.contains("is a file, not a folder"), "\(r.stderr)")

@@ -255,21 +255,21 @@ extension BDFErrorControlTests {
     }
 }
 
-/// More rows than weights (M > N): `auto` integrates in weight space with msbdf's dense N × N
-/// solves; the dual coordinates (M of them) and Woodbury's M × M capacitance gain nothing there
-/// (at M = 2e5, N = 20 they asked for 3.2e11 bytes and trapped; stop 32).
-@Test func autoAvoidsMByMWorkWhenMExceedsN() throws {
+/// More rows than weights (M > N): `auto` keeps the dual coordinates where their M × M work
+/// fits (M = 30, N = 10: faster than msbdf), and the memory rule refuses it where it does not
+/// (at M = 2e5, N = 20 it asked for 3.2e11 bytes and trapped; stop 32).
+@Test func autoKeepsMByMWorkWithinMemory() throws {
     for flow in ["gf", "wn"] {
-        for depth in [2, 3] {
-            let cfg = try SimulationConfig.parse("""
-            {"problem": {"generate": {"M": 30, "N": 10, "sparsity": 2, "seed": 4}},
-             "model": {"flow": "\(flow)", "depth": \(depth), "eta_g": 0.2},
-             "init": {"scale": 0.3, "direction": "uniform"}, "integrator": {"t_end": 1e4}, "record": {"points": 0}}
-            """)
-            let sim = Simulation(config: cfg)
-            #expect(sim.resolvedMethod == .gsl(.msbdf), "\(flow) L=\(depth): \(sim.resolvedMethod)")
-            let r = sim.run(recordTrajectory: false)
-            #expect(r.status != .failed, "\(r.message ?? "")")
-        }
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 30, "N": 10, "sparsity": 2, "seed": 4}},
+         "model": {"flow": "\(flow)", "depth": 2, "eta_g": 0.2},
+         "init": {"scale": 0.3, "direction": "uniform"}, "integrator": {"t_end": 1e4}, "record": {"points": 0}}
+        """)
+        let sim = Simulation(config: cfg)
+        #expect(sim.mByMWorkFits && sim.resolvedMethod == .dual, "\(flow): \(sim.resolvedMethod)")
+        #expect(sim.run(recordTrajectory: false).status != .failed)
     }
+    #expect(MemoryBudget.fits(MemoryBudget.squares(2000, count: 4), available: 1e8) == false)  // 1.28e8 bytes
+    #expect(MemoryBudget.fits(MemoryBudget.squares(2000, count: 4), available: 1e12))
+    #expect(MemoryBudget.fits(MemoryBudget.squares(1000, count: 4), available: 1))  // under 100 MB: not checked
 }

@@ -996,5 +996,12 @@ struct NegativeScaleTests {
         let both = try SimulationConfig.parse(text.replacingOccurrences(of: "\"init\": {", with: "\"init\": {\"scale\": 0.5, "))
         #expect(both.warnings.contains { $0.hasPrefix("init.x0/scale is not used") })
         #expect(both.x0 == cfg.x0)
+        // The other keys that build x₀ from a scale are warned about too (they were dropped
+        // silently, and "direction" alone was an "unknown key"; a reviewer's round).
+        for key in [#""direction": "uniform""#, #""seed": 3"#, #""root_of_depth": true"#, #""v_norm": 5"#] {
+            let c = try SimulationConfig.parse(text.replacingOccurrences(of: "\"init\": {", with: "\"init\": {\(key), "))
+            let name = String(key.dropFirst().prefix { $0 != "\"" })
+            #expect(c.warnings.contains { $0.hasPrefix("init.\(name) is not used") }, "\(name): \(c.warnings)")
+        }
     }
 }

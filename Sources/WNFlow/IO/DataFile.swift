@@ -50,6 +50,9 @@ public enum DataFile {
     }
 
     static func parseCSV(_ text: String, path: String, field: String) throws -> (shape: [Int], values: [Double]) {
+        // A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first cell, as the
+        // config's JSON reader ignores one too ("'\u{FEFF}1' is not a number", invisibly).
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         var rows: [[Double]] = []
         // isNewline: "\r\n" is one Character in Swift, which split(separator: "\n") would not cut.
         for (ln, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
@@ -68,7 +71,9 @@ public enum DataFile {
             for (cn, cell) in cells.enumerated() {
                 // Double() reads up to a NUL and drops the rest ("-1\09999" was -1, exit 0).
                 guard !cell.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), let d = Double(cell) else {
-                    let shown = cell.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+                    let shown = cell.unicodeScalars.map {
+                        [.control, .format].contains($0.properties.generalCategory) ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+                    }.joined()
                     throw ConfigError(field, "\(path): line \(ln + 1), column \(cn + 1): '\(shown)' is not a number")
                 }
                 row.append(d)

@@ -278,6 +278,10 @@ extension SimulationConfig {
                               + (model.flow.isWeightNormalized ? " (or both \"g0\" and \"v0\")" : ""))
         }
         let startGiven = !config.x0.isEmpty
+        // Keys that build x₀ from a scale, given with g0 and v0 instead: read, then warned about below.
+        let unusedWithG0V0 = model.flow.isWeightNormalized && i.has("g0") && i.has("v0")
+            ? ["direction", "seed", "root_of_depth", "v_norm"].filter { i.has($0) } : []
+        if !unusedWithG0V0.isEmpty { _ = try i.value("direction") }
         _ = try i.value("seed")
         _ = try i.value("root_of_depth")
         if let bad = config.x0.firstIndex(where: { !$0.isFinite }) {
@@ -302,8 +306,13 @@ extension SimulationConfig {
             if startGiven {
                 config.warnings.append("init.x0/scale is not used: g0 and v0 give the whole WN start (x₀ = g₀v₀/‖v₀‖); drop x0/scale, or drop g0/v0 to start from x0")
             }
+            for key in unusedWithG0V0 where !(startGiven && key != "v_norm") {
+                config.warnings.append("init.\(key) is not used: g0 and v0 give the whole WN start; drop it")
+            }
             let nv = norm2(v0)
             config.x0 = v0.map { g0 * $0 / nv }
+        } else if model.flow.isWeightNormalized, config.v0 != nil, i.has("v_norm") {
+            config.warnings.append("init.v_norm is not used: v0 sets the start's ‖v₀‖; drop it")
         }
         if model.flow.isWeightNormalized && config.v0 == nil && norm2(config.x0) == 0 {
             throw ConfigError("config.init.x0", "is all zeros, but weight normalization needs x₀ ≠ 0 (v₀ = x₀/‖x₀‖); give a non-zero x0")

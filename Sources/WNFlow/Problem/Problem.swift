@@ -230,6 +230,13 @@ public enum MemoryBudget {
         throw ConfigError(field, "\(what) needs about \(gb(bytes)), more than the \(gb(free)) this machine has available; \(fix)")
     }
 
+    /// Whether `bytes` of dense work fit: needs under 100 MB always do (no read of
+    /// /proc/meminfo), others when `available` holds them or is unknown.
+    public static func fits(_ bytes: Double, available: @autoclosure () -> Double? = MemoryBudget.available) -> Bool {
+        guard bytes >= 1e8, let free = available() else { return true }
+        return bytes <= free
+    }
+
     /// Bytes of `count` dense M × M double matrices.
     public static func squares(_ m: Int, count: Int) -> Double { Double(count) * 8 * Double(m) * Double(m) }
 }
