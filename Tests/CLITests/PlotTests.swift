@@ -162,4 +162,30 @@ struct PlotTests {
         let g = try CLI.run(["plot", dir + "/gf", "--eta-g", "0.1"])
         #expect(g.code == 2 && g.stderr.contains("--eta-g") && g.stderr.contains("gf"), "\(g.stderr)")
     }
+
+    /// Stop 32's mutation audit: η_g = 0 in result.json is refused, and --eta-v fills in a
+    /// result.json without eta_v (not compared with the default 1); a row cut between fields
+    /// (6 of the header's fields) is refused.
+    @Test func zeroEtaMissingEtaVAndARowCutBetweenFields() throws {
+        let dir = CLI.tempDir("plot-audit32")
+        CLI.write(CLI.smallWNConfig(points: 20), dir + "/c.json")
+        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let url = URL(fileURLWithPath: dir + "/run/result.json")
+        var obj = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        obj["eta_g"] = 0
+        try JSONSerialization.data(withJSONObject: obj).write(to: url)
+        let zero = try CLI.run(["plot", dir + "/run"])
+        #expect(zero.code == 2 && zero.stderr.contains("result.json.eta_g"), "\(zero.stderr)")
+        obj["eta_g"] = 0.1
+        #expect(obj.removeValue(forKey: "eta_v") != nil)
+        try JSONSerialization.data(withJSONObject: obj).write(to: url)
+        let filled = try CLI.run(["plot", dir + "/run", "--eta-v", "2"])
+        #expect(filled.code == 0, "\(filled.stderr)")
+        let path = dir + "/run/trajectory.csv"
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[lines.count - 1] = lines[lines.count - 1].split(separator: ",", omittingEmptySubsequences: false).prefix(6).joined(separator: ",")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let cut = try CLI.run(["plot", dir + "/run"])
+        #expect(cut.code == 2 && cut.stderr.contains("fields where the header has"), "\(cut.stderr)")
+    }
 }

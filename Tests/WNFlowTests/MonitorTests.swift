@@ -1005,3 +1005,37 @@ struct NegativeScaleTests {
         }
     }
 }
+
+/// Stop 32's mutation audit of the discrete checks: each test fails under its mutation.
+struct DiscreteAuditStop32Tests {
+    /// A diverging WN-GD run (step 30): the identity's rounding follows ‖v_k‖² (relative to
+    /// ‖v₀‖² alone it read 1.1e-5).
+    @Test func divergingWNGDKeepsItsNormIdentity() throws {
+        let wn = try smallConfig(flow: "wn-gd", depth: 2, extraModel: #", "step": 30"#)
+        let flow = makeFlow(problem: wn.problem, model: wn.model)
+        let w = try discreteMonitoredRun(flow, config: wn, y0: initialState(wn), steps: 300)
+        let norm = try #require(w["lemma-3.2-norm"])
+        #expect(norm.passed, "\(norm.maxViolation) > \(norm.tolerance): \(norm.quantity)")
+    }
+
+    /// Iterates that stop moving (x_{k+1} = x_k) are skipped, not a 0/0 failure.
+    @Test func frozenGDIteratesPassTheKernelStep() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gd", "depth": 1, "step": 0.1},
+         "init": {"x0": [0.6, 0.7]}, "integrator": {"t_end": 1e12}, "record": {"points": 0}}
+        """)
+        let r = try #require(try discreteMonitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: cfg.x0, steps: 2000)["lemma-3.7-invariant"])
+        #expect(r.passed && r.maxViolation.isFinite, "\(r.maxViolation) > \(r.tolerance)")
+    }
+
+    /// verify on a converged GD run: the a-posteriori bounds are measurements too.
+    @Test func verifyOfGDMeasuresTheBounds() throws {
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 5, "N": 10, "seed": 4}}, "model": {"flow": "gd", "depth": 2, "step": 0.2},
+         "init": {"scale": 0.5, "direction": "abs-gaussian", "seed": 4},
+         "integrator": {"t_end": 1e6, "max_steps": 2000000, "stop": {"loss_below": 1e-22}}, "record": {"points": 0}}
+        """)
+        let b = try #require(byName(Verification.run(config: cfg).result.monitor)["bound-weighted-l1-gap"])
+        #expect(b.isMeasurement, "\(b)")
+    }
+}

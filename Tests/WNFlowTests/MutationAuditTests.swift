@@ -200,3 +200,69 @@ struct MutationAuditRound2Tests {
         #expect(residualNorm(p.matrix, z, p.y) <= 1e-10 * norm2(p.y), "\(residualNorm(p.matrix, z, p.y))")
     }
 }
+
+/// Stop 32's mutation audit (55 mutants of the day's new code, 36 caught by the tests then):
+/// each test fails under its mutation.
+struct AuditStop32Tests {
+    private func config(depth: Int) -> String {
+        #"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf", "depth": \#(depth)}, "init": {"x0": [0.6, 0.7]}}"#
+    }
+
+    @Test func depthCapIsInclusive() throws {
+        #expect(try SimulationConfig.parse(config(depth: ModelSpec.maxDepth)).model.depth == 10_000)
+        #expect { try SimulationConfig.parse(config(depth: ModelSpec.maxDepth + 1)) } throws: {
+            ($0 as? ConfigError)?.description.contains("config.model.depth") == true
+        }
+    }
+
+    @Test func g0AloneIsNotAStart() throws {
+        let text = #"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "wn", "depth": 2}, "init": {INIT}}"#
+        #expect(try SimulationConfig.parse(text.replacingOccurrences(of: "INIT", with: #""g0": 0.5, "v0": [1, 1]"#)).x0.count == 2)
+        #expect { try SimulationConfig.parse(text.replacingOccurrences(of: "INIT", with: #""g0": 0.5"#)) } throws: {
+            ($0 as? ConfigError)?.description.contains(#"or both "g0" and "v0""#) == true
+        }
+    }
+
+    @Test func dualRefusesMByMWorkBeyondMemory() throws {
+        let cfg = #"{"problem": {"generate": {"M": 200000, "N": 20, "sparsity": 3, "seed": 5}}, "model": {"flow": "gf", "depth": 2}, "init": {"scale": 0.1}, "integrator": {"method": "dual"}}"#
+        #expect { try SimulationConfig.parse(cfg) } throws: {
+            let d = ($0 as? ConfigError)?.description ?? ""
+            return d.contains("config.integrator.method") && d.contains("M × M")
+        }
+    }
+
+    private func row(_ flow: String, _ L: Int, _ d: String, _ i: Int, _ e: Double, _ status: String) throws -> FigureRow {
+        try #require(FigureRow(line: try JSON.parse("""
+        {"params": {"figure": "figure4", "flow": "\(flow)", "depth": \(L), "alpha": 0.01, "eta": 0.05,
+         "direction": "\(d)", "instance": \(i), "seed": 1},
+         "rec_error": \(e), "loss": 1e-3, "status": "\(status)", "stats": {"rhs_evals": 10}}
+        """)))
+    }
+
+    @Test func lowerWhiskerFallsBackWhenTheSmallestErrorIsZero() throws {
+        let p = PointStat(x: 0.01, rows: try [0.0, 0.0, 0.9].enumerated().map { try row("wn", 2, "uniform", $0, $1, "converged") })
+        #expect(p.mean - p.sd <= 0 && p.minimum == 0)
+        #expect(FigureReport.lowerWhisker(p) == p.mean / 1000)
+    }
+
+    @Test func gainLabelCountsBothSeries() throws {
+        var rows: [FigureRow] = []
+        for (k, (d, L)) in [("abs-gaussian", 2), ("abs-gaussian", 3), ("uniform", 2), ("uniform", 3)].enumerated() {
+            for i in 0..<3 {
+                for flow in ["gf", "wn"] {
+                    rows.append(try row(flow, L, d, i, flow == "gf" ? 0.3 : 1e-3, k == 1 && i == 0 && flow == "wn" ? "t_end" : "converged"))
+                }
+            }
+        }
+        let marks = FigureReport(figure: .figure4, settings: .tiny, rows: rows).gnuplotScript(base: "/tmp/f4")
+            .components(separatedBy: "\n").filter { $0.contains("not conv.") }
+        #expect(marks.filter { $0.contains("\"1/6 not conv.\"") }.count == 2
+                && marks.filter { $0.contains("\"1/3 not conv.\"") }.count == 2, "\(marks)")
+    }
+
+    @Test func exampleShortHelpAndEmptyFolder() throws {
+        #expect(try ExampleArguments.parse(usage: "example-x [--fast]", arguments: ["-h"], environment: [:]).help)
+        let (path, error) = ExampleArguments.preparedFolder("")
+        #expect(path == nil && error?.contains("OUT_DIR is empty") == true, "\(error ?? "")")
+    }
+}
