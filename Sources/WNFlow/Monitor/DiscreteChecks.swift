@@ -110,7 +110,9 @@ public final class DiscreteKernelStep: Check {
     let step: Double
     let flowDrift: Lemma37Invariant
     private var previous: [Double] = []
+    private var hasPrevious = false
     private var previousResidual = 0.0
+    private var w: [Double] = [], pw: [Double] = [], scratch: [Double] = []
     private var worst = WorstTracker()
     /// The projector on ker Ã_S for the nonzero columns S (nil: all columns, `context.projector`).
     private var support: [Int]? = nil
@@ -128,19 +130,30 @@ public final class DiscreteKernelStep: Check {
     public func observe(_ step: AcceptedStep) -> StepDecision {
         _ = flowDrift.observe(step)  // loads the step into the context
         let n = context.weightCount, L = context.depth
-        let x = context.x
+        // Copied into kept buffers (no allocation a step: the monitor watches every iterate).
         defer {
-            previous = x
+            context.x.withUnsafeBufferPointer { xb in
+                previous.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: xb.baseAddress!, count: n) }
+            }
             previousResidual = context.residualNorm
         }
-        guard !previous.isEmpty else { return .proceed }
+        guard hasPrevious else {
+            previous = [Double](repeating: 0, count: n)
+            w = [Double](repeating: 0, count: n)
+            pw = [Double](repeating: 0, count: n)
+            scratch = [Double](repeating: 0, count: max(n, 1))
+            hasPrevious = true
+            return .proceed
+        }
         // Columns whose weight is 0 (at L ≥ 2 it stays 0: no w there).
-        let live = L == 1 ? Array(0..<n) : (0..<n).filter { previous[$0] != 0 }
-        guard !live.isEmpty else { return .proceed }
+        let allLive = L == 1 || !previous.contains(0)
         let projector: KernelProjector
-        if live.count == n {
+        var live: [Int] = []
+        if allLive {
             projector = context.projector
         } else {
+            live = (0..<n).filter { previous[$0] != 0 }
+            guard !live.isEmpty else { return .proceed }
             if support != live {
                 if support == nil { restrictedSince = step.t }
                 support = live
@@ -149,12 +162,14 @@ public final class DiscreteKernelStep: Check {
             guard let r = restricted else { unchecked += 1; return .proceed }
             projector = r
         }
+        let count = allLive ? n : live.count
         let eps = Double.ulpOfOne
-        var w = [Double](repeating: 0, count: live.count)
         var stored = 0.0  // ‖ulp(x_{k+1}) ⊘ x_k^{L−1}‖²
         var w2 = 0.0
-        for (a, i) in live.enumerated() {
-            let p = L == 1 ? 1 : Foundation.pow(previous[i], Double(L - 1))
+        let x = context.x
+        for a in 0..<count {
+            let i = allLive ? a : live[a]
+            let p = ipow(previous[i], L - 1)
             guard p != 0 && p.isFinite else { unchecked += 1; return .proceed }
             w[a] = (x[i] - previous[i]) / p
             let e = x[i].ulp / abs(p)
@@ -163,10 +178,17 @@ public final class DiscreteKernelStep: Check {
         }
         guard w2 > 0, w2.isFinite else { return .proceed }
         let wNorm = w2.squareRoot()
-        let pw = norm2(projector.apply(w))
+        let projected: Double = w.withUnsafeBufferPointer { wb in
+            pw.withUnsafeMutableBufferPointer { pb in
+                scratch.withUnsafeMutableBufferPointer { sb in
+                    projector.apply(wb.baseAddress!, into: pb.baseAddress!, scratch: sb.baseAddress!)
+                }
+                return blasNorm(count, pb.baseAddress!)
+            }
+        }
         let floor = 2 * stored.squareRoot() + Double(4 * L + 2 * n) * eps * wNorm
             + self.step * Double(L * n) * eps * context.matrixNorm * previousResidual
-        worst.record(max(0, pw - floor) / wNorm, at: step.t)
+        worst.record(max(0, projected - floor) / wNorm, at: step.t)
         return .proceed
     }
 
