@@ -3,6 +3,15 @@ import Testing
 
 @Suite("plot")
 struct PlotTests {
+    /// A folder `dir` with a small WN run in `dir/run` (`simulate --quiet`, exit 0 expected).
+    static func simulatedWNRun(_ name: String, points: Int) throws -> String {
+        let dir = CLI.tempDir(name)
+        CLI.write(CLI.smallWNConfig(points: points), dir + "/c.json")
+        let r = try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"])
+        #expect(r.code == 0, "\(r.stderr)")
+        return dir
+    }
+
     @Test("plot renders a WN run's trajectory to PNG and SVG; a missing folder exits 2")
     func plotRun() throws {
         let dir = CLI.tempDir("plot")
@@ -112,9 +121,7 @@ struct PlotTests {
     /// flow's log ρ(t)); the recorded value itself is accepted. The title is plain text
     /// (`noenhanced`: "t_end" was drawn as t with a subscript e).
     @Test func damagedTrajectoryAndConflictingEtaAreRefused() throws {
-        let dir = CLI.tempDir("plot-damaged")
-        CLI.write(CLI.smallWNConfig(points: 40), dir + "/c.json")
-        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let dir = try Self.simulatedWNRun("plot-damaged", points: 40)
         let path = dir + "/run/trajectory.csv"
         let csv = try String(contentsOfFile: path, encoding: .utf8)
         let ok = try CLI.run(["plot", dir + "/run", "--eta-g", "0.1"])
@@ -140,9 +147,7 @@ struct PlotTests {
     /// that makes every log ρ(t) non-finite leaves that panel empty with a title saying so (it
     /// failed in gnuplot, "x range is invalid", naming neither flag).
     @Test func resultFieldsAndExtremeRatesAreChecked() throws {
-        let dir = CLI.tempDir("plot-fields")
-        CLI.write(CLI.smallWNConfig(points: 20), dir + "/c.json")
-        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let dir = try Self.simulatedWNRun("plot-fields", points: 20)
         let path = dir + "/run/result.json"
         let original = try String(contentsOfFile: path, encoding: .utf8)
         for bad in ["-1", "\"abc\"", "[1]"] {
@@ -167,9 +172,7 @@ struct PlotTests {
     /// result.json without eta_v (not compared with the default 1); a row cut between fields
     /// (6 of the header's fields) is refused.
     @Test func zeroEtaMissingEtaVAndARowCutBetweenFields() throws {
-        let dir = CLI.tempDir("plot-audit32")
-        CLI.write(CLI.smallWNConfig(points: 20), dir + "/c.json")
-        #expect(try CLI.run(["simulate", dir + "/c.json", "--out", dir + "/run", "--quiet"]).code == 0)
+        let dir = try Self.simulatedWNRun("plot-audit32", points: 20)
         let url = URL(fileURLWithPath: dir + "/run/result.json")
         var obj = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         obj["eta_g"] = 0
