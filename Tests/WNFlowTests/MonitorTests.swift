@@ -1028,6 +1028,23 @@ struct DiscreteAuditStop32Tests {
         #expect(r.passed && r.maxViolation.isFinite, "\(r.maxViolation) > \(r.tolerance)")
     }
 
+    /// At L = 3 a weight at 5e-324 has x^{L−1} = 0: it is left out like a weight at 0, and the
+    /// others are checked (every step was "not checked" and the row passed with 0; a docs
+    /// check's case, stop 32). On gf, g0/v0/v_norm are warned about and dropped.
+    @Test func powerOutOfRangeIsLeftOut() throws {
+        var x0 = [Double](repeating: 0.02, count: 25)
+        x0[3] = 5e-324
+        x0[7] = 1e-310
+        let cfg = try SimulationConfig.parse("""
+        {"problem": {"generate": {"M": 10, "N": 25, "sparsity": 3, "seed": 5}}, "model": {"flow": "gd", "depth": 3, "step": 0.05},
+         "init": {"x0": \(x0)}, "integrator": {"t_end": 200}, "record": {"points": 0}}
+        """)
+        let r = try #require(try discreteMonitoredRun(GradientFlow(problem: cfg.problem), config: cfg, y0: cfg.x0, steps: 4000)["lemma-3.7-invariant"])
+        #expect(r.passed && !r.isMeasurement && r.quantity.contains("were left out") && !r.quantity.contains("not checked"), "\(r.quantity)")
+        let gf = try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0]], "y": [1.0]}, "model": {"flow": "gf"}, "init": {"x0": [0.6, 0.7], "g0": 2}}"#)
+        #expect(gf.g0 == nil && gf.warnings.contains { $0.hasPrefix("init.g0 is not used by gf") })
+    }
+
     /// verify on a converged GD run: the a-posteriori bounds are measurements too.
     @Test func verifyOfGDMeasuresTheBounds() throws {
         let cfg = try SimulationConfig.parse("""

@@ -807,7 +807,7 @@ extension Simulation {
         // g₀ = 0 at depth ≥ 2: x = 0 and ∇ℒ(0) = 0, so g' = 0 and v' ∝ g = 0 (1.13)–(1.14).
         if config.model.flow.isWeightNormalized, config.model.depth >= 2, initialState.first == 0, state.first == 0 {
             return head + "; g₀ = 0 puts x = 0, a stationary point of the flow at depth ≥ 2 (∇ℒ(0) = 0, and v' carries a factor g), "
-                + "so nothing moves; start from g₀ > 0 (drop init.g0)"
+                + "so nothing moves; give init.g0 > 0 (or drop g0 and v0 and start from x0 or scale)"
         }
         // The recorded trajectory over the last decade of t: a loss that fell by more than 2×
         // there still moves, from plateau to plateau, even where the rate at the end is nil

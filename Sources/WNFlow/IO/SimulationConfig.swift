@@ -314,6 +314,14 @@ extension SimulationConfig {
         } else if model.flow.isWeightNormalized, config.v0 != nil, i.has("v_norm") {
             config.warnings.append("init.v_norm is not used: v0 sets the start's ‖v₀‖; drop it")
         }
+        // The WN start's keys on a flow without g and v.
+        if !model.flow.isWeightNormalized {
+            for key in ["g0", "v0", "v_norm"] where i.has(key) {
+                config.warnings.append("init.\(key) is not used by \(model.flow.rawValue); it sets the start of wn, wn-timedep and wn-gd")
+            }
+            config.g0 = nil
+            config.v0 = nil
+        }
         if model.flow.isWeightNormalized && config.v0 == nil && norm2(config.x0) == 0 {
             throw ConfigError("config.init.x0", "is all zeros, but weight normalization needs x₀ ≠ 0 (v₀ = x₀/‖x₀‖); give a non-zero x0")
         }

@@ -97,7 +97,8 @@ public final class DiscreteNormIdentity: Check {
 /// so subnormal weights are covered: one at 4.9e-324 read 0.13 against ε-relative floors), the
 /// product `Ãᵀr`'s `nε‖Ã‖_F‖r_k‖` (times μL), and the power's and the projection's
 /// `(4L + 2n)ε‖w_k‖` (a step too small to carry digits past rounding passes instead of failing).
-/// A weight at 0 (underflow at L ≥ 2) stays there and has no `w_n`: the others are checked
+/// A weight at 0 (underflow at L ≥ 2) stays there and has no `w_n`, nor has one whose
+/// `x^{L−1}` leaves normal range: the others are checked
 /// against the range of `Ã_Sᵀ` for the columns S still nonzero (a projector rebuilt when S
 /// shrinks), instead of skipping the rest of the run. The flow's drift (the continuous
 /// Lemma 3.7's measure, `Lemma37Invariant`) is reported alongside.
@@ -110,7 +111,8 @@ public final class DiscreteKernelStep: Check {
     private var previous: [Double] = []
     private var hasPrevious = false
     private var previousResidual = 0.0
-    private var w: [Double] = [], pw: [Double] = [], scratch: [Double] = []
+    private var w: [Double] = [], pw: [Double] = [], scratch: [Double] = [], powers: [Double] = []
+    private var checked = 0
     private var worst = WorstTracker()
     /// The projector on ker Ã_S for the nonzero columns S (nil: all columns, `context.projector`).
     private var support: [Int]? = nil
@@ -139,19 +141,26 @@ public final class DiscreteKernelStep: Check {
             previous = [Double](repeating: 0, count: n)
             w = [Double](repeating: 0, count: n)
             pw = [Double](repeating: 0, count: n)
+            powers = [Double](repeating: 0, count: n)
             scratch = [Double](repeating: 0, count: max(n, 1))
             hasPrevious = true
             return .proceed
         }
-        // Columns whose weight is 0 (at L ≥ 2 it stays 0: no w there).
-        let allLive = L == 1 || !previous.contains(0)
+        // x_k^{L−1}, and the columns where it is a normal nonzero number: a weight at 0 (at
+        // L ≥ 2 it stays 0) or one whose power underflows (5e-324 at L = 3) has no w there.
+        var allLive = true
+        for i in 0..<n {
+            let p = L == 1 ? 1 : ipow(previous[i], L - 1)
+            powers[i] = p
+            if !(p != 0 && p.isFinite) { allLive = false }
+        }
         let projector: KernelProjector
         var live: [Int] = []
         if allLive {
             projector = context.projector
         } else {
-            live = (0..<n).filter { previous[$0] != 0 }
-            guard !live.isEmpty else { return .proceed }
+            live = (0..<n).filter { powers[$0] != 0 && powers[$0].isFinite }
+            guard !live.isEmpty else { unchecked += 1; return .proceed }
             if support != live {
                 if support == nil { restrictedSince = step.t }
                 support = live
@@ -167,8 +176,7 @@ public final class DiscreteKernelStep: Check {
         let x = context.x
         for a in 0..<count {
             let i = allLive ? a : live[a]
-            let p = ipow(previous[i], L - 1)
-            guard p != 0 && p.isFinite else { unchecked += 1; return .proceed }
+            let p = powers[i]
             w[a] = (x[i] - previous[i]) / p
             let e = x[i].ulp / abs(p)
             stored += e * e
@@ -187,6 +195,7 @@ public final class DiscreteKernelStep: Check {
         let floor = 2 * stored.squareRoot() + Double(4 * L + 2 * n) * eps * wNorm
             + self.step * Double(L * n) * eps * context.matrixNorm * previousResidual
         worst.record(max(0, projected - floor) / wNorm, at: step.t)
+        checked += 1
         return .proceed
     }
 
@@ -194,12 +203,21 @@ public final class DiscreteKernelStep: Check {
         let tol = rule.discreteIdentityTolerance(steps: context.stepNumber, depth: context.depth)
         let drift = flowDrift.report()
         let zeros = support.map { "; from t = \(JSON.format(restrictedSince)) on, weights at 0 (\(context.weightCount - $0.count) at the end) were left out (the kernel of the remaining columns)" } ?? ""
-        let skipped = unchecked > 0 ? "; \(unchecked) step(s) not checked (a power out of range)" : ""
-        return CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
-                           tWorst: worst.t,
+        let skipped = unchecked > 0 ? "; \(unchecked) step(s) not checked (no weight with x_k^(L−1) in normal range, or no projector)" : ""
+        // No step checked (every weight at 0 or with x^{L−1} out of range): no verdict.
+        var r = CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
+                            tWorst: worst.t,
                            quantity: "max_k ‖P w_k‖ / ‖w_k‖ beyond rounding, w_k = (x_{k+1} − x_k) ⊘ x_k^(L−1) "
                                + "(GD's steps lie in range Ãᵀ: the discrete Lemma 3.7, relative, dimensionless)\(zeros)\(skipped); "
                                + "the flow's invariant drifted by \(JSON.format(drift.maxViolation)) "
                                + "(\(drift.quantity); the discretization, measured)")
+        if checked == 0 && unchecked > 0 {
+            r.isMeasurement = true
+            r.value = nil
+            r.passed = true
+            r.maxViolation = 0
+            r.quantity += "; no step could be checked, so no verdict"
+        }
+        return r
     }
 }

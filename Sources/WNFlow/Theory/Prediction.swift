@@ -39,7 +39,7 @@ public struct Prediction: Sendable {
         case .wnTimeDependent: flow = .wnTimeDependent(etaV: config.model.etaV)
         }
         if config.model.flow.isWeightNormalized && (config.g0 != nil || config.v0 != nil) {
-            throw ConfigError("config.init", "predict needs the default WN start (g₀ = ‖x₀‖, v₀ ∥ x₀); remove g0/v0 or use simulate")
+            throw ConfigError("config.init", "predict takes the WN start from x0 (g₀ = ‖x₀‖, v₀ = v_norm·x₀/‖x₀‖), not from g0/v0; give x0 or scale instead of g0/v0, or use simulate")
         }
         if p.depth >= 2 && p.y.allSatisfy({ $0 == 0 }) {
             // The flows then go to x = 0, which no dual point reaches (log x → −∞): not a
