@@ -830,7 +830,8 @@ public enum LimitPredictor {
     /// `lostDigits = true`. Either way `errorEstimate` says how far off the answer may be.
     /// All iterates live in the preallocated `workspace` (one is made when nil).
     static func power(A: Matrix, y: [Double], depth L: Int, logX0: [Double], warmStart: inout [Double]?,
-                      workspace: DualWorkspace? = nil, rebased: Bool = false) throws -> GFLimitPrediction {
+                      workspace: DualWorkspace? = nil, rebased: Bool = false,
+                      newtonOnly: Bool = false) throws -> GFLimitPrediction {
         let m = A.rows, n = A.cols
         let p = Double(L) / Double(L - 2)
         let q = p - 1
@@ -844,6 +845,9 @@ public enum LimitPredictor {
         // that (by the cheap bound) only the LP can answer.
         let logThreshold = Foundation.log(newtonErrorLimit * Double(L) / (p * Double.ulpOfOne))
         if ny == 0 || logRLow > logThreshold || (logb.max() ?? 0) > 600 {
+            // `offSupportRatios` asks for Newton alone: its LP would ask for Newton again (a start
+            // entry at 5e-324, L = 3, recursed until the stack ran out, exit 139).
+            if newtonOnly { throw TheoryError.notConverged("depth \(L): only the weighted-ℓ1 LP answers here") }
             return try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: max(logRLow, 0),
                                   workspace: workspace)
         }
@@ -1058,6 +1062,7 @@ public enum LimitPredictor {
                     0, lambda, nil)
         }
         guard let prediction = outcome.prediction else {
+            if newtonOnly { throw TheoryError.notConverged("depth \(L): Newton did not converge") }
             var lp = try weightedLP(A: A, y: y, depth: L, logX0: logX0, amplificationLog: outcome.logR, workspace: ws)
             // A converged Newton answer's own off-support share, where there is one, else the
             // estimate from the LP's duals (`offSupportRatios`).
@@ -1182,7 +1187,7 @@ public enum LimitPredictor {
         let shift = max(0, (logR - Foundation.log(transferAmplification(depth: L))) / Double(L - 2))
         let moved = logX0.map { $0 + shift }
         var warm: [Double]? = nil
-        guard let newton = try? power(A: A, y: y, depth: L, logX0: moved, warmStart: &warm),
+        guard let newton = try? power(A: A, y: y, depth: L, logX0: moved, warmStart: &warm, newtonOnly: true),
               newton.method == "dual-newton", newton.kktResidual <= 1e-9, let logx = newton.logX else { return nil }
         let out = z.indices.map { z[$0] > 0 ? 0 : logx[$0] - moved[$0] }
         return out.allSatisfy(\.isFinite) ? out : nil
