@@ -143,6 +143,13 @@ public final class CholeskyFactorization {
     deinit { gsl_matrix_free(m) }
 }
 
+/// `out[i] = √in[i]` for `count` entries, the values of `squareRoot()` (IEEE square roots),
+/// vectorized: on Linux `squareRoot()` goes through libm's `sqrt` (a scalar root and an errno
+/// test per entry), which was half of `DualKernel.logErrorNorm`'s own time at N = 100.
+public func squareRoots(_ x: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, count: Int) {
+    cgsl_sqrt_array(x, out, count)
+}
+
 /// In-place Cholesky `A = L Lᵀ` of the symmetric `m × m` row-major matrix at `a` (LAPACK
 /// `dpotrf` from OpenBLAS, 5–15% faster than GSL's `gsl_linalg_cholesky_decomp1` at
 /// M = 40…2000, which it falls back to with GSL's CBLAS; reads the lower triangle and

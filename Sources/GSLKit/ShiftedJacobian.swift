@@ -97,10 +97,18 @@ public final class DenseShiftedJacobian: ShiftedJacobian {
     }
 
     public func factor(sigma: Double) throws {
+        // One pass without an exit per entry, which vectorizes (the per-entry test and throw
+        // kept it scalar: 2.3% of a GF dual run at M = 40, 119 factorizations): an entry is
+        // not finite when its exponent bits are all set, i.e. when adding one to the exponent
+        // field carries into the sign bit.
+        let exponent = Double.infinity.bitPattern, one: UInt64 = 1 << 52
+        var carries: UInt64 = 0
         for i in 0..<(n * n) {
-            w[i] = -j[i]
-            if !w[i].isFinite { throw LowRankSolveError.singular(sigma: sigma) }
+            let x = -j[i]
+            w[i] = x
+            carries |= (x.bitPattern & exponent) &+ one
         }
+        if carries >> 63 != 0 { throw LowRankSolveError.singular(sigma: sigma) }
         for i in 0..<n { w[i * n + i] += sigma }
         cholesky = false
         if symmetric {

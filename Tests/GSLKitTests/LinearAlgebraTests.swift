@@ -389,3 +389,11 @@ extension LinearAlgebraTests {
         #expect(abs(x[0] - 1) <= 1e-6 && abs(x[1] + 1) <= 1e-6, "\(x)")
     }
 }
+
+/// `squareRoots` (the vectorized shim loop) gives `squareRoot()`'s values, NaN for negatives.
+@Test func squareRootsMatchSquareRoot() {
+    let x: [Double] = [0, 1e-320, 2, 1e300, .infinity, -1, 0.5, 3, 7, 1e-10, 42]
+    var out = [Double](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { squareRoots(xb.baseAddress!, into: $0.baseAddress!, count: x.count) } }
+    for (a, b) in zip(x, out) { #expect(a < 0 ? b.isNaN : b == a.squareRoot(), "\(a)") }
+}

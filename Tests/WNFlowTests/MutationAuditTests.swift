@@ -286,3 +286,23 @@ struct AuditStop32Tests {
     #expect(!LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 1e-250]))
     #expect(LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 1e-12]))
 }
+
+/// `maxAbs` (four branch-free running maxima since stop 32) keeps the sequential loop's
+/// answers: NaN if any entry is NaN, infinity for an infinite entry, the largest |v| otherwise,
+/// at every length (remainders of 4 included).
+@Test func maxAbsKeepsNaNAndInfinity() {
+    func m(_ v: [Double]) -> Double { v.withUnsafeBufferPointer { maxAbs($0.baseAddress!, v.count) } }
+    for count in 1...9 {
+        var v = (0..<count).map { Double($0 % 3) - 1.5 * Double($0) }
+        #expect(m(v) == v.map(abs).max()!)
+        for k in 0..<count {
+            var w = v
+            w[k] = .nan
+            #expect(m(w).isNaN, "NaN at \(k) of \(count)")
+            w[k] = -.infinity
+            #expect(m(w) == .infinity)
+        }
+        v[count - 1] = -1e300
+        #expect(m(v) == 1e300)
+    }
+}

@@ -183,13 +183,17 @@ final class DualKernel {
     /// `w = exp(logBase + 2Aᵀμ/κ − shift)` with `shift = 0` (GF) or the max
     /// (WN, then normalized to `Σw = 1`; in log space, so nothing overflows),
     /// and `aw = A w`. Only evaluations write `w` (`weightErrorNorm` reads it).
-    func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) {
+    /// Returns the sum of the exponentials (`Σw` from 0 in index order without normalization).
+    @discardableResult
+    func exponentiate(_ mu: UnsafePointer<Double>, normalize: Bool) -> Double {
         let shift = logWeights(mu, normalize: normalize)
-        w.withUnsafeMutableBufferPointer { wb in
+        let s = w.withUnsafeMutableBufferPointer { wb in
             let s = exponentials(shift: shift, into: wb.baseAddress!)
             if normalize { let r = 1 / s; for j in 0..<n { wb[j] *= r } }
+            return s
         }
         w.withUnsafeBufferPointer { wb in aw.withUnsafeMutableBufferPointer { matrix.gemv(x: wb.baseAddress!, into: $0.baseAddress!) } }
+        return s
     }
 
     /// `out = exp(t − shift)` (N) after `logWeights`; returns their sum.
@@ -223,14 +227,16 @@ final class DualKernel {
     /// (its distance to `exp(t)` rounded afresh, ε|t| per entry, is fixed at
     /// the first reference instead of jumping at every move).
     func residual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
-        fillResidual(mu, theta: theta, normalize: normalize)
+        let sum = fillResidual(mu, theta: theta, normalize: normalize)
         evaluations &+= 1
         // What `lossLowerBound` starts from.
         lastMu.update(from: mu, count: m)
         lastTheta = theta
         var e2 = 0.0, mass = 0.0
         for i in 0..<m { e2 += e[i] * e[i] }
-        if normalize { mass = 1 } else { for j in 0..<n { mass += w[j] } }
+        // GF from `exponentiate`: its sum of the exponentials is this sum, added in the same
+        // order (one chain of N dependent adds, about half of this function's time, saved).
+        if normalize { mass = 1 } else if let sum { mass = sum } else { for j in 0..<n { mass += w[j] } }
         lastENorm = e2.squareRoot()
         lastMass = Foundation.exp(2 * theta) * mass
         hasLast = lastENorm.isFinite && lastMass.isFinite
@@ -256,8 +262,17 @@ final class DualKernel {
     /// `1e-6` covering `e₁`'s own rounding (docs/math.md §6b).
     func lossLowerBound(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Double? {
         guard hasLast else { return nil }
-        var d = 0.0, size = 0.0
-        for i in 0..<m { d = max(d, abs(mu[i] - lastMu[i])); size = max(size, abs(mu[i])) }
+        // Two maxima each (`Swift.max` drops a NaN either way): one dependent chain of 40
+        // compares per maximum was most of this function's 2.1% of a GF dual run.
+        var d0 = 0.0, d1 = 0.0, s0 = 0.0, s1 = 0.0
+        var i = 0
+        while i + 2 <= m {
+            d0 = max(d0, abs(mu[i] - lastMu[i])); s0 = max(s0, abs(mu[i]))
+            d1 = max(d1, abs(mu[i + 1] - lastMu[i + 1])); s1 = max(s1, abs(mu[i + 1]))
+            i += 2
+        }
+        if i < m { d0 = max(d0, abs(mu[i] - lastMu[i])); s0 = max(s0, abs(mu[i])) }
+        let d = max(d0, d1), size = max(s0, s1)
         let D = (normalize ? 4 : 2) * d + 2 * abs(theta - lastTheta)
         let tMax = maxAbsLogBase + 2 * size
         let spread = maxAbsA * lastMass * (Foundation.expm1(D) + 8 * Double.ulpOfOne * (4 * tMax + 4))
@@ -266,17 +281,18 @@ final class DualKernel {
         return lower > 0 ? 0.5 * lower * lower : 0
     }
 
-    private func fillResidual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) {
+    /// Returns `Σw` (from 0, in index order) where `exponentiate` summed it (no normalization), else nil.
+    private func fillResidual(_ mu: UnsafePointer<Double>, theta: Double, normalize: Bool) -> Double? {
         if hasReference {
             switch fromReference(mu, theta: theta, normalize: normalize) {
-            case true?: return
+            case true?: return nil
             case false?:
                 rebase(mu, theta: theta, g2: refG2 * (1 + Foundation.expm1(2 * (theta - refTheta))))
-                return
+                return nil
             case nil: break  // not finite there: start afresh
             }
         }
-        exponentiate(mu, normalize: normalize)
+        let sum = exponentiate(mu, normalize: normalize)
         let g2 = Foundation.exp(2 * theta)
         let size = e.withUnsafeMutableBufferPointer { eb in
             aw.withUnsafeBufferPointer { ab in
@@ -287,6 +303,7 @@ final class DualKernel {
             }
         }
         if accuracy.needsReference(directSize: size) { rebase(mu, theta: theta, g2: g2) }
+        return normalize ? nil : sum
     }
 
     /// True: `w`, `aw`, `e` served from the reference; false: `w` is filled
@@ -384,7 +401,7 @@ final class DualKernel {
                 }
                 if rootEvaluation != evaluations || rootW.count != n {
                     if rootW.count != n { rootW = [Double](repeating: 0, count: n) }
-                    rootW.withUnsafeMutableBufferPointer { rb in for j in 0..<n { rb[j] = wb[j].squareRoot() } }
+                    if n > 0 { rootW.withUnsafeMutableBufferPointer { squareRoots(wb.baseAddress!, into: $0.baseAddress!, count: n) } }
                     rootEvaluation = evaluations
                 }
                 return rootW.withUnsafeBufferPointer { rb in

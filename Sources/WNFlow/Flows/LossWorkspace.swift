@@ -238,8 +238,24 @@ struct ResidualAccuracy {
 
 /// `max_i |v_i|` of `count` entries; NaN if any entry is NaN (`Swift.max`
 /// would drop it, and a NaN residual would pass for a small one).
+///
+/// Four running maxima without branches (`a > r ? a : r`, which drops a NaN) and a running
+/// `Σ 0·v_i`, NaN exactly when some entry is NaN or infinite; only then the sequential loop,
+/// for the first NaN. The same value in every case; the branchy loop alone was 2.8% of a GF
+/// dual run (M = 40, 2.3 calls a step in `weightErrorBound`).
 @inline(__always)
 func maxAbs(_ v: UnsafePointer<Double>, _ count: Int) -> Double {
+    var r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0, z0 = 0.0, z1 = 0.0
+    var i = 0
+    while i + 4 <= count {
+        let a0 = abs(v[i]), a1 = abs(v[i + 1]), a2 = abs(v[i + 2]), a3 = abs(v[i + 3])
+        r0 = a0 > r0 ? a0 : r0; r1 = a1 > r1 ? a1 : r1
+        r2 = a2 > r2 ? a2 : r2; r3 = a3 > r3 ? a3 : r3
+        z0 += (a0 + a1) * 0; z1 += (a2 + a3) * 0
+        i += 4
+    }
+    while i < count { let a = abs(v[i]); r0 = a > r0 ? a : r0; z0 += a * 0; i += 1 }
+    if z0 + z1 == 0 { return max(max(r0, r1), max(r2, r3)) }
     var r = 0.0
     for i in 0..<count {
         let a = abs(v[i])
