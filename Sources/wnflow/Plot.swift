@@ -7,7 +7,7 @@ struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot",
         abstract: "Plot a simulate/verify run (loss, x_n(t), g(t), log ρ(t) on log time) to DIR/trajectory.png and .svg.",
-        discussion: "Reads DIR/result.json and DIR/trajectory.csv. log ρ(t) = log(g₀/g) + c(g² − g₀²), c = η_v/(2η_g‖v₀‖²), from the run's eta_g/eta_v (written by simulate/verify) or --eta-g/--eta-v.")
+        discussion: "Reads DIR/result.json and DIR/trajectory.csv. log ρ(t) = log(g₀/g) + c(g² − g₀²), c = η_v/(2η_g‖v₀‖²), from the run's eta_g/eta_v (written by simulate/verify) or --eta-g/--eta-v. At most 200 weight curves, the largest at the end.")
 
     @Argument(help: "The folder of a simulate or verify run.")
     var dir: String

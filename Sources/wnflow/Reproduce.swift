@@ -8,7 +8,7 @@ struct ReproduceCommand: ParsableCommand, WritesOutput {
         commandName: "reproduce",
         abstract: "Run the paper's experiments (MATH.md §8): DIR/figureK.csv, .png, .svg and DIR/summary.md.",
         discussion: """
-        Defaults: N=100, M=40, s=5, 10 instances, eta=0.05, flows integrated as ODEs (method auto). \
+        Defaults: N=100, M=40, s=5 (figure4: M=25, s=6), 10 instances, eta=0.05, flows integrated as ODEs (method auto). \
         --quick: 3 instances and 4 alpha/eta points. --discrete STEP: GD / WN-GD with step STEP. \
         Raw runs (one JSON line each, the sweep format) go to DIR/runs/figureK.jsonl; gnuplot scripts to DIR/plots/.
         """)

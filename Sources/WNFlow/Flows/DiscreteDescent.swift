@@ -3,7 +3,7 @@ import GSLKit
 /// Discrete gradient descent on a flow's own right-hand side (MATH.md §7):
 /// `state_{k+1} = state_k + μ f(state_k)`, i.e. GD `x_{k+1} = x_k − μ∇ℒ(x_k)`
 /// for `GradientFlow` and WN-GD for `WeightNormFlow` (constant η_g), which
-/// grows ‖v‖ by `μ²η_v²‖∇_vℒ̃‖²` per step. Iterate `k` sits at time `t = kμ`;
+/// grows ‖v‖² by `μ²η_v²‖∇_vℒ̃‖²` per step. Iterate `k` sits at time `t = kμ`;
 /// a save time is reported at the first iterate at or after it.
 ///
 /// The loss of every iterate whose gradient is taken comes free from the RHS

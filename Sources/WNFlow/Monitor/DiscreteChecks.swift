@@ -4,7 +4,7 @@ import GSLKit
 /// What the monitor does with the discrete baselines (gd, wn-gd; MATH.md §7).
 ///
 /// The lemmas are about the flows. A step of size μ keeps them only up to O(μ) (WN-GD grows
-/// ‖v‖ by `μ²η_v²‖∇_vℒ̃‖²` a step), so on a discrete run their rows measure the
+/// ‖v‖² by `μ²η_v²‖∇_vℒ̃‖²` a step), so on a discrete run their rows measure the
 /// discretization, not a defect: they are reported as measurements (`value` the drift, no
 /// verdict). What the iteration keeps exactly is checked instead:
 /// - `lemma-3.2-norm` (wn-gd): every step is orthogonal to `v`, so

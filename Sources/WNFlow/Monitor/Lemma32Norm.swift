@@ -5,7 +5,7 @@ import GSLKit
 /// time-dependent η_g, `‖v(t)‖ = ‖v₀‖` because `⟨v, v'⟩ = 0`.
 ///
 /// Measures `|‖v(t)‖ − ‖v₀‖| / ‖v₀‖` (dimensionless) at every step; tolerance
-/// `ToleranceRule.tolerance(steps:)` (κ = 1). WN-GD grows `‖v‖` by
+/// `ToleranceRule.tolerance(steps:)` (κ = 1). WN-GD grows `‖v‖²` by
 /// `μ²η_v²‖∇_vℒ̃‖²` per step (MATH.md §7): its runs get `DiscreteNormIdentity` instead.
 public final class Lemma32Norm: Check {
     public let name = "lemma-3.2-norm"
