@@ -1056,3 +1056,30 @@ struct DiscreteAuditStop32Tests {
         #expect(b.isMeasurement, "\(b)")
     }
 }
+
+/// The discrete Lemma 3.7 with a weight at 0 checks the others against ker Ã_S of the remaining
+/// columns S: GD steps on S pass; the same steps plus a move in ker Ã_S fail (the restricted
+/// projector catches a broken iteration too). Fed by hand: the monitor never starts there.
+@Test func discreteKernelStepWithAZeroWeight() throws {
+    let cfg = try SimulationConfig.parse(#"{"problem": {"A": [[1.0, 2.0, 0.5, -1.0, 3.0], [0.3, -1.0, 2.0, 1.0, 1.0]], "y": [1.0, 0.5]}, "model": {"flow": "gd", "depth": 2, "step": 0.01}, "init": {"x0": [0.3, 0.2, 0.4, 0.1, 0.25]}}"#)
+    let p = cfg.problem
+    let live = [0, 1, 2, 3]
+    let kS = try KernelProjector(selectColumns(p.matrix, live)).apply([1, 0, 0, 0])
+    func run(drift: Double) throws -> CheckReport {
+        let check = DiscreteKernelStep(context: try MonitorContext(flow: GradientFlow(problem: p)),
+                                       rule: ToleranceRule(rtol: 1e-10, atol: 0, stateScale: 1, dimension: 5), step: 0.01)
+        var x = [0.3, 0.2, 0.4, 0.1, 0.0]
+        for k in 0...20 {
+            _ = x.withUnsafeBufferPointer { check.observe(AcceptedStep(t: Double(k) * 0.01, y: $0, h: 0.01, saveIndex: nil, stepNumber: k)) }
+            let r = p.residual(x)   // Ã x² − y
+            var grad = [Double](repeating: 0, count: 5)
+            for j in 0..<5 { for i in 0..<2 { grad[j] += p.matrix[i, j] * r[i] } }
+            for (a, j) in live.enumerated() { x[j] += -0.01 * 2 * x[j] * grad[j] + drift * kS[a] }
+        }
+        return check.report()
+    }
+    let clean = try run(drift: 0)
+    #expect(clean.passed && clean.quantity.contains("were left out"), "\(clean.maxViolation) vs \(clean.tolerance): \(clean.quantity)")
+    let broken = try run(drift: 1e-6)
+    #expect(!broken.passed && broken.maxViolation > 100 * broken.tolerance, "\(broken.maxViolation) vs \(broken.tolerance)")
+}

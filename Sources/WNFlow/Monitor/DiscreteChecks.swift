@@ -202,7 +202,7 @@ public final class DiscreteKernelStep: Check {
     public func report() -> CheckReport {
         let tol = rule.discreteIdentityTolerance(steps: context.stepNumber, depth: context.depth)
         let drift = flowDrift.report()
-        let zeros = support.map { "; from t = \(JSON.format(restrictedSince)) on, weights at 0 (\(context.weightCount - $0.count) at the end) were left out (the kernel of the remaining columns)" } ?? ""
+        let zeros = support.map { "; from t = \(JSON.format(restrictedSince)) on, weights at 0 or with x^(L−1) out of range (\(context.weightCount - $0.count) at the end) were left out (the kernel of the remaining columns)" } ?? ""
         let skipped = unchecked > 0 ? "; \(unchecked) step(s) not checked (no weight with x_k^(L−1) in normal range, or no projector)" : ""
         // No step checked (every weight at 0 or with x^{L−1} out of range): no verdict.
         var r = CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
