@@ -270,7 +270,7 @@ struct AuditStop32Tests {
 /// A start entry at 5e-324 at depth 3 (weights x̃₀^{2−L} spanning 320 decades): predict went
 /// power → weighted-ℓ1 LP → off-support ratios → power … until the stack ran out (exit 139,
 /// inside GMP or OpenBLAS); the ratios' Newton is now Newton alone. glp_exact is not run on
-/// data below normal range (`exactArithmeticIsSafe`). A docs check's case, stop 32.
+/// data below normal range or near overflow (`exactArithmeticIsSafe`). A docs check's case, stop 32.
 @Test func subnormalStartDoesNotRecurse() throws {
     var x0 = [Double](repeating: 0.02, count: 25)
     x0[3] = 5e-324
@@ -283,7 +283,8 @@ struct AuditStop32Tests {
     #expect(p.z.count == 25 && p.z.allSatisfy(\.isFinite))
     let a = try #require(Matrix(rows: 1, cols: 2, storage: [1, 2]))
     #expect(!LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 5e-324]))
-    #expect(!LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 1e-250]))
+    #expect(LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 1e-250]))
+    #expect(!LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 0x1p1001]))
     #expect(LinearProgram.exactArithmeticIsSafe(A: a, b: [1], c: [1, 1e-12]))
 }
 

@@ -98,7 +98,7 @@ public final class DiscreteNormIdentity: Check {
 /// product `Ãᵀr`'s `nε‖Ã‖_F‖r_k‖` (times μL), and the power's and the projection's
 /// `(4L + 2n)ε‖w_k‖` (a step too small to carry digits past rounding passes instead of failing).
 /// A weight at 0 (underflow at L ≥ 2) stays there and has no `w_n`, nor has one whose
-/// `x^{L−1}` leaves normal range: the others are checked
+/// `x^{L−1}` is 0 or not finite: the others are checked
 /// against the range of `Ã_Sᵀ` for the columns S still nonzero (a projector rebuilt when S
 /// shrinks), instead of skipping the rest of the run. The flow's drift (the continuous
 /// Lemma 3.7's measure, `Lemma37Invariant`) is reported alongside.
@@ -146,7 +146,7 @@ public final class DiscreteKernelStep: Check {
             hasPrevious = true
             return .proceed
         }
-        // x_k^{L−1}, and the columns where it is a normal nonzero number: a weight at 0 (at
+        // x_k^{L−1}, and the columns where it is nonzero and finite: a weight at 0 (at
         // L ≥ 2 it stays 0) or one whose power underflows (5e-324 at L = 3) has no w there.
         var allLive = true
         for i in 0..<n {
@@ -203,7 +203,7 @@ public final class DiscreteKernelStep: Check {
         let tol = rule.discreteIdentityTolerance(steps: context.stepNumber, depth: context.depth)
         let drift = flowDrift.report()
         let zeros = support.map { "; from t = \(JSON.format(restrictedSince)) on, weights at 0 or with x^(L−1) out of range (\(context.weightCount - $0.count) at the end) were left out (the kernel of the remaining columns)" } ?? ""
-        let skipped = unchecked > 0 ? "; \(unchecked) step(s) not checked (no weight with x_k^(L−1) in normal range, or no projector)" : ""
+        let skipped = unchecked > 0 ? "; \(unchecked) step(s) not checked (no weight with x_k^(L−1) nonzero and finite, or no projector)" : ""
         // No step checked (every weight at 0 or with x^{L−1} out of range): no verdict.
         var r = CheckReport(name: name, maxViolation: worst.value, tolerance: tol, passed: worst.value <= tol,
                             tWorst: worst.t,

@@ -986,7 +986,7 @@ public enum LimitPredictor {
                var out = keepingBest(ws, { () -> GFLimitPrediction? in
                    var zero: [Double]? = [Double](repeating: 0, count: m)
                    guard let r = try? power(A: A, y: y, depth: L, logX0: shifted.map { Foundation.log($0) / Double(2 - L) },
-                                            warmStart: &zero, workspace: ws, rebased: true) else { return nil }
+                                            warmStart: &zero, workspace: ws, rebased: true, newtonOnly: newtonOnly) else { return nil }
                    return r.method == "dual-newton" && r.kktResidual < rel ? r : nil
                }) {
                 out.lambda = zip(start, out.lambda).map { $0 + $1 }
