@@ -177,7 +177,7 @@ struct BadInputTests {
         let b = try CLI.run(["bench", "--only", "nosuch"])
         #expect(b.code == 2 && b.stderr.contains("--only") && b.stderr.contains("gf2-alpha0.1"), "\(b.stderr)")
         // Parts this run would not take either (a reviewer's round): large cases under --quick, 10000 without --huge.
-        for args in [["--quick", "--only", "large"], ["--only", "10000"]] {
+        for args in [["--quick", "--only", "large"], ["--only", "10000"], ["--quick", "--only", ""]] {
             let q = try CLI.run(["bench"] + args)
             #expect(q.code == 2 && q.stderr.contains("matches no part of this run"), "\(args): \(q.stderr)")
         }
