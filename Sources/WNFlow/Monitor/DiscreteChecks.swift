@@ -159,9 +159,21 @@ public final class DiscreteKernelStep: Check {
         if allLive {
             projector = context.projector
         } else {
-            live = (0..<n).filter { powers[$0] != 0 && powers[$0].isFinite }
+            // The same columns as last time (the usual case: a weight at 0 stays there) need no
+            // new list: compared in place, without allocating.
+            var same = false
+            if let s = support {
+                same = true
+                var k = 0
+                for i in 0..<n where powers[i] != 0 && powers[i].isFinite {
+                    if k >= s.count || s[k] != i { same = false; break }
+                    k += 1
+                }
+                if k != s.count { same = false }
+            }
+            live = same ? support! : (0..<n).filter { powers[$0] != 0 && powers[$0].isFinite }
             guard !live.isEmpty else { unchecked += 1; return .proceed }
-            if support != live {
+            if !same {
                 if support == nil { restrictedSince = step.t }
                 support = live
                 restricted = try? KernelProjector(selectColumns(context.problem.matrix, live))
