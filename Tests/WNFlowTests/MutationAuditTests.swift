@@ -229,6 +229,13 @@ struct AuditStop32Tests {
             let d = ($0 as? ConfigError)?.description ?? ""
             return d.contains("config.integrator.method") && d.contains("M × M")
         }
+        // bdf and rosenbrock keep a Woodbury capacitance of (M + 32)² entries.
+        for method in ["bdf", "rosenbrock"] {
+            #expect { try SimulationConfig.parse(cfg.replacingOccurrences(of: "\"dual\"", with: "\"\(method)\"")) } throws: {
+                let d = ($0 as? ConfigError)?.description ?? ""
+                return d.contains("config.integrator.method") && d.contains("Woodbury")
+            }
+        }
     }
 
     private func row(_ flow: String, _ L: Int, _ d: String, _ i: Int, _ e: Double, _ status: String) throws -> FigureRow {

@@ -367,11 +367,17 @@ extension SimulationConfig {
                     }
                     try MemoryBudget.require(MemoryBudget.squares(problem.m, count: 4), field: it.field("method"),
                                              what: "dual with M = \(problem.m) coordinates (dense M × M Jacobian and factors)",
-                                             fix: "use auto (weight space when M > N) or bdf")
+                                             fix: "use auto (weight space where M × M work does not fit) or msbdf")
                     // x^{2−L} = x₀^{2−L} + Aᵀλ is integrated from x₀ ≥ 0 only (was exit 3 at t = 0).
                     if model.depth >= 3, let j = config.x0.firstIndex(where: { $0 < 0 }) {
                         throw ConfigError(it.field("method"), "dual at depth \(model.depth) needs x₀ ≥ 0 (init.x0 entry \(j) is \(JSON.format(config.x0[j]))); use auto or bdf")
                     }
+                }
+                // WNFlow's bdf and rosenbrock solve with Woodbury: an (M + 32)² capacitance.
+                if m == .bdf || m == .rosenbrock {
+                    try MemoryBudget.require(MemoryBudget.squares(problem.m + 32, count: 2), field: it.field("method"),
+                                             what: "\(name) with M = \(problem.m) rows (its Woodbury solves keep (M + 32) × (M + 32) matrices)",
+                                             fix: "use auto or msbdf")
                 }
                 config.integrator.method = m
                 if model.flow.isDiscrete && m != .auto {
