@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         // A filter that selects nothing ran nothing and exited 0 with an empty table.
         // The parts this run would take (--quick has no large cases, and 10000 × 2000 needs --huge).
-        let parts = BenchSuite.stiffCases.map(\.name) + ["explicit", "monitor", "ensemble", "predict"]
-            + (quick ? [] : BenchSuite.largeCases.map(\.name).filter { huge || !$0.contains("10000") })
+        let largeCases = quick ? [] : BenchSuite.largeCases.filter { huge || !$0.name.contains("10000") }
+        let parts = BenchSuite.stiffCases.map(\.name) + ["explicit", "monitor", "ensemble", "predict"] + largeCases.map(\.name)
         if let only, only.isEmpty || !parts.contains(where: { $0.contains(only) }) {
             throw ConfigError("--only", "'\(only)' matches no part of this run; give text from one of: \(parts.joined(separator: ", "))\(quick ? " (--quick has no large cases)" : huge ? "" : " (the 10000 × 2000 case needs --huge)")")
         }
@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
         if !quick {
             // auto (dual coordinates) and, for GF, the weight-space bdf (for WN
             // the weight-space alternative, msbdf, takes minutes: Benchmarks/HISTORY.md).
-            for c in BenchSuite.largeCases where (huge || !c.name.contains("10000")) && selected(c.name) {
+            for c in largeCases where selected(c.name) {
                 let gf = try SimulationConfig.parse(c.config).model.flow == .gf
                 for m in gf ? [nil, Method.bdf] : [nil] {
                     show(try BenchSuite.run(name: c.name, config: c.config, method: m, repeats: 1))

@@ -38,11 +38,13 @@ struct PlotCommand: ParsableCommand {
         }
         // η_g and η_v as recorded: positive numbers, or the log ρ(t) drawn from them is garbage
         // (eta_g -1, "abc" or [1] were accepted silently).
+        var recorded: [String: Double] = [:]
         for key in ["eta_g", "eta_v"] {
             guard let v = result[key] else { continue }
             guard case let .number(e) = v, e > 0, e.isFinite else {
                 throw ConfigError("result.json.\(key)", "expected a positive number, got \(v); rerun wnflow simulate")
             }
+            recorded[key] = e
         }
         let traj = try TrajectoryTable.parse(String(decoding: tdata, as: UTF8.self))
         guard !traj.plottableRows.isEmpty else {
@@ -58,12 +60,11 @@ struct PlotCommand: ParsableCommand {
             info.depth = Int(d)
         }
         if case let .bool(s)? = result["signed"] { info.signed = s }
-        var recordedEtaV: Double? = nil
-        if case let .number(e)? = result["eta_g"] { info.etaG = e }
-        if case let .number(e)? = result["eta_v"] { info.etaV = e; recordedEtaV = e }
+        info.etaG = recorded["eta_g"]
+        if let e = recorded["eta_v"] { info.etaV = e }
         // The flags fill in what an older result.json lacks; they never override what the run
         // recorded (a different --eta-g drew log ρ(t) for another flow, off by 8.25, silently).
-        for (name, given, recorded) in [("--eta-g", etaG, info.etaG), ("--eta-v", etaV, recordedEtaV)] {
+        for (name, given, recorded) in [("--eta-g", etaG, recorded["eta_g"]), ("--eta-v", etaV, recorded["eta_v"])] {
             if let given, let recorded, given != recorded {
                 throw ConfigError(name, "is \(JSON.format(given)) but result.json records \(JSON.format(recorded)) for this run; drop the flag (it is only for folders that do not record it)")
             }

@@ -88,12 +88,17 @@ public struct FigureReport: Sendable {
         return t + "EOD\n"
     }
 
+    /// The gnuplot label "k/n not conv." at (x, y).
+    static func notConvergedLabel(_ k: Int, of n: Int, x: Double, y: Double) -> String {
+        "set label \"\(k)/\(n) not conv.\" at \(JSON.format(x)),\(JSON.format(y)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+    }
+
     /// Labels "k/n not conv." at the points of `series` that include runs which did not converge.
     static func notConvergedLabels(_ series: [Series]) -> String {
         var t = ""
         for se in series {
             for p in se.points where p.notConverged > 0 && p.mean > 0 {
-                t += "set label \"\(p.notConverged)/\(p.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+                t += notConvergedLabel(p.notConverged, of: p.count, x: p.x, y: p.mean)
             }
         }
         return t
@@ -161,7 +166,7 @@ public struct FigureReport: Sendable {
                         gains += "\(JSON.format(p.x)) \(JSON.format(p.mean / w.mean))\n"
                         let nc = p.notConverged + w.notConverged
                         if nc > 0 && p.mean > 0 {
-                            gainLabels += "set label \"\(nc)/\(p.count + w.count) not conv.\" at \(JSON.format(p.x)),\(JSON.format(p.mean / w.mean)) offset 0.8,0.8 font \",9\" tc rgb \"#555555\"\n"
+                            gainLabels += FigureReport.notConvergedLabel(nc, of: p.count + w.count, x: p.x, y: p.mean / w.mean)
                         }
                     }
                 }

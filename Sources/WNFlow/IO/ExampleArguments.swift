@@ -46,8 +46,7 @@ public struct ExampleArguments: Sendable, Equatable {
         do {
             args = try parse(usage: usage, acceptsFolder: acceptsFolder)
         } catch {
-            FileHandle.standardError.write(Data("\(error.description)\n".utf8))
-            exit(2)
+            fail(error.description)
         }
         if args.help {
             print("usage: \(usage)")
@@ -69,7 +68,7 @@ public struct ExampleArguments: Sendable, Equatable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             return (path, nil)
         } catch {
-            return (nil, "error: OUT_DIR '\(path)' cannot be created (\(error.localizedDescription)); give a writable folder")
+            return (nil, "error: OUT_DIR '\(path)' cannot be created (\(ConfigError.fileReason(error))); give a writable folder")
         }
     }
 
@@ -77,10 +76,7 @@ public struct ExampleArguments: Sendable, Equatable {
     /// (it used to be a trap after the whole run).
     public static func folderOrExit(_ path: String) -> String {
         let (ok, error) = preparedFolder(path)
-        guard let ok else {
-            FileHandle.standardError.write(Data("\(error ?? "error: OUT_DIR unusable")\n".utf8))
-            exit(2)
-        }
+        guard let ok else { fail(error ?? "error: OUT_DIR unusable") }
         return ok
     }
 
@@ -89,9 +85,13 @@ public struct ExampleArguments: Sendable, Equatable {
     /// for such errors, not a trap.
     public static func orExit<T>(_ what: String, _ body: () throws -> T) -> T {
         do { return try body() } catch {
-            let line = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
-            FileHandle.standardError.write(Data("error: \(what): \(line)\n".utf8))
-            exit(2)
+            fail("error: \(what): " + ConfigError.oneLine("\(error)"))
         }
+    }
+
+    /// `line` on stderr, then exit code 2 (the CLI's code for bad input).
+    private static func fail(_ line: String) -> Never {
+        FileHandle.standardError.write(Data("\(line)\n".utf8))
+        exit(2)
     }
 }

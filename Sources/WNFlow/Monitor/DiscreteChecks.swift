@@ -21,6 +21,13 @@ public enum DiscreteRuns {
         "bound-weighted-l1-gap", "bound-log-rho",
     ]
 
+    /// `reports` with the flow statements of a discrete run of step `step` as measurements
+    /// (unchanged for a flow: `step` nil).
+    public static func measured(_ reports: [CheckReport], flow: FlowKind, step: Double?) -> [CheckReport] {
+        guard let step else { return reports }
+        return reports.map { flowStatements.contains($0.name) ? measured($0, flow: flow, step: step) : $0 }
+    }
+
     /// `report` as a measurement of the discretization (its drift is `value`).
     public static func measured(_ report: CheckReport, flow: FlowKind, step: Double) -> CheckReport {
         guard !report.isMeasurement else { return report }

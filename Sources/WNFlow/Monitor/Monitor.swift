@@ -140,14 +140,11 @@ public final class Monitor {
 
     /// Every check's verdict.
     public func reports() -> [CheckReport] {
-        checks.map { check in
+        DiscreteRuns.measured(checks.map { check in
             var r = check.report()
             r.byConstruction = byConstruction.contains(r.name)
-            if let discreteStep, DiscreteRuns.flowStatements.contains(r.name) {
-                r = DiscreteRuns.measured(r, flow: flowKind, step: discreteStep)
-            }
             return r
-        }
+        }, flow: flowKind, step: discreteStep)
     }
 }
 

@@ -35,12 +35,8 @@ public struct Verification {
         }
         result.monitor += extraChecks(config, result)
         // A discrete run against the flow's limit and theorems: measurements (`DiscreteRuns`).
-        if config.model.flow.isDiscrete {
-            let step = monitor?.discreteStep ?? config.model.step ?? 0.01
-            result.monitor = result.monitor.map {
-                DiscreteRuns.flowStatements.contains($0.name) ? DiscreteRuns.measured($0, flow: config.model.flow, step: step) : $0
-            }
-        }
+        result.monitor = DiscreteRuns.measured(result.monitor, flow: config.model.flow,
+                                               step: config.model.flow.isDiscrete ? config.model.step : nil)
         result.warnings += predictionWarnings(config)
         if let hint = driftHint(result.monitor) { result.warnings.append(hint) }
         return Verification(config: config, result: result, skipped: monitor?.skipped ?? [])

@@ -225,17 +225,21 @@ public enum MemoryBudget {
     /// (reading /proc/meminfo took 50 µs, a third of a small `predict --limit-only`).
     public static func require(_ bytes: Double, field: String, what: String, fix: String,
                                available: @autoclosure () -> Double? = MemoryBudget.available) throws {
-        guard bytes >= 1e8, let free = available(), bytes > free else { return }
-        func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
+        guard bytes >= uncheckedBelow, let free = available(), bytes > free else { return }
         throw ConfigError(field, "\(what) needs about \(gb(bytes)), more than the \(gb(free)) this machine has available; \(fix)")
     }
 
-    /// Whether `bytes` of dense work fit: needs under 100 MB always do (no read of
+    /// Whether `bytes` of dense work fit: needs under `uncheckedBelow` always do (no read of
     /// /proc/meminfo), others when `available` holds them or is unknown.
     public static func fits(_ bytes: Double, available: @autoclosure () -> Double? = MemoryBudget.available) -> Bool {
-        guard bytes >= 1e8, let free = available() else { return true }
+        guard bytes >= uncheckedBelow, let free = available() else { return true }
         return bytes <= free
     }
+
+    /// Dense needs below 100 MB are not checked (reading /proc/meminfo costs 50 µs).
+    static let uncheckedBelow = 1e8
+
+    private static func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
 
     /// Bytes of `count` dense M × M double matrices.
     public static func squares(_ m: Int, count: Int) -> Double { Double(count) * 8 * Double(m) * Double(m) }
